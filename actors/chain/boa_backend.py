@@ -1,0 +1,154 @@
+"""The embedded chain: titanoboa's in-process EVM.
+
+No server, instant blocks. Used by the demo, the tests and the console. Every transaction goes
+through `transact`, which keeps the decoded events in a log of its own, so `events()` can answer
+like a node's `eth_getLogs`. Its gas figures come from py-evm with warm storage between calls:
+use them for logic, never for gas claims (those come from anvil receipts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boa
+from boa.contracts.base_evm_contract import BoaError
+from boa.contracts.vyper.vyper_contract import VyperContract, VyperDeployer
+
+from actors.chain.base import Event, Receipt, TransactionReverted, normalise
+
+
+@cache
+def _deployer(source: Path, mtime_ns: int) -> VyperDeployer:
+    # keyed by mtime so an edited source recompiles within one process
+    return boa.load_partial(str(source))
+
+
+def deployer_for(source: Path) -> VyperDeployer:
+    """Compile `source` once per process (and again only if the file changed)."""
+    source = source.resolve()
+    return _deployer(source, source.stat().st_mtime_ns)
+
+
+def revert_reason(error: BoaError) -> str:
+    """The revert string of a failed boa call ("module: rule"), or the VM error."""
+    frame = error.stack_trace.last_frame if error.stack_trace else None
+    reason = getattr(frame, "pretty_vm_reason", None)
+    return str(reason) if reason else str(error).splitlines()[0]
+
+
+class BoaChain:
+    """The embedded titanoboa chain. One instance wraps one `boa.Env`."""
+
+    name = "boa"
+
+    def __init__(self, env: boa.Env | None = None) -> None:
+        self.env = env or boa.env
+        self._contracts: dict[str, VyperContract] = {}
+        self._log: list[Event] = []
+        self._tx_count = 0
+
+    # accounts and contracts
+
+    def new_account(self, funds_wei: int) -> str:
+        address = str(self.env.generate_address())
+        self.env.set_balance(address, funds_wei)
+        return address
+
+    def deploy(self, source: Path, args: Sequence[Any], sender: str) -> str:
+        with boa.swap_env(self.env):
+            contract = deployer_for(source).deploy(*args, sender=sender)
+        address = str(contract.address)
+        self._contracts[address] = contract
+        return address
+
+    def attach(self, source: Path, address: str) -> None:
+        with boa.swap_env(self.env):
+            self._contracts[str(address)] = deployer_for(source).at(address)
+
+    def contract(self, address: str) -> VyperContract:
+        """The boa contract object (for the console)."""
+        return self._contracts[str(address)]
+
+    # transactions and reads
+
+    def transact(
+        self, address: str, function: str, args: Sequence[Any], sender: str, value: int = 0
+    ) -> Receipt:
+        contract = self._contracts[str(address)]
+        started = time.perf_counter()
+        try:
+            getattr(contract, function)(*args, sender=sender, value=value)
+        except BoaError as error:
+            raise TransactionReverted(function, revert_reason(error)) from None
+        computation = contract._computation
+        self._tx_count += 1
+        tx_hash = f"boa-{self._tx_count}"
+        block = self.env.evm.patch.block_number
+        events = tuple(
+            self._record(entry, block, tx_hash) for entry in contract.get_logs(computation)
+        )
+        receipt = Receipt(
+            function=function,
+            tx_hash=tx_hash,
+            gas_used=computation.get_gas_used(),
+            block=block,
+            timestamp=self.env.evm.patch.timestamp,
+            seconds=time.perf_counter() - started,
+            events=events,
+        )
+        # one transaction per block, like a node with automine
+        self.env.evm.patch.block_number += 1
+        return receipt
+
+    def _record(self, entry: Any, block: int, tx_hash: str) -> Event:
+        fields = entry._asdict()
+        fields.pop("address", None)
+        event = Event(
+            name=type(entry).__name__,
+            args={key: normalise(value) for key, value in fields.items()},
+            block=block,
+            log_index=len(self._log),
+            tx_hash=tx_hash,
+        )
+        self._log.append(event)
+        return event
+
+    def call(self, address: str, function: str, args: Sequence[Any] = ()) -> Any:
+        contract = self._contracts[str(address)]
+        try:
+            return normalise(getattr(contract, function)(*args))
+        except BoaError as error:
+            raise TransactionReverted(function, revert_reason(error)) from None
+
+    def events(
+        self, address: str, name: str, from_block: int = 0, filters: Mapping[str, Any] | None = None
+    ) -> list[Event]:
+        wanted = {key: normalise(value) for key, value in (filters or {}).items()}
+        return [
+            event
+            for event in self._log
+            if event.name == name
+            and event.block >= from_block
+            and all(event.args.get(key) == value for key, value in wanted.items())
+        ]
+
+    def balance(self, address: str) -> int:
+        return self.env.get_balance(address)
+
+    # time
+
+    def timestamp(self) -> int:
+        return self.env.evm.patch.timestamp
+
+    def advance_time(self, seconds: int) -> None:
+        self.env.time_travel(seconds=seconds, block_delta=max(1, seconds))
+
+    def block_number(self) -> int:
+        return self.env.evm.patch.block_number
+
+    def close(self) -> None:
+        self._contracts.clear()
