@@ -2,7 +2,7 @@
 
 import os
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 
 settings.register_profile(
     "ci",
@@ -22,6 +22,6 @@ settings.register_profile(
     max_examples=20,
     deadline=None,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    verbosity=2,
+    verbosity=Verbosity.verbose,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
