@@ -1,0 +1,49 @@
+"""Numbers shared with the market contract and between the protocol modules.
+
+This module owns the constants of ``docs/interfaces.md`` §1 and §7 (secret kinds, phases, DO
+statuses, group results) and the size limits both sides enforce. The values must stay equal to
+the contract's; a differential test against ``contracts/DataMarket.vy`` keeps them honest.
+"""
+
+from typing import Final
+
+# Secret kinds (§1): which of a dealer's two secrets a Shamir share belongs to.
+KIND_SELF_SEED: Final = 0
+KIND_MASK_KEY: Final = 1
+SECRET_KINDS: Final = (KIND_SELF_SEED, KIND_MASK_KEY)
+
+# Task phases, as returned by ``task_phase(task)`` (§7).
+PHASE_NONE: Final = 0
+PHASE_REGISTER: Final = 1
+PHASE_SHARE: Final = 2
+PHASE_SUBMIT: Final = 3
+PHASE_UNMASK: Final = 4
+PHASE_ROUND_DONE: Final = 5
+PHASE_ENDED: Final = 6
+PHASE_CANCELLED: Final = 7
+
+# A DO's status in one round, as returned by ``do_status(task, round, do)`` (§7).
+STATUS_NONE: Final = 0
+STATUS_COMMITTED: Final = 1
+STATUS_SUBMITTED: Final = 2
+STATUS_UNMASKED: Final = 3
+
+# A group's result in one round, as returned by ``group_result(task, round, group)`` (§7).
+GROUP_PENDING: Final = 0
+GROUP_FINALIZED: Final = 1
+GROUP_FAILED: Final = 2
+
+# Size limits (§3, §4, §7).
+MAX_CHUNK_WORDS: Final = 4096
+MAX_MODEL_CHUNK: Final = 65536
+MAX_PROOF: Final = 8
+SECRET_BYTES: Final = 32
+
+# A dealer commits 2 leaves per member, and a proof has at most MAX_PROOF siblings, so a
+# commitment tree holds at most 2**MAX_PROOF leaves: at most 128 members per group.
+MAX_GROUP_SIZE: Final = 2**MAX_PROOF // 2
+
+# Widths of the on-chain types the protocol hashes or packs.
+WORD_BITS: Final = 256
+ADDRESS_BITS: Final = 160
+LANE_BITS_CHOICES: Final = (16, 32)
