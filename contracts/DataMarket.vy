@@ -1,0 +1,385 @@
+# pragma version ~=0.4.3
+"""
+@title OmniLytics data market
+@notice A model owner escrows the reward of a federated-learning task; data owners register,
+        commit to Shamir shares of their masks, post masked updates, and reveal shares so that
+        each group's aggregate becomes computable in the very transaction that credits the
+        group's submitters. One deployment serves any number of concurrent tasks.
+@dev Thin composition: each module owns one concern and its state; the entry points here check
+     the phase, the caller and the inputs through the modules, then move state in one order:
+     rounds (phase, statuses), commitments (digests, roots), escrow (value). Phase and status
+     numbers, byte formats and events are documented in docs/interfaces.md §7–§8.
+"""
+
+# @dev value: escrow, credits, bonds, withdrawals
+from .modules import escrow
+initializes: escrow
+
+# @dev who takes part: registration, channel keys, endpoints, groups
+from .modules import registry
+initializes: registry
+
+# @dev when: task config, phases, deadlines, statuses, submissions, group results
+from .modules import rounds
+initializes: rounds
+
+# @dev what was promised: model digests, mask keys, share roots, share checks
+from .modules import commitments
+initializes: commitments
+
+exports: (
+    escrow.withdraw,
+    escrow.credits,
+    escrow.escrow_remaining,
+    escrow.bond_of,
+    registry.members,
+    registry.member_count,
+    registry.is_registered,
+    registry.channel_key,
+    registry.endpoint,
+    registry.group_count,
+    registry.group_of,
+    registry.group_members,
+    registry.position_of,
+    registry.group_seed,
+    rounds.task_count,
+    rounds.task_config,
+    rounds.task_owner,
+    rounds.task_phase,
+    rounds.deadline,
+    rounds.current_round,
+    rounds.rounds_opened,
+    rounds.round_model_hash,
+    rounds.do_status,
+    rounds.commits_made,
+    rounds.update_digest,
+    rounds.chunk_count,
+    rounds.words_received,
+    rounds.update_words,
+    rounds.group_committed,
+    rounds.group_submitted,
+    rounds.unmask_count,
+    rounds.group_result,
+    rounds.round_committed,
+    rounds.round_submitted,
+    rounds.round_pending,
+    commitments.model_digest,
+    commitments.model_chunks,
+    commitments.mask_pk,
+    commitments.shares_root,
+)
+
+# @dev Escrow returned to a model owner: a cancelled task's refund, or a reclaim.
+event EscrowReturned:
+    task: indexed(uint256)
+    owner: indexed(address)
+    amount: uint256
+
+# @dev A group's `t`-th unmask message credited each of its submitters `reward` in this transaction.
+event GroupPaid:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    group: indexed(uint256)
+    submitters: uint256
+    reward: uint256
+
+
+@external
+@payable
+@nonreentrant
+def create_task(config: rounds.TaskConfig) -> uint256:
+    """
+    @notice Create a task and escrow its whole reward, `reward_per_do * max_dos * rounds`.
+    @dev ETH tasks send exactly that as `msg.value`; ERC-20 tasks send no ETH and approve the
+         market for the amount, which is pulled with transferFrom.
+    @param config The task's configuration (docs/interfaces.md §7).
+    @return The new task id (from 1).
+    """
+    if config.token != empty(address):
+        assert config.token.is_contract, "escrow: token is not a contract"
+    task: uint256 = rounds._create(msg.sender, config)
+    escrow._deposit(task, config.token, msg.sender, config.reward_per_do * config.max_dos * config.rounds, msg.value)
+    return task
+
+
+@external
+def publish_model(task: uint256, round: uint256, data: Bytes[commitments.MAX_MODEL_CHUNK]):
+    """
+    @notice Publish the next chunk of a round's public model bytes (they live only in the
+            `ModelChunk` event; their running digest is kept).
+    @dev Round 0 during REGISTER; round r > 0 between rounds, while r - 1 is resolved and r is not
+         yet open. The round starts only if this digest equals the model hash given for it.
+    @param task The task.
+    @param round The round whose model this is.
+    @param data The chunk, 1 to MAX_MODEL_CHUNK bytes.
+    """
+    rounds._expect_owner(task, msg.sender)
+    if round == 0:
+        rounds._expect(task, 0, rounds.PHASE_REGISTER)
+    else:
+        rounds._expect_next(task, round)
+    commitments._publish(task, round, data)
+
+
+@external
+@payable
+@nonreentrant
+def register(task: uint256, channel_pk: bytes32, endpoint: String[registry.MAX_ENDPOINT]):
+    """
+    @notice Join a task as a data owner, posting its bond (ETH as `msg.value`, or a token
+            approved to the market).
+    @dev Open during REGISTER until its deadline or until `max_dos` data owners are in.
+    @param task The task.
+    @param channel_pk The static public key of the caller's authenticated peer channel.
+    @param endpoint Where the caller's peer channel listens.
+    """
+    rounds._expect(task, 0, rounds.PHASE_REGISTER)
+    assert msg.sender != rounds.task_owner[task], "registry: owner cannot register"
+    config: rounds.TaskConfig = rounds.task_config[task]
+    registry._register(task, msg.sender, channel_pk, endpoint, config.max_dos)
+    escrow._post_bond(task, config.token, msg.sender, config.bond, msg.value)
+
+
+@external
+def advance(task: uint256):
+    """
+    @notice Move a task to its next phase; anyone may call, after the phase's deadline or as soon
+            as the phase is complete.
+    @dev REGISTER closes early when `max_dos` registered and the round-0 model is published; it
+         cancels the task (refunding the model owner) below `min_dos` or without that model,
+         and otherwise draws the groups and opens round 0. SHARE closes early when every member
+         committed, SUBMIT when every committer submitted. UNMASK closes at its deadline (or as
+         soon as its last group finalizes, inside `unmask`). ROUND_DONE ends the task when the
+         model owner let its window to open the next round pass.
+    @param task The task.
+    """
+    phase: uint256 = rounds.task_phase[task]
+    assert phase != rounds.PHASE_NONE, "rounds: no such task"
+    assert phase != rounds.PHASE_ENDED and phase != rounds.PHASE_CANCELLED, "rounds: task over"
+    over: bool = block.timestamp >= rounds.deadline[task]
+    round: uint256 = rounds.current_round[task]
+    config: rounds.TaskConfig = rounds.task_config[task]
+    if phase == rounds.PHASE_REGISTER:
+        members: uint256 = registry._count(task)
+        published: bool = commitments.model_digest[task][0] == config.model_hash
+        assert over or (members == config.max_dos and published), "rounds: phase not over"
+        if members < config.min_dos or not published:
+            rounds._cancel(task, members, published)
+            self._return_escrow(task, config.token, escrow.escrow_remaining[task])
+            return
+        registry._fix_groups(task, config.group_size)
+        rounds._open(task, 0, config.model_hash)
+    elif phase == rounds.PHASE_SHARE:
+        assert over or rounds.round_committed[task][round] == registry._count(task), "rounds: phase not over"
+        rounds._enter(task, round, rounds.PHASE_SUBMIT, config.submit_duration)
+    elif phase == rounds.PHASE_SUBMIT:
+        assert over or rounds.round_submitted[task][round] == rounds.round_committed[task][round], "rounds: phase not over"
+        rounds._close_submit(task, round, registry.group_count[task])
+    elif phase == rounds.PHASE_UNMASK:
+        assert over, "rounds: phase not over"
+        rounds._close_unmask(task, round, registry.group_count[task])
+    else:
+        assert over, "rounds: phase not over"
+        rounds._enter(task, round, rounds.PHASE_ENDED, 0)
+
+
+@external
+def commit_shares(task: uint256, round: uint256, mask_pk: bytes32, shares_root: bytes32):
+    """
+    @notice Post the caller's fresh X25519 mask public key for the round and the Merkle root over
+            the Shamir shares it dealt to its group (docs/interfaces.md §4).
+    @param task The task.
+    @param round The current round.
+    @param mask_pk The round's mask public key.
+    @param shares_root The root over one leaf per (holder, secret kind).
+    """
+    rounds._expect(task, round, rounds.PHASE_SHARE)
+    assert registry._is_member(task, msg.sender), "registry: not a member"
+    group: uint256 = registry.group_of[task][msg.sender]
+    rounds._commit(task, round, msg.sender, group)
+    commitments._commit(task, round, msg.sender, group, mask_pk, shares_root)
+
+
+@external
+def submit(task: uint256, round: uint256, chunk_index: uint256, words: DynArray[uint256, rounds.MAX_CHUNK_WORDS]):
+    """
+    @notice Post the next chunk of the caller's masked update (lanes packed per
+            docs/interfaces.md §2); the caller counts as submitted once all `W` words are in.
+    @dev The words are emitted in `UpdateChunk`, not stored; storage keeps the running digest.
+    @param task The task.
+    @param round The current round.
+    @param chunk_index Number of chunks the caller already submitted this round.
+    @param words The chunk's words, at least one.
+    """
+    rounds._expect(task, round, rounds.PHASE_SUBMIT)
+    rounds._submit_chunk(task, round, msg.sender, registry.group_of[task][msg.sender], chunk_index, words)
+
+
+@external
+def unmask(task: uint256, round: uint256, reveals: DynArray[commitments.Reveal, registry.MAX_GROUP]):
+    """
+    @notice Reveal, as a submitter, one share per group member that committed this round, in
+            member-list order: of the self-mask seed of a member that submitted, of the mask key
+            of a member that did not. The group's `t`-th accepted message credits every
+            submitter of the group `reward_per_do`.
+    @param task The task.
+    @param round The current round.
+    @param reveals The shares with their proofs (docs/interfaces.md §5).
+    """
+    rounds._expect(task, round, rounds.PHASE_UNMASK)
+    group: uint256 = registry.group_of[task][msg.sender]
+    finalizes: bool = rounds._unmask(task, round, msg.sender, group)
+    members: DynArray[address, registry.MAX_GROUP] = registry._group(task, group)
+    k: uint256 = 0
+    for dealer: address in members:
+        status: uint256 = rounds.do_status[task][round][dealer]
+        if status == rounds.STATUS_NONE:
+            continue
+        kind: uint256 = commitments.KIND_MASK_KEY
+        if status >= rounds.STATUS_SUBMITTED:
+            kind = commitments.KIND_SELF_SEED
+        assert k < len(reveals), "commitments: missing reveal"
+        commitments._check_reveal(task, round, msg.sender, dealer, kind, reveals[k])
+        k += 1
+    assert k == len(reveals), "commitments: extra reveal"
+    if not finalizes:
+        return
+    config: rounds.TaskConfig = rounds.task_config[task]
+    paid: uint256 = 0
+    for member: address in members:
+        if rounds.do_status[task][round][member] >= rounds.STATUS_SUBMITTED:
+            escrow._pay(task, config.token, member, config.reward_per_do)
+            paid += 1
+    log GroupPaid(task=task, round=round, group=group, submitters=paid, reward=config.reward_per_do)
+    rounds._finalize_group(task, round, group)
+
+
+@external
+def open_round(task: uint256, round: uint256, model_hash: bytes32):
+    """
+    @notice Start the next round on a new public model (model owner, between rounds).
+    @param task The task.
+    @param round The round to open, the current one plus one.
+    @param model_hash The digest of the round's published model bytes.
+    """
+    rounds._expect_owner(task, msg.sender)
+    rounds._expect_next(task, round)
+    assert model_hash != empty(bytes32), "commitments: empty model hash"
+    assert commitments.model_digest[task][round] == model_hash, "commitments: model hash mismatch"
+    rounds._open(task, round, model_hash)
+
+
+@external
+def end_task(task: uint256):
+    """
+    @notice End the task between rounds instead of opening the next one (model owner).
+    @dev The unopened rounds' escrow becomes reclaimable and every bond releasable.
+    @param task The task.
+    """
+    rounds._expect_owner(task, msg.sender)
+    rounds._expect(task, rounds.current_round[task], rounds.PHASE_ROUND_DONE)
+    rounds._enter(task, rounds.current_round[task], rounds.PHASE_ENDED, 0)
+
+
+@external
+@nonreentrant
+def reclaim(task: uint256) -> uint256:
+    """
+    @notice Credit the model owner the escrow no data owner can be owed any more: empty slots,
+            failed groups, failed and unopened rounds.
+    @dev Only between rounds, or once the task is over; while a round is past REGISTER and
+         unresolved nothing can be reclaimed. Between rounds the escrow of the rounds still to
+         come stays locked.
+    @param task The task.
+    @return The amount credited to the model owner (withdraw it with `withdraw`).
+    """
+    rounds._expect_owner(task, msg.sender)
+    amount: uint256 = self._reclaimable(task)
+    assert amount > 0, "escrow: nothing to reclaim"
+    self._return_escrow(task, rounds.task_config[task].token, amount)
+    return amount
+
+
+@external
+@nonreentrant
+def release_bond(task: uint256, do: address):
+    """
+    @notice Release a data owner's bond once the task is over; anyone may call.
+    @dev The bond goes back to the data owner, unless it was in a round's group (every member is
+         in every opened round) and never committed shares in that round: then it goes to the
+         model owner, whose escrowed slot it took.
+    @param task The task.
+    @param do The data owner.
+    """
+    phase: uint256 = rounds.task_phase[task]
+    assert phase == rounds.PHASE_ENDED or phase == rounds.PHASE_CANCELLED, "escrow: task not over"
+    to: address = do
+    if self._bond_forfeited(task, do):
+        to = rounds.task_owner[task]
+    escrow._release_bond(task, rounds.task_config[task].token, do, to)
+
+
+@view
+@external
+def task_phase_of(task: uint256) -> (uint256, uint256, uint256):
+    """
+    @notice The phase, the current round and the current phase's deadline of a task, at once.
+    """
+    return rounds.task_phase[task], rounds.current_round[task], rounds.deadline[task]
+
+
+@view
+@external
+def is_credited(task: uint256, round: uint256, do: address) -> bool:
+    """
+    @notice Whether `do` was paid for `round`: its group finalized with it as a submitter.
+    """
+    if registry.group_count[task] == 0 or not registry._is_member(task, do):
+        return False
+    group: uint256 = registry.group_of[task][do]
+    return rounds.group_result[task][round][group] == rounds.GROUP_FINALIZED and rounds.do_status[task][round][do] >= rounds.STATUS_SUBMITTED
+
+
+@view
+@external
+def reclaimable(task: uint256) -> uint256:
+    """
+    @notice Escrow the model owner could reclaim now.
+    """
+    return self._reclaimable(task)
+
+
+@view
+@external
+def bond_forfeited(task: uint256, do: address) -> bool:
+    """
+    @notice Whether `do`'s bond goes to the model owner: it skipped committing shares in a round.
+    """
+    return self._bond_forfeited(task, do)
+
+
+@view
+@internal
+def _reclaimable(task: uint256) -> uint256:
+    phase: uint256 = rounds.task_phase[task]
+    remaining: uint256 = escrow.escrow_remaining[task]
+    if phase == rounds.PHASE_ENDED or phase == rounds.PHASE_CANCELLED:
+        return remaining
+    if phase != rounds.PHASE_ROUND_DONE:
+        return 0
+    config: rounds.TaskConfig = rounds.task_config[task]
+    # @dev rounds still to come keep their full escrow; resolved rounds owe nothing any more
+    reserved: uint256 = config.reward_per_do * config.max_dos * (config.rounds - rounds.current_round[task] - 1)
+    return remaining - reserved
+
+
+@view
+@internal
+def _bond_forfeited(task: uint256, do: address) -> bool:
+    return rounds.commits_made[task][do] < rounds.rounds_opened[task]
+
+
+@internal
+def _return_escrow(task: uint256, token: address, amount: uint256):
+    escrow._pay(task, token, rounds.task_owner[task], amount)
+    log EscrowReturned(task=task, owner=rounds.task_owner[task], amount=amount)

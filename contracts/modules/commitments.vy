@@ -1,0 +1,103 @@
+# pragma version ~=0.4.3
+"""
+@title Commitments: public-model digests and Shamir share roots
+@notice Owns what parties commit to before they may rely on it: the running digest of each
+        round's public model bytes, and each data owner's round mask public key and the Merkle
+        root over the shares it dealt to its group. Checks a revealed share against its root.
+@dev Byte formats are fixed in docs/interfaces.md §4 (leaves, sorted-pair tree) and §7 (model
+     digest).
+"""
+
+# @dev Longest proof: a group of `MAX_GROUP` members has 128 leaves, a tree of depth 7.
+MAX_PROOF: constant(uint256) = 8
+# @dev Largest chunk of public-model bytes per call.
+MAX_MODEL_CHUNK: constant(uint256) = 65536
+# @dev Secret kind of the self-mask seed `b_i`.
+KIND_SELF_SEED: constant(uint256) = 0
+# @dev Secret kind of the round's X25519 mask secret key.
+KIND_MASK_KEY: constant(uint256) = 1
+
+
+# @dev One revealed share with its proof against the dealer's root (docs/interfaces.md §5).
+struct Reveal:
+    dealer: address
+    kind: uint256
+    share: bytes32
+    proof: DynArray[bytes32, MAX_PROOF]
+
+
+# @dev Running digest of a round's published public-model bytes.
+model_digest: public(HashMap[uint256, HashMap[uint256, bytes32]])
+# @dev Number of public-model chunks published for a round.
+model_chunks: public(HashMap[uint256, HashMap[uint256, uint256]])
+# @dev A data owner's X25519 mask public key for a round.
+mask_pk: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
+# @dev Merkle root over the shares a data owner dealt in a round.
+shares_root: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
+
+# @dev A chunk of a round's public model; its bytes are only in this event.
+event ModelChunk:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    index: uint256
+    data: Bytes[MAX_MODEL_CHUNK]
+
+# @dev A data owner committed to its round mask key and the shares it dealt.
+event SharesCommitted:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    data_owner: indexed(address)
+    group: uint256
+    mask_pk: bytes32
+    shares_root: bytes32
+
+# @dev A share passed its commitment check and is now public.
+event ShareRevealed:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    dealer: indexed(address)
+    holder: address
+    kind: uint256
+    share: bytes32
+
+
+@internal
+def _publish(task: uint256, round: uint256, data: Bytes[MAX_MODEL_CHUNK]):
+    """
+    @dev Fold a chunk into the round's model digest: `m_{n+1} = keccak256(m_n ‖ keccak256(data))`.
+    """
+    assert len(data) > 0, "commitments: empty model chunk"
+    index: uint256 = self.model_chunks[task][round]
+    self.model_digest[task][round] = keccak256(concat(self.model_digest[task][round], keccak256(data)))
+    self.model_chunks[task][round] = index + 1
+    log ModelChunk(task=task, round=round, index=index, data=data)
+
+
+@internal
+def _commit(task: uint256, round: uint256, data_owner: address, group: uint256, mask_pk: bytes32, shares_root: bytes32):
+    """
+    @dev Record a data owner's commitments; the caller checked phase, membership and duplicates.
+    """
+    assert mask_pk != empty(bytes32), "commitments: empty mask key"
+    assert shares_root != empty(bytes32), "commitments: empty shares root"
+    self.mask_pk[task][round][data_owner] = mask_pk
+    self.shares_root[task][round][data_owner] = shares_root
+    log SharesCommitted(task=task, round=round, data_owner=data_owner, group=group, mask_pk=mask_pk, shares_root=shares_root)
+
+
+@internal
+def _check_reveal(task: uint256, round: uint256, holder: address, dealer: address, kind: uint256, reveal: Reveal):
+    """
+    @dev Check one revealed share: the expected dealer and kind, and a proof from its leaf to the
+         dealer's root; then publish it.
+    """
+    assert reveal.dealer == dealer, "commitments: wrong dealer"
+    assert reveal.kind == kind, "commitments: wrong kind"
+    node: bytes32 = keccak256(abi_encode(task, round, dealer, holder, kind, reveal.share))
+    for sibling: bytes32 in reveal.proof:
+        if convert(node, uint256) < convert(sibling, uint256):
+            node = keccak256(concat(node, sibling))
+        else:
+            node = keccak256(concat(sibling, node))
+    assert node == self.shares_root[task][round][dealer], "commitments: bad proof"
+    log ShareRevealed(task=task, round=round, dealer=dealer, holder=holder, kind=kind, share=reveal.share)

@@ -1,0 +1,374 @@
+# pragma version ~=0.4.3
+"""
+@title Tasks, rounds and phases
+@notice Owns the life of each task: its configuration and model owner, the phase machine with
+        its deadlines, every data owner's status in every round, the masked-update submissions
+        (running digest and chunk count), and the per-group counters and results of each round.
+@dev Phase, status and group-result numbers are fixed in docs/interfaces.md §7. An action of a
+     phase is allowed while `block.timestamp < deadline`; the transition out of it is allowed from
+     `block.timestamp >= deadline` on (or earlier when the phase is complete, see DataMarket).
+"""
+
+# @dev Size limits only: the registry's state is the market's to compose.
+from . import registry
+
+# @dev Most words in one submitted chunk (128 KiB of calldata).
+MAX_CHUNK_WORDS: constant(uint256) = 4096
+# @dev Most rounds a task may ask for.
+MAX_ROUNDS: constant(uint256) = 1024
+# @dev Most model parameters (lanes) per update.
+MAX_PARAMS: constant(uint256) = 2**32
+# @dev Longest phase duration a task may ask for.
+MAX_DURATION: constant(uint256) = 365 * 86400
+
+PHASE_NONE: constant(uint256) = 0
+PHASE_REGISTER: constant(uint256) = 1
+PHASE_SHARE: constant(uint256) = 2
+PHASE_SUBMIT: constant(uint256) = 3
+PHASE_UNMASK: constant(uint256) = 4
+PHASE_ROUND_DONE: constant(uint256) = 5
+PHASE_ENDED: constant(uint256) = 6
+PHASE_CANCELLED: constant(uint256) = 7
+
+STATUS_NONE: constant(uint256) = 0
+STATUS_COMMITTED: constant(uint256) = 1
+STATUS_SUBMITTED: constant(uint256) = 2
+STATUS_UNMASKED: constant(uint256) = 3
+
+GROUP_PENDING: constant(uint256) = 0
+GROUP_FINALIZED: constant(uint256) = 1
+GROUP_FAILED: constant(uint256) = 2
+
+
+# @dev What a model owner fixes when it creates a task (docs/interfaces.md §7).
+struct TaskConfig:
+    model_hash: bytes32
+    d: uint256
+    lane_bits: uint256
+    scale_bits: uint256
+    clip_norm_micro: uint256
+    rounds: uint256
+    max_dos: uint256
+    min_dos: uint256
+    group_size: uint256
+    threshold: uint256
+    reward_per_do: uint256
+    bond: uint256
+    token: address
+    register_duration: uint256
+    share_duration: uint256
+    submit_duration: uint256
+    unmask_duration: uint256
+
+
+# @dev Number of tasks created; task ids run 1 .. task_count.
+task_count: public(uint256)
+# @dev Configuration of each task.
+task_config: public(HashMap[uint256, TaskConfig])
+# @dev Model owner of each task.
+task_owner: public(HashMap[uint256, address])
+# @dev Current phase of each task (PHASE_*).
+task_phase: public(HashMap[uint256, uint256])
+# @dev End of the current phase (for ROUND_DONE: the last moment to open the next round).
+deadline: public(HashMap[uint256, uint256])
+# @dev Round the task is in, or last resolved.
+current_round: public(HashMap[uint256, uint256])
+# @dev Rounds whose SHARE phase started: every member was in each of them.
+rounds_opened: public(HashMap[uint256, uint256])
+# @dev Public-model digest each opened round trains.
+round_model_hash: public(HashMap[uint256, HashMap[uint256, bytes32]])
+# @dev A data owner's status in a round (STATUS_*).
+do_status: public(HashMap[uint256, HashMap[uint256, HashMap[address, uint256]]])
+# @dev Rounds in which a data owner committed shares; below `rounds_opened` forfeits its bond.
+commits_made: public(HashMap[uint256, HashMap[address, uint256]])
+# @dev Running digest of a data owner's submitted chunks (docs/interfaces.md §3).
+update_digest: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
+# @dev Chunks a data owner submitted in a round.
+chunk_count: public(HashMap[uint256, HashMap[uint256, HashMap[address, uint256]]])
+# @dev Words a data owner submitted in a round.
+words_received: public(HashMap[uint256, HashMap[uint256, HashMap[address, uint256]]])
+# @dev Members of a group that committed shares in a round.
+group_committed: public(HashMap[uint256, HashMap[uint256, HashMap[uint256, uint256]]])
+# @dev Members of a group that submitted a complete update in a round.
+group_submitted: public(HashMap[uint256, HashMap[uint256, HashMap[uint256, uint256]]])
+# @dev Accepted unmask messages of a group in a round.
+unmask_count: public(HashMap[uint256, HashMap[uint256, HashMap[uint256, uint256]]])
+# @dev Result of a group in a round (GROUP_*).
+group_result: public(HashMap[uint256, HashMap[uint256, HashMap[uint256, uint256]]])
+# @dev Data owners that committed shares in a round.
+round_committed: public(HashMap[uint256, HashMap[uint256, uint256]])
+# @dev Data owners that submitted a complete update in a round.
+round_submitted: public(HashMap[uint256, HashMap[uint256, uint256]])
+# @dev Groups of a round still waiting for their threshold of unmask messages.
+round_pending: public(HashMap[uint256, HashMap[uint256, uint256]])
+
+# @dev A model owner created a task and escrowed its reward.
+event TaskCreated:
+    task: indexed(uint256)
+    owner: indexed(address)
+    config: TaskConfig
+
+# @dev A task entered a phase.
+event PhaseChanged:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    phase: uint256
+    deadline: uint256
+
+# @dev Registration closed below `min_dos` or without the round-0 model: the task is over.
+event TaskCancelled:
+    task: indexed(uint256)
+    members: uint256
+    model_published: bool
+
+# @dev A chunk of a data owner's masked update; its words are only in this event.
+event UpdateChunk:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    do: indexed(address)
+    chunk_index: uint256
+    words: DynArray[uint256, MAX_CHUNK_WORDS]
+
+# @dev A data owner's masked update is complete.
+event UpdateSubmitted:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    do: indexed(address)
+    digest: bytes32
+
+# @dev A submitter's unmask message was accepted.
+event Unmasked:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    do: indexed(address)
+    group: uint256
+    count: uint256
+
+# @dev A group of a round finalized (its submitters are credited) or failed.
+event GroupResolved:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    group: indexed(uint256)
+    result: uint256
+    submitters: uint256
+
+
+@view
+@external
+def update_words(task: uint256) -> uint256:
+    """
+    @notice Words `W` of one complete masked update of `task`.
+    """
+    return self._update_words(task)
+
+
+@view
+@internal
+def _update_words(task: uint256) -> uint256:
+    lanes: uint256 = 256 // self.task_config[task].lane_bits
+    return (self.task_config[task].d + lanes - 1) // lanes
+
+
+@internal
+def _create(owner: address, config: TaskConfig) -> uint256:
+    """
+    @dev Check and store a new task's configuration and open its REGISTER phase.
+    """
+    assert config.model_hash != empty(bytes32), "rounds: empty model hash"
+    assert config.d > 0 and config.d <= MAX_PARAMS, "rounds: bad d"
+    assert config.lane_bits == 16 or config.lane_bits == 32, "rounds: bad lane bits"
+    assert config.scale_bits < config.lane_bits, "rounds: bad scale bits"
+    assert config.clip_norm_micro > 0, "rounds: zero clip norm"
+    assert config.rounds > 0 and config.rounds <= MAX_ROUNDS, "rounds: bad rounds"
+    assert config.max_dos > 0 and config.max_dos <= registry.MAX_DOS, "rounds: bad max_dos"
+    assert config.group_size >= 2 and config.group_size <= registry.MAX_GROUP_SIZE, "rounds: bad group size"
+    assert config.min_dos >= config.group_size and config.min_dos <= config.max_dos, "rounds: bad min_dos"
+    assert config.threshold >= 2 and config.threshold <= config.group_size, "rounds: bad threshold"
+    assert config.reward_per_do > 0, "rounds: zero reward"
+    assert config.reward_per_do <= max_value(uint256) // (config.max_dos * config.rounds), "rounds: reward too large"
+    for duration: uint256 in [config.register_duration, config.share_duration, config.submit_duration, config.unmask_duration]:
+        assert duration > 0 and duration <= MAX_DURATION, "rounds: bad duration"
+    task: uint256 = self.task_count + 1
+    self.task_count = task
+    self.task_config[task] = config
+    self.task_owner[task] = owner
+    log TaskCreated(task=task, owner=owner, config=config)
+    self._enter(task, 0, PHASE_REGISTER, config.register_duration)
+    return task
+
+
+@internal
+def _enter(task: uint256, round: uint256, phase: uint256, duration: uint256):
+    """
+    @dev Move a task to `phase` of `round`, ending `duration` seconds from now.
+    """
+    self.task_phase[task] = phase
+    self.current_round[task] = round
+    end: uint256 = block.timestamp + duration
+    self.deadline[task] = end
+    log PhaseChanged(task=task, round=round, phase=phase, deadline=end)
+
+
+@view
+@internal
+def _expect(task: uint256, round: uint256, phase: uint256):
+    """
+    @dev Revert unless `task` is in `phase` of `round` and the phase's deadline has not passed.
+    """
+    current: uint256 = self.task_phase[task]
+    assert current != PHASE_NONE, "rounds: no such task"
+    assert current == phase, "rounds: wrong phase"
+    assert round == self.current_round[task], "rounds: wrong round"
+    assert block.timestamp < self.deadline[task], "rounds: deadline passed"
+
+
+@view
+@internal
+def _expect_next(task: uint256, round: uint256):
+    """
+    @dev Revert unless `task` is between rounds, `round` is the next one, and the model owner's
+         window to open it has not passed.
+    """
+    current: uint256 = self.task_phase[task]
+    assert current == PHASE_ROUND_DONE, "rounds: wrong phase"
+    assert round == self.current_round[task] + 1, "rounds: wrong round"
+    assert block.timestamp < self.deadline[task], "rounds: deadline passed"
+
+
+@view
+@internal
+def _expect_owner(task: uint256, caller: address):
+    assert self.task_phase[task] != PHASE_NONE, "rounds: no such task"
+    assert caller == self.task_owner[task], "rounds: not the model owner"
+
+
+@internal
+def _cancel(task: uint256, members: uint256, model_published: bool):
+    log TaskCancelled(task=task, members=members, model_published=model_published)
+    self._enter(task, 0, PHASE_CANCELLED, 0)
+
+
+@internal
+def _open(task: uint256, round: uint256, model_hash: bytes32):
+    """
+    @dev Start the SHARE phase of `round`: every member of the task takes part in it.
+    """
+    self.round_model_hash[task][round] = model_hash
+    self.rounds_opened[task] = round + 1
+    self._enter(task, round, PHASE_SHARE, self.task_config[task].share_duration)
+
+
+@internal
+def _commit(task: uint256, round: uint256, do: address, group: uint256):
+    assert self.do_status[task][round][do] == STATUS_NONE, "rounds: already committed"
+    self.do_status[task][round][do] = STATUS_COMMITTED
+    self.commits_made[task][do] += 1
+    self.group_committed[task][round][group] += 1
+    self.round_committed[task][round] += 1
+
+
+@internal
+def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, chunk_index: uint256, words: DynArray[uint256, MAX_CHUNK_WORDS]):
+    """
+    @dev Fold one chunk into the data owner's running digest; emit its words. No per-word work:
+         the words are hashed once and logged once, so execution stays under the calldata floor.
+    """
+    status: uint256 = self.do_status[task][round][do]
+    assert status != STATUS_NONE, "rounds: not committed"
+    assert status == STATUS_COMMITTED, "rounds: already submitted"
+    chunks: uint256 = self.chunk_count[task][round][do]
+    assert chunk_index == chunks, "rounds: wrong chunk index"
+    assert len(words) > 0, "rounds: empty chunk"
+    received: uint256 = self.words_received[task][round][do] + len(words)
+    total: uint256 = self._update_words(task)
+    assert received <= total, "rounds: too many words"
+    digest: bytes32 = keccak256(concat(self.update_digest[task][round][do], keccak256(abi_encode(words))))
+    self.update_digest[task][round][do] = digest
+    self.chunk_count[task][round][do] = chunks + 1
+    self.words_received[task][round][do] = received
+    log UpdateChunk(task=task, round=round, do=do, chunk_index=chunk_index, words=words)
+    if received == total:
+        self.do_status[task][round][do] = STATUS_SUBMITTED
+        self.group_submitted[task][round][group] += 1
+        self.round_submitted[task][round] += 1
+        log UpdateSubmitted(task=task, round=round, do=do, digest=digest)
+
+
+@internal
+def _close_submit(task: uint256, round: uint256, groups: uint256):
+    """
+    @dev End SUBMIT: a group with fewer than `t` submitters fails (privacy floor: the sum of
+         fewer than `t` updates must never be revealed); the others wait for unmask messages.
+    """
+    threshold: uint256 = self.task_config[task].threshold
+    pending: uint256 = 0
+    for g: uint256 in range(groups, bound=registry.MAX_GROUPS):
+        if self.group_submitted[task][round][g] < threshold:
+            self._resolve_group(task, round, g, GROUP_FAILED)
+        else:
+            pending += 1
+    self.round_pending[task][round] = pending
+    if pending == 0:
+        self._finish_round(task, round)
+    else:
+        self._enter(task, round, PHASE_UNMASK, self.task_config[task].unmask_duration)
+
+
+@internal
+def _close_unmask(task: uint256, round: uint256, groups: uint256):
+    """
+    @dev End UNMASK at its deadline: every group still below `t` unmask messages fails.
+    """
+    for g: uint256 in range(groups, bound=registry.MAX_GROUPS):
+        # @dev groups below `t` submitters already failed when SUBMIT closed
+        if self.group_result[task][round][g] == GROUP_PENDING:
+            self._resolve_group(task, round, g, GROUP_FAILED)
+    self.round_pending[task][round] = 0
+    self._finish_round(task, round)
+
+
+@internal
+def _unmask(task: uint256, round: uint256, do: address, group: uint256) -> bool:
+    """
+    @dev Count an accepted unmask message.
+    @return Whether it was the group's `t`-th, which finalizes the group.
+    """
+    status: uint256 = self.do_status[task][round][do]
+    assert status != STATUS_UNMASKED, "rounds: already unmasked"
+    assert status == STATUS_SUBMITTED, "rounds: not a submitter"
+    assert self.group_result[task][round][group] == GROUP_PENDING, "rounds: group not pending"
+    self.do_status[task][round][do] = STATUS_UNMASKED
+    count: uint256 = self.unmask_count[task][round][group] + 1
+    self.unmask_count[task][round][group] = count
+    log Unmasked(task=task, round=round, do=do, group=group, count=count)
+    return count == self.task_config[task].threshold
+
+
+@internal
+def _finalize_group(task: uint256, round: uint256, group: uint256):
+    """
+    @dev Mark a group finalized; when it was the last pending group the round is resolved.
+    """
+    self._resolve_group(task, round, group, GROUP_FINALIZED)
+    pending: uint256 = self.round_pending[task][round] - 1
+    self.round_pending[task][round] = pending
+    if pending == 0:
+        self._finish_round(task, round)
+
+
+@internal
+def _resolve_group(task: uint256, round: uint256, group: uint256, result: uint256):
+    self.group_result[task][round][group] = result
+    log GroupResolved(task=task, round=round, group=group, result=result, submitters=self.group_submitted[task][round][group])
+
+
+@internal
+def _finish_round(task: uint256, round: uint256):
+    """
+    @dev A resolved round ends the task if it was the last; otherwise the model owner has
+         `register_duration` seconds to open the next one.
+    """
+    if round + 1 == self.task_config[task].rounds:
+        self._enter(task, round, PHASE_ENDED, 0)
+    else:
+        self._enter(task, round, PHASE_ROUND_DONE, self.task_config[task].register_duration)
