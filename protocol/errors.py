@@ -37,6 +37,7 @@ class DecodeReason(StrEnum):
     MALFORMED = "malformed"
     UNKNOWN_TYPE = "unknown_type"
     FIELD_SIZE = "field_size"
+    FIELD_RANGE = "field_range"
     SCHEMA = "schema"
     WORD_COUNT = "word_count"
     WORD_RANGE = "word_range"

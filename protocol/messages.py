@@ -1,0 +1,155 @@
+"""Strict schemas for what DOs send each other over an authenticated peer channel.
+
+This module owns the channel message types (frozen msgspec Structs, tagged by a ``type`` field),
+their size limits, and the one pair of functions that turn them into msgpack frames and back.
+Decoding never trusts the peer: a frame above ``MAX_FRAME_BYTES``, bytes that are not msgpack,
+an unknown message type, a field of the wrong size and a missing or unknown field each raise
+``DecodeError`` with its own ``reason``; nothing else escapes ``decode``.
+
+msgpack has no integers above 64 bits, so 160-bit addresses travel as 20 big-endian bytes and
+``task``/``round`` as integers below ``2**63`` (tasks count from 1, rounds from 0; neither
+gets near that bound).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED, MAX_PROOF, SECRET_BYTES
+from protocol.errors import DecodeError, DecodeReason, LocalProtocolError
+
+MAX_FRAME_BYTES = 4096
+
+# msgspec bounds integers to the int64 range; task and round never come near 2**63.
+TaskNumber = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+Address = Annotated[bytes, msgspec.Meta(min_length=20, max_length=20)]
+Bytes32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+Proof = Annotated[tuple[Bytes32, ...], msgspec.Meta(max_length=MAX_PROOF)]
+Share = Annotated[bytes, msgspec.Meta(min_length=SECRET_BYTES, max_length=SECRET_BYTES)]
+
+
+def address_bytes(addr: int) -> bytes:
+    """A 160-bit address as the 20 big-endian bytes a message carries."""
+    if not isinstance(addr, int) or not 0 <= addr < 1 << 160:
+        raise LocalProtocolError(f"not a 160-bit address: {addr!r}")
+    return addr.to_bytes(20, "big")
+
+
+def address_int(raw: bytes) -> int:
+    """The 160-bit integer of a 20-byte address field (addresses compare as integers, §1)."""
+    return int.from_bytes(raw, "big")
+
+
+class _Message(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", kw_only=True
+):
+    """Common base: every channel message names its task and round."""
+
+    task: TaskNumber
+    round: TaskNumber
+
+
+class ShareDelivery(_Message, tag="share_delivery"):
+    """A dealer's two shares for one holder, with what the holder needs to check them.
+
+    ``seed_proof``/``key_proof`` are the Merkle proofs of the holder's two leaves under
+    ``shares_root`` (the root the dealer commits on-chain); the holder verifies them on receipt
+    and posts one of them when it unmasks.
+    """
+
+    dealer: Address
+    holder: Address
+    seed_share: Share
+    key_share: Share
+    mask_public: Bytes32
+    shares_root: Bytes32
+    seed_proof: Proof
+    key_proof: Proof
+
+    def proof(self, kind: int) -> tuple[bytes, ...]:
+        """The proof that goes with the share of ``kind``."""
+        if kind == KIND_SELF_SEED:
+            return self.seed_proof
+        if kind == KIND_MASK_KEY:
+            return self.key_proof
+        raise LocalProtocolError(f"unknown secret kind {kind!r}")
+
+    def share(self, kind: int) -> bytes:
+        """The share of ``kind`` (self-mask seed or mask secret key)."""
+        if kind == KIND_SELF_SEED:
+            return self.seed_share
+        if kind == KIND_MASK_KEY:
+            return self.key_share
+        raise LocalProtocolError(f"unknown secret kind {kind!r}")
+
+
+class ShareAck(_Message, tag="share_ack"):
+    """A holder confirms that a dealer's shares verified against ``shares_root``."""
+
+    dealer: Address
+    holder: Address
+    shares_root: Bytes32
+
+
+Message = ShareDelivery | ShareAck
+
+_TAGS = frozenset(cls.__struct_config__.tag for cls in (ShareDelivery, ShareAck))
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+class _Envelope(msgspec.Struct):
+    """Only the tag, read first so an unknown type gets its own reason."""
+
+    type: str
+
+
+_envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
+
+
+def encode(msg: Message) -> bytes:
+    """One msgpack frame for ``msg``; refuses messages that would not decode on the other side."""
+    if not isinstance(msg, Message):
+        raise LocalProtocolError(f"not a channel message: {type(msg).__name__}")
+    frame = _encoder.encode(msg)
+    if len(frame) > MAX_FRAME_BYTES:
+        raise LocalProtocolError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
+    # Constraints (sizes, ranges) are checked on decode only; check our own output the same way.
+    try:
+        _decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        raise LocalProtocolError(f"invalid {type(msg).__name__}: {exc}") from exc
+    return frame
+
+
+def decode(data: bytes) -> Message:
+    """Parse one frame from a peer into a message, or raise ``DecodeError`` naming the reason."""
+    if len(data) > MAX_FRAME_BYTES:
+        raise DecodeError(DecodeReason.TOO_LARGE, f"{len(data)} > {MAX_FRAME_BYTES} bytes")
+    try:
+        tag = _envelope_decoder.decode(data).type
+    except msgspec.ValidationError as exc:
+        # valid msgpack, but not a map with a string "type"
+        raise DecodeError(DecodeReason.SCHEMA, str(exc)) from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        # RecursionError: msgspec's answer to deeply nested containers, even in skipped fields
+        raise DecodeError(DecodeReason.MALFORMED, str(exc)) from exc
+    if tag not in _TAGS:
+        raise DecodeError(DecodeReason.UNKNOWN_TYPE, repr(tag[:40]))
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        # msgspec words a violated constraint "Expected `bytes` of length >= 32" or
+        # "Expected `int` >= 0"; everything else (missing, unknown, wrong type) is schema.
+        if "of length" in text:
+            reason = DecodeReason.FIELD_SIZE
+        elif text.startswith("Expected `int` "):
+            reason = DecodeReason.FIELD_RANGE
+        else:
+            reason = DecodeReason.SCHEMA
+        raise DecodeError(reason, text) from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise DecodeError(DecodeReason.MALFORMED, str(exc)) from exc
