@@ -641,3 +641,76 @@ async def test_connecting_to_a_closed_port_is_a_channel_error() -> None:
     await listener.aclose()
     with trio.fail_after(5), pytest.raises(ChannelError):
         await open_channel("127.0.0.1", port, KEYS["alice"], ALICE, BOB, registry, task=TASK)
+
+
+# --- composition with the message layer -------------------------------------------------------
+
+
+async def test_a_share_delivery_travels_through_a_channel(drops: list[logging.LogRecord]) -> None:
+    messages = pytest.importorskip("protocol.messages")
+    from protocol.errors import DecodeError
+
+    delivered: list[Any] = []
+
+    async def holder(peer: int, channel: PeerChannel) -> None:
+        # The message layer owns the schema; a payload that does not decode is the peer's fault,
+        # so it becomes a ChannelError and the server drops that peer.
+        try:
+            message = messages.decode(await channel.receive())
+        except DecodeError as exc:
+            raise MalformedFrame(f"undecodable message: {exc}") from exc
+        # The channel authenticated the dealer; a delivery must not speak for anyone else.
+        if messages.address_int(message.dealer) != peer:
+            raise MalformedFrame("share delivery names another dealer")
+        delivered.append(message)
+        ack = messages.ShareAck(
+            task=message.task,
+            round=message.round,
+            dealer=message.dealer,
+            holder=message.holder,
+            shares_root=message.shares_root,
+        )
+        await channel.send(messages.encode(ack))
+
+    delivery = messages.ShareDelivery(
+        task=TASK,
+        round=0,
+        dealer=messages.address_bytes(ALICE),
+        holder=messages.address_bytes(BOB),
+        seed_share=b"\x11" * 32,
+        key_share=b"\x22" * 32,
+        mask_public=b"\x33" * 32,
+        shares_root=b"\x44" * 32,
+        seed_proof=(b"\x55" * 32,),
+        key_proof=(b"\x66" * 32, b"\x77" * 32),
+    )
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(
+                partial(
+                    serve_channels, "127.0.0.1", 0, KEYS["bob"], BOB, registry, holder, task=TASK
+                )
+            )
+            # Carol, authenticated as Carol, tries to deliver shares in Alice's name.
+            async with await open_channel(
+                "127.0.0.1", port, KEYS["carol"], CAROL, BOB, registry, task=TASK
+            ) as carol:
+                await carol.send(messages.encode(delivery))
+                with pytest.raises(ChannelClosed):
+                    await carol.receive()
+            async with await open_channel(
+                "127.0.0.1", port, KEYS["carol"], CAROL, BOB, registry, task=TASK
+            ) as carol:
+                await carol.send(b"\xc1 not msgpack")
+                with pytest.raises(ChannelClosed):
+                    await carol.receive()
+            async with await open_channel(
+                "127.0.0.1", port, KEYS["alice"], ALICE, BOB, registry, task=TASK
+            ) as alice:
+                await alice.send(messages.encode(delivery))
+                ack = messages.decode(await alice.receive())
+            nursery.cancel_scope.cancel()
+    assert delivered == [delivery]
+    assert isinstance(ack, messages.ShareAck) and ack.shares_root == delivery.shares_root
+    reasons = [record.getMessage() for record in drops]
+    assert sum("MalformedFrame" in reason for reason in reasons) == 2
