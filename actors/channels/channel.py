@@ -30,6 +30,8 @@ class ChannelConfig:
     handshake_timeout: float = 10.0
     # None waits for ever; a finite value drops a peer that goes silent mid-conversation.
     read_timeout: float | None = 60.0
+    # Concurrent connections a server holds, authenticated or not (a group has at most 128).
+    max_connections: int = 256
 
     def __post_init__(self) -> None:
         if not HANDSHAKE_MAX_FRAME <= self.max_frame <= NOISE_MAX_MESSAGE:
@@ -41,6 +43,8 @@ class ChannelConfig:
             raise ValueError("handshake_timeout must be positive")
         if self.read_timeout is not None and not self.read_timeout > 0:
             raise ValueError("read_timeout must be positive or None")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
 
     @property
     def max_payload(self) -> int:

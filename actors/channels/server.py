@@ -110,7 +110,8 @@ async def serve_channels(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on `host:port` until cancelled; start with `nursery.start`, which returns the bound
-    port (useful with port 0). `host` should be an IP literal: a name resolving to several
+    port (useful with port 0). Beyond `config.max_connections` open connections, new ones are
+    closed at once. `host` should be an IP literal: a name resolving to several
     addresses would bind several sockets, and with port 0 each to a different port."""
     address = parse_address(my_address)
     check_task(task)
@@ -121,10 +122,28 @@ async def serve_channels(
             await listener.aclose()
         raise ValueError(f"{host!r} bound several ports {sorted(ports)}; give an IP literal")
 
+    (bound_port,) = ports
+    # Each connection holds at most about two frames of buffer; capping the connections bounds
+    # what a flood of unauthenticated dialers can make this server hold.
+    connections = trio.CapacityLimiter(config.max_connections)
+
     async def serve_connection(stream: trio.SocketStream) -> None:
-        await serve_peer(stream, my_keys, address, registry, handler, task=task, config=config)
+        try:
+            connections.acquire_nowait()
+        except trio.WouldBlock:
+            logger.warning(
+                "dropped %s: ServerBusy: %d connections open",
+                describe_peer(stream),
+                config.max_connections,
+            )
+            await trio.aclose_forcefully(stream)
+            return
+        try:
+            await serve_peer(stream, my_keys, address, registry, handler, task=task, config=config)
+        finally:
+            connections.release()
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, serve_connection, listeners)
-        logger.info("serving task %d channels on %s:%d", task, host, ports.copy().pop())
-        task_status.started(ports.pop())
+        logger.info("serving task %d channels on %s:%d", task, host, bound_port)
+        task_status.started(bound_port)

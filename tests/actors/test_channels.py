@@ -635,6 +635,37 @@ async def test_server_drops_a_bad_peer_and_keeps_serving_honest_ones(
     assert any(error in record.getMessage() for record in drops)
 
 
+async def test_connections_beyond_the_cap_are_closed_at_once(
+    drops: list[logging.LogRecord],
+) -> None:
+    config = ChannelConfig(handshake_timeout=1.0, read_timeout=1.0, max_connections=1)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            serve = partial(
+                serve_channels,
+                "127.0.0.1",
+                0,
+                KEYS["bob"],
+                BOB,
+                registry,
+                echo,
+                task=TASK,
+                config=config,
+            )
+            port = await nursery.start(serve)
+            staller = await raw_connection(port)
+            # Message 2 coming back proves the server is holding the staller's slot.
+            await staller.send_all(encode_frame(KEYS["eve"].public_bytes, 256))
+            assert await staller.receive_some()
+            await wait_for_hangup(await raw_connection(port))
+            assert "ServerBusy" in drops[-1].getMessage()
+            # Once the staller times out its slot is free again for an honest peer.
+            await wait_for_hangup(staller)
+            await wait_for_drop(drops, "HandshakeTimeout")
+            await honest_exchange(port)
+            nursery.cancel_scope.cancel()
+
+
 async def test_connecting_to_a_closed_port_is_a_channel_error() -> None:
     listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
     port = listener.socket.getsockname()[1]
