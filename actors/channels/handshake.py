@@ -146,7 +146,7 @@ async def authenticate(registry: Registry, address: int, remote_static: bytes) -
         )
 
 
-def _check_task(peer_task: int, task: int) -> None:
+def _check_peer_task(peer_task: int, task: int) -> None:
     # Unreachable with a matching prologue; checked anyway so the identity stands on its own.
     if peer_task != task:
         raise AuthenticationError(f"peer speaks for task {peer_task}, this channel is task {task}")
@@ -165,7 +165,7 @@ async def initiate(
     hs = _NoiseHandshake(keys, task, initiator=True)
     await _write(framed, hs.write())
     peer_address, peer_task = decode_identity(hs.read(await _read(framed)))
-    _check_task(peer_task, task)
+    _check_peer_task(peer_task, task)
     if peer_address != expected_peer_address:
         raise AuthenticationError(
             f"dialled {expected_peer_address:#042x}, "
@@ -190,6 +190,6 @@ async def respond(
         raise HandshakeError("unexpected payload in the first handshake message")
     await _write(framed, hs.write(encode_identity(address, task)))
     peer_address, peer_task = decode_identity(hs.read(await _read(framed)))
-    _check_task(peer_task, task)
+    _check_peer_task(peer_task, task)
     await authenticate(registry, peer_address, hs.remote_static)
     return hs.result(peer_address)
