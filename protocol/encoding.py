@@ -110,6 +110,19 @@ def check_headroom(cfg: QuantConfig, group_size: int, max_abs: float | None = No
         )
 
 
+def _l2_norm(v: np.ndarray) -> float:
+    """L2 norm without BLAS: OpenBLAS threads made ``np.linalg.norm`` 100x slower on a busy
+    2-core machine (11 ms for 100k values), while a plain reduction takes 0.05 ms."""
+    with np.errstate(over="ignore"):
+        length = math.sqrt(float(np.einsum("i,i->", v, v)))
+    if math.isinf(length):
+        # the squares overflowed: scale into range first (v is finite, so biggest > 0)
+        biggest = float(np.max(np.abs(v)))
+        scaled = v / biggest
+        length = biggest * math.sqrt(float(np.einsum("i,i->", scaled, scaled)))
+    return length
+
+
 def clip(x: npt.ArrayLike, norm: float) -> np.ndarray:
     """Scale ``x`` (as float64) down so that its L2 norm is at most ``norm``; never scale up."""
     v = np.asarray(x, dtype=np.float64)
@@ -119,7 +132,7 @@ def clip(x: npt.ArrayLike, norm: float) -> np.ndarray:
         raise EncodingError("an update must be finite (NaN or inf found)")
     if not (math.isfinite(norm) and norm > 0):
         raise EncodingError(f"clip norm must be a positive finite number, got {norm}")
-    length = float(np.linalg.norm(v))
+    length = _l2_norm(v)
     if length > norm:
         return v * (norm / length)
     return v.copy()
@@ -132,12 +145,14 @@ def quantize(x: npt.ArrayLike, cfg: QuantConfig, rng: np.random.Generator) -> np
     average out in the aggregate instead of adding a bias. Negative values become their two's
     complement in ``cfg.ring_dtype``.
     """
-    scaled = clip(x, cfg.clip_norm) * float(1 << cfg.scale_bits)
-    low = np.floor(scaled)
-    # Round up with probability equal to the fractional part.
-    q = low + (rng.random(scaled.shape) < (scaled - low))
+    scaled = clip(x, cfg.clip_norm)
+    scaled *= float(1 << cfg.scale_bits)
+    # floor(z + u) with u ~ U[0, 1) rounds up with probability frac(z): stochastic rounding
+    # in one addition.
+    scaled += rng.random(scaled.shape)
+    np.floor(scaled, out=scaled)
     # Casting int64 -> uint{k} wraps modulo 2**k: exactly the two's complement mapping.
-    return q.astype(np.int64).astype(cfg.ring_dtype)
+    return scaled.astype(np.int64).astype(cfg.ring_dtype)
 
 
 def dequantize(v: npt.ArrayLike, cfg: QuantConfig) -> np.ndarray:

@@ -85,6 +85,8 @@ def test_ring_sum_of_quantized_updates_is_exact(seed: int, m: int) -> None:
 def test_clip_scales_down_only() -> None:
     assert np.allclose(clip([3.0, 4.0], 1.0), [0.6, 0.8])
     assert np.array_equal(clip([0.3, 0.4], 1.0), [0.3, 0.4])
+    # squares that overflow float64 still give the right direction
+    assert np.allclose(clip([1e300, -1e300], 1.0), [2**-0.5, -(2**-0.5)])
     with pytest.raises(EncodingError):
         clip([np.nan], 1.0)
     with pytest.raises(EncodingError):
