@@ -1,0 +1,280 @@
+"""Drive the market contract from tests: task configs, and a `TaskRun` that plays one task.
+
+`TaskRun` owns what the actors of a task know off-chain (which shares each dealer dealt, what
+each data owner submitted) and calls the contract as those actors would, with the byte formats
+of docs/interfaces.md built by `protocol.commitments`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import boa
+from eth_utils import keccak
+
+from protocol.commitments import DealtShares, deal_commitment, model_digest
+from protocol.constants import (
+    KIND_MASK_KEY,
+    KIND_SELF_SEED,
+    STATUS_NONE,
+    STATUS_SUBMITTED,
+)
+
+ETH = "0x0000000000000000000000000000000000000000"
+
+# Field order of the contract's TaskConfig struct (docs/interfaces.md §7).
+CONFIG_FIELDS = (
+    "model_hash",
+    "d",
+    "lane_bits",
+    "scale_bits",
+    "clip_norm_micro",
+    "rounds",
+    "max_dos",
+    "min_dos",
+    "group_size",
+    "threshold",
+    "reward_per_do",
+    "bond",
+    "token",
+    "register_duration",
+    "share_duration",
+    "submit_duration",
+    "unmask_duration",
+)
+
+MODEL_BYTES = b"public model, round 0"
+DURATION = 100
+
+
+def events(contract, name: str) -> list:
+    """Events called `name` of the contract's last transaction."""
+    return [e for e in contract.get_logs() if type(e).__name__ == name]
+
+
+def model_bytes(round: int) -> bytes:
+    """The public model the tests publish for `round`."""
+    return MODEL_BYTES if round == 0 else f"public model, round {round}".encode()
+
+
+def digest_of(*chunks: bytes) -> bytes:
+    """Running model digest after publishing `chunks` in order."""
+    digest = bytes(32)
+    for chunk in chunks:
+        digest = model_digest(digest, chunk)
+    return digest
+
+
+def config(**overrides) -> dict:
+    """A small valid task: d = 20 lanes of 32 bits (3 words), 2 rounds, 4..6 DOs, m = t = 2."""
+    base = {
+        "model_hash": digest_of(MODEL_BYTES),
+        "d": 20,
+        "lane_bits": 32,
+        "scale_bits": 16,
+        "clip_norm_micro": 1_000_000,
+        "rounds": 2,
+        "max_dos": 6,
+        "min_dos": 4,
+        "group_size": 2,
+        "threshold": 2,
+        "reward_per_do": 10**15,
+        "bond": 10**14,
+        "token": ETH,
+        "register_duration": DURATION,
+        "share_duration": DURATION,
+        "submit_duration": DURATION,
+        "unmask_duration": DURATION,
+    }
+    unknown = set(overrides) - set(base)
+    assert not unknown, f"unknown config fields {unknown}"
+    base.update(overrides)
+    return base
+
+
+def as_struct(cfg: dict) -> tuple:
+    """The config as the contract's struct argument."""
+    return tuple(cfg[name] for name in CONFIG_FIELDS)
+
+
+def escrow_of(cfg: dict) -> int:
+    return cfg["reward_per_do"] * cfg["max_dos"] * cfg["rounds"]
+
+
+def update_words(cfg: dict) -> int:
+    lanes = 256 // cfg["lane_bits"]
+    return -(-cfg["d"] // lanes)
+
+
+def share_value(dealer: str, holder: str, kind: int, round: int, salt: bytes = b"") -> bytes:
+    """A deterministic 32-byte stand-in for a Shamir share: the contract only checks commitments."""
+    return keccak(b"share" + bytes.fromhex(dealer[2:] + holder[2:]) + bytes([kind, round]) + salt)
+
+
+def shuffle_groups(members: Sequence[str], prevrandao: bytes, task: int, m: int) -> list[list[str]]:
+    """The groups the contract must draw (registry.vy): Fisher–Yates, then balanced cuts."""
+    from eth_abi import encode
+
+    seed = keccak(encode(["bytes32", "uint256"], [prevrandao, task]))
+    order = list(members)
+    for i in range(len(order) - 1, 0, -1):
+        j = int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, i])), "big") % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    groups = len(order) // m
+    base, larger = divmod(len(order), groups)
+    out, pos = [], 0
+    for g in range(groups):
+        size = base + (1 if g < larger else 0)
+        out.append(order[pos : pos + size])
+        pos += size
+    return out
+
+
+@dataclass
+class TaskRun:
+    """One task as its model owner and data owners play it, one call per contract action."""
+
+    market: object
+    owner: str
+    cfg: dict
+    task: int = 0
+    token: object = None
+    dealt: dict = field(default_factory=dict)  # (round, dealer) -> (DealtShares, shares)
+
+    # -- model owner -------------------------------------------------------------------------
+
+    def create(self, value: int | None = None) -> int:
+        if self.token is not None and value is None:
+            self.token.approve(self.market.address, escrow_of(self.cfg), sender=self.owner)
+            value = 0
+        elif value is None:
+            value = escrow_of(self.cfg)
+        self.task = self.market.create_task(as_struct(self.cfg), value=value, sender=self.owner)
+        return self.task
+
+    def publish(self, round: int = 0, data: bytes | None = None) -> None:
+        self.market.publish_model(self.task, round, data or model_bytes(round), sender=self.owner)
+
+    def open_round(self, round: int) -> None:
+        self.publish(round)
+        self.market.open_round(self.task, round, digest_of(model_bytes(round)), sender=self.owner)
+
+    # -- data owners ---------------------------------------------------------------------------
+
+    def register(self, dos: Iterable[str]) -> None:
+        for do in dos:
+            if self.token is not None:
+                self.token.approve(self.market.address, self.cfg["bond"], sender=do)
+                value = 0
+            else:
+                value = self.cfg["bond"]
+            self.market.register(
+                self.task,
+                keccak(do.encode()),
+                f"127.0.0.1:{int(do, 16) % 60000}",
+                value=value,
+                sender=do,
+            )
+
+    def groups(self) -> list[list[str]]:
+        count = self.market.group_count(self.task)
+        return [list(self.market.group_members(self.task, g)) for g in range(count)]
+
+    def group_of(self, do: str) -> list[str]:
+        return list(self.market.group_members(self.task, self.market.group_of(self.task, do)))
+
+    def first_of_groups(self, count: int | None = None) -> list[str]:
+        """The first `count` (default `t`) members of every group: enough to finalize each."""
+        count = self.cfg["threshold"] if count is None else count
+        return [do for group in self.groups() for do in group[:count]]
+
+    def round(self) -> int:
+        return self.market.current_round(self.task)
+
+    def deal(self, do: str, round: int | None = None) -> DealtShares:
+        """The commitment `do` posts: real leaves and root over one share per (holder, kind)."""
+        round = self.round() if round is None else round
+        members = self.group_of(do)
+        shares = {
+            (p, kind): share_value(do, holder, kind, round)
+            for p, holder in enumerate(members)
+            for kind in (KIND_SELF_SEED, KIND_MASK_KEY)
+        }
+        dealt = deal_commitment(
+            self.task,
+            round,
+            int(do, 16),
+            [int(a, 16) for a in members],
+            [shares[(p, KIND_SELF_SEED)] for p in range(len(members))],
+            [shares[(p, KIND_MASK_KEY)] for p in range(len(members))],
+        )
+        self.dealt[(round, do)] = (dealt, shares)
+        return dealt
+
+    def commit(self, do: str) -> None:
+        dealt = self.deal(do)
+        self.market.commit_shares(
+            self.task, self.round(), keccak(b"mask" + do.encode()), dealt.root, sender=do
+        )
+
+    def words(self, do: str, round: int | None = None) -> list[int]:
+        """The masked update `do` submits: any words; the contract only hashes and emits them."""
+        round = self.round() if round is None else round
+        n = update_words(self.cfg)
+        return [int.from_bytes(keccak(f"{do}/{round}/{i}".encode()), "big") for i in range(n)]
+
+    def submit(self, do: str, chunk_words: int = 2) -> list[list[int]]:
+        words = self.words(do)
+        chunks = [words[i : i + chunk_words] for i in range(0, len(words), chunk_words)]
+        for index, chunk in enumerate(chunks):
+            self.market.submit(self.task, self.round(), index, chunk, sender=do)
+        return chunks
+
+    def reveals(self, holder: str, round: int | None = None) -> list[tuple]:
+        """The unmask message of `holder`: one share per committed member, in member order."""
+        round = self.round() if round is None else round
+        members = self.group_of(holder)
+        position = members.index(holder)
+        out = []
+        for dealer in members:
+            status = self.market.do_status(self.task, round, dealer)
+            if status == STATUS_NONE:
+                continue
+            kind = KIND_SELF_SEED if status >= STATUS_SUBMITTED else KIND_MASK_KEY
+            dealt, shares = self.dealt[(round, dealer)]
+            out.append((dealer, kind, shares[(position, kind)], dealt.proof(position, kind)))
+        return out
+
+    def unmask(self, holder: str) -> None:
+        self.market.unmask(self.task, self.round(), self.reveals(holder), sender=holder)
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def advance_after_deadline(self) -> None:
+        boa.env.time_travel(seconds=max(0, self.market.deadline(self.task) - boa.env.timestamp))
+        self.market.advance(self.task)
+
+    def start(self, dos: Sequence[str]) -> None:
+        """Create, publish round 0, register `dos` and close registration: round 0 in SHARE."""
+        self.create()
+        self.publish(0)
+        self.register(dos)
+        self.advance_after_deadline()
+
+    def play_round(
+        self,
+        committers: Iterable[str],
+        submitters: Iterable[str],
+        unmaskers: Iterable[str] | None = None,
+    ) -> None:
+        """From SHARE: the given data owners commit, submit and unmask (default: the first `t`
+        of each group); SHARE and SUBMIT close at their deadlines."""
+        for do in committers:
+            self.commit(do)
+        self.advance_after_deadline()
+        for do in submitters:
+            self.submit(do)
+        self.advance_after_deadline()
+        for do in self.first_of_groups() if unmaskers is None else unmaskers:
+            self.unmask(do)
