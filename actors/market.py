@@ -1,0 +1,305 @@
+"""The market contract as the actors use it: typed calls, views and event readers.
+
+A thin facade over one `Chain` backend and one deployed `DataMarket`: every entry point of the
+contract as a method (the caller passed as `sender`), the views an actor needs, and readers that
+turn events into the plain values `protocol/` consumes (masked words, revealed shares, model
+bytes). Every receipt is kept, so reports can sum gas per entry point.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Any
+
+from actors.chain.artifacts import MARKET_SOURCE
+from actors.chain.base import Chain, Receipt
+from protocol.commitments import model_digest
+from protocol.constants import MAX_CHUNK_WORDS, MAX_MODEL_CHUNK, STATUS_SUBMITTED
+from protocol.errors import RemoteProtocolError
+from protocol.recovery import RevealedShare, Submission
+
+ETH = "0x0000000000000000000000000000000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskConfig:
+    """A task's configuration, field for field the contract's `TaskConfig` struct."""
+
+    model_hash: bytes
+    d: int
+    lane_bits: int
+    scale_bits: int
+    clip_norm_micro: int
+    rounds: int
+    max_dos: int
+    min_dos: int
+    group_size: int
+    threshold: int
+    reward_per_do: int
+    bond: int = 0
+    token: str = ETH
+    register_duration: int = 3_600
+    share_duration: int = 3_600
+    submit_duration: int = 3_600
+    unmask_duration: int = 3_600
+
+    @property
+    def escrow(self) -> int:
+        """What `create_task` must escrow: reward x max_dos x rounds."""
+        return self.reward_per_do * self.max_dos * self.rounds
+
+    @property
+    def clip_norm(self) -> float:
+        return self.clip_norm_micro / 1e6
+
+    @classmethod
+    def from_chain(cls, values: Sequence[Any]) -> TaskConfig:
+        return cls(*values)
+
+    def as_args(self) -> tuple[Any, ...]:
+        return astuple(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseInfo:
+    phase: int
+    round: int
+    deadline: int
+
+
+class Market:
+    """One deployed DataMarket on one chain."""
+
+    def __init__(self, chain: Chain, address: str, *, source: Path = MARKET_SOURCE) -> None:
+        self.chain = chain
+        self.address = address
+        self.receipts: list[Receipt] = []
+        chain.attach(source, address)
+
+    @classmethod
+    def deploy(cls, chain: Chain, sender: str, *, source: Path = MARKET_SOURCE) -> Market:
+        return cls(chain, chain.deploy(source, [], sender), source=source)
+
+    # transactions
+
+    def _send(self, function: str, args: Sequence[Any], sender: str, value: int = 0) -> Receipt:
+        receipt = self.chain.transact(self.address, function, args, sender, value)
+        self.receipts.append(receipt)
+        return receipt
+
+    def create_task(self, config: TaskConfig, sender: str) -> tuple[int, Receipt]:
+        """Create a task escrowing its whole reward; return its id."""
+        value = config.escrow if config.token == ETH else 0
+        receipt = self._send("create_task", [config.as_args()], sender, value)
+        (created,) = [e for e in receipt.events if e.name == "TaskCreated"]
+        return created.args["task"], receipt
+
+    def publish_model(self, task: int, round: int, data: bytes, sender: str) -> bytes:
+        """Publish a round's model bytes in chunks; return their digest (the model hash)."""
+        digest = bytes(32)
+        for start in range(0, len(data), MAX_MODEL_CHUNK):
+            chunk = data[start : start + MAX_MODEL_CHUNK]
+            self._send("publish_model", [task, round, chunk], sender)
+            digest = model_digest(digest, chunk)
+        return digest
+
+    def register(
+        self, task: int, channel_pk: bytes, endpoint: str, sender: str, bond: int = 0
+    ) -> Receipt:
+        return self._send("register", [task, channel_pk, endpoint], sender, bond)
+
+    def advance(self, task: int, sender: str) -> Receipt:
+        return self._send("advance", [task], sender)
+
+    def commit_shares(
+        self, task: int, round: int, mask_pk: bytes, shares_root: bytes, sender: str
+    ) -> Receipt:
+        return self._send("commit_shares", [task, round, mask_pk, shares_root], sender)
+
+    def submit(
+        self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
+    ) -> Receipt:
+        return self._send("submit", [task, round, chunk_index, list(words)], sender)
+
+    def submit_update(
+        self,
+        task: int,
+        round: int,
+        words: Sequence[int],
+        sender: str,
+        *,
+        chunk_words: int = MAX_CHUNK_WORDS,
+        start_chunk: int = 0,
+    ) -> list[Receipt]:
+        """Post a whole masked update in chunks of `chunk_words`, from chunk `start_chunk` on."""
+        receipts = []
+        chunks = [words[i : i + chunk_words] for i in range(0, len(words), chunk_words)]
+        for index in range(start_chunk, len(chunks)):
+            receipts.append(self.submit(task, round, index, chunks[index], sender))
+        return receipts
+
+    def unmask(
+        self,
+        task: int,
+        round: int,
+        reveals: Sequence[tuple[str, int, bytes, Sequence[bytes]]],
+        sender: str,
+    ) -> Receipt:
+        """Reveal shares: (dealer, kind, share, proof) per committed member, in member order."""
+        args = [(dealer, kind, share, list(proof)) for dealer, kind, share, proof in reveals]
+        return self._send("unmask", [task, round, args], sender)
+
+    def open_round(self, task: int, round: int, model_hash: bytes, sender: str) -> Receipt:
+        return self._send("open_round", [task, round, model_hash], sender)
+
+    def end_task(self, task: int, sender: str) -> Receipt:
+        return self._send("end_task", [task], sender)
+
+    def reclaim(self, task: int, sender: str) -> Receipt:
+        return self._send("reclaim", [task], sender)
+
+    def release_bond(self, task: int, do: str, sender: str) -> Receipt:
+        return self._send("release_bond", [task, do], sender)
+
+    def withdraw(self, sender: str, token: str = ETH) -> Receipt:
+        return self._send("withdraw", [token], sender)
+
+    # views
+
+    def _view(self, function: str, *args: Any) -> Any:
+        return self.chain.call(self.address, function, args)
+
+    def task_count(self) -> int:
+        return self._view("task_count")
+
+    def config(self, task: int) -> TaskConfig:
+        return TaskConfig.from_chain(self._view("task_config", task))
+
+    def owner(self, task: int) -> str:
+        return self._view("task_owner", task)
+
+    def phase(self, task: int) -> PhaseInfo:
+        return PhaseInfo(*self._view("task_phase_of", task))
+
+    def members(self, task: int) -> tuple[str, ...]:
+        return self._view("members", task)
+
+    def is_registered(self, task: int, do: str) -> bool:
+        return self._view("is_registered", task, do)
+
+    def channel_key(self, task: int, do: str) -> bytes:
+        return self._view("channel_key", task, do)
+
+    def endpoint(self, task: int, do: str) -> str:
+        return self._view("endpoint", task, do)
+
+    def group_count(self, task: int) -> int:
+        return self._view("group_count", task)
+
+    def group_of(self, task: int, do: str) -> int:
+        return self._view("group_of", task, do)
+
+    def group_members(self, task: int, group: int) -> tuple[str, ...]:
+        return self._view("group_members", task, group)
+
+    def status(self, task: int, round: int, do: str) -> int:
+        return self._view("do_status", task, round, do)
+
+    def mask_pk(self, task: int, round: int, do: str) -> bytes:
+        return self._view("mask_pk", task, round, do)
+
+    def shares_root(self, task: int, round: int, do: str) -> bytes:
+        return self._view("shares_root", task, round, do)
+
+    def update_digest(self, task: int, round: int, do: str) -> bytes:
+        return self._view("update_digest", task, round, do)
+
+    def chunk_count(self, task: int, round: int, do: str) -> int:
+        return self._view("chunk_count", task, round, do)
+
+    def update_words(self, task: int) -> int:
+        return self._view("update_words", task)
+
+    def group_result(self, task: int, round: int, group: int) -> int:
+        return self._view("group_result", task, round, group)
+
+    def unmask_count(self, task: int, round: int, group: int) -> int:
+        return self._view("unmask_count", task, round, group)
+
+    def round_model_hash(self, task: int, round: int) -> bytes:
+        return self._view("round_model_hash", task, round)
+
+    def credits(self, account: str, token: str = ETH) -> int:
+        return self._view("credits", token, account)
+
+    def is_credited(self, task: int, round: int, do: str) -> bool:
+        return self._view("is_credited", task, round, do)
+
+    def reclaimable(self, task: int) -> int:
+        return self._view("reclaimable", task)
+
+    def escrow_remaining(self, task: int) -> int:
+        return self._view("escrow_remaining", task)
+
+    # event readers (everything below needs nothing but chain data)
+
+    def model_bytes(self, task: int, round: int) -> bytes:
+        """A round's public model bytes, checked against the round's on-chain model hash."""
+        events = self.chain.events(
+            self.address, "ModelChunk", filters={"task": task, "round": round}
+        )
+        chunks = sorted((e.args["index"], e.args["data"]) for e in events)
+        digest = bytes(32)
+        for _, data in chunks:
+            digest = model_digest(digest, data)
+        expected = self.round_model_hash(task, round)
+        if expected == bytes(32) and round == 0:
+            expected = self.config(task).model_hash  # round 0 before it opens
+        if digest != expected:
+            raise RemoteProtocolError("published model bytes do not match the round's model hash")
+        return b"".join(data for _, data in chunks)
+
+    def submissions(self, task: int, round: int) -> dict[int, Submission]:
+        """Every masked update of a round as its chunks (from `UpdateChunk`) and on-chain digest.
+
+        Only data owners with a complete update (status SUBMITTED or later) are listed; recovery
+        checks the chunks against the digest.
+        """
+        events = self.chain.events(
+            self.address, "UpdateChunk", filters={"task": task, "round": round}
+        )
+        by_do: dict[str, list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
+        for event in events:
+            by_do[event.args["do"]].append((event.args["chunk_index"], event.args["words"]))
+        return {
+            int(do, 16): Submission(
+                chunks=tuple(words for _, words in sorted(chunks)),
+                digest=self.update_digest(task, round, do),
+            )
+            for do, chunks in by_do.items()
+            if self.status(task, round, do) >= STATUS_SUBMITTED
+        }
+
+    def revealed_shares(self, task: int, round: int) -> list[RevealedShare]:
+        """Every share revealed in a round's unmask messages (from `ShareRevealed`)."""
+        events = self.chain.events(
+            self.address, "ShareRevealed", filters={"task": task, "round": round}
+        )
+        return [
+            RevealedShare(
+                dealer=int(e.args["dealer"], 16),
+                holder=int(e.args["holder"], 16),
+                kind=e.args["kind"],
+                share=e.args["share"],
+            )
+            for e in events
+        ]
+
+    def gas_by_function(self) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for receipt in self.receipts:
+            totals[receipt.function] += receipt.gas_used
+        return dict(totals)
