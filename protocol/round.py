@@ -1,0 +1,839 @@
+"""The data owner's state machine for one (task, round): events in, actions out, no I/O.
+
+This module owns a DO's rules for a round (DESIGN.md §3, ``docs/interfaces.md`` §4–§6): when to deal
+and commit shares, which peer shares to accept, whom to mask against, when to submit, and which
+single share of each peer to reveal. The actor feeds it chain phase changes, peer messages, clock
+ticks and the locally trained update, and performs the actions it returns, in order.
+
+States::
+
+    REGISTERED --SharePhaseOpened--> SHARED --(commitments, update, submit phase)--> SUBMITTED
+    SUBMITTED --UnmaskPhaseOpened--> UNMASKED --GroupFinalized--> DONE
+    any live state --GroupFailed / missed phase / chain says we are out--> FAILED
+    any state --an event not in TRANSITIONS, or a protocol error--> ERROR
+
+``TRANSITIONS`` is the whole table: the event types each state accepts, the handler, and the states
+the handler may lead to. An event absent from the table raises ``LocalProtocolError``; chain
+data that contradicts itself raises ``RemoteProtocolError``; either way the machine moves to
+``ERROR`` and keeps nothing of the failed event (handlers work on a copy, committed on success).
+A *peer* that misbehaves (a share that fails its commitment, a relayed or conflicting delivery) does
+not stop the machine: the error is recorded in ``peer_errors`` against that peer.
+
+The one rule no sequence of events can break: for each dealer the machine reveals at most one
+secret kind — the self-mask seed share of a member that submitted, or the mask-key share of one
+that committed and did not submit — and it reveals nothing when fewer than ``t`` members submitted.
+
+Persistence: ``snapshot()`` is a msgspec msgpack record of everything the machine knows (its
+secrets, the shares it dealt and holds, progress and the reveal ledger). An actor must persist it
+after ``send`` returns and *before* performing the actions, then after a crash resume with
+``RoundMachine.restore`` and redo the actions of the last event (``deliveries()``, ``commitment()``,
+``chunks()`` rebuild them); the contract and peers treat repeats as no-ops or reject them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from protocol.commitments import deal_commitment, share_leaf, split_chunks, verify_proof
+from protocol.constants import (
+    KIND_MASK_KEY,
+    KIND_SELF_SEED,
+    MAX_CHUNK_WORDS,
+    MAX_GROUP_SIZE,
+    SECRET_KINDS,
+)
+from protocol.encoding import QuantConfig, check_headroom, pack_lanes, quantize
+from protocol.errors import (
+    CommitmentError,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from protocol.masks import MaskKeyPair, mask_update, new_self_seed
+from protocol.messages import ShareDelivery, address_bytes, address_int
+from protocol.shamir import split_secret
+
+RandBytes = Callable[[int], bytes]
+SNAPSHOT_VERSION: Final = 1
+
+
+class State(StrEnum):
+    """Where a DO stands in one round."""
+
+    REGISTERED = "registered"  # registered for the task; waiting for the share phase
+    SHARED = "shared"  # dealt and committed shares; collecting peers' shares, awaiting submit
+    SUBMITTED = "submitted"  # masked update posted; waiting for the unmask phase
+    UNMASKED = "unmasked"  # one share per committed member revealed; waiting for the result
+    DONE = "done"  # the group finalized with our update in it (we are credited)
+    FAILED = "failed"  # the round ended without our update in an aggregate
+    ERROR = "error"  # a protocol error; the machine accepts nothing more
+
+
+TERMINAL: Final = frozenset({State.DONE, State.FAILED, State.ERROR})
+
+
+# ---------------------------------------------------------------------------------------------
+# Events (in)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundOpened:
+    """The round's fixed parameters, known once registration closed and groups are drawn."""
+
+    task: int
+    round: int
+    members: tuple[int, ...]  # the group's member list, in on-chain order
+    threshold: int
+    me: int
+    model_hash: bytes  # the public model this round trains (the update must be computed on it)
+    quant: QuantConfig
+    d: int
+    chunk_words: int = MAX_CHUNK_WORDS
+
+
+@dataclass(frozen=True, slots=True)
+class SharePhaseOpened:
+    deadline: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShareReceived:
+    """A decoded ``ShareDelivery`` that arrived on the authenticated channel of ``sender``."""
+
+    sender: int
+    delivery: ShareDelivery
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCommitment:
+    """One member's ``commit_shares`` as the chain holds it."""
+
+    member: int
+    mask_public: bytes
+    shares_root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SharesCommittedOnChain:
+    """At SHARE close: every group member that committed, with its mask key and shares root."""
+
+    commitments: tuple[MemberCommitment, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LocalUpdateReady:
+    """The trained update: floats (clipped and quantized here) or ring elements already."""
+
+    update: npt.NDArray[np.generic]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitPhaseOpened:
+    deadline: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnmaskPhaseOpened:
+    """At SUBMIT close: the members whose submissions are complete on-chain."""
+
+    submitted: tuple[int, ...]
+    deadline: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFinalized:
+    """The group's ``t``-th unmask message landed; ``credited`` are its submitters."""
+
+    credited: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFailed:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineTick:
+    """The chain's clock (block timestamp) reached ``now``."""
+
+    now: int
+
+
+Event = (
+    RoundOpened
+    | SharePhaseOpened
+    | ShareReceived
+    | SharesCommittedOnChain
+    | LocalUpdateReady
+    | SubmitPhaseOpened
+    | UnmaskPhaseOpened
+    | GroupFinalized
+    | GroupFailed
+    | DeadlineTick
+)
+EVENT_TYPES: Final = Event.__args__
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions (out)
+
+
+@dataclass(frozen=True, slots=True)
+class SendShares:
+    """Send ``delivery`` to group member ``to`` over its authenticated channel."""
+
+    to: int
+    delivery: ShareDelivery
+
+
+@dataclass(frozen=True, slots=True)
+class PostCommitment:
+    """Call ``commit_shares(task, round, mask_public, shares_root)``."""
+
+    mask_public: bytes
+    shares_root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PostChunk:
+    """Call ``submit(task, round, chunk_index, words)``; chunks go in index order."""
+
+    chunk_index: int
+    words: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reveal:
+    """One entry of ``unmask``: a share of ``dealer``'s secret ``kind`` and its Merkle proof."""
+
+    dealer: int
+    kind: int
+    share: bytes
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PostUnmask:
+    """Call ``unmask(task, round, reveals)``: one entry per committed member, in member order."""
+
+    reveals: tuple[Reveal, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Our update is in the group's aggregate; nothing more to do this round."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    reason: str
+
+
+Action = SendShares | PostCommitment | PostChunk | PostUnmask | Done | Failed
+
+
+# ---------------------------------------------------------------------------------------------
+# The persisted record: the machine's whole memory, and the snapshot schema.
+# msgpack carries at most 64-bit integers, so addresses are stored as 20 big-endian bytes.
+
+
+class _Commitment(msgspec.Struct, frozen=True):
+    member: bytes
+    mask_public: bytes
+    shares_root: bytes
+
+
+class _PeerError(msgspec.Struct, frozen=True):
+    peer: bytes
+    kind: str
+    message: str
+
+
+class _Revealed(msgspec.Struct, frozen=True):
+    dealer: bytes
+    kind: int
+
+
+class _Record(msgspec.Struct, kw_only=True):
+    version: int = SNAPSHOT_VERSION
+    state: State = State.REGISTERED
+    failure: str | None = None
+    # RoundOpened
+    opened: bool = False
+    task: int = 0
+    round: int = 0
+    members: list[bytes] = []
+    threshold: int = 0
+    me: bytes = b""
+    model_hash: bytes = b""
+    lane_bits: int = 0
+    scale_bits: int = 0
+    clip_norm: float = 0.0
+    d: int = 0
+    chunk_words: int = MAX_CHUNK_WORDS
+    # phases seen
+    share_deadline: int | None = None
+    submit_deadline: int | None = None
+    unmask_deadline: int | None = None
+    # our secrets and what we dealt (one delivery per member, ours included)
+    self_seed: bytes | None = None
+    mask_secret: bytes | None = None
+    dealt: list[ShareDelivery] = []
+    # what we hold: at most one delivery per dealer, each consistent with its own proofs and,
+    # once the commitments are known, with the dealer's on-chain root and key
+    held: list[ShareDelivery] = []
+    committed: list[_Commitment] | None = None
+    update: bytes | None = None  # quantized ring vector, little-endian lanes
+    submitted: list[bytes] | None = None
+    revealed: list[_Revealed] = []
+    peer_errors: list[_PeerError] = []
+
+    def copy(self) -> _Record:
+        # A deep copy through the snapshot codec: handlers mutate the copy freely, and the
+        # codec is exercised on every event, not only when an actor persists.
+        return _decode_record(msgspec.msgpack.encode(self))
+
+    @property
+    def quant(self) -> QuantConfig:
+        return QuantConfig(self.lane_bits, self.scale_bits, self.clip_norm)
+
+    @property
+    def member_ints(self) -> tuple[int, ...]:
+        return tuple(address_int(m) for m in self.members)
+
+    @property
+    def me_int(self) -> int:
+        return address_int(self.me)
+
+    def commitments(self) -> dict[int, _Commitment]:
+        return {address_int(c.member): c for c in self.committed or ()}
+
+    def held_from(self, dealer: int) -> ShareDelivery | None:
+        return next((h for h in self.held if address_int(h.dealer) == dealer), None)
+
+
+_record_decoder = msgspec.msgpack.Decoder(_Record)
+
+
+def _decode_record(data: bytes) -> _Record:
+    return _record_decoder.decode(data)
+
+
+_PEER_ERROR_TYPES: Final[dict[str, type[RemoteProtocolError]]] = {
+    "CommitmentError": CommitmentError,
+    "RemoteProtocolError": RemoteProtocolError,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers: each takes the working copy of the record and the event, mutates the copy, and
+# returns the actions. They raise ProtocolError for anything that must stop the machine.
+
+
+def _fail(rec: _Record, reason: str) -> list[Action]:
+    rec.state = State.FAILED
+    rec.failure = reason
+    return [Failed(reason)]
+
+
+def _require_opened(rec: _Record) -> None:
+    if not rec.opened:
+        raise LocalProtocolError("the round has not been opened (RoundOpened comes first)")
+
+
+def _open_round(rec: _Record, ev: RoundOpened, randbytes: RandBytes) -> list[Action]:
+    if rec.opened:
+        raise LocalProtocolError("the round is already open")
+    members = tuple(ev.members)
+    if len(set(members)) != len(members) or not 2 <= len(members) <= MAX_GROUP_SIZE:
+        raise LocalProtocolError(f"a group is 2..{MAX_GROUP_SIZE} distinct members")
+    if ev.me not in members:
+        raise LocalProtocolError("this DO is not a member of the group")
+    if not 2 <= ev.threshold <= len(members):
+        raise LocalProtocolError(f"threshold must be in [2, {len(members)}], got {ev.threshold}")
+    # Messages carry task and round as uint64 (protocol.messages).
+    if not 1 <= ev.task < 2**64 or not 0 <= ev.round < 2**64:
+        raise LocalProtocolError("task must be in [1, 2**64) and round in [0, 2**64)")
+    if not isinstance(ev.d, int) or ev.d < 1:
+        raise LocalProtocolError(f"d must be a positive integer, got {ev.d!r}")
+    if not 1 <= ev.chunk_words <= MAX_CHUNK_WORDS:
+        raise LocalProtocolError(f"chunk_words must be in [1, {MAX_CHUNK_WORDS}]")
+    if not isinstance(ev.model_hash, bytes) or len(ev.model_hash) != 32:
+        raise LocalProtocolError("model_hash is 32 bytes")
+    # A group sum that can wrap would be silently wrong: refuse such a task up front.
+    check_headroom(ev.quant, len(members))
+    rec.opened = True
+    rec.task, rec.round = ev.task, ev.round
+    rec.members = [address_bytes(m) for m in members]
+    rec.threshold = ev.threshold
+    rec.me = address_bytes(ev.me)
+    rec.model_hash = ev.model_hash
+    rec.lane_bits, rec.scale_bits = ev.quant.lane_bits, ev.quant.scale_bits
+    rec.clip_norm = ev.quant.clip_norm
+    rec.d, rec.chunk_words = ev.d, ev.chunk_words
+    return []
+
+
+def _open_share_phase(rec: _Record, ev: SharePhaseOpened, randbytes: RandBytes) -> list[Action]:
+    _require_opened(rec)
+    keys = MaskKeyPair.generate(randbytes)
+    seed = new_self_seed(randbytes)
+    members = rec.member_ints
+    n, me = len(members), rec.me_int
+    seed_shares = split_secret(seed, rec.threshold, n)
+    key_shares = split_secret(keys.secret, rec.threshold, n)
+    dealt = deal_commitment(rec.task, rec.round, me, members, seed_shares, key_shares)
+    deliveries = [
+        ShareDelivery(
+            task=rec.task,
+            round=rec.round,
+            dealer=rec.me,
+            holder=address_bytes(holder),
+            seed_share=seed_shares[p],
+            key_share=key_shares[p],
+            mask_public=keys.public,
+            shares_root=dealt.root,
+            seed_proof=tuple(dealt.proof(p, KIND_SELF_SEED)),
+            key_proof=tuple(dealt.proof(p, KIND_MASK_KEY)),
+        )
+        for p, holder in enumerate(members)
+    ]
+    rec.self_seed, rec.mask_secret = seed, keys.secret
+    rec.dealt = deliveries
+    rec.share_deadline = ev.deadline
+    # Our own shares are held like a peer's; they are what we reveal about ourselves.
+    rec.held.append(deliveries[members.index(me)])
+    rec.state = State.SHARED
+    # Shares go out before the commitment, so a dealer that committed has tried to deliver.
+    return [*_deliveries(rec), PostCommitment(keys.public, dealt.root)]
+
+
+def _deliveries(rec: _Record) -> list[SendShares]:
+    me = rec.me_int
+    return [SendShares(address_int(d.holder), d) for d in rec.dealt if address_int(d.holder) != me]
+
+
+def _delivery_problem(rec: _Record, sender: int, d: ShareDelivery) -> ProtocolError | None:
+    """Why a delivery from ``sender`` cannot be held, or None if it can."""
+    members, me = rec.member_ints, rec.me_int
+    dealer = address_int(d.dealer)
+    if sender not in members or sender == me:
+        return RemoteProtocolError("shares from a DO outside the group")
+    if dealer != sender:
+        return RemoteProtocolError("a delivery must come from its dealer's own channel")
+    if address_int(d.holder) != me or (d.task, d.round) != (rec.task, rec.round):
+        return RemoteProtocolError("a delivery for another holder, task or round")
+    for kind in SECRET_KINDS:
+        leaf = share_leaf(rec.task, rec.round, dealer, me, kind, d.share(kind))
+        if not verify_proof(leaf, d.proof(kind), d.shares_root):
+            return CommitmentError(f"share of kind {kind} does not verify under the dealt root")
+    if rec.committed is not None:
+        onchain = rec.commitments().get(dealer)
+        if onchain is None:
+            return RemoteProtocolError("shares from a member that did not commit")
+        if (onchain.shares_root, onchain.mask_public) != (d.shares_root, d.mask_public):
+            return CommitmentError("delivery does not match the dealer's on-chain commitment")
+    held = rec.held_from(dealer)
+    if held is not None and held != d:
+        return RemoteProtocolError("conflicting deliveries from one dealer")
+    return None
+
+
+def _record_peer_error(rec: _Record, peer: int, error: ProtocolError) -> None:
+    # The first error a peer caused is the one worth reporting; later ones add nothing.
+    if all(address_int(e.peer) != peer for e in rec.peer_errors):
+        rec.peer_errors.append(_PeerError(address_bytes(peer), type(error).__name__, str(error)))
+
+
+def _receive_share(rec: _Record, ev: ShareReceived, randbytes: RandBytes) -> list[Action]:
+    _require_opened(rec)
+    if not isinstance(ev.delivery, ShareDelivery):
+        raise LocalProtocolError("ShareReceived carries a decoded ShareDelivery")
+    problem = _delivery_problem(rec, ev.sender, ev.delivery)
+    if problem is not None:
+        _record_peer_error(rec, ev.sender, problem)
+    elif rec.held_from(ev.sender) is None:
+        rec.held.append(ev.delivery)
+    return []
+
+
+def _ignore_late_share(rec: _Record, ev: ShareReceived, randbytes: RandBytes) -> list[Action]:
+    # After unmasking a share changes nothing; a peer's slow delivery is not our caller's fault.
+    return []
+
+
+def _missed_share_phase(rec: _Record, ev: Event, randbytes: RandBytes) -> list[Action]:
+    return _fail(rec, f"{type(ev).__name__} before this DO dealt its shares: share phase missed")
+
+
+def _commitments_known(
+    rec: _Record, ev: SharesCommittedOnChain, randbytes: RandBytes
+) -> list[Action]:
+    if rec.committed is not None:
+        raise LocalProtocolError("the on-chain commitments are already known")
+    members, me = rec.member_ints, rec.me_int
+    seen: set[int] = set()
+    for c in ev.commitments:
+        if c.member not in members or c.member in seen:
+            raise RemoteProtocolError("commitments must name distinct group members")
+        if len(c.mask_public) != 32 or len(c.shares_root) != 32:
+            raise RemoteProtocolError("a commitment is a 32-byte key and a 32-byte root")
+        seen.add(c.member)
+    rec.committed = [
+        _Commitment(address_bytes(c.member), c.mask_public, c.shares_root)
+        for m in members
+        for c in ev.commitments
+        if c.member == m
+    ]
+    mine = rec.commitments().get(me)
+    if mine is None:
+        return _fail(rec, "our share commitment is not on-chain")
+    keys = MaskKeyPair.from_secret(_secret(rec.mask_secret))
+    if (mine.mask_public, mine.shares_root) != (keys.public, rec.dealt[0].shares_root):
+        raise RemoteProtocolError("the chain holds a commitment for us that we did not make")
+    if len(rec.committed) < rec.threshold:
+        # The group can never reach t submitters; submitting would only spend gas.
+        return _fail(rec, f"only {len(rec.committed)} members committed, threshold {rec.threshold}")
+    # Re-check what we hold against the chain: drop deliveries of members that did not commit,
+    # and of dealers whose delivered root or key is not the one they committed.
+    kept: list[ShareDelivery] = []
+    for held in rec.held:
+        dealer = address_int(held.dealer)
+        if dealer == me:
+            kept.append(held)
+            continue
+        problem = _delivery_problem(rec, dealer, held) if dealer in seen else None
+        if problem is not None:
+            _record_peer_error(rec, dealer, problem)
+        elif dealer in seen:
+            kept.append(held)
+    rec.held = kept
+    return _try_submit(rec)
+
+
+def _update_ready(rec: _Record, ev: LocalUpdateReady, randbytes: RandBytes) -> list[Action]:
+    _require_opened(rec)
+    if rec.update is not None:
+        raise LocalProtocolError("the local update was already given")
+    quant = rec.quant
+    arr = np.asarray(ev.update)
+    if arr.shape != (rec.d,):
+        raise LocalProtocolError(f"the update must have shape ({rec.d},), got {arr.shape}")
+    if arr.dtype == quant.ring_dtype:
+        ring = arr
+    elif np.issubdtype(arr.dtype, np.floating):
+        # A generator of our own, seeded from the injected source: no global random state.
+        rng = np.random.default_rng(int.from_bytes(randbytes(32), "big"))
+        ring = quantize(arr, quant, rng)
+    else:
+        raise LocalProtocolError(
+            f"the update is floats or {np.dtype(quant.ring_dtype)} ring elements, got {arr.dtype}"
+        )
+    rec.update = ring.astype(np.dtype(quant.ring_dtype).newbyteorder("<")).tobytes()
+    return _try_submit(rec)
+
+
+def _open_submit_phase(rec: _Record, ev: SubmitPhaseOpened, randbytes: RandBytes) -> list[Action]:
+    if rec.submit_deadline is not None:
+        raise LocalProtocolError("the submit phase is already open")
+    rec.submit_deadline = ev.deadline
+    return _try_submit(rec)
+
+
+def _try_submit(rec: _Record) -> list[Action]:
+    """Submit once the three preconditions hold, whatever order they arrived in."""
+    if rec.committed is None or rec.update is None or rec.submit_deadline is None:
+        return []
+    rec.state = State.SUBMITTED
+    return _chunks(rec)
+
+
+def _masked(rec: _Record) -> np.ndarray:
+    quant = rec.quant
+    me = rec.me_int
+    x = np.frombuffer(_secret(rec.update), dtype=np.dtype(quant.ring_dtype).newbyteorder("<"))
+    # Pairwise masks towards exactly the members that committed on-chain: the set every other
+    # submitter and every reader of the chain uses too, so the masks cancel or get cancelled.
+    peers = {m: c.mask_public for m, c in rec.commitments().items() if m != me}
+    return mask_update(
+        x.astype(quant.ring_dtype),
+        self_seed=_secret(rec.self_seed),
+        my_keys=MaskKeyPair.from_secret(_secret(rec.mask_secret)),
+        my_addr=me,
+        peers=peers,
+        task=rec.task,
+        round=rec.round,
+        lane_bits=quant.lane_bits,
+    )
+
+
+def _chunks(rec: _Record) -> list[Action]:
+    words = pack_lanes(_masked(rec), rec.lane_bits)
+    return [
+        PostChunk(i, tuple(chunk)) for i, chunk in enumerate(split_chunks(words, rec.chunk_words))
+    ]
+
+
+def _not_submitted(rec: _Record, ev: UnmaskPhaseOpened, randbytes: RandBytes) -> list[Action]:
+    return _fail(rec, "the unmask phase opened before this DO submitted")
+
+
+def _open_unmask_phase(rec: _Record, ev: UnmaskPhaseOpened, randbytes: RandBytes) -> list[Action]:
+    committed = rec.commitments()
+    submitted = tuple(ev.submitted)
+    if len(set(submitted)) != len(submitted) or not set(submitted) <= committed.keys():
+        raise RemoteProtocolError("submitters must be distinct members that committed")
+    me = rec.me_int
+    rec.submitted = [address_bytes(s) for s in submitted]
+    rec.unmask_deadline = ev.deadline
+    if me not in submitted:
+        return _fail(rec, "our submission is not complete on-chain")
+    if len(submitted) < rec.threshold:
+        # The privacy floor: with fewer than t submitters no aggregate may appear, so reveal none.
+        return _fail(rec, f"only {len(submitted)} members submitted, threshold {rec.threshold}")
+    reveals: list[Reveal] = []
+    missing: list[int] = []
+    for dealer in rec.member_ints:
+        if dealer not in committed:
+            continue
+        kind = KIND_SELF_SEED if dealer in submitted else KIND_MASK_KEY
+        held = rec.held_from(dealer)
+        if held is None:
+            missing.append(dealer)
+            continue
+        reveals.append(Reveal(dealer, kind, held.share(kind), tuple(held.proof(kind))))
+    if missing:
+        # The contract wants one entry per committed member; without a valid share of each we
+        # cannot unmask at all, and revealing a subset would only leak to no purpose.
+        names = ", ".join(f"{m:#042x}" for m in missing)
+        return _fail(rec, f"no valid shares from committed dealers {names}: cannot unmask")
+    _record_reveals(rec, reveals, submitted)
+    rec.state = State.UNMASKED
+    return [PostUnmask(tuple(reveals))]
+
+
+def _record_reveals(rec: _Record, reveals: list[Reveal], submitted: tuple[int, ...]) -> None:
+    """The never-both guard, checked against the persisted ledger before anything is revealed."""
+    ledger = {(address_int(r.dealer), r.kind) for r in rec.revealed}
+    for r in reveals:
+        other = KIND_MASK_KEY if r.kind == KIND_SELF_SEED else KIND_SELF_SEED
+        if (r.dealer, other) in ledger:
+            raise LocalProtocolError(f"refusing to reveal both secrets of {r.dealer:#042x}")
+        if r.kind == KIND_MASK_KEY and r.dealer in submitted:
+            raise LocalProtocolError(f"refusing to reveal the mask key of submitter {r.dealer:#x}")
+    rec.revealed.extend(
+        _Revealed(address_bytes(r.dealer), r.kind)
+        for r in reveals
+        if (r.dealer, r.kind) not in ledger
+    )
+
+
+def _finalized(rec: _Record, ev: GroupFinalized, randbytes: RandBytes) -> list[Action]:
+    if rec.opened and rec.me_int in ev.credited:
+        if rec.state not in (State.SUBMITTED, State.UNMASKED):
+            raise RemoteProtocolError("the chain credits us for an update we never submitted")
+        rec.state = State.DONE
+        return [Done()]
+    return _fail(rec, "the group finalized without our update")
+
+
+def _group_failed(rec: _Record, ev: GroupFailed, randbytes: RandBytes) -> list[Action]:
+    return _fail(rec, f"group failed: {ev.reason}")
+
+
+def _tick(rec: _Record, ev: DeadlineTick, randbytes: RandBytes) -> list[Action]:
+    # Only one deadline is ours to act on: the submit phase passing while we still wait for our
+    # update or for the commitments. Every other phase end arrives as a chain event.
+    if (
+        rec.state == State.SHARED
+        and rec.submit_deadline is not None
+        and ev.now >= rec.submit_deadline
+    ):
+        return _fail(rec, "the submit deadline passed before this DO could submit")
+    return []
+
+
+def _secret(value: bytes | None) -> bytes:
+    if value is None:
+        raise LocalProtocolError("a secret the machine should hold is missing")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# The transition table: (state, event type) -> handler and the states it may lead to.
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    handler: Callable[[_Record, object, RandBytes], list[Action]]
+    targets: frozenset[State]
+
+
+def _t(handler: Callable[..., list[Action]], *targets: State) -> Transition:
+    return Transition(handler, frozenset(targets))
+
+
+_R, _S, _U, _M = State.REGISTERED, State.SHARED, State.SUBMITTED, State.UNMASKED
+_DONE, _FAILED = State.DONE, State.FAILED
+
+TRANSITIONS: Final[Mapping[tuple[State, type], Transition]] = {
+    (_R, RoundOpened): _t(_open_round, _R),
+    (_R, SharePhaseOpened): _t(_open_share_phase, _S),
+    (_R, ShareReceived): _t(_receive_share, _R),
+    (_R, LocalUpdateReady): _t(_update_ready, _R),
+    (_R, SharesCommittedOnChain): _t(_missed_share_phase, _FAILED),
+    (_R, SubmitPhaseOpened): _t(_missed_share_phase, _FAILED),
+    (_R, UnmaskPhaseOpened): _t(_missed_share_phase, _FAILED),
+    (_R, GroupFinalized): _t(_finalized, _FAILED),
+    (_R, GroupFailed): _t(_group_failed, _FAILED),
+    (_R, DeadlineTick): _t(_tick, _R),
+    (_S, ShareReceived): _t(_receive_share, _S),
+    (_S, SharesCommittedOnChain): _t(_commitments_known, _S, _U, _FAILED),
+    (_S, LocalUpdateReady): _t(_update_ready, _S, _U),
+    (_S, SubmitPhaseOpened): _t(_open_submit_phase, _S, _U),
+    (_S, UnmaskPhaseOpened): _t(_not_submitted, _FAILED),
+    (_S, GroupFinalized): _t(_finalized, _FAILED),
+    (_S, GroupFailed): _t(_group_failed, _FAILED),
+    (_S, DeadlineTick): _t(_tick, _S, _FAILED),
+    (_U, ShareReceived): _t(_receive_share, _U),
+    (_U, UnmaskPhaseOpened): _t(_open_unmask_phase, _M, _FAILED),
+    (_U, GroupFinalized): _t(_finalized, _DONE, _FAILED),
+    (_U, GroupFailed): _t(_group_failed, _FAILED),
+    (_U, DeadlineTick): _t(_tick, _U),
+    (_M, ShareReceived): _t(_ignore_late_share, _M),
+    (_M, GroupFinalized): _t(_finalized, _DONE, _FAILED),
+    (_M, GroupFailed): _t(_group_failed, _FAILED),
+    (_M, DeadlineTick): _t(_tick, _M),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+
+
+class RoundMachine:
+    """One DO's machine for one (task, round). Feed events with ``send``; perform what it returns.
+
+    ``randbytes`` (e.g. ``secrets.token_bytes``) is the only source of randomness: the round's
+    mask key pair, self-mask seed and quantization noise all come from it.
+    """
+
+    __slots__ = ("_randbytes", "_record")
+
+    def __init__(self, randbytes: RandBytes) -> None:
+        self._randbytes = randbytes
+        self._record = _Record()
+
+    # -- driving --------------------------------------------------------------------------
+
+    def send(self, event: Event) -> list[Action]:
+        """Apply ``event``; return the actions to perform, in order.
+
+        Raises ``LocalProtocolError`` for an event the current state does not accept (or bad
+        local input) and ``RemoteProtocolError`` for chain data that contradicts itself; either
+        way the machine is then in ``ERROR`` and the event left no other trace.
+        """
+        transition = TRANSITIONS.get((self.state, type(event)))
+        try:
+            if transition is None:
+                raise LocalProtocolError(
+                    f"{type(event).__name__} is not allowed in state {self.state.name}"
+                )
+            work = self._record.copy()
+            actions = transition.handler(work, event, self._randbytes)
+            if work.state not in transition.targets:
+                raise LocalProtocolError(
+                    f"internal: {type(event).__name__} led {self.state.name} to {work.state.name}"
+                )
+        except Exception as exc:
+            # Any error, ours or a peer's, ends the machine: a half-known round must not go on.
+            if self._record.state != State.ERROR:
+                self._record.state = State.ERROR
+                self._record.failure = f"{type(exc).__name__}: {exc}"
+            raise
+        self._record = work
+        return actions
+
+    # -- what an actor reads ---------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._record.state
+
+    @property
+    def failure(self) -> str | None:
+        """Why the machine is FAILED or in ERROR."""
+        return self._record.failure
+
+    @property
+    def peer_errors(self) -> dict[int, RemoteProtocolError]:
+        """The first protocol error each misbehaving peer caused (e.g. a share failing its root)."""
+        return {
+            address_int(e.peer): _PEER_ERROR_TYPES.get(e.kind, RemoteProtocolError)(e.message)
+            for e in self._record.peer_errors
+        }
+
+    @property
+    def mask_public(self) -> bytes | None:
+        """This round's mask public key, once dealt."""
+        secret = self._record.mask_secret
+        return None if secret is None else MaskKeyPair.from_secret(secret).public
+
+    @property
+    def dealers_held(self) -> frozenset[int]:
+        """Dealers (ourselves included) whose shares we hold and consider valid."""
+        return frozenset(address_int(h.dealer) for h in self._record.held)
+
+    @property
+    def revealed(self) -> frozenset[tuple[int, int]]:
+        """The reveal ledger: ``(dealer, kind)`` pairs this machine has ever put in an unmask."""
+        return frozenset((address_int(r.dealer), r.kind) for r in self._record.revealed)
+
+    # -- redoing the last actions after a crash ---------------------------------------------
+
+    def deliveries(self) -> list[SendShares]:
+        """The share deliveries to peers (empty before the share phase)."""
+        return _deliveries(self._record)
+
+    def commitment(self) -> PostCommitment | None:
+        """The commitment to post (None before the share phase)."""
+        rec = self._record
+        if rec.mask_secret is None or not rec.dealt:
+            return None
+        return PostCommitment(
+            MaskKeyPair.from_secret(rec.mask_secret).public, rec.dealt[0].shares_root
+        )
+
+    def chunks(self) -> list[PostChunk]:
+        """The masked update's chunks (empty until the machine has submitted)."""
+        if self.state in (State.REGISTERED, State.SHARED) or self._record.update is None:
+            return []
+        if self._record.committed is None:
+            return []
+        return [a for a in _chunks(self._record) if isinstance(a, PostChunk)]
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything the machine knows, as msgpack (contains secrets: store it privately)."""
+        return msgspec.msgpack.encode(self._record)
+
+    @classmethod
+    def restore(cls, data: bytes, randbytes: RandBytes) -> RoundMachine:
+        """A machine continuing exactly where ``snapshot()`` left off."""
+        try:
+            record = _decode_record(data)
+        except msgspec.MsgspecError as exc:
+            raise LocalProtocolError(f"not a round snapshot: {exc}") from exc
+        if record.version != SNAPSHOT_VERSION:
+            raise LocalProtocolError(f"unknown round snapshot version {record.version}")
+        machine = cls(randbytes)
+        machine._record = record
+        return machine

@@ -1,0 +1,334 @@
+"""In-memory N-party harness: whole rounds of ``RoundMachine``s with no I/O.
+
+``FakeChain`` plays the contract's part for one group (the rules of ``docs/interfaces.md`` §3–§5:
+one commitment per member, in-order chunks with a running digest, unmask messages checked share by
+share against the dealers' roots, finalization at the ``t``-th); peer channels are direct calls.
+``run_round`` drives every member through the phases and injects a dropout per member at the
+phase its ``Plan`` names, then recovers the aggregate from the fake chain's data alone.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from protocol.commitments import ZERO_DIGEST, chunk_digest, share_leaf, verify_proof
+from protocol.constants import (
+    GROUP_FAILED,
+    GROUP_FINALIZED,
+    GROUP_PENDING,
+    KIND_MASK_KEY,
+    KIND_SELF_SEED,
+    STATUS_COMMITTED,
+    STATUS_NONE,
+    STATUS_SUBMITTED,
+    STATUS_UNMASKED,
+)
+from protocol.encoding import QuantConfig, word_count
+from protocol.recovery import GroupAggregate, RevealedShare, Submission, recover_group_aggregate
+from protocol.round import (
+    TERMINAL,
+    Action,
+    DeadlineTick,
+    Event,
+    GroupFailed,
+    GroupFinalized,
+    LocalUpdateReady,
+    MemberCommitment,
+    PostChunk,
+    PostCommitment,
+    PostUnmask,
+    RoundMachine,
+    RoundOpened,
+    SendShares,
+    SharePhaseOpened,
+    ShareReceived,
+    SharesCommittedOnChain,
+    SubmitPhaseOpened,
+    UnmaskPhaseOpened,
+)
+
+TASK, ROUND = 3, 1
+MODEL_HASH = bytes(range(32))
+SHARE_DEADLINE, SUBMIT_DEADLINE, UNMASK_DEADLINE = 100, 200, 300
+
+
+class Revert(Exception):
+    """The fake chain refused a call, as the contract would revert it."""
+
+
+class Dropout(Enum):
+    """Where a member vanishes (it performs nothing and hears nothing from then on)."""
+
+    NONE = "none"
+    BEFORE_SHARE = "before_share"  # never deals
+    MID_SHARE = "mid_share"  # delivers shares to some peers, never commits
+    AFTER_COMMIT = "after_commit"  # committed, never submits
+    MID_SUBMIT = "mid_submit"  # posts its first chunk only
+    AFTER_SUBMIT = "after_submit"  # submitted, never unmasks
+
+
+class UpdateTiming(Enum):
+    """When the trained update reaches the machine, relative to the chain's phases."""
+
+    EARLY = "early"  # before the share phase
+    DURING_SHARE = "during_share"  # after dealing, before the commitments are known
+    LATE = "late"  # after the submit phase opened
+
+
+@dataclass
+class FakeChain:
+    """The contract's view of one group in one round."""
+
+    members: tuple[int, ...]
+    threshold: int
+    d: int
+    lane_bits: int
+    commitments: dict[int, PostCommitment] = field(default_factory=dict)
+    chunks: dict[int, list[tuple[int, ...]]] = field(default_factory=dict)
+    digests: dict[int, bytes] = field(default_factory=dict)
+    statuses: dict[int, int] = field(default_factory=dict)
+    reveals: list[RevealedShare] = field(default_factory=list)
+    unmaskers: list[int] = field(default_factory=list)
+    result: int = GROUP_PENDING
+
+    def status(self, member: int) -> int:
+        return self.statuses.get(member, STATUS_NONE)
+
+    def commit(self, member: int, action: PostCommitment) -> None:
+        if member not in self.members or member in self.commitments:
+            raise Revert("commit: not a member or already committed")
+        self.commitments[member] = action
+        self.statuses[member] = STATUS_COMMITTED
+
+    def submit(self, member: int, action: PostChunk) -> None:
+        if self.status(member) != STATUS_COMMITTED:
+            raise Revert("submit: not committed or already submitted")
+        got = self.chunks.setdefault(member, [])
+        total = sum(len(c) for c in got) + len(action.words)
+        if action.chunk_index != len(got) or total > word_count(self.d, self.lane_bits):
+            raise Revert("submit: chunk out of order or too long")
+        self.digests[member] = chunk_digest(self.digests.get(member, ZERO_DIGEST), action.words)
+        got.append(action.words)
+        if total == word_count(self.d, self.lane_bits):
+            self.statuses[member] = STATUS_SUBMITTED
+
+    def submitters(self) -> tuple[int, ...]:
+        return tuple(m for m in self.members if self.status(m) >= STATUS_SUBMITTED)
+
+    def close_submit(self) -> None:
+        if len(self.submitters()) < self.threshold:
+            self.result = GROUP_FAILED
+
+    def unmask(self, member: int, action: PostUnmask) -> None:
+        if self.result != GROUP_PENDING or self.status(member) != STATUS_SUBMITTED:
+            raise Revert("unmask: group resolved, or caller not a submitter")
+        committed = [m for m in self.members if m in self.commitments]
+        if [r.dealer for r in action.reveals] != committed:
+            raise Revert("unmask: one reveal per committed member, in member order")
+        accepted = []
+        for r in action.reveals:
+            due = KIND_SELF_SEED if self.status(r.dealer) >= STATUS_SUBMITTED else KIND_MASK_KEY
+            leaf = share_leaf(TASK, ROUND, r.dealer, member, r.kind, r.share)
+            if r.kind != due or not verify_proof(
+                leaf, r.proof, self.commitments[r.dealer].shares_root
+            ):
+                raise Revert("unmask: share fails its commitment")
+            accepted.append(RevealedShare(r.dealer, member, r.kind, r.share))
+        self.reveals.extend(accepted)
+        self.statuses[member] = STATUS_UNMASKED
+        self.unmaskers.append(member)
+        if len(self.unmaskers) == self.threshold:
+            self.result = GROUP_FINALIZED
+
+    def close_unmask(self) -> None:
+        if self.result == GROUP_PENDING:
+            self.result = GROUP_FAILED
+
+    def recover(self, quant: QuantConfig) -> GroupAggregate:
+        """The group aggregate from this chain's data alone, as any reader would compute it."""
+        return recover_group_aggregate(
+            members=self.members,
+            threshold=self.threshold,
+            statuses=self.statuses,
+            mask_public_keys={m: c.mask_public for m, c in self.commitments.items()},
+            submissions={
+                m: Submission(tuple(self.chunks[m]), self.digests[m]) for m in self.submitters()
+            },
+            reveals=self.reveals,
+            task=TASK,
+            round=ROUND,
+            quant=quant,
+            d=self.d,
+        )
+
+
+@dataclass
+class Plan:
+    """One member's behaviour in a round."""
+
+    dropout: Dropout = Dropout.NONE
+    timing: UpdateTiming = UpdateTiming.DURING_SHARE
+
+
+@dataclass
+class Outcome:
+    chain: FakeChain
+    machines: dict[int, RoundMachine]
+    updates: dict[int, np.ndarray]
+    actions: dict[int, list[Action]]
+    alive: set[int]
+
+    def expected_sum(self, quant: QuantConfig) -> np.ndarray:
+        total = np.zeros(self.chain.d, dtype=quant.ring_dtype)
+        for m in self.chain.submitters():
+            total += self.updates[m]
+        return total
+
+
+class Harness:
+    """Drives one group's machines; ``restore_each_event`` reloads every machine from its
+    snapshot after every event, as an actor that crashes all the time would."""
+
+    def __init__(
+        self,
+        members: tuple[int, ...],
+        threshold: int,
+        quant: QuantConfig,
+        d: int,
+        plans: dict[int, Plan],
+        seed: int,
+        chunk_words: int = 2,
+        restore_each_event: bool = False,
+    ) -> None:
+        self.members, self.threshold, self.quant, self.d = members, threshold, quant, d
+        self.plans, self.chunk_words = plans, chunk_words
+        self.restore_each_event = restore_each_event
+        self.sources = {m: random.Random(seed * 1_000 + p) for p, m in enumerate(members)}
+        self.machines = {m: RoundMachine(self.sources[m].randbytes) for m in members}
+        self.chain = FakeChain(members, threshold, d, quant.lane_bits)
+        self.alive = set(members)
+        self.actions: dict[int, list[Action]] = {m: [] for m in members}
+        gen = np.random.default_rng(seed)
+        info = np.iinfo(quant.ring_dtype)
+        self.updates = {
+            m: gen.integers(0, int(info.max) + 1, size=d, dtype=np.int64).astype(quant.ring_dtype)
+            for m in members
+        }
+
+    def feed(self, member: int, event: Event) -> list[Action]:
+        # An actor stops driving a machine once it is gone or finished.
+        if member not in self.alive or self.machines[member].state in TERMINAL:
+            return []
+        actions = self.machines[member].send(event)
+        self.actions[member].extend(actions)
+        if self.restore_each_event:
+            snapshot = self.machines[member].snapshot()
+            self.machines[member] = RoundMachine.restore(snapshot, self.sources[member].randbytes)
+        return actions
+
+    def drop(self, member: int, at: Dropout) -> bool:
+        """True if ``member`` vanishes at ``at`` (and from then on is gone)."""
+        if self.plans[member].dropout == at:
+            self.alive.discard(member)
+        return member not in self.alive
+
+    def give_update(self, member: int, timing: UpdateTiming) -> None:
+        if self.plans[member].timing == timing:
+            self.perform(member, self.feed(member, LocalUpdateReady(self.updates[member])))
+
+    def perform(self, member: int, actions: list[Action]) -> None:
+        """Carry out ``member``'s actions in order, as its actor would, honouring its dropout."""
+        for action in actions:
+            if member not in self.alive:
+                return
+            if isinstance(action, SendShares):
+                self.feed(action.to, ShareReceived(member, action.delivery))
+            elif isinstance(action, PostCommitment):
+                self.chain.commit(member, action)
+            elif isinstance(action, PostChunk):
+                self.chain.submit(member, action)
+                if self.drop(member, Dropout.MID_SUBMIT):
+                    return
+            elif isinstance(action, PostUnmask):
+                try:
+                    self.chain.unmask(member, action)
+                except Revert:
+                    # Late unmask messages revert once the group finalized; the actor moves on.
+                    if self.chain.result == GROUP_PENDING:
+                        raise
+
+    def run(self) -> Outcome:
+        members, chain = self.members, self.chain
+        for m in members:
+            self.feed(
+                m,
+                RoundOpened(
+                    task=TASK,
+                    round=ROUND,
+                    members=members,
+                    threshold=self.threshold,
+                    me=m,
+                    model_hash=MODEL_HASH,
+                    quant=self.quant,
+                    d=self.d,
+                    chunk_words=self.chunk_words,
+                ),
+            )
+            self.give_update(m, UpdateTiming.EARLY)
+        # SHARE: a MID_SHARE dealer gets its shares out to the first half of the group only.
+        for m in members:
+            if self.drop(m, Dropout.BEFORE_SHARE):
+                continue
+            actions = self.feed(m, SharePhaseOpened(SHARE_DEADLINE))
+            if self.plans[m].dropout == Dropout.MID_SHARE:
+                sends = [a for a in actions if isinstance(a, SendShares)]
+                self.perform(m, sends[: len(sends) // 2])
+                self.alive.discard(m)
+                continue
+            self.perform(m, actions)
+            self.give_update(m, UpdateTiming.DURING_SHARE)
+        for m in members:
+            self.feed(m, DeadlineTick(SHARE_DEADLINE))
+        committed = tuple(
+            MemberCommitment(m, c.mask_public, c.shares_root) for m, c in chain.commitments.items()
+        )
+        # SUBMIT
+        for m in members:
+            self.perform(m, self.feed(m, SharesCommittedOnChain(committed)))
+            if self.drop(m, Dropout.AFTER_COMMIT):
+                continue
+            self.perform(m, self.feed(m, SubmitPhaseOpened(SUBMIT_DEADLINE)))
+            self.give_update(m, UpdateTiming.LATE)
+        for m in members:
+            self.perform(m, self.feed(m, DeadlineTick(SUBMIT_DEADLINE)))
+        chain.close_submit()
+        # UNMASK
+        if chain.result == GROUP_PENDING:
+            for m in members:
+                if self.drop(m, Dropout.AFTER_SUBMIT):
+                    continue
+                self.perform(
+                    m, self.feed(m, UnmaskPhaseOpened(chain.submitters(), UNMASK_DEADLINE))
+                )
+            chain.close_unmask()
+        for m in members:
+            if chain.result == GROUP_FINALIZED:
+                self.feed(m, GroupFinalized(chain.submitters()))
+            else:
+                self.feed(m, GroupFailed("fewer than t unmask messages"))
+        return Outcome(chain, self.machines, self.updates, self.actions, self.alive)
+
+
+def addresses(count: int, seed: int) -> tuple[int, ...]:
+    """``count`` distinct 160-bit addresses."""
+    rnd = random.Random(seed)
+    out: list[int] = []
+    while len(out) < count:
+        a = rnd.getrandbits(160)
+        if a and a not in out:
+            out.append(a)
+    return tuple(out)
