@@ -45,11 +45,24 @@ class BoaChain:
 
     name = "boa"
 
-    def __init__(self, env: boa.Env | None = None) -> None:
+    def __init__(self, env: boa.Env | None = None, *, realtime: bool = False) -> None:
         self.env = env or boa.env
         self._contracts: dict[str, VyperContract] = {}
         self._log: list[Event] = []
         self._tx_count = 0
+        # realtime: block time follows the wall clock, so phase deadlines hold in real seconds
+        # as on a node with automine; otherwise time moves only with advance_time (tests)
+        self._realtime_origin: tuple[float, int] | None = None
+        if realtime:
+            self._realtime_origin = (time.monotonic(), self.env.evm.patch.timestamp)
+
+    def _sync_clock(self) -> None:
+        if self._realtime_origin is None:
+            return
+        started, origin = self._realtime_origin
+        now = origin + int(time.monotonic() - started)
+        if now > self.env.evm.patch.timestamp:
+            self.env.evm.patch.timestamp = now
 
     # accounts and contracts
 
@@ -79,6 +92,7 @@ class BoaChain:
         self, address: str, function: str, args: Sequence[Any], sender: str, value: int = 0
     ) -> Receipt:
         contract = self._contracts[str(address)]
+        self._sync_clock()
         started = time.perf_counter()
         try:
             getattr(contract, function)(*args, sender=sender, value=value)
@@ -119,6 +133,7 @@ class BoaChain:
 
     def call(self, address: str, function: str, args: Sequence[Any] = ()) -> Any:
         contract = self._contracts[str(address)]
+        self._sync_clock()
         try:
             return normalise(getattr(contract, function)(*args))
         except BoaError as error:
@@ -142,10 +157,15 @@ class BoaChain:
     # time
 
     def timestamp(self) -> int:
+        self._sync_clock()
         return self.env.evm.patch.timestamp
 
     def advance_time(self, seconds: int) -> None:
+        self._sync_clock()
         self.env.time_travel(seconds=seconds, block_delta=max(1, seconds))
+        if self._realtime_origin is not None:
+            started, origin = self._realtime_origin
+            self._realtime_origin = (started, origin + seconds)
 
     def block_number(self) -> int:
         return self.env.evm.patch.block_number
