@@ -133,8 +133,9 @@ def decode(data: bytes) -> Message:
     except msgspec.ValidationError as exc:
         # valid msgpack, but not a map with a string "type"
         raise DecodeError(DecodeReason.SCHEMA, str(exc)) from exc
-    except (msgspec.DecodeError, RecursionError) as exc:
-        # RecursionError: msgspec's answer to deeply nested containers, even in skipped fields
+    except (msgspec.DecodeError, RecursionError, ValueError) as exc:
+        # Besides its own DecodeError, msgspec raises RecursionError for deeply nested
+        # containers and UnicodeDecodeError (a ValueError) for a str that is not UTF-8.
         raise DecodeError(DecodeReason.MALFORMED, str(exc)) from exc
     if tag not in _TAGS:
         raise DecodeError(DecodeReason.UNKNOWN_TYPE, repr(tag[:40]))
@@ -151,5 +152,5 @@ def decode(data: bytes) -> Message:
         else:
             reason = DecodeReason.SCHEMA
         raise DecodeError(reason, text) from exc
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, ValueError) as exc:
         raise DecodeError(DecodeReason.MALFORMED, str(exc)) from exc

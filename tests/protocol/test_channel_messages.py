@@ -128,6 +128,8 @@ def test_frame_level_refusals() -> None:
     assert reason_of(frame[:-1]) == "malformed"
     assert reason_of(frame + b"\x00") == "malformed"
     assert reason_of(b"\xc1") == "malformed"
+    # a str that is not UTF-8 (msgspec raises UnicodeDecodeError for it)
+    assert reason_of(b"\x81\xa4type\xa1\x80") == "malformed"
     assert reason_of(msgspec.msgpack.encode([1, 2])) == "schema"
     # deep nesting in an unknown field: msgspec either skips it (then "type" is missing) or
     # hits its recursion limit, depending on the stack it runs on; both are named refusals
