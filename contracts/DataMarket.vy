@@ -294,6 +294,7 @@ def reclaim(task: uint256) -> uint256:
     @return The amount credited to the model owner (withdraw it with `withdraw`).
     """
     rounds._expect_owner(task, msg.sender)
+    assert rounds.task_phase[task] >= rounds.PHASE_ROUND_DONE, "escrow: round unresolved"
     amount: uint256 = self._reclaimable(task)
     assert amount > 0, "escrow: nothing to reclaim"
     self._return_escrow(task, rounds.task_config[task].token, amount)
