@@ -91,8 +91,10 @@ def check_headroom(cfg: QuantConfig, group_size: int, max_abs: float | None = No
 
         group_size * ceil(max_abs * 2**scale_bits) <= 2**(lane_bits - 1) - 1.
 
-    ``max_abs`` defaults to ``clip_norm``: after L2 clipping no coordinate exceeds the norm. Pass a
-    larger ``max_abs`` for lanes that are not clipped model parameters (e.g. a sample count).
+    ``max_abs`` is in float units, before scaling, and defaults to ``clip_norm``: after L2
+    clipping no coordinate exceeds the norm. Check lanes that are not clipped model parameters
+    separately: a lane carrying a raw integer up to ``n`` (e.g. a sample count) needs
+    ``max_abs = n / 2**scale_bits``.
     Raises ``ConfigError`` when the rule fails.
     """
     if group_size < 1:

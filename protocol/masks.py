@@ -9,6 +9,7 @@ the survivors' updates still carry.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -121,7 +122,11 @@ def expand(seed: bytes, d: int, lane_bits: int) -> np.ndarray:
     """
     _check_secret("PRG seed", seed)
     dtype = ring_dtype(lane_bits)
-    if not isinstance(d, int) or d < 1:
+    try:
+        d = operator.index(d)  # numpy integers (e.g. an array's size) are fine, floats are not
+    except TypeError:
+        raise EncodingError(f"d must be an integer, got {d!r}") from None
+    if d < 1:
         raise EncodingError(f"a mask has at least one lane, got d = {d!r}")
     n = d * lane_bits // 8
     encryptor = Cipher(algorithms.AES(seed), modes.CTR(_ZERO_BLOCK)).encryptor()

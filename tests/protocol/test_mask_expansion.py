@@ -121,6 +121,10 @@ def test_malformed_inputs_are_refused() -> None:
         expand(b"x" * 16, 10, 32)  # a 128-bit seed is not enough
     with pytest.raises(EncodingError):
         expand(bytes(32), 0, 32)
+    with pytest.raises(EncodingError):
+        expand(bytes(32), 10.0, 32)
+    # a numpy integer (an array's size, a config field) is a valid length
+    assert np.array_equal(expand(bytes(32), np.int64(10), 32), expand(bytes(32), 10, 32))
 
 
 @given(seed=st.binary(min_size=32, max_size=32), k=lane_bits, d=st.integers(1, 2000))

@@ -61,6 +61,12 @@ def test_quantize_is_unbiased_and_reproducible() -> None:
     assert abs(dequantize(q1, cfg).mean() - 0.3) < 1e-3
 
 
+def test_quantize_leaves_the_input_alone() -> None:
+    x = np.array([3.0, 4.0])
+    quantize(x, QuantConfig(32, 8, 1.0), np.random.default_rng(0))
+    assert x.tolist() == [3.0, 4.0]
+
+
 def test_negative_values_are_twos_complement() -> None:
     cfg = QuantConfig(16, 0, 100.0)
     q = quantize(np.array([-1.0, -2.0, 3.0]), cfg, np.random.default_rng(0))
