@@ -23,7 +23,7 @@ from protocol.constants import (
     SECRET_KINDS,
     WORD_BITS,
 )
-from protocol.errors import LocalProtocolError
+from protocol.errors import CommitmentError, LocalProtocolError
 
 HASH_BYTES = 32
 ZERO_DIGEST = bytes(HASH_BYTES)
@@ -118,6 +118,29 @@ def verify_proof(leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
     for sibling in proof:
         h = hash_sorted(h, sibling)
     return h == root
+
+
+def check_share(
+    task: int,
+    round: int,
+    dealer: int,
+    holder: int,
+    kind: int,
+    share: bytes,
+    proof: Sequence[bytes],
+    root: bytes,
+) -> None:
+    """Raise ``CommitmentError`` unless ``share`` is the one ``dealer`` committed for ``holder``.
+
+    The same check the contract runs on a revealed share; a holder runs it when shares arrive,
+    so a dealer's bad share is caught before it could cost the holder a reverted unmask.
+    """
+    leaf = share_leaf(task, round, dealer, holder, kind, share)
+    if not verify_proof(leaf, proof, root):
+        raise CommitmentError(
+            f"share of kind {kind} from dealer {dealer:#042x} for holder {holder:#042x}"
+            " does not match the committed root"
+        )
 
 
 def leaf_index(position: int, kind: int) -> int:
