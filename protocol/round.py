@@ -52,11 +52,12 @@ from protocol.constants import (
 from protocol.encoding import QuantConfig, check_headroom, pack_lanes, quantize
 from protocol.errors import (
     CommitmentError,
+    KeyAgreementError,
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
 )
-from protocol.masks import MaskKeyPair, mask_update, new_self_seed
+from protocol.masks import MaskKeyPair, mask_update, new_self_seed, pairwise_seed
 from protocol.messages import ShareDelivery, address_bytes, address_int
 from protocol.shamir import split_secret
 
@@ -328,6 +329,7 @@ def _decode_record(data: bytes) -> _Record:
 
 _PEER_ERROR_TYPES: Final[dict[str, type[RemoteProtocolError]]] = {
     "CommitmentError": CommitmentError,
+    "KeyAgreementError": KeyAgreementError,
     "RemoteProtocolError": RemoteProtocolError,
 }
 
@@ -501,6 +503,20 @@ def _commitments_known(
     if len(rec.committed) < rec.threshold:
         # The group can never reach t submitters; submitting would only spend gas.
         return _fail(rec, f"only {len(rec.committed)} members committed, threshold {rec.threshold}")
+    # A committed key we cannot agree with (malformed, low order) makes masking impossible for
+    # every honest member alike: the peer's fault, and the group's end, not our machine's crash.
+    unusable: list[int] = []
+    for member, c in rec.commitments().items():
+        if member == me:
+            continue
+        try:
+            pairwise_seed(keys.secret, c.mask_public, rec.task, rec.round, me, member)
+        except KeyAgreementError as exc:
+            _record_peer_error(rec, member, exc)
+            unusable.append(member)
+    if unusable:
+        names = ", ".join(f"{m:#042x}" for m in unusable)
+        return _fail(rec, f"unusable mask public keys on-chain from {names}")
     # Re-check what we hold against the chain: drop deliveries of members that did not commit,
     # and of dealers whose delivered root or key is not the one they committed.
     kept: list[ShareDelivery] = []

@@ -20,6 +20,7 @@ from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED, MAX_CHUNK_WORDS
 from protocol.encoding import QuantConfig, word_count
 from protocol.errors import (
     CommitmentError,
+    KeyAgreementError,
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
@@ -259,6 +260,21 @@ def test_not_submitted_or_not_committed_fails_quietly() -> None:
     )
 
 
+def test_an_unusable_mask_key_on_chain_fails_the_round_not_the_machine() -> None:
+    script = Script(seed=12, n=3, threshold=2)
+    m = script.machine_in(State.SHARED)
+    peer = script.peers[1]
+    # u = 0 is a low-order point: X25519 with it yields the all-zero secret.
+    chain = tuple(
+        MemberCommitment(c.member, bytes(32), c.shares_root) if c.member == peer else c
+        for c in script.on_chain(m).commitments
+    )
+    (failed,) = m.send(SharesCommittedOnChain(chain))
+    assert isinstance(failed, Failed) and "unusable mask public keys" in failed.reason
+    assert isinstance(m.peer_errors[peer], KeyAgreementError)
+    assert m.chunks() == []
+
+
 def test_submission_waits_for_all_three_preconditions_in_any_order() -> None:
     script = Script(seed=5)
     events: list[Callable[[RoundMachine], Event]] = [
@@ -390,9 +406,11 @@ def test_bad_events_move_to_error(prepare: State, event, error) -> None:
         m.send(event())
         assert m.state == State.FAILED
         return
+    before = _record(m)
     with pytest.raises(error):
         m.send(event())
     assert m.state == State.ERROR and m.failure
+    assert _record(m) == before
     with pytest.raises(LocalProtocolError):
         m.send(DeadlineTick(0))
 
