@@ -238,6 +238,18 @@ class Market:
     def is_credited(self, task: int, round: int, do: str) -> bool:
         return self._view("is_credited", task, round, do)
 
+    def bond_of(self, task: int, do: str) -> int:
+        return self._view("bond_of", task, do)
+
+    def member_count(self, task: int) -> int:
+        return self._view("member_count", task)
+
+    def round_committed(self, task: int, round: int) -> int:
+        return self._view("round_committed", task, round)
+
+    def round_submitted(self, task: int, round: int) -> int:
+        return self._view("round_submitted", task, round)
+
     def reclaimable(self, task: int) -> int:
         return self._view("reclaimable", task)
 

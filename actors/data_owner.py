@@ -1,0 +1,560 @@
+"""The data owner actor: registers, deals shares over authenticated channels, trains, submits its
+masked update, unmasks, and collects its pay.
+
+The protocol rules live in `protocol.round.RoundMachine`; this actor only translates between the
+world and that machine: chain phases and views become events, and the machine's actions become
+transactions and channel messages. Every machine step is persisted (snapshot plus what was fed)
+before its actions run, and every action checks the chain first, so a killed and restarted data
+owner resumes without dealing fresh secrets or posting anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+import numpy as np
+import trio
+from eth_utils import to_checksum_address
+
+from actors.chain.aio import on_chain
+from actors.chain.base import TransactionReverted
+from actors.channels import (
+    ChannelError,
+    ChannelKeys,
+    MalformedFrame,
+    PeerChannel,
+    open_channel,
+    serve_channels,
+)
+from actors.market import ETH, Market, TaskConfig
+from actors.store import StateStore
+from protocol.constants import (
+    GROUP_FAILED,
+    GROUP_FINALIZED,
+    GROUP_PENDING,
+    MAX_CHUNK_WORDS,
+    PHASE_CANCELLED,
+    PHASE_ENDED,
+    PHASE_REGISTER,
+    PHASE_SHARE,
+    PHASE_SUBMIT,
+    PHASE_UNMASK,
+    STATUS_COMMITTED,
+    STATUS_SUBMITTED,
+    STATUS_UNMASKED,
+)
+from protocol.encoding import QuantConfig
+from protocol.errors import DecodeError
+from protocol.messages import ShareAck, ShareDelivery, decode, encode
+from protocol.round import (
+    Action,
+    GroupFailed,
+    GroupFinalized,
+    LocalUpdateReady,
+    MemberCommitment,
+    PostChunk,
+    PostCommitment,
+    PostUnmask,
+    RoundMachine,
+    RoundOpened,
+    SendShares,
+    SharePhaseOpened,
+    ShareReceived,
+    SharesCommittedOnChain,
+    State,
+    SubmitPhaseOpened,
+    UnmaskPhaseOpened,
+)
+from protocol.weighting import encode_weighted
+
+log = logging.getLogger("omnilytics.do")
+
+Observer = Callable[..., None]
+
+
+class Learner(Protocol):
+    """A data owner's local training: the round's public model bytes in, an update out."""
+
+    def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
+        """Train on the private data; return (update = new - old public vector, sample count)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DataOwnerSettings:
+    """How a data owner behaves on the wire; defaults suit a local node."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    poll_interval: float = 0.05
+    chunk_words: int = MAX_CHUNK_WORDS
+    sample_cap: int = 2_000  # the task's weight cap: one DO counts at most this many samples
+    share_retry: float = 0.2
+    ack_timeout: float = 5.0
+    # Fault injection for tests and demos: stop for good before this step of this round.
+    drop_at: tuple[int, str] | None = None
+    # Demo and test mode only: keep the plaintext lanes, so a run can check its aggregates.
+    keep_plaintext: bool = False
+
+
+class _Progress(msgspec.Struct):
+    """What this data owner already fed its round machine (persisted with the snapshot)."""
+
+    fed: list[str] = msgspec.field(default_factory=list)
+
+
+@dataclass
+class _Round:
+    number: int
+    machine: RoundMachine
+    progress: _Progress
+    members: tuple[str, ...]
+    acked: set[str] = field(default_factory=set)
+    blamed: set[int] = field(default_factory=set)
+
+
+class DroppedOut(Exception):
+    """Raised inside the actor when its injected fault says to vanish (tests, demos)."""
+
+
+class DataOwner:
+    """One data owner taking part in one task until it ends."""
+
+    def __init__(
+        self,
+        market: Market,
+        account: str,
+        task: int,
+        learner: Learner,
+        store: StateStore,
+        *,
+        settings: DataOwnerSettings | None = None,
+        randbytes: Callable[[int], bytes] = secrets.token_bytes,
+        observe: Observer | None = None,
+    ) -> None:
+        self.market = market
+        self.account = account
+        self.me = int(account, 16)
+        self.task = task
+        self.learner = learner
+        self.store = store
+        self.settings = settings or DataOwnerSettings()
+        self.randbytes = randbytes
+        self._observe = observe or (lambda *args, **kwargs: None)
+        self.keys = self._load_keys()
+        self.config: TaskConfig | None = None
+        self.rounds: dict[int, _Round] = {}
+        self._early: list[tuple[int, ShareDelivery]] = []  # deliveries before our round opened
+        self._updates: dict[int, trio.MemoryReceiveChannel[np.ndarray]] = {}
+        self.paid_wei = 0
+        self.plaintext: dict[int, np.ndarray] = {}  # round -> submitted lanes (keep_plaintext)
+
+    # -- small helpers -------------------------------------------------------------------
+
+    def _chain(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return on_chain(self.market.chain, fn, *args, **kwargs)
+
+    def observe(self, what: str, **fields: Any) -> None:
+        self._observe("do", self.account, what, **fields)
+
+    def _check_drop(self, round: int, step: str) -> None:
+        if self.settings.drop_at == (round, step):
+            self.observe("dropped", round=round, step=step)
+            raise DroppedOut(f"{self.account} drops out before {step} of round {round}")
+
+    def _load_keys(self) -> ChannelKeys:
+        raw = self.store.get("identity", "channel_key")
+        if raw is None:
+            keys = ChannelKeys.generate()
+            self.store.put("identity", "channel_key", keys.private_bytes)
+            return keys
+        return ChannelKeys.from_private_bytes(raw)
+
+    async def _registry(self, address: int) -> bytes | None:
+        key = await self._chain(self.market.channel_key, self.task, _checksum(address))
+        return None if key == bytes(32) else key
+
+    # -- the actor -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Register (once), then follow the task round by round until it is over."""
+        self.config = await self._chain(self.market.config, self.task)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(self._serve)
+            await self._register(port)
+            task_status.started()
+            try:
+                await self._follow_task(nursery)
+            except DroppedOut:
+                nursery.cancel_scope.cancel()
+                return
+            await self._collect()
+            nursery.cancel_scope.cancel()
+
+    async def _serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED):
+        saved = self.store.get("identity", "port")
+        port = int(saved) if saved else self.settings.port
+        await serve_channels(
+            self.settings.host,
+            port,
+            self.keys,
+            self.me,
+            self._registry,
+            self._handle_peer,
+            task=self.task,
+            task_status=task_status,
+        )
+
+    async def _register(self, port: int) -> None:
+        self.store.put("identity", "port", str(port).encode())
+        if await self._chain(self.market.is_registered, self.task, self.account):
+            return
+        endpoint = f"{self.settings.host}:{port}"
+        await self._chain(
+            self.market.register,
+            self.task,
+            self.keys.public_bytes,
+            endpoint,
+            self.account,
+            self.config.bond,
+        )
+        self.observe("registered", endpoint=endpoint)
+
+    async def _follow_task(self, nursery: trio.Nursery) -> None:
+        while True:
+            info = await self._chain(self.market.phase, self.task)
+            if info.phase in (PHASE_ENDED, PHASE_CANCELLED) and not self._live_rounds():
+                return
+            if info.phase != PHASE_REGISTER:
+                if info.round not in self.rounds and self._takes_part(info):
+                    await self._open_round(info.round, nursery)
+                for number in sorted(self._live_rounds()):
+                    await self._step_round(self.rounds[number], info)
+            await trio.sleep(self.settings.poll_interval)
+
+    def _live_rounds(self) -> list[int]:
+        return [n for n, r in self.rounds.items() if not _finished(r.machine)]
+
+    def _takes_part(self, info: Any) -> bool:
+        # A round we find already past SHARE on a fresh start is one we cannot join any more.
+        stored = self.store.get("round", f"{info.round}/machine")
+        return stored is not None or info.phase == PHASE_SHARE
+
+    async def _open_round(self, number: int, nursery: trio.Nursery) -> None:
+        stored = self.store.get("round", f"{number}/machine")
+        members = await self._chain(self._group_members)
+        if stored is not None:
+            machine = RoundMachine.restore(stored, self.randbytes)
+            progress = msgspec.msgpack.decode(
+                self.store.get("round", f"{number}/progress") or b"\x80", type=_Progress
+            )
+        else:
+            machine, progress = RoundMachine(self.randbytes), _Progress()
+        rnd = _Round(number, machine, progress, members)
+        self.rounds[number] = rnd
+        if "opened" not in progress.fed:
+            config = self.config
+            model_hash = await self._chain(self.market.round_model_hash, self.task, number)
+            await self._feed(
+                rnd,
+                "opened",
+                RoundOpened(
+                    task=self.task,
+                    round=number,
+                    members=tuple(int(m, 16) for m in members),
+                    threshold=config.threshold,
+                    me=self.me,
+                    model_hash=model_hash,
+                    quant=_quant(config),
+                    d=config.d,
+                    chunk_words=self.settings.chunk_words,
+                ),
+            )
+        for sender, delivery in [e for e in self._early if e[1].round == number]:
+            await self._deliver(rnd, sender, delivery)
+        self._early = [e for e in self._early if e[1].round != number]
+        if "update" not in progress.fed:
+            send, receive = trio.open_memory_channel[np.ndarray](1)
+            self._updates[number] = receive
+            nursery.start_soon(self._train, number, send)
+
+    def _group_members(self) -> tuple[str, ...]:
+        group = self.market.group_of(self.task, self.account)
+        return self.market.group_members(self.task, group)
+
+    async def _train(self, number: int, send: trio.MemorySendChannel[np.ndarray]) -> None:
+        async with send:
+            model = await self._chain(self.market.model_bytes, self.task, number)
+            self.observe("training", round=number)
+            update, samples = await trio.to_thread.run_sync(self.learner.train, model, number)
+            rng = np.random.default_rng(int.from_bytes(self.randbytes(32), "big"))
+            lanes = encode_weighted(
+                update,
+                samples,
+                cap=self.settings.sample_cap,
+                quant=_quant(self.config),
+                rng=rng,
+            )
+            self.observe("trained", round=number, samples=samples)
+            if self.settings.keep_plaintext:
+                self.plaintext[number] = lanes
+            await send.send(lanes)
+
+    async def _step_round(self, rnd: _Round, info: Any) -> None:
+        """Feed the machine every chain fact about its round it has not seen yet, in order."""
+        number, fed = rnd.number, rnd.progress.fed
+        stage = _stage(info, number)
+        if stage < _SHARE:
+            return
+        if "share" not in fed:
+            self._check_drop(number, "share")
+            deadline = info.deadline if stage == _SHARE else 0
+            await self._feed(rnd, "share", SharePhaseOpened(deadline=deadline))
+        if "update" not in fed and number in self._updates:
+            try:
+                lanes = self._updates[number].receive_nowait()
+            except trio.WouldBlock:
+                pass
+            else:
+                await self._feed(rnd, "update", LocalUpdateReady(update=lanes))
+        if _finished(rnd.machine):
+            return
+        if stage == _SHARE:
+            await self._resend_shares(rnd)
+            return
+        if "commitments" not in fed:
+            await self._feed(rnd, "commitments", await self._chain(self._commitments, number))
+        if "submit" not in fed and not _finished(rnd.machine):
+            self._check_drop(number, "submit")
+            deadline = info.deadline if stage == _SUBMIT else 0
+            await self._feed(rnd, "submit", SubmitPhaseOpened(deadline=deadline))
+        if stage == _SUBMIT or _finished(rnd.machine):
+            return
+        if "unmask" not in fed:
+            self._check_drop(number, "unmask")
+            submitted = await self._chain(self._submitted, number)
+            deadline = info.deadline if stage == _UNMASK else 0
+            opened = UnmaskPhaseOpened(submitted=submitted, deadline=deadline)
+            await self._feed(rnd, "unmask", opened)
+        if _finished(rnd.machine):
+            return
+        result = await self._chain(self._group_result, number)
+        if result == GROUP_FINALIZED:
+            credited = await self._chain(self._submitted, number)
+            await self._feed(rnd, "result", GroupFinalized(credited=credited))
+        elif result == GROUP_FAILED:
+            await self._feed(rnd, "result", GroupFailed(reason="the group failed on-chain"))
+
+    def _commitments(self, number: int) -> SharesCommittedOnChain:
+        rnd = self.rounds[number]
+        found = []
+        for member in rnd.members:
+            if self.market.status(self.task, number, member) >= STATUS_COMMITTED:
+                found.append(
+                    MemberCommitment(
+                        member=int(member, 16),
+                        mask_public=self.market.mask_pk(self.task, number, member),
+                        shares_root=self.market.shares_root(self.task, number, member),
+                    )
+                )
+        return SharesCommittedOnChain(commitments=tuple(found))
+
+    def _submitted(self, number: int) -> tuple[int, ...]:
+        return tuple(
+            int(m, 16)
+            for m in self.rounds[number].members
+            if self.market.status(self.task, number, m) >= STATUS_SUBMITTED
+        )
+
+    def _group_result(self, number: int) -> int:
+        group = self.market.group_of(self.task, self.account)
+        return self.market.group_result(self.task, number, group)
+
+    # -- feeding the machine and performing its actions -------------------------------------
+
+    async def _feed(self, rnd: _Round, step: str, event: Any) -> None:
+        actions = rnd.machine.send(event)
+        if step not in rnd.progress.fed:
+            rnd.progress.fed.append(step)
+        self._save(rnd)
+        self._log_problems(rnd)
+        await self._perform(rnd, actions)
+
+    def _log_problems(self, rnd: _Round) -> None:
+        machine, where = rnd.machine, f"{self.account} round {rnd.number}"
+        if machine.state is State.ERROR:
+            log.error("%s: protocol error: %s", where, machine.failure)
+        for peer, error in machine.peer_errors.items():
+            if peer not in rnd.blamed:
+                rnd.blamed.add(peer)
+                log.warning("%s: peer %s misbehaved: %r", where, _checksum(peer), error)
+                self.observe("peer_error", round=rnd.number, peer=_checksum(peer), error=str(error))
+
+    def _save(self, rnd: _Round) -> None:
+        # machine and progress in one transaction: a crash leaves both old or both new
+        self.store.put_many(
+            "round",
+            {
+                f"{rnd.number}/machine": rnd.machine.snapshot(),
+                f"{rnd.number}/progress": msgspec.msgpack.encode(rnd.progress),
+            },
+        )
+
+    async def _perform(self, rnd: _Round, actions: list[Action]) -> None:
+        number = rnd.number
+        chunks = [a for a in actions if isinstance(a, PostChunk)]
+        for action in actions:
+            if isinstance(action, SendShares):
+                await self._send_share(rnd, action)
+            elif isinstance(action, PostCommitment):
+                status = await self._chain(self.market.status, self.task, number, self.account)
+                if status < STATUS_COMMITTED:
+                    await self._chain(
+                        self.market.commit_shares,
+                        self.task,
+                        number,
+                        action.mask_public,
+                        action.shares_root,
+                        self.account,
+                    )
+                    self.observe("committed", round=number)
+            elif isinstance(action, PostChunk):
+                done = await self._chain(self.market.chunk_count, self.task, number, self.account)
+                if action.chunk_index >= done:
+                    self._check_drop(number, f"chunk{action.chunk_index}")
+                    await self._chain(
+                        self.market.submit,
+                        self.task,
+                        number,
+                        action.chunk_index,
+                        action.words,
+                        self.account,
+                    )
+                if action is chunks[-1]:
+                    self.observe("submitted", round=number)
+            elif isinstance(action, PostUnmask):
+                await self._unmask(rnd, action)
+            else:
+                self.observe(type(action).__name__.lower(), round=number)
+
+    async def _unmask(self, rnd: _Round, action: PostUnmask) -> None:
+        number = rnd.number
+        status = await self._chain(self.market.status, self.task, number, self.account)
+        if status >= STATUS_UNMASKED or await self._chain(self._group_result, number) != (
+            GROUP_PENDING
+        ):
+            return
+        reveals = [(_checksum(r.dealer), r.kind, r.share, r.proof) for r in action.reveals]
+        try:
+            await self._chain(self.market.unmask, self.task, number, reveals, self.account)
+        except TransactionReverted as error:
+            # the group's t-th message may have landed just before ours: nothing is lost
+            if await self._chain(self._group_result, number) == GROUP_PENDING:
+                raise
+            log.info("%s: unmask not needed any more (%s)", self.account, error.reason)
+            return
+        self.observe("unmasked", round=number)
+
+    # -- shares over the peer channels ------------------------------------------------------
+
+    async def _send_share(self, rnd: _Round, action: SendShares) -> None:
+        peer = _checksum(action.to)
+        if peer in rnd.acked:
+            return
+        try:
+            host, port = (await self._chain(self.market.endpoint, self.task, peer)).rsplit(":", 1)
+            with trio.fail_after(self.settings.ack_timeout):
+                channel = await open_channel(
+                    host, int(port), self.keys, self.me, action.to, self._registry, task=self.task
+                )
+                async with channel:
+                    await channel.send(encode(action.delivery))
+                    reply = decode(await channel.receive())
+            if isinstance(reply, ShareAck) and reply.shares_root == action.delivery.shares_root:
+                rnd.acked.add(peer)
+        except (ChannelError, DecodeError, OSError, trio.TooSlowError, ValueError) as error:
+            log.info("%s: share to %s not delivered yet: %r", self.account, peer, error)
+
+    async def _resend_shares(self, rnd: _Round) -> None:
+        """Retry deliveries peers have not acknowledged (they may have started late)."""
+        if rnd.machine.state is not State.SHARED:
+            return
+        for action in rnd.machine.deliveries():
+            if _checksum(action.to) not in rnd.acked:
+                await self._send_share(rnd, action)
+
+    async def _handle_peer(self, peer: int, channel: PeerChannel) -> None:
+        async for payload in channel:
+            try:
+                message = decode(payload)
+            except DecodeError as error:
+                raise MalformedFrame(f"undecodable share message: {error}") from None
+            if not isinstance(message, ShareDelivery) or message.task != self.task:
+                raise MalformedFrame("only share deliveries for this task are accepted")
+            rnd = self.rounds.get(message.round)
+            if rnd is None:
+                self._early.append((peer, message))
+            else:
+                await self._deliver(rnd, peer, message)
+            ack = ShareAck(
+                task=message.task,
+                round=message.round,
+                dealer=message.dealer,
+                holder=message.holder,
+                shares_root=message.shares_root,
+            )
+            await channel.send(encode(ack))
+
+    async def _deliver(self, rnd: _Round, peer: int, delivery: ShareDelivery) -> None:
+        if _finished(rnd.machine):
+            return
+        actions = rnd.machine.send(ShareReceived(sender=peer, delivery=delivery))
+        self._save(rnd)
+        self._log_problems(rnd)
+        await self._perform(rnd, actions)
+
+    # -- after the task ---------------------------------------------------------------------
+
+    async def _collect(self) -> None:
+        """Withdraw what the market credited us, and our bond once the task is over."""
+        token = self.config.token
+        bond = await self._chain(self.market.bond_of, self.task, self.account)
+        if bond:
+            await self._chain(self.market.release_bond, self.task, self.account, self.account)
+        owed = await self._chain(self.market.credits, self.account, token)
+        if owed:
+            await self._chain(self.market.withdraw, self.account, token)
+            self.paid_wei += owed
+            self.observe("withdrew", amount=owed, token=token if token != ETH else "ETH")
+
+
+# where a round stands on-chain, from one data owner's view of it
+_BEFORE, _SHARE, _SUBMIT, _UNMASK, _RESOLVED = range(5)
+_PHASE_STAGE = {PHASE_SHARE: _SHARE, PHASE_SUBMIT: _SUBMIT, PHASE_UNMASK: _UNMASK}
+
+
+def _stage(info: Any, number: int) -> int:
+    if info.round < number or info.phase == PHASE_REGISTER:
+        return _BEFORE
+    if info.round > number:
+        return _RESOLVED
+    return _PHASE_STAGE.get(info.phase, _RESOLVED)
+
+
+def _finished(machine: RoundMachine) -> bool:
+    return machine.state in (State.DONE, State.FAILED, State.ERROR)
+
+
+def _quant(config: TaskConfig) -> QuantConfig:
+    return QuantConfig(
+        lane_bits=config.lane_bits, scale_bits=config.scale_bits, clip_norm=config.clip_norm
+    )
+
+
+def _checksum(address: int) -> str:
+    return to_checksum_address(address.to_bytes(20, "big"))

@@ -1,0 +1,123 @@
+"""A whole round through the real actors on the embedded chain: model owner and data owners as
+trio tasks, shares over authenticated loopback channels, a data owner dropping out; the recovered
+group aggregates are exact and exactly the submitters are paid."""
+
+from pathlib import Path
+
+import boa
+import numpy as np
+import pytest
+import trio
+
+from actors.chain import BoaChain
+from actors.data_owner import DataOwner, DataOwnerSettings
+from actors.market import Market
+from actors.model_owner import ModelOwner, TaskPlan
+from actors.store import StateStore
+
+P = 500
+REWARD = 10**16
+
+
+class FixedUpdate:
+    """A data owner's learner that returns one fixed update (no torch needed here)."""
+
+    def __init__(self, update: np.ndarray, samples: int) -> None:
+        self.update, self.samples = update, samples
+
+    def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
+        assert len(model_bytes) == 4 * P
+        return self.update, self.samples
+
+
+class VectorOwner:
+    """A model owner's learner whose model is a plain vector."""
+
+    def __init__(self) -> None:
+        self.vector = np.zeros(P)
+        self.applied: list[np.ndarray] = []
+
+    def public_size(self) -> int:
+        return P
+
+    def model_bytes(self) -> bytes:
+        return self.vector.astype("<f4").tobytes()
+
+    def reference_update(self) -> np.ndarray:
+        return np.ones(P)
+
+    def apply(self, update: np.ndarray) -> None:
+        self.applied.append(update)
+        self.vector = self.vector + update
+
+    def accuracy(self) -> float:
+        return float(-np.linalg.norm(self.vector - 0.01))
+
+
+async def run_market(tmp_path: Path, drops: dict[int, tuple[int, str]], rounds: int = 1):
+    chain = BoaChain(realtime=True)
+    mo_account = chain.new_account(10**21)
+    market = Market.deploy(chain, mo_account)
+    plan = TaskPlan(
+        max_dos=6,
+        min_dos=6,
+        group_size=3,
+        threshold=2,
+        rounds=rounds,
+        reward_per_do=REWARD,
+        share_duration=4,
+        submit_duration=4,
+        unmask_duration=4,
+    )
+    owner_learner = VectorOwner()
+    mo = ModelOwner(market, mo_account, owner_learner, plan, poll_interval=0.02)
+    task = await mo.create_task()
+    rng = np.random.default_rng(7)
+    dos = []
+    for i in range(plan.max_dos):
+        account = chain.new_account(10**20)
+        settings = DataOwnerSettings(
+            poll_interval=0.02, keep_plaintext=True, drop_at=drops.get(i), chunk_words=17
+        )
+        learner = FixedUpdate(rng.normal(0, 0.01, P), samples=100 * (i + 1))
+        store = StateStore(tmp_path / f"do{i}.sqlite")
+        dos.append(DataOwner(market, account, task, learner, store, settings=settings))
+    async with trio.open_nursery() as nursery:
+        for do in dos:
+            await nursery.start(do.run)
+        reports = await mo.run()
+    return chain, market, mo, dos, reports, owner_learner
+
+
+def submitted(do: DataOwner) -> bool:
+    return do.settings.drop_at not in ((0, "submit"), (0, "chunk3"))
+
+
+@pytest.mark.parametrize(
+    "drops",
+    [{}, {0: (0, "submit")}, {1: (0, "chunk3")}, {2: (0, "unmask")}],
+    ids=["all", "drop-before-submit", "drop-mid-submit", "drop-before-unmask"],
+)
+async def test_round_recovers_exact_aggregates_and_pays_submitters(
+    tmp_path: Path, drops: dict[int, tuple[int, str]]
+) -> None:
+    with boa.env.anchor(), trio.fail_after(60):
+        _, market, mo, dos, reports, owner = await run_market(tmp_path, drops)
+        (report,) = reports
+        task = mo.task
+        assert report.finalized_groups == 2
+        for group in range(market.group_count(task)):
+            members = market.group_members(task, group)
+            # a data owner that vanished after submitting is still in its group's aggregate
+            submitters = [do for do in dos if do.account in members and submitted(do)]
+            expected = sum(do.plaintext[0] for do in submitters)
+            np.testing.assert_array_equal(report.aggregates[group], expected)
+        for do in dos:
+            assert market.is_credited(task, 0, do.account) is submitted(do)
+            # dropped data owners never came back to withdraw; the others withdrew their pay
+            if do.settings.drop_at is None:
+                assert do.paid_wei == REWARD
+                assert market.credits(do.account) == 0
+        assert owner.applied and np.all(np.isfinite(owner.applied[0]))
+        unpaid = sum(1 for do in dos if not market.is_credited(task, 0, do.account))
+        assert mo.refunded_wei == unpaid * REWARD
