@@ -16,7 +16,7 @@ from eth_utils import keccak
 from protocol.constants import (
     ADDRESS_BITS,
     MAX_CHUNK_WORDS,
-    MAX_GROUP_SIZE,
+    MAX_GROUP,
     MAX_MODEL_CHUNK,
     MAX_PROOF,
     SECRET_BYTES,
@@ -191,8 +191,8 @@ def deal_commitment(
     secret key for the member at position ``p`` (the dealer's own position included).
     """
     members = tuple(members)
-    if not 1 <= len(members) <= MAX_GROUP_SIZE or len(set(members)) != len(members):
-        raise LocalProtocolError("members must be 1..MAX_GROUP_SIZE distinct addresses")
+    if not 1 <= len(members) <= MAX_GROUP or len(set(members)) != len(members):
+        raise LocalProtocolError("members must be 1..MAX_GROUP distinct addresses")
     if dealer not in members:
         raise LocalProtocolError("the dealer is a member of its own group")
     if len(seed_shares) != len(members) or len(key_shares) != len(members):
@@ -251,6 +251,6 @@ def update_digest(chunks: Sequence[Sequence[int]]) -> bytes:
 def model_digest(prev: bytes, data: bytes) -> bytes:
     """Next running digest of the public model: ``keccak256(prev ‖ keccak256(data))`` (§7)."""
     _hash32("previous digest", prev)
-    if not isinstance(data, bytes) or len(data) > MAX_MODEL_CHUNK:
-        raise LocalProtocolError(f"a model chunk holds at most {MAX_MODEL_CHUNK} bytes")
+    if not isinstance(data, bytes) or not 1 <= len(data) <= MAX_MODEL_CHUNK:
+        raise LocalProtocolError(f"a model chunk holds 1..{MAX_MODEL_CHUNK} bytes")
     return keccak(prev + keccak(data))

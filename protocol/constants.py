@@ -39,9 +39,14 @@ MAX_MODEL_CHUNK: Final = 65536
 MAX_PROOF: Final = 8
 SECRET_BYTES: Final = 32
 
-# A dealer commits 2 leaves per member, and a proof has at most MAX_PROOF siblings, so a
-# commitment tree holds at most 2**MAX_PROOF leaves: at most 128 members per group.
-MAX_GROUP_SIZE: Final = 2**MAX_PROOF // 2
+# Longest member list of one group (the contract's registry.MAX_GROUP: groups of the configured
+# size m, with the remainder spread over them). A dealer commits 2 leaves per member: 128
+# leaves, a tree of depth 7, within MAX_PROOF siblings.
+MAX_GROUP: Final = 64
+assert 2 * MAX_GROUP <= 2**MAX_PROOF
+# The name protocol.round uses for the same bound (the contract's own MAX_GROUP_SIZE, 32, bounds
+# the configured m instead).
+MAX_GROUP_SIZE: Final = MAX_GROUP
 
 # Widths of the on-chain types the protocol hashes or packs.
 WORD_BITS: Final = 256

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from Crypto.Protocol.SecretSharing import Shamir
 
-from protocol.constants import MAX_GROUP_SIZE, SECRET_BYTES
+from protocol.constants import MAX_GROUP, SECRET_BYTES
 from protocol.errors import ConfigError, LocalProtocolError, ShareError
 
 SHARE_BYTES = SECRET_BYTES
@@ -33,9 +33,9 @@ def split_secret(secret: bytes, threshold: int, holders: int) -> list[bytes]:
     """
     if not isinstance(secret, bytes) or len(secret) != SECRET_BYTES:
         raise LocalProtocolError(f"a shared secret is {SECRET_BYTES} bytes")
-    if not 2 <= threshold <= holders <= MAX_GROUP_SIZE:
+    if not 2 <= threshold <= holders <= MAX_GROUP:
         raise ConfigError(
-            f"need 2 <= threshold <= holders <= {MAX_GROUP_SIZE}, got t={threshold}, n={holders}"
+            f"need 2 <= threshold <= holders <= {MAX_GROUP}, got t={threshold}, n={holders}"
         )
     low = Shamir.split(threshold, holders, secret[:_HALF])
     high = Shamir.split(threshold, holders, secret[_HALF:])
@@ -48,15 +48,15 @@ def combine_shares(shares: Sequence[tuple[int, bytes]]) -> bytes:
 
     Give at least the threshold's number of shares: fewer interpolate to an unrelated value, which
     nothing here can detect (commitments on-chain are what vouch for each share). Raises
-    ``ShareError`` for no shares, a duplicate x, an x outside ``[1, MAX_GROUP_SIZE]`` or a share
+    ``ShareError`` for no shares, a duplicate x, an x outside ``[1, MAX_GROUP]`` or a share
     that is not 32 bytes.
     """
     if not shares:
         raise ShareError("no shares to combine")
     seen: set[int] = set()
     for x, share in shares:
-        if not isinstance(x, int) or isinstance(x, bool) or not 1 <= x <= MAX_GROUP_SIZE:
-            raise ShareError(f"share x-coordinate must be in [1, {MAX_GROUP_SIZE}], got {x!r}")
+        if not isinstance(x, int) or isinstance(x, bool) or not 1 <= x <= MAX_GROUP:
+            raise ShareError(f"share x-coordinate must be in [1, {MAX_GROUP}], got {x!r}")
         if x in seen:
             raise ShareError(f"duplicate share for x = {x}")
         seen.add(x)

@@ -46,7 +46,7 @@ def test_share_layout_is_two_pycryptodome_halves() -> None:
 
 
 def test_split_refusals() -> None:
-    for t, n in [(1, 3), (4, 3), (0, 0), (2, 129)]:
+    for t, n in [(1, 3), (4, 3), (0, 0), (2, 65)]:
         with pytest.raises(ConfigError):
             split_secret(bytes(32), t, n)
     with pytest.raises(LocalProtocolError):
@@ -59,7 +59,7 @@ def test_combine_refusals_are_share_errors() -> None:
         [],
         [(1, shares[0]), (1, shares[0])],  # duplicate x
         [(0, shares[0]), (2, shares[1])],  # x = 0 would be the secret itself
-        [(129, shares[0]), (2, shares[1])],
+        [(65, shares[0]), (2, shares[1])],
         [(True, shares[0]), (2, shares[1])],
         [(1, shares[0][:31]), (2, shares[1])],
         [(1, shares[0] + b"\x00"), (2, shares[1])],

@@ -171,11 +171,13 @@ def test_update_digest_chains_chunks() -> None:
         chunk_digest(ZERO_DIGEST, [2**256])
 
 
-@given(data=st.binary(max_size=300), prev=hashes)
+@given(data=st.binary(min_size=1, max_size=300), prev=hashes)
 def test_model_digest(data: bytes, prev: bytes) -> None:
     assert model_digest(prev, data) == keccak(prev + keccak(data))
 
 
-def test_model_digest_refuses_oversized_chunks() -> None:
+def test_model_digest_refuses_bad_chunk_sizes() -> None:
     with pytest.raises(LocalProtocolError):
         model_digest(ZERO_DIGEST, bytes(65537))
+    with pytest.raises(LocalProtocolError):  # the contract refuses empty chunks too
+        model_digest(ZERO_DIGEST, b"")
