@@ -101,7 +101,7 @@ class RoundOpened:
 
 @dataclass(frozen=True, slots=True)
 class SharePhaseOpened:
-    deadline: int
+    """The chain entered SHARE: deal and commit now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +137,8 @@ class LocalUpdateReady:
 
 @dataclass(frozen=True, slots=True)
 class SubmitPhaseOpened:
+    """The chain entered SUBMIT; ``deadline`` is when it may be closed (chain time)."""
+
     deadline: int
 
 
@@ -145,7 +147,6 @@ class UnmaskPhaseOpened:
     """At SUBMIT close: the members whose submissions are complete on-chain."""
 
     submitted: tuple[int, ...]
-    deadline: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,10 +280,8 @@ class _Record(msgspec.Struct, kw_only=True):
     clip_norm: float = 0.0
     d: int = 0
     chunk_words: int = MAX_CHUNK_WORDS
-    # phases seen
-    share_deadline: int | None = None
+    # set when the submit phase opened
     submit_deadline: int | None = None
-    unmask_deadline: int | None = None
     # our secrets and what we dealt (one delivery per member, ours included)
     self_seed: bytes | None = None
     mask_secret: bytes | None = None
@@ -292,7 +291,6 @@ class _Record(msgspec.Struct, kw_only=True):
     held: list[ShareDelivery] = []
     committed: list[_Commitment] | None = None
     update: bytes | None = None  # quantized ring vector, little-endian lanes
-    submitted: list[bytes] | None = None
     revealed: list[_Revealed] = []
     peer_errors: list[_PeerError] = []
 
@@ -409,7 +407,6 @@ def _open_share_phase(rec: _Record, ev: SharePhaseOpened, randbytes: RandBytes) 
     ]
     rec.self_seed, rec.mask_secret = seed, keys.secret
     rec.dealt = deliveries
-    rec.share_deadline = ev.deadline
     # Our own shares are held like a peer's; they are what we reveal about ourselves.
     rec.held.append(deliveries[members.index(me)])
     rec.state = State.SHARED
@@ -607,8 +604,6 @@ def _open_unmask_phase(rec: _Record, ev: UnmaskPhaseOpened, randbytes: RandBytes
     if len(set(submitted)) != len(submitted) or not set(submitted) <= committed.keys():
         raise RemoteProtocolError("submitters must be distinct members that committed")
     me = rec.me_int
-    rec.submitted = [address_bytes(s) for s in submitted]
-    rec.unmask_deadline = ev.deadline
     if me not in submitted:
         return _fail(rec, "our submission is not complete on-chain")
     if len(submitted) < rec.threshold:
@@ -782,6 +777,24 @@ class RoundMachine:
     @property
     def state(self) -> State:
         return self._record.state
+
+    @property
+    def opened(self) -> RoundOpened | None:
+        """The round's parameters (what to train on, how to encode), once ``RoundOpened`` came."""
+        rec = self._record
+        if not rec.opened:
+            return None
+        return RoundOpened(
+            task=rec.task,
+            round=rec.round,
+            members=rec.member_ints,
+            threshold=rec.threshold,
+            me=rec.me_int,
+            model_hash=rec.model_hash,
+            quant=rec.quant,
+            d=rec.d,
+            chunk_words=rec.chunk_words,
+        )
 
     @property
     def failure(self) -> str | None:

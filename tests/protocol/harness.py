@@ -53,7 +53,7 @@ from protocol.round import (
 
 TASK, ROUND = 3, 1
 MODEL_HASH = bytes(range(32))
-SHARE_DEADLINE, SUBMIT_DEADLINE, UNMASK_DEADLINE = 100, 200, 300
+SUBMIT_DEADLINE = 200
 
 
 class Revert(Exception):
@@ -283,7 +283,7 @@ class Harness:
         for m in members:
             if self.drop(m, Dropout.BEFORE_SHARE):
                 continue
-            actions = self.feed(m, SharePhaseOpened(SHARE_DEADLINE))
+            actions = self.feed(m, SharePhaseOpened())
             if self.plans[m].dropout == Dropout.MID_SHARE:
                 sends = [a for a in actions if isinstance(a, SendShares)]
                 self.perform(m, sends[: len(sends) // 2])
@@ -292,7 +292,7 @@ class Harness:
             self.perform(m, actions)
             self.give_update(m, UpdateTiming.DURING_SHARE)
         for m in members:
-            self.feed(m, DeadlineTick(SHARE_DEADLINE))
+            self.feed(m, DeadlineTick(SUBMIT_DEADLINE - 1))
         committed = tuple(
             MemberCommitment(m, c.mask_public, c.shares_root) for m, c in chain.commitments.items()
         )
@@ -311,9 +311,7 @@ class Harness:
             for m in members:
                 if self.drop(m, Dropout.AFTER_SUBMIT):
                     continue
-                self.perform(
-                    m, self.feed(m, UnmaskPhaseOpened(chain.submitters(), UNMASK_DEADLINE))
-                )
+                self.perform(m, self.feed(m, UnmaskPhaseOpened(chain.submitters())))
             chain.close_unmask()
         for m in members:
             if chain.result == GROUP_FINALIZED:

@@ -10,7 +10,7 @@ from dataclasses import replace
 import msgspec
 import numpy as np
 import pytest
-from harness import MODEL_HASH, ROUND, SHARE_DEADLINE, SUBMIT_DEADLINE, TASK, addresses
+from harness import MODEL_HASH, ROUND, SUBMIT_DEADLINE, TASK, addresses
 from hypothesis import event as hypothesis_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,7 +69,7 @@ class Script:
         for i, peer in enumerate(self.peers):
             machine = RoundMachine(random.Random(seed * 100 + i + 1).randbytes)
             machine.send(self.opened(peer))
-            for action in machine.send(SharePhaseOpened(SHARE_DEADLINE)):
+            for action in machine.send(SharePhaseOpened()):
                 if isinstance(action, SendShares) and action.to == self.me:
                     self.deliveries[peer] = action.delivery
                 elif isinstance(action, PostCommitment):
@@ -107,12 +107,12 @@ class Script:
         """A well-formed event of type ``etype`` for ``machine`` at its current point."""
         factories: dict[type, Callable[[], Event]] = {
             RoundOpened: self.opened,
-            SharePhaseOpened: lambda: SharePhaseOpened(SHARE_DEADLINE),
+            SharePhaseOpened: lambda: SharePhaseOpened(),
             ShareReceived: lambda: ShareReceived(self.peers[0], self.deliveries[self.peers[0]]),
             SharesCommittedOnChain: lambda: self.on_chain(machine),
             LocalUpdateReady: lambda: LocalUpdateReady(self.update),
             SubmitPhaseOpened: lambda: SubmitPhaseOpened(SUBMIT_DEADLINE),
-            UnmaskPhaseOpened: lambda: UnmaskPhaseOpened(self.members, 300),
+            UnmaskPhaseOpened: lambda: UnmaskPhaseOpened(self.members),
             # The chain credits us only for an update we submitted.
             GroupFinalized: lambda: GroupFinalized(
                 self.members if machine.state in (State.SUBMITTED, State.UNMASKED) else self.peers
@@ -132,7 +132,7 @@ class Script:
             with pytest.raises(LocalProtocolError):
                 m.send(self.opened())
         elif state != State.REGISTERED:
-            m.send(SharePhaseOpened(SHARE_DEADLINE))
+            m.send(SharePhaseOpened())
             if state != State.SHARED:
                 for peer, delivery in self.deliveries.items():
                     m.send(ShareReceived(peer, delivery))
@@ -140,7 +140,7 @@ class Script:
                 m.send(LocalUpdateReady(self.update))
                 m.send(SubmitPhaseOpened(SUBMIT_DEADLINE))
                 if state != State.SUBMITTED:
-                    m.send(UnmaskPhaseOpened(self.members, 300))
+                    m.send(UnmaskPhaseOpened(self.members))
                     if state == State.DONE:
                         m.send(GroupFinalized(self.members))
         assert m.state == state
@@ -191,14 +191,14 @@ def test_table_shape() -> None:
 def _run_to_unmask(script: Script, submitted: tuple[int, ...] | None = None, committed=None):
     m = script.machine()
     m.send(script.opened())
-    dealt = m.send(SharePhaseOpened(SHARE_DEADLINE))
+    dealt = m.send(SharePhaseOpened())
     for peer, delivery in script.deliveries.items():
         m.send(ShareReceived(peer, delivery))
     m.send(script.on_chain(m, committed))
     m.send(LocalUpdateReady(script.update))
     chunks = m.send(SubmitPhaseOpened(SUBMIT_DEADLINE))
     subs = script.members if submitted is None else submitted
-    unmask = m.send(UnmaskPhaseOpened(subs, 300))
+    unmask = m.send(UnmaskPhaseOpened(subs))
     return m, dealt, chunks, unmask
 
 
@@ -224,6 +224,7 @@ def test_a_full_round_from_one_machine() -> None:
         assert verify_proof(leaf, r.proof, roots[r.dealer])
     assert m.revealed == {(r.dealer, r.kind) for r in post.reveals}
     assert m.send(GroupFinalized(script.members[:3])) == [Done()]
+    assert m.opened == script.opened() and script.machine().opened is None
 
 
 def test_reveals_nothing_for_members_that_never_committed() -> None:
@@ -250,7 +251,7 @@ def test_not_submitted_or_not_committed_fails_quietly() -> None:
     assert m.state == State.FAILED and "not complete" in actions[0].reason
     m = script.machine()
     m.send(script.opened())
-    m.send(SharePhaseOpened(SHARE_DEADLINE))
+    m.send(SharePhaseOpened())
     actions = m.send(script.on_chain(m, script.peers))
     assert m.state == State.FAILED and "not on-chain" in actions[0].reason
     # Fewer than t commitments: fail before spending gas on a submission.
@@ -317,7 +318,7 @@ def test_a_share_failing_its_commitment_is_the_dealers_fault() -> None:
     m.send(LocalUpdateReady(script.update))
     m.send(SubmitPhaseOpened(SUBMIT_DEADLINE))
     # Without a valid share of a committed dealer the contract would refuse our unmask.
-    (failed,) = m.send(UnmaskPhaseOpened(script.members, 300))
+    (failed,) = m.send(UnmaskPhaseOpened(script.members))
     assert isinstance(failed, Failed) and f"{bad_peer:#042x}" in failed.reason
     assert m.revealed == frozenset()
     # The peer errors survive a snapshot.
@@ -366,7 +367,7 @@ def test_relayed_conflicting_and_stray_deliveries() -> None:
     other.send(script.opened(c))
     redealt = next(
         x.delivery
-        for x in other.send(SharePhaseOpened(SHARE_DEADLINE))
+        for x in other.send(SharePhaseOpened())
         if isinstance(x, SendShares) and x.to == script.me
     )
     m.send(ShareReceived(c, script.deliveries[c]))
@@ -396,8 +397,8 @@ def test_relayed_conflicting_and_stray_deliveries() -> None:
             lambda: SharesCommittedOnChain((MemberCommitment(777, bytes(32), bytes(32)),)),
             RemoteProtocolError,
         ),
-        (State.SUBMITTED, lambda: UnmaskPhaseOpened((12345,), 300), RemoteProtocolError),
-        (State.SHARED, lambda: SharePhaseOpened(SHARE_DEADLINE), LocalProtocolError),
+        (State.SUBMITTED, lambda: UnmaskPhaseOpened((12345,)), RemoteProtocolError),
+        (State.SHARED, lambda: SharePhaseOpened(), LocalProtocolError),
     ],
 )
 def test_bad_events_move_to_error(prepare: State, event, error) -> None:
@@ -439,7 +440,7 @@ def test_round_opened_refuses_bad_parameters(change: dict) -> None:
 def test_events_before_the_round_is_opened_are_refused() -> None:
     m = SCRIPT.machine()
     with pytest.raises(LocalProtocolError, match="not been opened"):
-        m.send(SharePhaseOpened(SHARE_DEADLINE))
+        m.send(SharePhaseOpened())
     assert m.state == State.ERROR
 
 
@@ -455,7 +456,7 @@ def _script_events(script: Script, machine: RoundMachine) -> list[Callable[[], E
     """Me's whole round, as thunks (the commitments depend on what the machine dealt)."""
     return [
         script.opened,
-        lambda: SharePhaseOpened(SHARE_DEADLINE),
+        lambda: SharePhaseOpened(),
         *[
             (lambda p=p: ShareReceived(p, script.deliveries[p]))  # type: ignore[misc]
             for p in script.peers
@@ -464,7 +465,7 @@ def _script_events(script: Script, machine: RoundMachine) -> list[Callable[[], E
         # Floats: quantization draws from the injected source, which restore must continue.
         lambda: LocalUpdateReady(np.linspace(-1, 1, D)),
         lambda: SubmitPhaseOpened(SUBMIT_DEADLINE),
-        lambda: UnmaskPhaseOpened(script.members[:-1], 300),
+        lambda: UnmaskPhaseOpened(script.members[:-1]),
         lambda: GroupFinalized(script.members[:-1]),
     ]
 
@@ -553,7 +554,7 @@ def _materialize(step: Step, machine: RoundMachine) -> Event:
         return tuple(script.members[i] for i in idx)  # type: ignore[attr-defined]
 
     if code == "share":
-        return SharePhaseOpened(SHARE_DEADLINE)
+        return SharePhaseOpened()
     if code == "deliver":
         peer, tamper = arg  # type: ignore[misc]
         sender = script.peers[peer]
@@ -568,7 +569,7 @@ def _materialize(step: Step, machine: RoundMachine) -> Event:
     if code == "submit":
         return SubmitPhaseOpened(SUBMIT_DEADLINE)
     if code == "unmask":
-        return UnmaskPhaseOpened(addrs(arg), 300)
+        return UnmaskPhaseOpened(addrs(arg))
     if code == "finalized":
         return GroupFinalized(addrs(arg))
     if code == "failed":
