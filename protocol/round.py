@@ -46,7 +46,7 @@ from protocol.constants import (
     KIND_MASK_KEY,
     KIND_SELF_SEED,
     MAX_CHUNK_WORDS,
-    MAX_GROUP_SIZE,
+    MAX_GROUP,
     SECRET_KINDS,
 )
 from protocol.encoding import QuantConfig, check_headroom, pack_lanes, quantize
@@ -352,8 +352,8 @@ def _open_round(rec: _Record, ev: RoundOpened, randbytes: RandBytes) -> list[Act
     if rec.opened:
         raise LocalProtocolError("the round is already open")
     members = tuple(ev.members)
-    if len(set(members)) != len(members) or not 2 <= len(members) <= MAX_GROUP_SIZE:
-        raise LocalProtocolError(f"a group is 2..{MAX_GROUP_SIZE} distinct members")
+    if len(set(members)) != len(members) or not 2 <= len(members) <= MAX_GROUP:
+        raise LocalProtocolError(f"a group is 2..{MAX_GROUP} distinct members")
     if ev.me not in members:
         raise LocalProtocolError("this DO is not a member of the group")
     if not 2 <= ev.threshold <= len(members):
