@@ -40,6 +40,6 @@ gas *args: setup
     python -m bench.gas "$@"
 
 # one DO's client work per round vs Flower's SecAgg+ primitives -> bench/results/mask.json
+# (Flower goes into its own .venv-flower: installed here it would downgrade rich and typer)
 bench-mask *args: setup
-    pip install --quiet flwr
     python -m bench.mask "$@"

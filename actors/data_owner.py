@@ -313,8 +313,7 @@ class DataOwner:
             return
         if "share" not in fed:
             self._check_drop(number, "share")
-            deadline = info.deadline if stage == _SHARE else 0
-            await self._feed(rnd, "share", SharePhaseOpened(deadline=deadline))
+            await self._feed(rnd, "share", SharePhaseOpened())
         if "update" not in fed and number in self._updates:
             try:
                 lanes = self._updates[number].receive_nowait()
@@ -338,9 +337,7 @@ class DataOwner:
         if "unmask" not in fed:
             self._check_drop(number, "unmask")
             submitted = await self._chain(self._submitted, number)
-            deadline = info.deadline if stage == _UNMASK else 0
-            opened = UnmaskPhaseOpened(submitted=submitted, deadline=deadline)
-            await self._feed(rnd, "unmask", opened)
+            await self._feed(rnd, "unmask", UnmaskPhaseOpened(submitted=submitted))
         if _finished(rnd.machine):
             return
         result = await self._chain(self._group_result, number)

@@ -73,9 +73,18 @@ class Chain(Protocol):
         ...
 
     def transact(
-        self, address: str, function: str, args: Sequence[Any], sender: str, value: int = 0
+        self,
+        address: str,
+        function: str,
+        args: Sequence[Any],
+        sender: str,
+        value: int = 0,
+        gas_extra: int = 0,
     ) -> Receipt:
-        """Send a transaction and wait for its receipt; raise TransactionReverted on revert."""
+        """Send a transaction and wait for its receipt; raise TransactionReverted on revert.
+
+        `gas_extra` raises a node transaction's gas limit for calls whose cost can grow between
+        estimate and inclusion (ignored by the embedded chain)."""
         ...
 
     def call(self, address: str, function: str, args: Sequence[Any] = ()) -> Any:

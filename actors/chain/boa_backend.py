@@ -89,7 +89,13 @@ class BoaChain:
     # transactions and reads
 
     def transact(
-        self, address: str, function: str, args: Sequence[Any], sender: str, value: int = 0
+        self,
+        address: str,
+        function: str,
+        args: Sequence[Any],
+        sender: str,
+        value: int = 0,
+        gas_extra: int = 0,
     ) -> Receipt:
         contract = self._contracts[str(address)]
         self._sync_clock()

@@ -31,8 +31,11 @@ from actors.chain.base import (
     normalise,
 )
 
-# a transaction gets its estimate plus this margin (estimates are exact on anvil; public nodes vary)
-_GAS_MARGIN = 1.10
+# A transaction's gas limit is its estimate plus a margin: the state can change between the
+# estimate and inclusion (another DO's unmask makes ours the one that pays the whole group).
+# Only gas used is charged, so a generous limit costs nothing.
+_GAS_MARGIN = 1.25
+_GAS_SLACK = 50_000
 
 
 class RpcChain:
@@ -101,7 +104,13 @@ class RpcChain:
     # transactions and reads
 
     def transact(
-        self, address: str, function: str, args: Sequence[Any], sender: str, value: int = 0
+        self,
+        address: str,
+        function: str,
+        args: Sequence[Any],
+        sender: str,
+        value: int = 0,
+        gas_extra: int = 0,
     ) -> Receipt:
         started = time.perf_counter()
         call = self._contract(address).functions[function](*args)
@@ -113,7 +122,7 @@ class RpcChain:
             {
                 "from": sender,
                 "value": value,
-                "gas": min(int(gas * _GAS_MARGIN), self.block_gas_limit),
+                "gas": min(int(gas * _GAS_MARGIN) + _GAS_SLACK + gas_extra, self.block_gas_limit),
                 "nonce": 0,
             }
         )
@@ -151,8 +160,21 @@ class RpcChain:
             self._nonces[account.address] = nonce + 1
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.005)
         if receipt["status"] != 1:
-            raise TransactionReverted(what, "reverted on chain (no reason returned)")
+            raise TransactionReverted(what, self._replay_reason(tx, receipt))
         return receipt
+
+    def _replay_reason(self, tx: dict[str, Any], receipt: Any) -> str:
+        """Why a mined transaction failed: replay it as a call in its block's parent state."""
+        call = {key: tx[key] for key in ("from", "to", "data", "value") if key in tx}
+        if "from" not in call:
+            call["from"] = receipt["from"]
+        try:
+            self.w3.eth.call(call, receipt["blockNumber"] - 1)
+        except ContractLogicError as error:
+            return _reason(error)
+        if receipt["gasUsed"] >= tx["gas"]:
+            return f"out of gas (limit {tx['gas']})"
+        return "reverted on chain (no reason returned)"
 
     def _decode_receipt_events(self, address: str, receipt: Any) -> list[Event]:
         contract = self._contract(address)
