@@ -55,6 +55,18 @@ class Receipt:
     events: tuple[Event, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class TxRecord:
+    """A mined transaction to a contract, as any observer of the chain can read it."""
+
+    function: str
+    args: Mapping[str, Any]
+    sender: str
+    gas_used: int
+    block: int
+    success: bool
+
+
 class Chain(Protocol):
     """One chain as the actors see it. Implemented by BoaChain and RpcChain."""
 
@@ -95,6 +107,10 @@ class Chain(Protocol):
         self, address: str, name: str, from_block: int = 0, filters: Mapping[str, Any] | None = None
     ) -> list[Event]:
         """Every event `name` the contract emitted since `from_block`, in chain order."""
+        ...
+
+    def transactions(self, address: str, from_block: int = 0) -> list[TxRecord]:
+        """Every mined transaction sent to `address` (gas reports from chain data alone)."""
         ...
 
     def balance(self, address: str) -> int: ...

@@ -18,7 +18,7 @@ import boa
 from boa.contracts.base_evm_contract import BoaError
 from boa.contracts.vyper.vyper_contract import VyperContract, VyperDeployer
 
-from actors.chain.base import Event, Receipt, TransactionReverted, normalise
+from actors.chain.base import Event, Receipt, TransactionReverted, TxRecord, normalise
 
 
 @cache
@@ -49,6 +49,7 @@ class BoaChain:
         self.env = env or boa.env
         self._contracts: dict[str, VyperContract] = {}
         self._log: list[Event] = []
+        self._txs: list[tuple[str, TxRecord]] = []
         self._tx_count = 0
         # realtime: block time follows the wall clock, so phase deadlines hold in real seconds
         # as on a node with automine; otherwise time moves only with advance_time (tests)
@@ -120,6 +121,16 @@ class BoaChain:
             seconds=time.perf_counter() - started,
             events=events,
         )
+        names = [arg.name for arg in getattr(contract, function).func_t.arguments]
+        record = TxRecord(
+            function=function,
+            args=dict(zip(names, (normalise(a) for a in args), strict=True)),
+            sender=str(sender),
+            gas_used=receipt.gas_used,
+            block=block,
+            success=True,
+        )
+        self._txs.append((str(address), record))
         # one transaction per block, like a node with automine
         self.env.evm.patch.block_number += 1
         return receipt
@@ -156,6 +167,9 @@ class BoaChain:
             and event.block >= from_block
             and all(event.args.get(key) == value for key, value in wanted.items())
         ]
+
+    def transactions(self, address: str, from_block: int = 0) -> list[TxRecord]:
+        return [tx for to, tx in self._txs if to == str(address) and tx.block >= from_block]
 
     def balance(self, address: str) -> int:
         return self.env.get_balance(address)

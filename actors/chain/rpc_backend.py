@@ -28,6 +28,7 @@ from actors.chain.base import (
     NodeUnavailable,
     Receipt,
     TransactionReverted,
+    TxRecord,
     normalise,
 )
 
@@ -201,6 +202,28 @@ class RpcChain:
             .get_logs(from_block=from_block, argument_filters=dict(filters) if filters else None)
         )
         return sorted((_event(log) for log in logs), key=lambda e: (e.block, e.log_index))
+
+    def transactions(self, address: str, from_block: int = 0) -> list[TxRecord]:
+        contract = self._contract(address)
+        records = []
+        for number in range(from_block, self.w3.eth.block_number + 1):
+            block = self.w3.eth.get_block(number, full_transactions=True)
+            for tx in block["transactions"]:
+                if tx["to"] != contract.address:
+                    continue
+                function, args = contract.decode_function_input(tx["input"])
+                receipt = self.w3.eth.get_transaction_receipt(tx["hash"])
+                records.append(
+                    TxRecord(
+                        function=function.fn_name,
+                        args={key: normalise(value) for key, value in args.items()},
+                        sender=tx["from"],
+                        gas_used=receipt["gasUsed"],
+                        block=number,
+                        success=receipt["status"] == 1,
+                    )
+                )
+        return records
 
     def balance(self, address: str) -> int:
         return self.w3.eth.get_balance(Web3.to_checksum_address(address))

@@ -82,3 +82,18 @@ def test_advance_time_moves_block_timestamp(chain: Chain, probe: tuple[str, str]
     chain.advance_time(3_600)
     receipt = chain.transact(address, "bump", [1, []], sender)
     assert receipt.timestamp >= before + 3_600
+
+
+def test_transactions_are_read_back_with_gas_and_arguments(
+    chain: Chain, probe: tuple[str, str]
+) -> None:
+    sender, address = probe
+    first = chain.transact(address, "bump", [2, [9, 8]], sender)
+    second = chain.transact(address, "bump", [5, []], sender)
+    records = chain.transactions(address, from_block=first.block)
+    assert [(r.function, r.args["by"], r.gas_used) for r in records] == [
+        ("bump", 2, first.gas_used),
+        ("bump", 5, second.gas_used),
+    ]
+    assert records[0].args["words"] == (9, 8)
+    assert all(r.success and r.sender == sender for r in records)
