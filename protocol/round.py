@@ -848,6 +848,24 @@ class RoundMachine:
             return []
         return [a for a in _chunks(self._record) if isinstance(a, PostChunk)]
 
+    def unmask(self) -> PostUnmask | None:
+        """The unmask message already decided (None unless the machine has unmasked).
+
+        Rebuilt from the persisted reveal ledger, never decided anew: a restarted actor posts
+        exactly the shares the machine chose before the crash.
+        """
+        rec = self._record
+        if self.state not in (State.UNMASKED, State.DONE) or not rec.revealed:
+            return None
+        chosen = {address_int(r.dealer): r.kind for r in rec.revealed}
+        reveals = []
+        for dealer in rec.member_ints:
+            if dealer in chosen:
+                held = rec.held_from(dealer)
+                kind = chosen[dealer]
+                reveals.append(Reveal(dealer, kind, held.share(kind), tuple(held.proof(kind))))
+        return PostUnmask(tuple(reveals))
+
     # -- persistence -----------------------------------------------------------------------
 
     def snapshot(self) -> bytes:
