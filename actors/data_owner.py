@@ -257,6 +257,8 @@ class DataOwner:
             machine, progress = RoundMachine(self.randbytes), _Progress()
         rnd = _Round(number, machine, progress, members)
         self.rounds[number] = rnd
+        if stored is not None:
+            await self._resume(rnd)
         if "opened" not in progress.fed:
             config = self.config
             model_hash = await self._chain(self.market.round_model_hash, self.task, number)
@@ -282,6 +284,20 @@ class DataOwner:
             send, receive = trio.open_memory_channel[np.ndarray](1)
             self._updates[number] = receive
             nursery.start_soon(self._train, number, send)
+
+    async def _resume(self, rnd: _Round) -> None:
+        """After a restart: redo what the last persisted step decided (each action checks the
+        chain first, so what already landed is not posted twice)."""
+        machine = rnd.machine
+        self.observe("resumed", round=rnd.number, state=str(machine.state))
+        redo: list[Action] = []
+        if machine.state is State.SHARED and (commitment := machine.commitment()) is not None:
+            redo.append(commitment)
+        elif machine.state is State.SUBMITTED:
+            redo.extend(machine.chunks())
+        elif machine.state is State.UNMASKED and (unmask := machine.unmask()) is not None:
+            redo.append(unmask)
+        await self._perform(rnd, redo)
 
     def _group_members(self) -> tuple[str, ...]:
         group = self.market.group_of(self.task, self.account)
@@ -432,6 +448,7 @@ class DataOwner:
                         action.words,
                         self.account,
                     )
+                    self.observe("chunk", round=number, index=action.chunk_index)
                 if action is chunks[-1]:
                     self.observe("submitted", round=number)
             elif isinstance(action, PostUnmask):

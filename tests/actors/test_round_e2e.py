@@ -121,3 +121,67 @@ async def test_round_recovers_exact_aggregates_and_pays_submitters(
         assert owner.applied and np.all(np.isfinite(owner.applied[0]))
         unpaid = sum(1 for do in dos if not market.is_credited(task, 0, do.account))
         assert mo.refunded_wei == unpaid * REWARD
+
+
+@pytest.mark.parametrize("kill_after", ["committed", "chunk", "submitted", "unmasked"])
+async def test_killed_data_owner_resumes_from_its_store(tmp_path: Path, kill_after: str) -> None:
+    """A data owner killed mid-round restarts from its SQLite state: the same secrets, no second
+    commitment or chunk, and its update is in the exact aggregate."""
+    with boa.env.anchor(), trio.fail_after(60):
+        chain = BoaChain(realtime=True)
+        mo_account = chain.new_account(10**21)
+        market = Market.deploy(chain, mo_account)
+        plan = TaskPlan(max_dos=3, min_dos=3, group_size=3, threshold=3, reward_per_do=REWARD)
+        mo = ModelOwner(market, mo_account, VectorOwner(), plan, poll_interval=0.02)
+        task = await mo.create_task()
+        rng = np.random.default_rng(3)
+        accounts = [chain.new_account(10**20) for _ in range(3)]
+        settings = DataOwnerSettings(poll_interval=0.02, keep_plaintext=True, chunk_words=50)
+        learners = [FixedUpdate(rng.normal(0, 0.01, P), 100) for _ in accounts]
+        victim_store = tmp_path / "victim.sqlite"
+        killed = trio.Event()
+        victim_scope = trio.CancelScope()
+
+        def observe(role: str, who: str, what: str, **fields: object) -> None:
+            if who == accounts[0] and what == kill_after and not killed.is_set():
+                killed.set()
+                victim_scope.cancel()
+
+        def actor(i: int, store: Path, observer=None) -> DataOwner:
+            return DataOwner(
+                market,
+                accounts[i],
+                task,
+                learners[i],
+                StateStore(store),
+                settings=settings,
+                observe=observer,
+            )
+
+        async def victim_life(nursery: trio.Nursery) -> None:
+            first = actor(0, victim_store, observe)
+            with victim_scope:
+                await first.run()
+            assert killed.is_set()
+            second = actor(0, victim_store)
+            nursery.start_soon(second.run)
+            victim.append((first, second))
+
+        victim: list[tuple[DataOwner, DataOwner]] = []
+        others = [actor(i, tmp_path / f"do{i}.sqlite") for i in (1, 2)]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(victim_life, nursery)
+            for other in others:
+                await nursery.start(other.run)
+            (report,) = await mo.run()
+        first, second = victim[0]
+        assert report.finalized_groups == 1
+        expected = first.plaintext[0] + others[0].plaintext[0] + others[1].plaintext[0]
+        if 0 in second.plaintext:  # killed before its update was fed: it trained again
+            expected = second.plaintext[0] + others[0].plaintext[0] + others[1].plaintext[0]
+        np.testing.assert_array_equal(report.aggregates[0], expected)
+        commits = [
+            tx for tx in chain.transactions(market.address) if tx.function == "commit_shares"
+        ]
+        assert len(commits) == 3
+        assert second.paid_wei == REWARD

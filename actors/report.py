@@ -1,0 +1,141 @@
+"""What a market run reports: a table on the console, a JSON file and a PNG plot.
+
+Gas comes from chain data alone (every mined transaction to the market), so the same report
+works for the in-process demo and for a swarm of separate processes on a node.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from actors.chain.base import TxRecord
+
+
+@dataclass
+class RunReport:
+    """One run of the market, in the shape of `--report` JSON (keys as documented in README)."""
+
+    chain: str
+    dos: int
+    rounds: int
+    groups: int
+    d: int
+    accuracy_before: list[float] = field(default_factory=list)
+    accuracy_after: list[float] = field(default_factory=list)
+    gas: dict[str, int] = field(default_factory=dict)
+    gas_by_round: list[int] = field(default_factory=list)
+    gas_per_param_submit: float = 0.0
+    chain_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    paid_wei: dict[str, int] = field(default_factory=dict)
+    refunded_wei: int = 0
+    dropped: list[str] = field(default_factory=list)
+    aggregate_exact: bool | None = None
+    rule: str = "mean"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class GasSummary:
+    per_phase: dict[str, int]  # entry point -> gas, plus "total"
+    by_round: list[int]
+    submit_per_param: float
+
+
+def summarize_gas(txs: Sequence[TxRecord], params: int) -> GasSummary:
+    """Gas per entry point and per round, and masked-submission gas per DO per parameter.
+
+    A transaction without a `round` argument (registration, `advance`, withdrawals) counts
+    towards the round most recently named before it.
+    """
+    per_phase: dict[str, int] = defaultdict(int)
+    by_round: dict[int, int] = defaultdict(int)
+    submissions: set[tuple[str, int]] = set()
+    current = 0
+    for tx in txs:
+        per_phase[tx.function] += tx.gas_used
+        current = tx.args.get("round", current)
+        by_round[current] += tx.gas_used
+        if tx.function == "submit" and tx.success:
+            submissions.add((tx.sender, current))
+    submit_gas = per_phase.get("submit", 0)
+    per_param = submit_gas / (len(submissions) * params) if submissions else 0.0
+    rounds = max(by_round, default=-1) + 1
+    return GasSummary(
+        per_phase=dict(per_phase) | {"total": sum(per_phase.values())},
+        by_round=[by_round.get(r, 0) for r in range(rounds)],
+        submit_per_param=per_param,
+    )
+
+
+def print_report(report: RunReport, console: Console | None = None) -> None:
+    console = console or Console()
+    rounds = Table(
+        title=f"OmniLytics on {report.chain}: {report.dos} data owners, "
+        f"{report.groups} groups, d = {report.d:,}"
+    )
+    rounds.add_column("round", justify="right")
+    rounds.add_column("MO accuracy before", justify="right")
+    rounds.add_column("after", justify="right")
+    rounds.add_column("gas", justify="right")
+    pairs = zip(report.accuracy_before, report.accuracy_after, strict=True)
+    for r, (before, after) in enumerate(pairs):
+        gas = report.gas_by_round[r] if r < len(report.gas_by_round) else 0
+        rounds.add_row(str(r), f"{before:.1%}", f"[bold]{after:.1%}[/bold]", f"{gas:,}")
+    console.print(rounds)
+
+    gas = Table(title="gas by entry point (from chain data)")
+    gas.add_column("entry point")
+    gas.add_column("gas", justify="right")
+    for name, used in sorted(report.gas.items(), key=lambda kv: -kv[1]):
+        gas.add_row(name, f"{used:,}")
+    console.print(gas)
+    paid = sum(report.paid_wei.values())
+    console.print(
+        f"submit: {report.gas_per_param_submit:.1f} gas per parameter per data owner · "
+        f"chain time {report.chain_seconds:.2f} s of {report.wall_seconds:.1f} s wall · "
+        f"paid {paid / 1e18:.4f} ETH to {sum(1 for v in report.paid_wei.values() if v)} "
+        f"data owners · refunded {report.refunded_wei / 1e18:.4f} ETH · "
+        f"dropped {len(report.dropped)}"
+    )
+    if report.aggregate_exact is not None:
+        verdict = "[green]exact[/green]" if report.aggregate_exact else "[red]WRONG[/red]"
+        console.print(f"recovered group aggregates vs plaintext ring sums: {verdict}")
+
+
+def plot_report(report: RunReport, path: Path) -> None:
+    """Accuracy and gas per round, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = list(range(len(report.accuracy_after)))
+    fig, (acc, gas) = plt.subplots(1, 2, figsize=(9, 3.5))
+    acc.plot(
+        [-1, *rounds],
+        [report.accuracy_before[0] if report.accuracy_before else 0, *report.accuracy_after],
+        marker="o",
+    )
+    acc.set_xlabel("round (-1: model owner alone)")
+    acc.set_ylabel("model owner test accuracy")
+    acc.set_ylim(0, 1)
+    acc.grid(alpha=0.3)
+    gas.bar(rounds, [g / 1e6 for g in report.gas_by_round[: len(rounds)]])
+    gas.set_xlabel("round")
+    gas.set_ylabel("gas (millions)")
+    gas.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"OmniLytics: {report.dos} data owners on {report.chain}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
