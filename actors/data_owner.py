@@ -136,8 +136,10 @@ class DataOwner:
         settings: DataOwnerSettings | None = None,
         randbytes: Callable[[int], bytes] = secrets.token_bytes,
         observe: Observer | None = None,
+        train_limiter: trio.CapacityLimiter | None = None,
     ) -> None:
         self.market = market
+        self.train_limiter = train_limiter
         self.account = account
         self.me = int(account, 16)
         self.task = task
@@ -307,7 +309,9 @@ class DataOwner:
         async with send:
             model = await self._chain(self.market.model_bytes, self.task, number)
             self.observe("training", round=number)
-            update, samples = await trio.to_thread.run_sync(self.learner.train, model, number)
+            update, samples = await trio.to_thread.run_sync(
+                self.learner.train, model, number, limiter=self.train_limiter
+            )
             rng = np.random.default_rng(int.from_bytes(self.randbytes(32), "big"))
             lanes = encode_weighted(
                 update,

@@ -93,7 +93,8 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
         rounds.add_row(str(r), f"{before:.1%}", f"[bold]{after:.1%}[/bold]", f"{gas:,}")
     console.print(rounds)
 
-    gas = Table(title="gas by entry point (from chain data)")
+    note = " (embedded EVM: indicative, quote anvil's)" if report.chain == "boa" else ""
+    gas = Table(title=f"gas by entry point, from chain data{note}")
     gas.add_column("entry point")
     gas.add_column("gas", justify="right")
     for name, used in sorted(report.gas.items(), key=lambda kv: -kv[1]):
@@ -119,20 +120,21 @@ def plot_report(report: RunReport, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rounds = list(range(len(report.accuracy_after)))
+    rounds = list(range(1, len(report.accuracy_after) + 1))
     fig, (acc, gas) = plt.subplots(1, 2, figsize=(9, 3.5))
-    acc.plot(
-        [-1, *rounds],
-        [report.accuracy_before[0] if report.accuracy_before else 0, *report.accuracy_after],
-        marker="o",
-    )
-    acc.set_xlabel("round (-1: model owner alone)")
+    alone = report.accuracy_before[0] if report.accuracy_before else 0.0
+    acc.plot([0, *rounds], [alone, *report.accuracy_after], marker="o")
+    acc.set_xticks([0, *rounds], ["alone", *(str(r) for r in rounds)])
+    acc.set_xlabel("round")
     acc.set_ylabel("model owner test accuracy")
     acc.set_ylim(0, 1)
     acc.grid(alpha=0.3)
-    gas.bar(rounds, [g / 1e6 for g in report.gas_by_round[: len(rounds)]])
+    gas.bar(rounds, [g / 1e6 for g in report.gas_by_round[: len(rounds)]], width=0.5)
+    gas.set_xticks(rounds)
     gas.set_xlabel("round")
-    gas.set_ylabel("gas (millions)")
+    gas.set_ylabel(
+        "gas (millions)" + (" — embedded EVM, indicative" if report.chain == "boa" else "")
+    )
     gas.grid(alpha=0.3, axis="y")
     fig.suptitle(f"OmniLytics: {report.dos} data owners on {report.chain}")
     fig.tight_layout()

@@ -1,0 +1,97 @@
+"""The actors' learners on real MNIST: what a data owner trains and what a model owner keeps.
+
+`TorchDataOwner` turns the round's published model bytes into an update of the public part (body
+and public auxiliary head). `TorchModelOwner` holds the model owner's private head, publishes the
+public part, applies the combined aggregate and fine-tunes its head from the aggregated auxiliary
+head on its own few samples (DESIGN.md §7).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from actors.learning.data import Samples
+from actors.learning.model import (
+    new_body,
+    new_head,
+    public_model_for,
+    public_model_from_bytes,
+    public_model_from_vector,
+    public_model_to_bytes,
+    public_vector,
+)
+from actors.learning.train import (
+    DO_SCHEDULE,
+    FINETUNE_SCHEDULE,
+    MO_ALONE_SCHEDULE,
+    Schedule,
+    apply_update,
+    evaluate,
+    finetune_head,
+    train_local,
+    train_model,
+)
+
+
+class TorchDataOwner:
+    """A data owner's private samples and its local training schedule."""
+
+    def __init__(self, data: Samples, *, seed: int, schedule: Schedule = DO_SCHEDULE) -> None:
+        self.data = data
+        self.seed = seed
+        self.schedule = schedule
+
+    def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
+        public = public_model_from_bytes(model_bytes)
+        update = train_local(public, self.data, seed=self.seed + round, schedule=self.schedule)
+        return update.astype(np.float64), len(self.data)
+
+
+class TorchModelOwner:
+    """The model owner's model: public part (body + auxiliary head) and its private head."""
+
+    def __init__(
+        self,
+        own: Samples,
+        test: Samples,
+        *,
+        seed: int,
+        alone: Schedule = MO_ALONE_SCHEDULE,
+        finetune: Schedule = FINETUNE_SCHEDULE,
+        reference: Schedule = DO_SCHEDULE,
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        body_seed, head_seed, aux_seed, self._train_seed = (
+            int(s) for s in rng.integers(2**31, size=4)
+        )
+        self.own, self.test = own, test
+        self.finetune, self.reference = finetune, reference
+        body, self.head = new_body(body_seed), new_head(head_seed)
+        # before any market: the model owner trains its whole model on its own few samples
+        train_model(body, self.head, own, seed=self._train_seed, schedule=alone)
+        self.public = public_model_for(body, aux_seed)
+
+    def public_size(self) -> int:
+        return public_vector(self.public).size
+
+    def model_bytes(self) -> bytes:
+        return public_model_to_bytes(self.public)
+
+    def reference_update(self) -> np.ndarray:
+        """The update the model owner's own data asks for (the trust reference of FLTrust)."""
+        update = train_local(self.public, self.own, seed=self._train_seed, schedule=self.reference)
+        return update.astype(np.float64)
+
+    def apply(self, update: np.ndarray) -> None:
+        vector = apply_update(public_vector(self.public), update.astype(np.float32))
+        self.public = public_model_from_vector(self.public, vector)
+        self.head = finetune_head(
+            self.public.body,
+            self.public.aux,
+            self.own,
+            seed=self._train_seed,
+            schedule=self.finetune,
+        )
+
+    def accuracy(self) -> float:
+        return evaluate(self.public.body, self.head, self.test)
