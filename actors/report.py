@@ -132,9 +132,8 @@ def plot_report(report: RunReport, path: Path) -> None:
     gas.bar(rounds, [g / 1e6 for g in report.gas_by_round[: len(rounds)]], width=0.5)
     gas.set_xticks(rounds)
     gas.set_xlabel("round")
-    gas.set_ylabel(
-        "gas (millions)" + (" — embedded EVM, indicative" if report.chain == "boa" else "")
-    )
+    gas.set_xlim(0.25, len(rounds) + 0.75)
+    gas.set_ylabel("gas, millions" + (" (embedded EVM)" if report.chain == "boa" else ""))
     gas.grid(alpha=0.3, axis="y")
     fig.suptitle(f"OmniLytics: {report.dos} data owners on {report.chain}")
     fig.tight_layout()
