@@ -1,0 +1,181 @@
+"""The split CNN: a public feature extractor, a private head, and the public auxiliary head.
+
+DESIGN §1 G1 and §7: the model owner keeps its classifier head private and publishes only the
+feature extractor (the *body*). Data owners train that body under an *auxiliary head* the MO
+publishes with the task — seeded, not the MO's private head — and the aggregated update covers
+both, so bodies trained by different DOs stay aligned to one head.
+
+The public model (body + auxiliary head) travels as one flat float32 vector, in a fixed
+parameter order (``conv1.weight``, ``conv1.bias``, ``conv2.weight``, ``conv2.bias``,
+``fc.weight``, ``fc.bias``, ``aux.weight``, ``aux.bias``, each row-major). That vector is what
+DOs update, what the secure sum adds, and — behind a small header — the bytes the MO publishes
+on-chain. No pickle and no ``torch.save``: the bytes are fixed framing, stable for hashing.
+"""
+
+from __future__ import annotations
+
+import copy
+import struct
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from actors.learning.data import IMAGE_SIDE, NUM_CLASSES
+
+CONV1_CHANNELS = 16
+CONV2_CHANNELS = 32
+HIDDEN = 64
+
+# Header of the public model bytes: magic, format version, the architecture's widths (so a
+# reader can rebuild the module and a changed architecture is never misread), parameter count.
+MODEL_MAGIC = b"OMLYPUB\x00"
+MODEL_FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sHHHHHI")
+HEADER_SIZE = _HEADER.size
+# Bounds on widths read from untrusted bytes, so a forged header cannot make us allocate much.
+_MAX_WIDTH = 512
+
+
+class FeatureExtractor(nn.Module):
+    """The public body: conv 5x5 -> pool -> conv 5x5 -> pool -> 64-unit layer, ReLU throughout.
+
+    With the default widths it has 46,080 parameters (DESIGN §7: ~46k).
+    """
+
+    def __init__(
+        self, conv1: int = CONV1_CHANNELS, conv2: int = CONV2_CHANNELS, hidden: int = HIDDEN
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, conv1, kernel_size=5)
+        self.conv2 = nn.Conv2d(conv1, conv2, kernel_size=5)
+        # 28 -conv-> 24 -pool-> 12 -conv-> 8 -pool-> 4
+        side = ((IMAGE_SIDE - 4) // 2 - 4) // 2
+        self.fc = nn.Linear(conv2 * side * side, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return torch.relu(self.fc(x.flatten(1)))
+
+
+class PublicModel(nn.Module):
+    """What the MO publishes and DOs train: the body and the auxiliary head."""
+
+    def __init__(self, body: FeatureExtractor, aux: nn.Linear) -> None:
+        super().__init__()
+        self.body = body
+        self.aux = aux
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.aux(self.body(x))
+
+    def widths(self) -> tuple[int, int, int]:
+        """(conv1 channels, conv2 channels, hidden units): the architecture in the header."""
+        body = self.body
+        return (body.conv1.out_channels, body.conv2.out_channels, body.fc.out_features)
+
+
+_Module = TypeVar("_Module", bound=nn.Module)
+
+
+def _seeded(seed: int, build: Callable[[], _Module]) -> _Module:
+    # torch's default initialisers draw from the global generator; fork it so that a seed gives
+    # the same weights everywhere without disturbing anyone else's random stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def new_body(seed: int) -> FeatureExtractor:
+    """A freshly initialised feature extractor, the same for the same seed."""
+    return _seeded(seed, FeatureExtractor)
+
+
+def new_head(seed: int, hidden: int = HIDDEN) -> nn.Linear:
+    """A freshly initialised 64 -> 10 head (private or auxiliary), the same for the same seed."""
+    return _seeded(seed, lambda: nn.Linear(hidden, NUM_CLASSES))
+
+
+def new_public_model(body_seed: int, aux_seed: int) -> PublicModel:
+    """A public model from seeds: what a MO without a trained body would publish."""
+    return PublicModel(new_body(body_seed), new_head(aux_seed))
+
+
+def public_model_for(body: FeatureExtractor, aux_seed: int) -> PublicModel:
+    """What the MO publishes with a task: a copy of its body and a fresh seeded auxiliary head.
+
+    The auxiliary head is deliberately not the MO's private head (G1); the seed makes it
+    reproducible by anyone.
+    """
+    return PublicModel(copy.deepcopy(body), new_head(aux_seed))
+
+
+def public_model_from_vector(template: PublicModel, vector: np.ndarray) -> PublicModel:
+    """A new public model with ``template``'s architecture and ``vector``'s parameters."""
+    model = copy.deepcopy(template)
+    load_public_vector(model, vector)
+    return model
+
+
+def parameter_count(module: nn.Module) -> int:
+    """Number of scalar parameters, i.e. the length of the module's flat vector."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def public_vector(model: PublicModel) -> np.ndarray:
+    """The public model as one flat float32 vector, in the documented parameter order."""
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return flat.to(torch.float32).numpy().copy()
+
+
+def load_public_vector(model: PublicModel, vector: np.ndarray) -> None:
+    """Overwrite the public model's parameters, in place, from a flat vector."""
+    vector = np.asarray(vector)
+    expected = parameter_count(model)
+    if vector.shape != (expected,):
+        raise ValueError(f"public vector has shape {vector.shape}, want ({expected},)")
+    source = torch.from_numpy(vector.astype(np.float32, copy=False))
+    offset = 0
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(source[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+def public_model_to_bytes(model: PublicModel) -> bytes:
+    """Deterministic bytes of the public model: header, then the vector as float32 little-endian."""
+    vector = public_vector(model)
+    widths = model.widths()
+    header = _HEADER.pack(MODEL_MAGIC, MODEL_FORMAT_VERSION, *widths, NUM_CLASSES, len(vector))
+    return header + vector.astype("<f4").tobytes()
+
+
+def public_model_from_bytes(data: bytes) -> PublicModel:
+    """Rebuild a public model from its bytes; reject anything malformed with ``ValueError``.
+
+    The bytes come from chain data, so every field is checked: magic, version, widths within
+    bounds, the parameter count matching the widths, the length matching the count, finite values.
+    """
+    if len(data) < HEADER_SIZE:
+        raise ValueError("public model: shorter than its header")
+    magic, version, conv1, conv2, hidden, classes, count = _HEADER.unpack_from(data)
+    if magic != MODEL_MAGIC:
+        raise ValueError("public model: bad magic")
+    if version != MODEL_FORMAT_VERSION:
+        raise ValueError(f"public model: unsupported format version {version}")
+    if classes != NUM_CLASSES or not all(0 < w <= _MAX_WIDTH for w in (conv1, conv2, hidden)):
+        raise ValueError("public model: architecture out of bounds")
+    model = PublicModel(FeatureExtractor(conv1, conv2, hidden), nn.Linear(hidden, NUM_CLASSES))
+    if count != parameter_count(model):
+        raise ValueError("public model: parameter count does not match the architecture")
+    if len(data) != HEADER_SIZE + 4 * count:
+        raise ValueError("public model: length does not match the parameter count")
+    vector = np.frombuffer(data, dtype="<f4", offset=HEADER_SIZE, count=count)
+    if not np.all(np.isfinite(vector)):
+        raise ValueError("public model: non-finite parameter")
+    load_public_vector(model, vector)
+    return model
