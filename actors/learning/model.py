@@ -138,7 +138,8 @@ def load_public_vector(model: PublicModel, vector: np.ndarray) -> None:
     expected = parameter_count(model)
     if vector.shape != (expected,):
         raise ValueError(f"public vector has shape {vector.shape}, want ({expected},)")
-    source = torch.from_numpy(vector.astype(np.float32, copy=False))
+    # A copy: the vector may be a read-only view of chain bytes, and torch wants writable memory.
+    source = torch.from_numpy(np.array(vector, dtype=np.float32))
     offset = 0
     with torch.no_grad():
         for p in model.parameters():
