@@ -1,0 +1,653 @@
+"""Stateful fuzzing of the market: several model owners, data owners and an attacker drive many
+concurrent ETH and ERC-20 tasks through random phases, time jumps, dropouts, and invalid and
+duplicate messages.
+
+A plain Python model predicts whether each call must succeed (then it is made and the model
+updated) or revert (then it must revert). A ledger of credits, escrow and bonds is updated with
+each successful call; the invariants compare it with the contract after every step.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boa
+from eth_utils import keccak
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from protocol.commitments import deal_commitment, model_digest
+from protocol.constants import (
+    GROUP_FAILED,
+    GROUP_FINALIZED,
+    GROUP_PENDING,
+    KIND_MASK_KEY,
+    KIND_SELF_SEED,
+    PHASE_CANCELLED,
+    PHASE_ENDED,
+    PHASE_REGISTER,
+    PHASE_ROUND_DONE,
+    PHASE_SHARE,
+    PHASE_SUBMIT,
+    PHASE_UNMASK,
+    STATUS_COMMITTED,
+    STATUS_NONE,
+    STATUS_SUBMITTED,
+    STATUS_UNMASKED,
+)
+from tests.contracts.market import ETH, as_struct, config, digest_of, model_bytes, share_value
+
+ROOT = Path(__file__).resolve().parents[3]
+MOCKS = ROOT / "tests" / "contracts" / "mocks"
+MARKET = boa.load_partial(str(ROOT / "contracts" / "DataMarket.vy"))
+TOKENS = [boa.load_partial(str(MOCKS / f"{name}.vy")) for name in ("ERC20", "ERC20NoReturn")]
+
+MODEL_OWNERS = [boa.env.generate_address(f"fuzz_model_owner_{i}") for i in range(2)]
+DATA_OWNERS = [boa.env.generate_address(f"fuzz_data_owner_{i}") for i in range(6)]
+ATTACKER = boa.env.generate_address("fuzz_attacker")
+EVERYONE = [*MODEL_OWNERS, *DATA_OWNERS, ATTACKER]
+FUNDS = 10**24
+MAX_TASKS = 4
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+# ci: 30 examples x 80 steps (>= 2,000 steps); dev (`just fuzz`): about 40 times more.
+EXAMPLES = {"dev": 500}.get(PROFILE, 30)
+STEPS = {"dev": 200}.get(PROFILE, 80)
+
+tasks_idx = st.integers(min_value=0, max_value=2 * MAX_TASKS - 1)
+dos_idx = st.integers(min_value=0, max_value=len(DATA_OWNERS) - 1)
+# 0 picks an outsider (the attacker), anything else one of the actors the rule prefers
+who_idx = st.integers(min_value=0, max_value=7)
+
+
+@dataclass
+class TaskModel:
+    """What the contract must hold for one task, kept by hand."""
+
+    id: int
+    owner: str
+    cfg: dict
+    token: str
+    deadline: int
+    phase: int = PHASE_REGISTER
+    round: int = 0
+    rounds_opened: int = 0
+    members: list = field(default_factory=list)
+    groups: list = field(default_factory=list)
+    digest: dict = field(default_factory=dict)  # round -> published model digest
+    status: dict = field(default_factory=dict)  # (round, do) -> STATUS_*
+    words_in: dict = field(default_factory=dict)  # (round, do) -> words submitted
+    chunks: dict = field(default_factory=dict)  # (round, do) -> chunks submitted
+    unmasks: dict = field(default_factory=dict)  # (round, group) -> accepted unmask messages
+    result: dict = field(default_factory=dict)  # (round, group) -> GROUP_*
+    commits: dict = field(default_factory=dict)  # do -> rounds it committed in
+    dealt: dict = field(default_factory=dict)  # (round, do) -> (DealtShares, shares)
+
+    @property
+    def words(self) -> int:
+        lanes = 256 // self.cfg["lane_bits"]
+        return -(-self.cfg["d"] // lanes)
+
+    def st(self, do: str, round: int | None = None) -> int:
+        return self.status.get((self.round if round is None else round, do), STATUS_NONE)
+
+    def group_index(self, do: str) -> int:
+        return next(g for g, members in enumerate(self.groups) if do in members)
+
+    def submitted(self, members) -> list:
+        return [do for do in members if self.st(do) >= STATUS_SUBMITTED]
+
+
+class MarketMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        # each example starts from the same chain state and leaves nothing behind
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        self.steps = 0
+        for account in EVERYONE:
+            boa.env.set_balance(account, FUNDS)
+        self.market = MARKET.deploy()
+        self.tokens = [deployer.deploy() for deployer in TOKENS]
+        for token in self.tokens:
+            for account in EVERYONE:
+                token.mint(account, FUNDS)
+        self.token_addresses = [ETH, *(t.address for t in self.tokens)]
+        self.tasks: list[TaskModel] = []
+        # the ledger: every unit of value the market holds is in exactly one of these
+        self.credits: dict[tuple[str, str], int] = {}
+        self.escrow: dict[int, int] = {}
+        self.bonds: dict[tuple[int, str], int] = {}
+        self.credited: dict[tuple[int, int, str], int] = {}
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return boa.env.timestamp
+
+    def _task(self, i: int) -> TaskModel:
+        """Even `i` prefer tasks still running (most messages are about them), odd any task."""
+        live = [t for t in self.tasks if t.phase not in (PHASE_ENDED, PHASE_CANCELLED)]
+        pool = live if live and i % 2 == 0 else self.tasks
+        return pool[(i // 2) % len(pool)]
+
+    def _credit(self, token: str, account: str, amount: int) -> None:
+        self.credits[(token, account)] = self.credits.get((token, account), 0) + amount
+
+    def _token(self, address: str):
+        return next(t for t in self.tokens if t.address == address)
+
+    def _pay_in(self, token: str, payer: str, amount: int) -> int:
+        """Approve a token pull, or return the ETH value to send."""
+        if token == ETH:
+            return amount
+        self._token(token).approve(self.market.address, amount, sender=payer)
+        return 0
+
+    def _enter(self, t: TaskModel, phase: int, duration: int) -> None:
+        t.phase, t.deadline = phase, self._now() + duration
+
+    def _finish_round(self, t: TaskModel) -> None:
+        if t.round + 1 == t.cfg["rounds"]:
+            self._enter(t, PHASE_ENDED, 0)
+        else:
+            self._enter(t, PHASE_ROUND_DONE, t.cfg["register_duration"])
+
+    def _open(self, t: TaskModel, round: int) -> None:
+        t.round = round
+        t.rounds_opened = round + 1
+        self._enter(t, PHASE_SHARE, t.cfg["share_duration"])
+
+    def _reclaimable(self, t: TaskModel) -> int:
+        if t.phase in (PHASE_ENDED, PHASE_CANCELLED):
+            return self.escrow[t.id]
+        if t.phase != PHASE_ROUND_DONE:
+            return 0
+        cfg = t.cfg
+        return self.escrow[t.id] - cfg["reward_per_do"] * cfg["max_dos"] * (
+            cfg["rounds"] - t.round - 1
+        )
+
+    def _pick(self, t: TaskModel, who: int, preferred: list) -> str:
+        """An actor for a rule: mostly one of `preferred` (e.g. the members that may act),
+        sometimes another data owner of the task, or the attacker."""
+        if who == 0:
+            return ATTACKER
+        pool = preferred if preferred and who > 2 else (t.members or DATA_OWNERS)
+        return pool[who % len(pool)]
+
+    def _call(self, ok: bool, fn, *args, **kwargs):
+        if ok:
+            return fn(*args, **kwargs)
+        with boa.reverts():
+            fn(*args, **kwargs)
+        return None
+
+    # -- rules ---------------------------------------------------------------------------------
+    # Few rules, each with a weighted choice of what to do: Hypothesis picks rules uniformly (and
+    # switches some off per example), so weights inside the rules steer tasks deep into rounds.
+
+    @initialize(
+        owners=st.lists(st.sampled_from(MODEL_OWNERS), min_size=2, max_size=2),
+        tokens=st.lists(st.integers(0, 2), min_size=2, max_size=2),
+        sizes=st.lists(st.integers(2, 3), min_size=2, max_size=2),
+        rounds=st.lists(st.integers(1, 2), min_size=2, max_size=2),
+    )
+    def two_tasks(self, owners, tokens, sizes, rounds):
+        """Every example starts with two tasks, so that no example is spent without any."""
+        for owner, token, m, r in zip(owners, tokens, sizes, rounds, strict=True):
+            self.create_task(owner, token, m, 2, m, r, 10**4, 10**5, 9, 32, (400,) * 4, False)
+
+    @precondition(lambda self: len(self.tasks) < MAX_TASKS)
+    @rule(
+        owner=st.sampled_from(MODEL_OWNERS),
+        token=st.integers(0, 2),
+        m=st.integers(2, 3),
+        extra=st.integers(0, 3),
+        t=st.integers(2, 3),
+        rounds=st.integers(1, 2),
+        reward=st.integers(1, 10**6),
+        bond=st.sampled_from([0, 7, 10**5]),
+        d=st.sampled_from([1, 9, 20]),
+        lane_bits=st.sampled_from([16, 32]),
+        durations=st.tuples(*[st.sampled_from([200, 400, 600])] * 4),
+        bad_value=st.integers(0, 7).map(lambda x: x == 0),
+    )
+    def create_task(
+        self, owner, token, m, extra, t, rounds, reward, bond, d, lane_bits, durations, bad_value
+    ):
+        max_dos = m + extra
+        cfg = config(
+            d=d,
+            lane_bits=lane_bits,
+            scale_bits=lane_bits // 2,
+            rounds=rounds,
+            max_dos=max_dos,
+            min_dos=m + extra // 2,
+            group_size=m,
+            threshold=min(t, m),
+            reward_per_do=reward,
+            bond=bond,
+            token=self.token_addresses[token],
+            register_duration=durations[0],
+            share_duration=durations[1],
+            submit_duration=durations[2],
+            unmask_duration=durations[3],
+        )
+        escrow = reward * max_dos * rounds
+        value = self._pay_in(cfg["token"], owner, escrow)
+        if bad_value:
+            value += 1
+        task = self._call(
+            not bad_value, self.market.create_task, as_struct(cfg), value=value, sender=owner
+        )
+        if task is not None:
+            assert task == len(self.tasks) + 1
+            deadline = self._now() + cfg["register_duration"]
+            self.tasks.append(TaskModel(task, owner, cfg, cfg["token"], deadline))
+            self.escrow[task] = escrow
+
+    @precondition(lambda self: self.tasks)
+    @rule(
+        i=tasks_idx,
+        action=st.sampled_from(["publish"] * 3 + ["open_round"] * 2 + ["end_task", "reclaim"]),
+        by_attacker=st.integers(0, 5).map(lambda x: x == 0),
+        good=st.integers(0, 5).map(bool),
+    )
+    def model_owner_acts(self, i, action, by_attacker, good):
+        """The model owner (or the attacker in its place) publishes, opens, ends or reclaims."""
+        t = self._task(i)
+        sender = ATTACKER if by_attacker else t.owner
+        getattr(self, f"_{action}")(t, sender, good)
+
+    @precondition(lambda self: self.tasks)
+    @rule(
+        i=tasks_idx,
+        action=st.sampled_from(["register", "commit", "submit", "submit", "unmask", "bond"]),
+        who=who_idx,
+        flaw=st.integers(0, 11),
+        size=st.integers(1, 3),
+    )
+    def data_owner_acts(self, i, action, who, flaw, size):
+        """One data owner (or the attacker) sends one message, sometimes flawed (`flaw` < 4)."""
+        t = self._task(i)
+        if action == "register":
+            self._register(t, self._pick(t, who, DATA_OWNERS), flaw)
+        elif action == "commit":
+            pool = [m for m in t.members if t.st(m) == STATUS_NONE]
+            self._commit(t, self._pick(t, who, pool), flaw)
+        elif action == "submit":
+            pool = [m for m in t.members if t.st(m) == STATUS_COMMITTED]
+            self._submit(t, self._pick(t, who, pool), size, flaw)
+        elif action == "unmask":
+            pool = [m for m in t.members if t.st(m) == STATUS_SUBMITTED]
+            self._unmask(t, self._pick(t, who, pool), flaw)
+        else:
+            pool = [m for m in t.members if (t.id, m) in self.bonds]
+            self._release_bond(t, self._pick(t, who, pool), by_attacker=flaw % 2 == 0)
+
+    @precondition(lambda self: self.tasks)
+    @rule(
+        i=tasks_idx,
+        dropout=st.integers(0, 7),
+        k=st.integers(1, 6),
+        size=st.integers(1, 3),
+        wait=st.sampled_from([None, None, 0]),
+    )
+    def crowd(self, i, dropout, k, size, wait):
+        """Everyone acts as the phase asks, but one dropout (or only `k` register/unmask);
+        then the phase is closed if it is complete, or sometimes after waiting for its deadline."""
+        t = self._task(i)
+        if t.phase == PHASE_REGISTER:
+            if t.digest.get(0) != t.cfg["model_hash"]:
+                self._publish(t, t.owner, good=True)
+            # k > 2: fill the task, so registration closes early
+            for do in [do for do in DATA_OWNERS if do not in t.members][: k if k < 3 else 6]:
+                self._register(t, do, flaw=99)
+        elif t.phase == PHASE_SHARE:
+            for n, do in enumerate(list(t.members)):
+                if n != dropout and t.st(do) == STATUS_NONE:
+                    self._commit(t, do, flaw=99)
+        elif t.phase == PHASE_SUBMIT:
+            for n, do in enumerate(list(t.members)):
+                while n != dropout and t.st(do) == STATUS_COMMITTED:
+                    before = t.words_in.get((t.round, do), 0)
+                    self._submit(t, do, size, flaw=99)
+                    if t.words_in.get((t.round, do), 0) == before:
+                        break  # refused as the model predicted (deadline passed)
+        elif t.phase == PHASE_UNMASK:
+            for do in [m for m in t.members if t.st(m) == STATUS_SUBMITTED][:k]:
+                self._unmask(t, do, flaw=99)
+        elif t.phase == PHASE_ROUND_DONE:
+            self._publish(t, t.owner, good=True)
+            self._open_round(t, t.owner, good=True)
+        if t.phase not in (PHASE_ENDED, PHASE_CANCELLED):
+            self._advance(t, ATTACKER, wait)
+
+    @precondition(lambda self: self.tasks)
+    @rule(
+        i=tasks_idx,
+        caller=st.sampled_from(EVERYONE),
+        wait=st.sampled_from([None] * 5 + [-1, 0, 5]),
+    )
+    def advance(self, i, caller, wait):
+        """Anyone advances, after waiting until `wait` seconds from the deadline (None: now)."""
+        self._advance(self._task(i), caller, wait)
+
+    @rule(account=st.sampled_from(EVERYONE), token=st.integers(0, 2))
+    def withdraw(self, account, token):
+        address = self.token_addresses[token]
+        amount = self.credits.get((address, account), 0)
+        before = self._balance(address, account)
+        self._call(amount > 0, self.market.withdraw, address, sender=account)
+        if amount > 0:
+            self.credits[(address, account)] = 0
+            assert self._balance(address, account) == before + amount
+
+    @rule(seconds=st.sampled_from([1, 10, 30, 60, 120, 200]))
+    def time_jump(self, seconds):
+        boa.env.time_travel(seconds=seconds)
+
+    # -- model owner actions: predict, call, update the model ----------------------------------
+
+    def _publish(self, t: TaskModel, sender: str, good: bool) -> None:
+        target = t.round + 1 if t.phase == PHASE_ROUND_DONE else 0
+        data = model_bytes(target) if good else b"junk"
+        ok = sender == t.owner and self._now() < t.deadline
+        ok = ok and t.phase in (PHASE_REGISTER, PHASE_ROUND_DONE)
+        self._call(ok, self.market.publish_model, t.id, target, data, sender=sender)
+        if ok:
+            t.digest[target] = model_digest(t.digest.get(target, bytes(32)), data)
+
+    def _open_round(self, t: TaskModel, sender: str, good: bool) -> None:
+        target = t.round + 1
+        model_hash = digest_of(model_bytes(target)) if good else keccak(b"unpublished")
+        ok = sender == t.owner and t.phase == PHASE_ROUND_DONE and self._now() < t.deadline
+        ok = ok and t.digest.get(target) == model_hash
+        self._call(ok, self.market.open_round, t.id, target, model_hash, sender=sender)
+        if ok:
+            self._open(t, target)
+
+    def _end_task(self, t: TaskModel, sender: str, good: bool) -> None:
+        ok = sender == t.owner and t.phase == PHASE_ROUND_DONE and self._now() < t.deadline
+        self._call(ok, self.market.end_task, t.id, sender=sender)
+        if ok:
+            self._enter(t, PHASE_ENDED, 0)
+
+    def _reclaim(self, t: TaskModel, sender: str, good: bool) -> None:
+        amount = self._reclaimable(t)
+        ok = sender == t.owner and amount > 0
+        if self._call(ok, self.market.reclaim, t.id, sender=sender) is not None:
+            self.escrow[t.id] -= amount
+            self._credit(t.token, t.owner, amount)
+
+    # -- data owner actions: `flaw` 0..3 spoils the message, anything else leaves it valid -----
+
+    def _register(self, t: TaskModel, do: str, flaw: int) -> None:
+        if flaw == 0:
+            do = t.owner
+        bond = t.cfg["bond"]
+        value = self._pay_in(t.token, do, bond) + (flaw == 1)
+        ok = t.phase == PHASE_REGISTER and self._now() < t.deadline and do != t.owner
+        ok = ok and do not in t.members and len(t.members) < t.cfg["max_dos"] and flaw != 1
+        key, endpoint = keccak(do.encode()), "127.0.0.1:1"
+        self._call(ok, self.market.register, t.id, key, endpoint, value=value, sender=do)
+        if ok:
+            t.members.append(do)
+            if bond:
+                self.bonds[(t.id, do)] = bond
+
+    def _commit(self, t: TaskModel, do: str, flaw: int) -> None:
+        round = t.round + (flaw == 0)
+        ok = t.phase == PHASE_SHARE and self._now() < t.deadline and do in t.members
+        ok = ok and t.st(do) == STATUS_NONE and flaw not in (0, 1)
+        dealt, shares, root = None, {}, keccak(b"not a tree")
+        if do in t.members and t.groups:
+            members = t.groups[t.group_index(do)]
+            shares = {
+                (p, kind): share_value(do, holder, kind, round, salt=t.id.to_bytes(4, "big"))
+                for p, holder in enumerate(members)
+                for kind in (KIND_SELF_SEED, KIND_MASK_KEY)
+            }
+            dealt = deal_commitment(
+                t.id,
+                round,
+                int(do, 16),
+                [int(a, 16) for a in members],
+                [shares[(p, KIND_SELF_SEED)] for p in range(len(members))],
+                [shares[(p, KIND_MASK_KEY)] for p in range(len(members))],
+            )
+            root = bytes(32) if flaw == 1 else dealt.root
+        mask = keccak(b"mask" + do.encode())
+        self._call(ok, self.market.commit_shares, t.id, round, mask, root, sender=do)
+        if ok:
+            t.status[(round, do)] = STATUS_COMMITTED
+            t.dealt[(round, do)] = (dealt, shares)
+            t.commits[do] = t.commits.get(do, 0) + 1
+
+    def _submit(self, t: TaskModel, do: str, size: int, flaw: int) -> None:
+        key = (t.round, do)
+        received = t.words_in.get(key, 0)
+        size = max(1, min(size, t.words - received))
+        words = [
+            int.from_bytes(keccak(f"{t.id}/{key}/{received + k}".encode()), "big")
+            for k in range(size)
+        ]
+        index = t.chunks.get(key, 0) + (flaw == 0)
+        if flaw == 1:
+            words += [0] * (t.words - received - len(words) + 1)
+        elif flaw == 2:
+            words = []
+        ok = t.phase == PHASE_SUBMIT and self._now() < t.deadline and t.st(do) == STATUS_COMMITTED
+        ok = ok and flaw not in (0, 1, 2)
+        self._call(ok, self.market.submit, t.id, t.round, index, words, sender=do)
+        if ok:
+            t.chunks[key] = index + 1
+            t.words_in[key] = received + len(words)
+            if t.words_in[key] == t.words:
+                t.status[key] = STATUS_SUBMITTED
+
+    def _reveals(self, t: TaskModel, holder: str) -> list:
+        if holder not in t.members or not t.groups:
+            return []
+        members = t.groups[t.group_index(holder)]
+        position = members.index(holder)
+        out = []
+        for dealer in members:
+            status = t.st(dealer)
+            if status == STATUS_NONE:
+                continue
+            kind = KIND_SELF_SEED if status >= STATUS_SUBMITTED else KIND_MASK_KEY
+            dealt, shares = t.dealt[(t.round, dealer)]
+            out.append((dealer, kind, shares[(position, kind)], dealt.proof(position, kind)))
+        return out
+
+    def _unmask(self, t: TaskModel, do: str, flaw: int) -> None:
+        reveals = self._reveals(t, do)
+        spoiled = len(reveals) > 1 and flaw < 4
+        if spoiled and flaw == 0:
+            dealer, kind, share, proof = reveals[-1]
+            reveals[-1] = (dealer, kind, keccak(share), proof)
+        elif spoiled and flaw == 1:
+            dealer, kind, share, proof = reveals[0]
+            reveals[0] = (dealer, 1 - kind, share, proof)
+        elif spoiled and flaw == 2:
+            reveals = reveals[:-1]
+        elif spoiled:
+            reveals[0], reveals[1] = reveals[1], reveals[0]
+        ok = t.phase == PHASE_UNMASK and self._now() < t.deadline and t.st(do) == STATUS_SUBMITTED
+        ok = ok and not spoiled and t.result.get((t.round, t.group_index(do))) == GROUP_PENDING
+        self._call(ok, self.market.unmask, t.id, t.round, reveals, sender=do)
+        if not ok:
+            return
+        g = t.group_index(do)
+        t.status[(t.round, do)] = STATUS_UNMASKED
+        t.unmasks[(t.round, g)] = t.unmasks.get((t.round, g), 0) + 1
+        if t.unmasks[(t.round, g)] < t.cfg["threshold"]:
+            return
+        t.result[(t.round, g)] = GROUP_FINALIZED
+        for member in t.submitted(t.groups[g]):
+            self.escrow[t.id] -= t.cfg["reward_per_do"]
+            self._credit(t.token, member, t.cfg["reward_per_do"])
+            key = (t.id, t.round, member)
+            self.credited[key] = self.credited.get(key, 0) + 1
+        if all(t.result[(t.round, k)] != GROUP_PENDING for k in range(len(t.groups))):
+            self._finish_round(t)
+
+    def _release_bond(self, t: TaskModel, do: str, by_attacker: bool) -> None:
+        amount = self.bonds.get((t.id, do), 0)
+        ok = t.phase in (PHASE_ENDED, PHASE_CANCELLED) and amount > 0
+        self._call(ok, self.market.release_bond, t.id, do, sender=ATTACKER if by_attacker else do)
+        if ok:
+            del self.bonds[(t.id, do)]
+            to = do if t.commits.get(do, 0) == t.rounds_opened else t.owner
+            self._credit(t.token, to, amount)
+
+    # -- anyone --------------------------------------------------------------------------------
+
+    def _advance(self, t: TaskModel, caller: str, wait: int | None) -> None:
+        if wait is not None and t.deadline + wait > self._now():
+            boa.env.time_travel(seconds=t.deadline + wait - self._now())
+        over = self._now() >= t.deadline
+        cfg = t.cfg
+        published = t.digest.get(0) == cfg["model_hash"]
+        committed = [do for do in t.members if t.st(do) >= STATUS_COMMITTED]
+        if t.phase == PHASE_REGISTER:
+            ok = over or (len(t.members) == cfg["max_dos"] and published)
+        elif t.phase == PHASE_SHARE:
+            ok = over or len(committed) == len(t.members)
+        elif t.phase == PHASE_SUBMIT:
+            ok = over or len(t.submitted(t.members)) == len(committed)
+        else:
+            ok = over and t.phase in (PHASE_UNMASK, PHASE_ROUND_DONE)
+        self._call(ok, self.market.advance, t.id, sender=caller)
+        if not ok:
+            return
+        if t.phase == PHASE_REGISTER:
+            if len(t.members) < cfg["min_dos"] or not published:
+                self._enter(t, PHASE_CANCELLED, 0)
+                self._credit(t.token, t.owner, self.escrow[t.id])
+                self.escrow[t.id] = 0
+                return
+            t.groups = [
+                list(self.market.group_members(t.id, g))
+                for g in range(self.market.group_count(t.id))
+            ]
+            self._check_groups(t)
+            self._open(t, 0)
+        elif t.phase == PHASE_SHARE:
+            self._enter(t, PHASE_SUBMIT, cfg["submit_duration"])
+        elif t.phase == PHASE_SUBMIT:
+            pending = 0
+            for g, members in enumerate(t.groups):
+                if len(t.submitted(members)) < cfg["threshold"]:
+                    t.result[(t.round, g)] = GROUP_FAILED
+                else:
+                    t.result[(t.round, g)] = GROUP_PENDING
+                    pending += 1
+            if pending:
+                self._enter(t, PHASE_UNMASK, cfg["unmask_duration"])
+            else:
+                self._finish_round(t)
+        elif t.phase == PHASE_UNMASK:
+            for g in range(len(t.groups)):
+                if t.result[(t.round, g)] == GROUP_PENDING:
+                    t.result[(t.round, g)] = GROUP_FAILED
+            self._finish_round(t)
+        else:
+            self._enter(t, PHASE_ENDED, 0)
+
+    def _check_groups(self, t: TaskModel) -> None:
+        """Groups partition the members into `n // m` groups, sizes balanced, larger first."""
+        n, m = len(t.members), t.cfg["group_size"]
+        sizes = [len(g) for g in t.groups]
+        assert len(sizes) == n // m
+        assert sorted(do for g in t.groups for do in g) == sorted(t.members)
+        assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+    def teardown(self):
+        self._anchor.__exit__(None, None, None)
+
+    # -- invariants ----------------------------------------------------------------------------
+
+    def _balance(self, token: str, account: str) -> int:
+        if token == ETH:
+            return boa.env.get_balance(account)
+        return self._token(token).balanceOf(account)
+
+    @invariant()
+    def value_is_conserved(self):
+        for token in self.token_addresses:
+            credits = sum(v for (tok, _), v in self.credits.items() if tok == token)
+            escrow = sum(self.escrow[t.id] for t in self.tasks if t.token == token)
+            bonds = sum(
+                v for (task, _), v in self.bonds.items() if self.tasks[task - 1].token == token
+            )
+            assert self._balance(token, self.market.address) == credits + escrow + bonds
+        for (token, account), amount in self.credits.items():
+            assert self.market.credits(token, account) == amount
+        for t in self.tasks:
+            assert self.market.escrow_remaining(t.id) == self.escrow[t.id]
+            for do in t.members:
+                assert self.market.bond_of(t.id, do) == self.bonds.get((t.id, do), 0)
+
+    @invariant()
+    def phases_match(self):
+        for t in self.tasks:
+            assert self.market.task_phase_of(t.id) == (t.phase, t.round, t.deadline)
+            assert self.market.rounds_opened(t.id) == t.rounds_opened
+
+    @invariant()
+    def credited_iff_submitter_of_finalized_group(self):
+        for t in self.tasks:
+            for round in range(t.rounds_opened):
+                for g, members in enumerate(t.groups):
+                    finalized = t.result.get((round, g)) == GROUP_FINALIZED
+                    assert self.market.group_result(t.id, round, g) == t.result.get((round, g), 0)
+                    for do in members:
+                        paid = finalized and t.st(do, round) >= STATUS_SUBMITTED
+                        assert self.credited.get((t.id, round, do), 0) == int(paid)
+                        assert self.market.is_credited(t.id, round, do) == paid
+                        assert self.market.do_status(t.id, round, do) == t.st(do, round)
+
+    @invariant()
+    def owner_cannot_take_what_is_owed(self):
+        for t in self.tasks:
+            assert self.market.reclaimable(t.id) == self._reclaimable(t)
+            if t.phase in (PHASE_REGISTER, PHASE_SHARE, PHASE_SUBMIT, PHASE_UNMASK):
+                assert self.market.reclaimable(t.id) == 0
+
+    @invariant()
+    def everyone_owed_can_withdraw(self):
+        """Owners reclaim all they can, then every credit is withdrawn; all inside an anchor."""
+        with boa.env.anchor():
+            owed = dict(self.credits)
+            escrow = dict(self.escrow)
+            for t in self.tasks:
+                amount = self._reclaimable(t)
+                if amount:
+                    assert self.market.reclaim(t.id, sender=t.owner) == amount
+                    owed[(t.token, t.owner)] = owed.get((t.token, t.owner), 0) + amount
+                    escrow[t.id] -= amount
+            for (token, account), amount in owed.items():
+                if amount:
+                    before = self._balance(token, account)
+                    assert self.market.withdraw(token, sender=account) == amount
+                    assert self._balance(token, account) == before + amount
+            for token in self.token_addresses:
+                left = sum(escrow[t.id] for t in self.tasks if t.token == token)
+                left += sum(
+                    v for (task, _), v in self.bonds.items() if self.tasks[task - 1].token == token
+                )
+                assert self._balance(token, self.market.address) == left
+
+
+TestMarketStateful = MarketMachine.TestCase
+TestMarketStateful.settings = settings(max_examples=EXAMPLES, stateful_step_count=STEPS)
