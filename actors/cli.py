@@ -55,8 +55,8 @@ def demo(
     ] = None,
 ) -> None:
     """Run a whole market in one process: 1 model owner + N data owners on real MNIST."""
-    from actors.run import Scenario
     from actors.run import demo as run_demo
+    from actors.scenario import Scenario
 
     scenario = Scenario(
         dos=dos,
@@ -73,6 +73,126 @@ def demo(
     result = run_demo(scenario, chain_kind=chain, report_path=report, plot_path=plot)
     if result.aggregate_exact is False:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def swarm(
+    dos: Annotated[int, typer.Option(help="data owner processes")] = 20,
+    rounds: Annotated[int, typer.Option(help="training rounds")] = 2,
+    group_size: Annotated[int, typer.Option(help="group size m")] = 5,
+    threshold: Annotated[int, typer.Option(help="Shamir threshold t per group")] = 3,
+    chain: Annotated[str, typer.Option(help="anvil (started here) or rpc")] = "anvil",
+    rpc_url: Annotated[str | None, typer.Option(help="a running node instead")] = None,
+    rule: Annotated[str, typer.Option(help="robust rule")] = "mean",
+    do_samples: Annotated[int, typer.Option(help="samples per data owner")] = 1_000,
+    seed: Annotated[int, typer.Option(help="seed of the data split and the models")] = 0,
+    drop: Annotated[list[str] | None, typer.Option(help="drop a data owner: DO:ROUND:STEP")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="keep the processes' state here")] = None,
+    report: Annotated[Path | None, typer.Option(help="write the run report as JSON here")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write accuracy and gas as a PNG")] = None,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 1_800,
+) -> None:
+    """Run the market with the model owner and each data owner in its own OS process."""
+    from actors.scenario import Scenario
+    from actors.swarm import SwarmError, run_swarm
+
+    if not 2 <= threshold <= group_size <= dos:
+        raise typer.BadParameter("need 2 <= threshold <= group-size <= dos")
+    scenario = Scenario(
+        dos=dos,
+        rounds=rounds,
+        group_size=group_size,
+        threshold=threshold,
+        rule=rule,
+        do_samples=do_samples,
+        seed=seed,
+        drops=_parse_drops(drop or []),
+    )
+    try:
+        result = run_swarm(
+            scenario,
+            chain_kind=chain,
+            rpc_url=rpc_url,
+            state_dir=state_dir,
+            report_path=report,
+            plot_path=plot,
+            timeout=timeout,
+            console=console,
+        )
+    except SwarmError as error:
+        console.print(f"[red]swarm failed:[/red] {error}")
+        raise typer.Exit(code=1) from None
+    if result.aggregate_exact is False:
+        raise typer.Exit(code=1)
+
+
+@app.command("mo")
+def model_owner(
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC URL of the node")],
+    market: Annotated[str, typer.Option(help="address of the DataMarket contract")],
+    scenario: Annotated[Path, typer.Option(help="scenario JSON (written by `swarm`)")],
+    state_dir: Annotated[Path, typer.Option(help="this actor's state directory")],
+) -> None:
+    """Run a model owner process (private key in $OMNILYTICS_PRIVATE_KEY)."""
+    from actors.roles import load_scenario, run_model_owner
+
+    run_model_owner(rpc_url, market, load_scenario(scenario), state_dir)
+
+
+@app.command("do")
+def data_owner(
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC URL of the node")],
+    market: Annotated[str, typer.Option(help="address of the DataMarket contract")],
+    task: Annotated[int, typer.Option(help="the task to join")],
+    index: Annotated[int, typer.Option(help="which data shard of the scenario is ours")],
+    scenario: Annotated[Path, typer.Option(help="scenario JSON (written by `swarm`)")],
+    state_dir: Annotated[Path, typer.Option(help="this actor's state directory")],
+    keep_plaintext: Annotated[bool, typer.Option(help="test mode: keep the plaintext")] = False,
+) -> None:
+    """Run a data owner process (private key in $OMNILYTICS_PRIVATE_KEY); resumes from state."""
+    from actors.roles import load_scenario, run_data_owner
+
+    run_data_owner(
+        rpc_url,
+        market,
+        task,
+        index,
+        load_scenario(scenario),
+        state_dir,
+        keep_plaintext=keep_plaintext,
+    )
+
+
+@app.command()
+def status(
+    rpc_url: Annotated[str, typer.Option(help="JSON-RPC URL of the node")],
+    market: Annotated[str, typer.Option(help="address of the DataMarket contract")],
+    task: Annotated[list[int] | None, typer.Option(help="only these tasks")] = None,
+    watch: Annotated[float, typer.Option(help="refresh every N seconds (0: once)")] = 0.0,
+) -> None:
+    """Every task of a market: phase, deadline, groups, who did what, payments (chain only)."""
+    import time
+
+    from rich.live import Live
+
+    from actors.chain.base import ChainError
+    from actors.chain.rpc_backend import RpcChain
+    from actors.market import Market
+    from actors.status import read_market, render
+
+    try:
+        view = Market(RpcChain(rpc_url), market)
+        screen = render(read_market(view, task))
+    except ChainError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=1) from None
+    if not watch:
+        console.print(screen)
+        return
+    with Live(screen, console=console, refresh_per_second=1) as live:
+        while True:
+            time.sleep(watch)
+            live.update(render(read_market(view, task)))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ owner resumes without dealing fresh secrets or posting anything twice.
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 from collections.abc import Callable
@@ -155,6 +156,8 @@ class DataOwner:
         self._updates: dict[int, trio.MemoryReceiveChannel[np.ndarray]] = {}
         self.paid_wei = 0
         self.plaintext: dict[int, np.ndarray] = {}  # round -> submitted lanes (keep_plaintext)
+        for key, raw in store.items("plaintext"):
+            self.plaintext[int(key)] = np.load(io.BytesIO(raw), allow_pickle=False)
 
     # -- small helpers -------------------------------------------------------------------
 
@@ -323,6 +326,9 @@ class DataOwner:
             self.observe("trained", round=number, samples=samples)
             if self.settings.keep_plaintext:
                 self.plaintext[number] = lanes
+                buffer = io.BytesIO()
+                np.save(buffer, lanes, allow_pickle=False)
+                self.store.put("plaintext", str(number), buffer.getvalue())
             await send.send(lanes)
 
     async def _step_round(self, rnd: _Round, info: Any) -> None:

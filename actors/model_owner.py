@@ -16,12 +16,12 @@ from typing import Any, Protocol
 import numpy as np
 import trio
 
+from actors.aggregation import recover_round
 from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
 from actors.market import ETH, Market, TaskConfig
 from protocol.commitments import model_digest
 from protocol.constants import (
-    GROUP_FINALIZED,
     MAX_MODEL_CHUNK,
     PHASE_CANCELLED,
     PHASE_ENDED,
@@ -33,7 +33,6 @@ from protocol.constants import (
 )
 from protocol.encoding import QuantConfig, check_headroom
 from protocol.errors import RecoveryError
-from protocol.recovery import recover_group_aggregate
 from protocol.robust import get_rule
 from protocol.weighting import WeightedMean, check_count_headroom, decode_weighted
 
@@ -256,39 +255,18 @@ class ModelOwner:
         await trio.to_thread.run_sync(self.learner.apply, combined)
 
     def _recover_round(self, report: RoundReport) -> list[WeightedMean]:
-        market, task, number = self.market, self.task, report.round
-        config = self.config or market.config(task)
+        config = self.config or self.market.config(self.task)
         quant = QuantConfig(config.lane_bits, config.scale_bits, config.clip_norm)
-        submissions = market.submissions(task, number)
-        revealed = market.revealed_shares(task, number)
+        recovered = recover_round(self.market, self.task, report.round)
+        report.failed_groups = recovered.failed
+        report.recovery_errors = dict(recovered.errors)
+        for group, error in recovered.errors.items():
+            log.error("group %d of round %d: no aggregate: %s", group, report.round, error)
         means = []
-        for group in range(report.groups):
-            if market.group_result(task, number, group) != GROUP_FINALIZED:
-                report.failed_groups.append(group)
-                continue
-            members = market.group_members(task, group)
-            addrs = [int(m, 16) for m in members]
-            statuses = {int(m, 16): market.status(task, number, m) for m in members}
+        for group, aggregate in sorted(recovered.aggregates.items()):
             try:
-                aggregate = recover_group_aggregate(
-                    members=addrs,
-                    threshold=config.threshold,
-                    statuses=statuses,
-                    mask_public_keys={
-                        int(m, 16): market.mask_pk(task, number, m)
-                        for m in members
-                        if statuses[int(m, 16)]
-                    },
-                    submissions={a: s for a, s in submissions.items() if a in statuses},
-                    reveals=[r for r in revealed if r.holder in statuses],
-                    task=task,
-                    round=number,
-                    quant=quant,
-                    d=config.d,
-                )
                 mean = decode_weighted(aggregate.ring_sum, cap=self.plan.sample_cap, quant=quant)
             except RecoveryError as error:
-                log.error("group %d of round %d: no aggregate: %s", group, number, error)
                 report.recovery_errors[group] = str(error)
                 continue
             report.finalized_groups += 1

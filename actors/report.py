@@ -90,7 +90,7 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
     pairs = zip(report.accuracy_before, report.accuracy_after, strict=True)
     for r, (before, after) in enumerate(pairs):
         gas = report.gas_by_round[r] if r < len(report.gas_by_round) else 0
-        rounds.add_row(str(r), f"{before:.1%}", f"[bold]{after:.1%}[/bold]", f"{gas:,}")
+        rounds.add_row(str(r + 1), f"{before:.1%}", f"[bold]{after:.1%}[/bold]", f"{gas:,}")
     console.print(rounds)
 
     note = " (embedded EVM: indicative, quote anvil's)" if report.chain == "boa" else ""

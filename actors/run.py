@@ -26,44 +26,13 @@ from rich.table import Table
 from actors.chain.base import Chain
 from actors.chain.boa_backend import BoaChain
 from actors.data_owner import DataOwner, DataOwnerSettings
-from actors.learners import TorchDataOwner, TorchModelOwner
-from actors.learning.data import (
-    dirichlet_partition,
-    iid_partition,
-    load_mnist,
-    split_model_owner,
-)
 from actors.learning.train import use_threads
 from actors.market import Market
-from actors.model_owner import ModelOwner, TaskPlan
+from actors.model_owner import ModelOwner
 from actors.report import RunReport, plot_report, print_report, summarize_gas
+from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
 from actors.store import StateStore
 from protocol.constants import STATUS_SUBMITTED
-
-# The model owner's own sample count: this CNN reaches ~62% on 30 class-balanced samples
-# (the paper's starting point); see actors/learning/probe.py.
-MO_SAMPLES = 30
-DROP_STEPS = ("share", "submit", "unmask")
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    """What to run: the market's shape, the data split, faults to inject."""
-
-    dos: int = 10
-    rounds: int = 1
-    group_size: int = 5
-    threshold: int = 3
-    do_samples: int = 1_000
-    mo_samples: int = MO_SAMPLES
-    alpha: float | None = None  # None: IID; else Dirichlet label skew
-    rule: str = "mean"
-    seed: int = 0
-    test_limit: int | None = None
-    drops: tuple[tuple[int, int, str], ...] = ()  # (data owner, round, step)
-    lane_bits: int = 32
-    scale_bits: int = 16
-    clip_norm: float = 8.0
 
 
 @dataclass
@@ -131,49 +100,24 @@ async def run_market(
 ) -> RunReport:
     """Run the whole market once; return its report."""
     started = time.perf_counter()
-    rng = np.random.default_rng(scenario.seed)
-    mnist = load_mnist()
-    mo_idx, pool = split_model_owner(mnist.train_labels, scenario.mo_samples, rng)
-    sizes = [scenario.do_samples] * scenario.dos
-    if scenario.alpha is None:
-        parts = iid_partition(pool, sizes, rng)
-    else:
-        parts = dirichlet_partition(mnist.train_labels, pool, sizes, scenario.alpha, rng)
-    test = mnist.test(scenario.test_limit)
-    owner_learner = await trio.to_thread.run_sync(
-        lambda: TorchModelOwner(mnist.train(mo_idx), test, seed=scenario.seed)
-    )
+    data = await trio.to_thread.run_sync(split_data, scenario)
+    owner_learner = await trio.to_thread.run_sync(model_owner_learner, scenario, data)
 
     board = _Board()
     mo_account = chain.new_account(10**22)
     market = Market.deploy(chain, mo_account)
-    plan = TaskPlan(
-        max_dos=scenario.dos,
-        min_dos=scenario.group_size,
-        group_size=scenario.group_size,
-        threshold=scenario.threshold,
-        rounds=scenario.rounds,
-        rule=scenario.rule,
-        lane_bits=scenario.lane_bits,
-        scale_bits=scenario.scale_bits,
-        clip_norm=scenario.clip_norm,
-        sample_cap=scenario.do_samples,
-        share_duration=60,
-        submit_duration=120,
-        unmask_duration=60,
-    )
-    mo = ModelOwner(market, mo_account, owner_learner, plan, observe=board.observe)
+    mo = ModelOwner(market, mo_account, owner_learner, scenario.plan(), observe=board.observe)
     task = await mo.create_task()
     drops = {(i): (r, step) for i, r, step in scenario.drops}
     limiter = trio.CapacityLimiter(1)  # one trainer at a time: torch already uses both cores
     dos = []
-    for i, part in enumerate(parts):
+    for i in range(scenario.dos):
         account = chain.new_account(10**20)
         board.rows[account] = {"state": "starting", "paid": ""}
         settings = DataOwnerSettings(
             keep_plaintext=True, drop_at=drops.get(i), sample_cap=scenario.do_samples
         )
-        learner = TorchDataOwner(mnist.train(part), seed=scenario.seed * 1_000 + i)
+        learner = data_owner_learner(scenario, data, i)
         store = StateStore(state_dir / f"do-{i}.sqlite")
         dos.append(
             DataOwner(

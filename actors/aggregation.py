@@ -1,0 +1,56 @@
+"""Each group's aggregate of a round, recovered by anyone from chain data alone.
+
+The model owner uses this to learn; `omnilytics swarm` uses it from the outside to check the
+model owner's numbers; nothing here needs a secret or an actor's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actors.market import Market
+from protocol.constants import GROUP_FINALIZED
+from protocol.encoding import QuantConfig
+from protocol.errors import RecoveryError
+from protocol.recovery import GroupAggregate, recover_group_aggregate
+
+
+@dataclass
+class RoundAggregates:
+    """What a round revealed: an aggregate per finalized group, and why the others have none."""
+
+    aggregates: dict[int, GroupAggregate] = field(default_factory=dict)
+    failed: list[int] = field(default_factory=list)  # groups that did not finalize on-chain
+    errors: dict[int, str] = field(default_factory=dict)  # finalized, yet no aggregate
+
+
+def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
+    """Recover every finalized group's aggregate of `round` from events and views."""
+    config = market.config(task)
+    quant = QuantConfig(config.lane_bits, config.scale_bits, config.clip_norm)
+    submissions = market.submissions(task, round)
+    revealed = market.revealed_shares(task, round)
+    result = RoundAggregates()
+    for group in range(market.group_count(task)):
+        if market.group_result(task, round, group) != GROUP_FINALIZED:
+            result.failed.append(group)
+            continue
+        members = market.group_members(task, group)
+        statuses = {int(m, 16): market.status(task, round, m) for m in members}
+        keys = {int(m, 16): market.mask_pk(task, round, m) for m in members if statuses[int(m, 16)]}
+        try:
+            result.aggregates[group] = recover_group_aggregate(
+                members=list(statuses),
+                threshold=config.threshold,
+                statuses=statuses,
+                mask_public_keys=keys,
+                submissions={a: s for a, s in submissions.items() if a in statuses},
+                reveals=[r for r in revealed if r.holder in statuses],
+                task=task,
+                round=round,
+                quant=quant,
+                d=config.d,
+            )
+        except RecoveryError as error:
+            result.errors[group] = str(error)
+    return result

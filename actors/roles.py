@@ -1,0 +1,122 @@
+"""The model owner and a data owner as processes of their own, on a JSON-RPC node.
+
+`omnilytics mo` and `omnilytics do` call these. Each process holds its own private key (from the
+environment, never from the command line), derives its own data shard from the scenario, keeps
+its state in its own directory, and writes a small JSON result when it is done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import trio
+
+from actors.chain.rpc_backend import RpcChain
+from actors.data_owner import DataOwner, DataOwnerSettings
+from actors.learning.train import use_threads
+from actors.market import Market
+from actors.model_owner import ModelOwner
+from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.store import StateStore
+
+KEY_ENV = "OMNILYTICS_PRIVATE_KEY"
+
+
+def load_scenario(path: Path) -> Scenario:
+    fields = json.loads(path.read_text())
+    fields["drops"] = tuple(tuple(d) for d in fields.get("drops", ()))
+    return Scenario(**fields)
+
+
+def save_scenario(scenario: Scenario, path: Path) -> None:
+    path.write_text(json.dumps(asdict(scenario)))
+
+
+def _connect(rpc_url: str) -> tuple[RpcChain, str]:
+    key = os.environ.get(KEY_ENV)
+    if not key:
+        raise SystemExit(f"set {KEY_ENV} to the account's private key")
+    chain = RpcChain(rpc_url)
+    return chain, chain.add_account(key)
+
+
+def _log_to(state_dir: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=state_dir / "actor.log",
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+
+def run_model_owner(rpc_url: str, market: str, scenario: Scenario, state_dir: Path) -> None:
+    """Create the task, drive it to its end, and write `result.json` in `state_dir`."""
+    _log_to(state_dir)
+    use_threads(1)  # the data owners' processes train beside us on the same cores
+    chain, account = _connect(rpc_url)
+    learner = model_owner_learner(scenario, split_data(scenario))
+    owner = ModelOwner(Market(chain, market), account, learner, scenario.plan(), poll_interval=0.1)
+
+    async def main() -> None:
+        task = await owner.create_task()
+        # the launcher waits for this file to start the data owners
+        (state_dir / "task.tmp").write_text(str(task))
+        (state_dir / "task.tmp").rename(state_dir / "task")
+        reports = await owner.run()
+        result = {
+            "task": task,
+            "account": account,
+            "accuracy_before": [r.accuracy_before for r in reports],
+            "accuracy_after": [r.accuracy_after for r in reports],
+            "finalized_groups": [r.finalized_groups for r in reports],
+            "refunded_wei": owner.refunded_wei,
+            "chain_seconds": sum(r.seconds for r in owner.market.receipts),
+        }
+        (state_dir / "result.json").write_text(json.dumps(result, indent=2))
+
+    trio.run(main)
+
+
+def run_data_owner(
+    rpc_url: str,
+    market: str,
+    task: int,
+    index: int,
+    scenario: Scenario,
+    state_dir: Path,
+    *,
+    keep_plaintext: bool = False,
+) -> None:
+    """Take part in `task` as data owner `index` of the scenario until the task is over."""
+    _log_to(state_dir)
+    use_threads(1)
+    chain, account = _connect(rpc_url)
+    learner = data_owner_learner(scenario, split_data(scenario), index)
+    drops = {i: (r, step) for i, r, step in scenario.drops}
+    settings = DataOwnerSettings(
+        poll_interval=0.1,
+        sample_cap=scenario.do_samples,
+        keep_plaintext=keep_plaintext,
+        drop_at=drops.get(index),
+    )
+    store = StateStore(state_dir / "state.sqlite")
+    owner = DataOwner(Market(chain, market), account, task, learner, store, settings=settings)
+
+    async def main() -> None:
+        await owner.run()
+        for number, lanes in owner.plaintext.items():
+            np.save(state_dir / f"plaintext-{number}.npy", lanes, allow_pickle=False)
+        result = {
+            "account": account,
+            "paid_wei": owner.paid_wei,
+            "dropped": owner.settings.drop_at is not None,
+            "chain_seconds": sum(r.seconds for r in owner.market.receipts),
+        }
+        (state_dir / "result.json").write_text(json.dumps(result, indent=2))
+
+    trio.run(main)

@@ -1,0 +1,241 @@
+"""`omnilytics swarm`: the model owner and every data owner as separate OS processes on a node.
+
+The launcher only sets the stage and watches: it deploys the market, funds one fresh account per
+actor, hands each process its private key through the environment, and shows the market's state
+read from the chain (the same view as `omnilytics status`). When the processes are done it
+recovers every group's aggregate from chain data itself, checks it against the data owners'
+plaintext updates (test mode), and reports accuracy, gas, chain time and payments.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.live import Live
+
+from actors.aggregation import recover_round
+from actors.chain.anvil import AnvilNode
+from actors.chain.rpc_backend import RpcChain
+from actors.market import Market
+from actors.report import RunReport, plot_report, print_report, summarize_gas
+from actors.roles import KEY_ENV, save_scenario
+from actors.scenario import Scenario
+from actors.status import read_task, render
+from protocol.constants import STATUS_SUBMITTED
+
+FUNDS = 10**20
+
+
+class SwarmError(RuntimeError):
+    """A swarm process failed or the swarm did not finish in time."""
+
+
+@dataclass
+class Swarm:
+    """The processes of one market run; `start`, then `wait`, then `report`."""
+
+    scenario: Scenario
+    chain: RpcChain
+    state_dir: Path
+    keep_plaintext: bool = True
+    market: Market | None = None
+    task: int | None = None
+    mo: subprocess.Popen | None = None
+    dos: dict[int, subprocess.Popen] = field(default_factory=dict)
+    accounts: dict[str, str] = field(default_factory=dict)  # role -> address
+    started: float = 0.0
+
+    # -- processes -------------------------------------------------------------------------
+
+    def _spawn(self, role: str, args: list[str]) -> subprocess.Popen:
+        address = self.accounts.get(role) or self.chain.new_account(FUNDS)
+        self.accounts[role] = address
+        env = dict(os.environ, **{KEY_ENV: self.chain.private_key(address)})
+        log = (self.state_dir / f"{role}.out").open("ab")
+        command = [sys.executable, "-m", "actors.cli", *args]
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start(self, timeout: float = 300.0) -> None:
+        """Deploy, start the model owner, wait for its task, start every data owner."""
+        self.started = time.perf_counter()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        deployer = self.chain.new_account(FUNDS)
+        self.market = Market.deploy(self.chain, deployer)
+        save_scenario(self.scenario, self.state_dir / "scenario.json")
+        common = ["--rpc-url", self.chain.url, "--market", self.market.address]
+        common += ["--scenario", str(self.state_dir / "scenario.json")]
+        self.mo = self._spawn("mo", ["mo", *common, "--state-dir", str(self.state_dir / "mo")])
+        task_file = self.state_dir / "mo" / "task"
+        deadline = time.monotonic() + timeout
+        while not task_file.exists():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise SwarmError("the model owner did not create its task in time")
+            time.sleep(0.2)
+        self.task = int(task_file.read_text())
+        for i in range(self.scenario.dos):
+            self.start_data_owner(i)
+
+    def start_data_owner(self, index: int) -> None:
+        """(Re)start data owner `index`: a restarted one resumes from its state directory."""
+        args = ["do", "--rpc-url", self.chain.url, "--market", self.market.address]
+        args += ["--scenario", str(self.state_dir / "scenario.json"), "--task", str(self.task)]
+        args += ["--index", str(index), "--state-dir", str(self.state_dir / f"do-{index}")]
+        if self.keep_plaintext:
+            args.append("--keep-plaintext")
+        self.dos[index] = self._spawn(f"do-{index}", args)
+
+    def kill_data_owner(self, index: int) -> None:
+        """SIGKILL data owner `index` (no clean-up: its state is what it persisted)."""
+        process = self.dos[index]
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def account_of(self, index: int) -> str:
+        return self.accounts[f"do-{index}"]
+
+    def _check_alive(self) -> None:
+        for role, process in [("mo", self.mo), *((f"do-{i}", p) for i, p in self.dos.items())]:
+            if process is not None and process.poll() not in (None, 0):
+                tail = (self.state_dir / f"{role}.out").read_text(errors="replace")[-2000:]
+                raise SwarmError(f"{role} exited with {process.returncode}:\n{tail}")
+
+    def running(self) -> bool:
+        processes = [self.mo, *self.dos.values()]
+        return any(p is not None and p.poll() is None for p in processes)
+
+    def wait(self, timeout: float, console: Console | None = None) -> None:
+        """Wait for every process to finish, showing the market from chain data meanwhile."""
+        deadline = time.monotonic() + timeout
+        with contextlib.ExitStack() as stack:
+            live = None
+            if console is not None:
+                live = stack.enter_context(Live(console=console, refresh_per_second=2))
+            while self.running():
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise SwarmError(f"the swarm did not finish within {timeout:.0f} s")
+                if live is not None:
+                    live.update(render([read_task(self.market, self.task)]))
+                time.sleep(0.5)
+        self._check_alive()
+
+    def stop(self) -> None:
+        for process in [self.mo, *self.dos.values()]:
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+
+    # -- the outcome -----------------------------------------------------------------------
+
+    def report(self) -> RunReport:
+        market, task = self.market, self.task
+        config = market.config(task)
+        mo = json.loads((self.state_dir / "mo" / "result.json").read_text())
+        results = {
+            i: json.loads((self.state_dir / f"do-{i}" / "result.json").read_text())
+            for i in self.dos
+            if (self.state_dir / f"do-{i}" / "result.json").exists()
+        }
+        gas = summarize_gas(self.chain.transactions(market.address), config.d - 1)
+        exact = None
+        if self.keep_plaintext:
+            exact = all(self._exact(r) for r in range(len(mo["accuracy_after"])))
+        return RunReport(
+            chain=self.chain.name,
+            dos=self.scenario.dos,
+            rounds=self.scenario.rounds,
+            groups=market.group_count(task),
+            d=config.d - 1,
+            accuracy_before=mo["accuracy_before"],
+            accuracy_after=mo["accuracy_after"],
+            gas=gas.per_phase,
+            gas_by_round=gas.by_round,
+            gas_per_param_submit=gas.submit_per_param,
+            chain_seconds=mo["chain_seconds"] + sum(r["chain_seconds"] for r in results.values()),
+            wall_seconds=time.perf_counter() - self.started,
+            paid_wei={self.account_of(i): r["paid_wei"] for i, r in results.items()},
+            refunded_wei=mo["refunded_wei"],
+            dropped=[self.account_of(i) for i, r in results.items() if r["dropped"]],
+            aggregate_exact=exact,
+            rule=self.scenario.rule,
+        )
+
+    def _exact(self, round: int) -> bool:
+        """Recover the round's aggregates from chain data here, and compare with plaintexts."""
+        market, task = self.market, self.task
+        recovered = recover_round(market, task, round)
+        if recovered.errors or not recovered.aggregates:
+            return False
+        for group, aggregate in recovered.aggregates.items():
+            members = set(market.group_members(task, group))
+            expected = None
+            for i in self.dos:
+                account = self.account_of(i)
+                if account not in members or market.status(task, round, account) < STATUS_SUBMITTED:
+                    continue
+                lanes = np.load(self.state_dir / f"do-{i}" / f"plaintext-{round}.npy")
+                expected = lanes if expected is None else expected + lanes
+            if expected is None or not np.array_equal(aggregate.ring_sum, expected):
+                return False
+        return True
+
+
+@contextlib.contextmanager
+def swarm_chain(kind: str, rpc_url: str | None) -> Iterator[RpcChain]:
+    """A node for the swarm: a fresh anvil, or a dev node already running at `rpc_url`."""
+    if kind == "anvil" and rpc_url is None:
+        with AnvilNode() as node:
+            yield RpcChain(node.url, dev=True)
+        return
+    if rpc_url is None:
+        raise ValueError("--rpc-url is required unless --chain anvil")
+    yield RpcChain(rpc_url, dev=kind == "anvil", funder_key=os.environ.get(KEY_ENV))
+
+
+def run_swarm(
+    scenario: Scenario,
+    *,
+    chain_kind: str = "anvil",
+    rpc_url: str | None = None,
+    state_dir: Path | None = None,
+    report_path: Path | None = None,
+    plot_path: Path | None = None,
+    timeout: float = 1_800.0,
+    console: Console | None = None,
+) -> RunReport:
+    console = console or Console()
+    with contextlib.ExitStack() as stack:
+        if state_dir is None:
+            state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        chain = stack.enter_context(swarm_chain(chain_kind, rpc_url))
+        swarm = Swarm(scenario, chain, state_dir)
+        stack.callback(swarm.stop)
+        swarm.start()
+        console.print(
+            f"market {swarm.market.address}, task {swarm.task}: "
+            f"1 model owner + {scenario.dos} data owner processes (logs in {state_dir})"
+        )
+        swarm.wait(timeout, console=console)
+        console.print()
+        report = swarm.report()
+    print_report(report, console)
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(report.to_json())
+    if plot_path is not None:
+        plot_report(report, plot_path)
+    return report
