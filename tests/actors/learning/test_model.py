@@ -12,6 +12,7 @@ import torch
 from actors.learning.model import (
     HEADER_SIZE,
     MODEL_MAGIC,
+    new_aux_head,
     new_body,
     new_head,
     new_public_model,
@@ -75,7 +76,8 @@ def test_published_model_copies_the_body_and_is_not_the_private_head() -> None:
         public.body.fc.bias.add_(1.0)
     assert not torch.equal(public.body.fc.bias, body.fc.bias)
     assert not torch.equal(public.aux.weight, private.weight)
-    assert torch.equal(public.aux.weight, new_head(7).weight)
+    assert torch.equal(public.aux.weight, new_aux_head(7).weight)
+    assert torch.equal(public.aux.weight, 0.1 * new_head(7).weight)
 
 
 def test_bytes_round_trip_and_layout() -> None:
