@@ -81,17 +81,21 @@ class ProbeResult:
 
 def run_probe(config: ProbeConfig, mnist: Mnist) -> ProbeResult:
     """Run the probe once; deterministic for a given config (and torch thread count)."""
-    rng = np.random.default_rng(config.seed)
-    mo_indices, pool = split_model_owner(mnist.train_labels, config.mo_samples, rng)
+    # Independent streams for the data split, the MO's model and the DOs' training, so that
+    # changing the split (IID or Dirichlet) leaves the MO's starting model unchanged.
+    data_rng, model_rng, train_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3)
+    )
+    mo_indices, pool = split_model_owner(mnist.train_labels, config.mo_samples, data_rng)
     sizes = [config.do_samples] * config.dos
     if config.alpha is None:
-        parts = iid_partition(pool, sizes, rng)
+        parts = iid_partition(pool, sizes, data_rng)
     else:
-        parts = dirichlet_partition(mnist.train_labels, pool, sizes, config.alpha, rng)
+        parts = dirichlet_partition(mnist.train_labels, pool, sizes, config.alpha, data_rng)
     mo_data = mnist.train(mo_indices)
     do_data = [mnist.train(part) for part in parts]
     test = mnist.test(config.test_limit)
-    body_seed, head_seed, aux_seed, mo_seed = (int(s) for s in rng.integers(2**31, size=4))
+    body_seed, head_seed, aux_seed, mo_seed = (int(s) for s in model_rng.integers(2**31, size=4))
 
     started = time.perf_counter()
     body, head = new_body(body_seed), new_head(head_seed)
@@ -102,7 +106,9 @@ def run_probe(config: ProbeConfig, mnist: Mnist) -> ProbeResult:
     for _ in range(config.rounds):
         started = time.perf_counter()
         updates = [
-            train_local(public, data, seed=int(rng.integers(2**31)), schedule=config.do_schedule)
+            train_local(
+                public, data, seed=int(train_rng.integers(2**31)), schedule=config.do_schedule
+            )
             for data in do_data
         ]
         aggregate = fedavg(updates, [len(data) for data in do_data])
