@@ -31,14 +31,15 @@ SHORT = Schedule(epochs=2, lr=0.02, batch_size=32)
 
 
 def test_train_local_lowers_loss_and_leaves_the_public_model_alone(mnist: Mnist) -> None:
-    data = mnist.train(np.arange(300))
+    data = mnist.train(np.arange(500))
     public = new_public_model(1, 2)
     before = public_vector(public)
-    update = train_local(public, data, seed=0, schedule=SHORT)
+    # A fresh body under the small auxiliary head sits on a plateau for its first ~20 steps.
+    update = train_local(public, data, seed=0, schedule=Schedule(3, 0.02, 32))
     assert update.shape == before.shape and update.dtype == np.float32
     assert np.array_equal(public_vector(public), before)
     trained = public_model_from_vector(public, before + update)
-    assert evaluate_loss(trained.body, trained.aux, data) < 0.7 * evaluate_loss(
+    assert evaluate_loss(trained.body, trained.aux, data) < 0.6 * evaluate_loss(
         public.body, public.aux, data
     )
 
