@@ -189,13 +189,23 @@ def public_model_from_bytes(data: bytes) -> PublicModel:
         raise ValueError(f"public model: unsupported format version {version}")
     if classes != NUM_CLASSES or not all(0 < w <= _MAX_WIDTH for w in (conv1, conv2, hidden)):
         raise ValueError("public model: architecture out of bounds")
-    model = PublicModel(FeatureExtractor(conv1, conv2, hidden), nn.Linear(hidden, NUM_CLASSES))
-    if count != parameter_count(model):
+    # Sizes are checked before any module is built: the header alone must not cost memory.
+    if count != public_parameter_count(conv1, conv2, hidden):
         raise ValueError("public model: parameter count does not match the architecture")
     if len(data) != HEADER_SIZE + 4 * count:
         raise ValueError("public model: length does not match the parameter count")
     vector = np.frombuffer(data, dtype="<f4", offset=HEADER_SIZE, count=count)
     if not np.all(np.isfinite(vector)):
         raise ValueError("public model: non-finite parameter")
+    model = PublicModel(FeatureExtractor(conv1, conv2, hidden), nn.Linear(hidden, NUM_CLASSES))
     load_public_vector(model, vector)
     return model
+
+
+def public_parameter_count(
+    conv1: int = CONV1_CHANNELS, conv2: int = CONV2_CHANNELS, hidden: int = HIDDEN
+) -> int:
+    """Length of the public vector for these widths (46,730 for the defaults), without a model."""
+    side = ((IMAGE_SIDE - 4) // 2 - 4) // 2
+    body = (25 * conv1 + conv1) + (25 * conv1 * conv2 + conv2) + (conv2 * side * side + 1) * hidden
+    return body + (hidden + 1) * NUM_CLASSES

@@ -21,6 +21,7 @@ from actors.learning.model import (
     public_model_from_bytes,
     public_model_from_vector,
     public_model_to_bytes,
+    public_parameter_count,
     public_vector,
 )
 from actors.learning.model import load_public_vector as load
@@ -30,7 +31,7 @@ def test_parameter_counts_match_design() -> None:
     model = new_public_model(1, 2)
     assert parameter_count(model.body) == 46_080  # DESIGN §7: ~46k
     assert parameter_count(model.aux) == 650
-    assert public_vector(model).shape == (46_730,)
+    assert public_vector(model).shape == (46_730,) == (public_parameter_count(),)
     assert public_vector(model).dtype == np.float32
 
 
@@ -121,4 +122,5 @@ def test_bytes_of_another_width_rebuild_that_architecture() -> None:
     small = PublicModel(FeatureExtractor(4, 8, 16), torch.nn.Linear(16, 10))
     rebuilt = public_model_from_bytes(public_model_to_bytes(small))
     assert rebuilt.widths() == (4, 8, 16)
+    assert parameter_count(small) == public_parameter_count(4, 8, 16)
     assert np.array_equal(public_vector(rebuilt), public_vector(small))
