@@ -68,7 +68,7 @@ class Mnist:
         return _to_samples(self.train_images, self.train_labels, indices)
 
     def test(self, limit: int | None = None) -> Samples:
-        """Normalised test samples: the first ``limit`` (the test set is already shuffled)."""
+        """Normalised test samples: all, or the first ``limit`` (a fixed subset, for quick runs)."""
         indices = None if limit is None else np.arange(min(limit, len(self.test_labels)))
         return _to_samples(self.test_images, self.test_labels, indices)
 
