@@ -18,6 +18,18 @@ setup:
 demo *args: setup
     omnilytics demo "$@"
 
+# MO and DOs as separate OS processes on a node: `just swarm dos=20 rounds=2 chain=anvil`
+swarm *args: setup
+    omnilytics swarm $(for a in "$@"; do k="${a%%=*}"; printf -- '--%s=%s ' "${k//_/-}" "${a#*=}"; done)
+
+# IPython with the market deployed (embedded) or attached: `just console --rpc-url URL`
+console *args: setup
+    python -m actors.console "$@"
+
+# every task of a market, from chain data alone: `just status --rpc-url URL --market ADDR`
+status *args:
+    omnilytics status "$@"
+
 # the whole default test suite (the README's test line)
 test *args: setup
     pytest -q "$@"

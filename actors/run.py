@@ -109,7 +109,7 @@ async def run_market(
     mo = ModelOwner(market, mo_account, owner_learner, scenario.plan(), observe=board.observe)
     task = await mo.create_task()
     drops = {(i): (r, step) for i, r, step in scenario.drops}
-    limiter = trio.CapacityLimiter(1)  # one trainer at a time: torch already uses both cores
+    limiter = trio.CapacityLimiter(2)  # two single-threaded trainers: one per core
     dos = []
     for i in range(scenario.dos):
         account = chain.new_account(10**20)
@@ -205,7 +205,7 @@ def demo(
 ) -> RunReport:
     """Run one market end to end and print/write its report."""
     console = console or Console()
-    use_threads(2)
+    use_threads(1)
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))

@@ -19,11 +19,8 @@ from actors.learning.data import (
     load_mnist,
     split_model_owner,
 )
+from actors.learning.probe import MO_SAMPLES  # ~62% alone, the paper's starting point
 from actors.model_owner import TaskPlan
-
-# The model owner's own sample count: this CNN reaches ~62% on 30 class-balanced samples
-# (the paper's starting point); see actors/learning/probe.py.
-MO_SAMPLES = 30
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,43 @@
+"""A short swarm on a real node: the model owner and each data owner in their own OS process on
+anvil; one data owner is SIGKILLed after committing its shares and restarted from its state
+directory. The aggregates recovered from chain data are exact and every data owner is paid."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from actors.chain.anvil import AnvilNode
+from actors.chain.rpc_backend import RpcChain
+from actors.scenario import Scenario
+from actors.swarm import Swarm
+from protocol.constants import STATUS_COMMITTED
+
+pytestmark = pytest.mark.anvil
+
+
+def test_swarm_of_processes_survives_a_killed_data_owner(tmp_path: Path) -> None:
+    scenario = Scenario(
+        dos=4, rounds=1, group_size=2, threshold=2, do_samples=200, test_limit=1_000
+    )
+    with AnvilNode() as node:
+        swarm = Swarm(scenario, RpcChain(node.url, dev=True), tmp_path)
+        try:
+            swarm.start(timeout=120)
+            victim = swarm.account_of(0)
+            deadline = time.monotonic() + 120
+            while swarm.market.status(swarm.task, 0, victim) < STATUS_COMMITTED:
+                assert time.monotonic() < deadline, "data owner 0 never committed"
+                time.sleep(0.1)
+            swarm.kill_data_owner(0)
+            swarm.start_data_owner(0)
+            swarm.wait(timeout=300)
+            report = swarm.report()
+            calls = [tx.function for tx in swarm.chain.transactions(swarm.market.address)]
+        finally:
+            swarm.stop()
+    assert report.aggregate_exact is True
+    assert all(paid == scenario.plan().reward_per_do for paid in report.paid_wei.values())
+    assert len(report.paid_wei) == 4
+    assert report.accuracy_after[0] > report.accuracy_before[0]
+    assert calls.count("commit_shares") == 4  # the restarted data owner did not commit again
