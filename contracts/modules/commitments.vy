@@ -46,7 +46,7 @@ event ModelChunk:
 event SharesCommitted:
     task: indexed(uint256)
     round: indexed(uint256)
-    data_owner: indexed(address)
+    do: indexed(address)
     group: uint256
     mask_pk: bytes32
     shares_root: bytes32
@@ -74,15 +74,15 @@ def _publish(task: uint256, round: uint256, data: Bytes[MAX_MODEL_CHUNK]):
 
 
 @internal
-def _commit(task: uint256, round: uint256, data_owner: address, group: uint256, mask_pk: bytes32, shares_root: bytes32):
+def _commit(task: uint256, round: uint256, do: address, group: uint256, mask_pk: bytes32, shares_root: bytes32):
     """
     @dev Record a data owner's commitments; the caller checked phase, membership and duplicates.
     """
     assert mask_pk != empty(bytes32), "commitments: empty mask key"
     assert shares_root != empty(bytes32), "commitments: empty shares root"
-    self.mask_pk[task][round][data_owner] = mask_pk
-    self.shares_root[task][round][data_owner] = shares_root
-    log SharesCommitted(task=task, round=round, data_owner=data_owner, group=group, mask_pk=mask_pk, shares_root=shares_root)
+    self.mask_pk[task][round][do] = mask_pk
+    self.shares_root[task][round][do] = shares_root
+    log SharesCommitted(task=task, round=round, do=do, group=group, mask_pk=mask_pk, shares_root=shares_root)
 
 
 @internal

@@ -34,13 +34,13 @@ event Credited:
 # @dev A data owner's bond came in.
 event BondPosted:
     task: indexed(uint256)
-    data_owner: indexed(address)
+    do: indexed(address)
     amount: uint256
 
 # @dev A bond left the bond bucket, to its data owner or, if forfeited, to the model owner.
 event BondReleased:
     task: indexed(uint256)
-    data_owner: indexed(address)
+    do: indexed(address)
     to: indexed(address)
     amount: uint256
 
@@ -137,23 +137,23 @@ def _pay(task: uint256, token: address, to: address, amount: uint256):
 
 
 @internal
-def _post_bond(task: uint256, token: address, data_owner: address, amount: uint256, sent: uint256):
+def _post_bond(task: uint256, token: address, do: address, amount: uint256, sent: uint256):
     """
     @dev Take a registering data owner's bond (zero-bond tasks take nothing, and no ETH).
     """
-    self._pull(token, data_owner, amount, sent, "escrow: wrong bond value")
+    self._pull(token, do, amount, sent, "escrow: wrong bond value")
     if amount > 0:
-        self.bond_of[task][data_owner] = amount
-        log BondPosted(task=task, data_owner=data_owner, amount=amount)
+        self.bond_of[task][do] = amount
+        log BondPosted(task=task, do=do, amount=amount)
 
 
 @internal
-def _release_bond(task: uint256, token: address, data_owner: address, to: address):
+def _release_bond(task: uint256, token: address, do: address, to: address):
     """
     @dev Move a held bond to `to`'s credits.
     """
-    amount: uint256 = self.bond_of[task][data_owner]
+    amount: uint256 = self.bond_of[task][do]
     assert amount > 0, "escrow: no bond held"
-    self.bond_of[task][data_owner] = 0
+    self.bond_of[task][do] = 0
     self.credits[token][to] += amount
-    log BondReleased(task=task, data_owner=data_owner, to=to, amount=amount)
+    log BondReleased(task=task, do=do, to=to, amount=amount)

@@ -39,7 +39,7 @@ group_seed: public(HashMap[uint256, bytes32])
 # @dev A data owner joined a task.
 event Registered:
     task: indexed(uint256)
-    data_owner: indexed(address)
+    do: indexed(address)
     channel_pk: bytes32
     endpoint: String[MAX_ENDPOINT]
 
@@ -71,11 +71,11 @@ def member_count(task: uint256) -> uint256:
 
 @view
 @external
-def is_registered(task: uint256, data_owner: address) -> bool:
+def is_registered(task: uint256, do: address) -> bool:
     """
-    @notice Whether `data_owner` registered for `task`.
+    @notice Whether `do` registered for `task`.
     """
-    return self.channel_key[task][data_owner] != empty(bytes32)
+    return self.channel_key[task][do] != empty(bytes32)
 
 
 @view
@@ -89,32 +89,32 @@ def group_members(task: uint256, group: uint256) -> DynArray[address, MAX_GROUP]
 
 @view
 @external
-def position_of(task: uint256, data_owner: address) -> uint256:
+def position_of(task: uint256, do: address) -> uint256:
     """
     @notice Position of a member in its group's list.
     @dev Reverts for an address that is not in a group.
     """
-    assert self.group_count[task] > 0 and self.channel_key[task][data_owner] != empty(bytes32), "registry: not a member"
-    members: DynArray[address, MAX_GROUP] = self._group_members[task][self.group_of[task][data_owner]]
+    assert self.group_count[task] > 0 and self.channel_key[task][do] != empty(bytes32), "registry: not a member"
+    members: DynArray[address, MAX_GROUP] = self._group_members[task][self.group_of[task][do]]
     for p: uint256 in range(len(members), bound=MAX_GROUP):
-        if members[p] == data_owner:
+        if members[p] == do:
             return p
     raise "registry: not a member"
 
 
 @internal
-def _register(task: uint256, data_owner: address, channel_pk: bytes32, endpoint: String[MAX_ENDPOINT], max_dos: uint256):
+def _register(task: uint256, do: address, channel_pk: bytes32, endpoint: String[MAX_ENDPOINT], max_dos: uint256):
     """
     @dev Add a data owner; the caller has checked the phase and the deadline.
     """
     assert channel_pk != empty(bytes32), "registry: empty channel key"
     assert len(endpoint) > 0, "registry: empty endpoint"
-    assert self.channel_key[task][data_owner] == empty(bytes32), "registry: already registered"
+    assert self.channel_key[task][do] == empty(bytes32), "registry: already registered"
     assert len(self._members[task]) < max_dos, "registry: task full"
-    self._members[task].append(data_owner)
-    self.channel_key[task][data_owner] = channel_pk
-    self.endpoint[task][data_owner] = endpoint
-    log Registered(task=task, data_owner=data_owner, channel_pk=channel_pk, endpoint=endpoint)
+    self._members[task].append(do)
+    self.channel_key[task][do] = channel_pk
+    self.endpoint[task][do] = endpoint
+    log Registered(task=task, do=do, channel_pk=channel_pk, endpoint=endpoint)
 
 
 @view
@@ -125,8 +125,8 @@ def _count(task: uint256) -> uint256:
 
 @view
 @internal
-def _is_member(task: uint256, data_owner: address) -> bool:
-    return self.channel_key[task][data_owner] != empty(bytes32)
+def _is_member(task: uint256, do: address) -> bool:
+    return self.channel_key[task][do] != empty(bytes32)
 
 
 @view

@@ -83,10 +83,9 @@ do_status: public(HashMap[uint256, HashMap[uint256, HashMap[address, uint256]]])
 commits_made: public(HashMap[uint256, HashMap[address, uint256]])
 # @dev Running digest of a data owner's submitted chunks (docs/interfaces.md §3).
 update_digest: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
-# @dev Chunks a data owner submitted in a round.
-chunk_count: public(HashMap[uint256, HashMap[uint256, HashMap[address, uint256]]])
-# @dev Words a data owner submitted in a round.
-words_received: public(HashMap[uint256, HashMap[uint256, HashMap[address, uint256]]])
+# @dev Chunks (high 128 bits) and words (low 128 bits) a data owner submitted in a round: one
+#      slot, one SSTORE per chunk.
+_progress: HashMap[uint256, HashMap[uint256, HashMap[address, uint256]]]
 # @dev Members of a group that committed shares in a round.
 group_committed: public(HashMap[uint256, HashMap[uint256, HashMap[uint256, uint256]]])
 # @dev Members of a group that submitted a complete update in a round.
@@ -160,6 +159,24 @@ def update_words(task: uint256) -> uint256:
     @notice Words `W` of one complete masked update of `task`.
     """
     return self._update_words(task)
+
+
+@view
+@external
+def chunk_count(task: uint256, round: uint256, do: address) -> uint256:
+    """
+    @notice Chunks `do` submitted in `round`.
+    """
+    return self._progress[task][round][do] >> 128
+
+
+@view
+@external
+def words_received(task: uint256, round: uint256, do: address) -> uint256:
+    """
+    @notice Words `do` submitted in `round`.
+    """
+    return self._progress[task][round][do] % 2**128
 
 
 @view
@@ -268,25 +285,26 @@ def _commit(task: uint256, round: uint256, do: address, group: uint256):
 
 
 @internal
-def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, chunk_index: uint256, words: DynArray[uint256, MAX_CHUNK_WORDS]):
+def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, chunk_index: uint256, size: uint256, chunk_hash: bytes32):
     """
-    @dev Fold one chunk into the data owner's running digest; emit its words. No per-word work:
-         the words are hashed once and logged once, so execution stays under the calldata floor.
+    @dev Fold one chunk, of `size` words hashing to `chunk_hash`, into the data owner's running
+         digest. The words themselves never reach this function: the entry point hashes and logs
+         them straight from calldata (an internal argument would copy 128 KiB more memory).
     """
     status: uint256 = self.do_status[task][round][do]
     assert status != STATUS_NONE, "rounds: not committed"
     assert status == STATUS_COMMITTED, "rounds: already submitted"
-    chunks: uint256 = self.chunk_count[task][round][do]
+    progress: uint256 = self._progress[task][round][do]
+    # @dev both halves stay far below 2**128: chunks <= words <= MAX_PARAMS
+    chunks: uint256 = progress >> 128
     assert chunk_index == chunks, "rounds: wrong chunk index"
-    assert len(words) > 0, "rounds: empty chunk"
-    received: uint256 = self.words_received[task][round][do] + len(words)
+    assert size > 0, "rounds: empty chunk"
+    received: uint256 = (progress % 2**128) + size
     total: uint256 = self._update_words(task)
     assert received <= total, "rounds: too many words"
-    digest: bytes32 = keccak256(concat(self.update_digest[task][round][do], keccak256(abi_encode(words))))
+    digest: bytes32 = keccak256(concat(self.update_digest[task][round][do], chunk_hash))
     self.update_digest[task][round][do] = digest
-    self.chunk_count[task][round][do] = chunks + 1
-    self.words_received[task][round][do] = received
-    log UpdateChunk(task=task, round=round, do=do, chunk_index=chunk_index, words=words)
+    self._progress[task][round][do] = ((chunks + 1) << 128) | received
     if received == total:
         self.do_status[task][round][do] = STATUS_SUBMITTED
         self.group_submitted[task][round][group] += 1

@@ -2,6 +2,7 @@
 
 import boa
 import pytest
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from protocol.commitments import update_digest
@@ -20,7 +21,7 @@ def test_commit_records_key_root_and_status(sharing_run, data_owners):
     group = r.market.group_of(r.task, do)
     r.market.commit_shares(r.task, 0, MASK, ROOT, sender=do)
     (committed,) = events(r.market, "SharesCommitted")
-    assert (committed.data_owner, committed.group) == (do, group)
+    assert (committed.do, committed.group) == (do, group)
     assert (committed.mask_pk, committed.shares_root) == (MASK, ROOT)
     assert r.market.mask_pk(r.task, 0, do) == MASK
     assert r.market.shares_root(r.task, 0, do) == ROOT
@@ -106,6 +107,30 @@ def test_submit_in_chunks_keeps_digest_and_emits_words(submitting_run, data_owne
     assert r.market.do_status(r.task, 0, do) == STATUS_SUBMITTED
     assert r.market.group_submitted(r.task, 0, r.market.group_of(r.task, do)) == 1
     assert r.market.round_submitted(r.task, 0) == 1
+
+
+def test_full_chunk_stays_under_the_calldata_floor(new_run, data_owners):
+    """EIP-7623: a data-heavy transaction pays at least 40 gas per non-zero calldata byte. The
+    submit path must cost less than that (standard calldata plus execution), so it pays the floor
+    and no more. titanoboa keeps storage warm, which the wide margin here absorbs."""
+    r = new_run(d=2 * MAX_CHUNK_WORDS * 8)
+    r.start(data_owners[:4])
+    for do in data_owners[:4]:
+        r.commit(do)
+    r.market.advance(r.task)
+    words = [int.from_bytes(keccak(i.to_bytes(4, "big")), "big") for i in range(MAX_CHUNK_WORDS)]
+    before = boa.env.get_gas_used()
+    r.market.submit(r.task, 0, 0, words, sender=data_owners[0])
+    execution = boa.env.get_gas_used() - before
+    assert execution > 1_000_000  # the words are really logged: 8 gas per byte at least
+    calldata = bytes(4) + abi_encode(
+        ["uint256", "uint256", "uint256", "uint256[]"], [r.task, 0, 0, words]
+    )
+    nonzero = sum(1 for b in calldata if b)
+    zero = len(calldata) - nonzero
+    standard = 21_000 + 16 * nonzero + 4 * zero + execution
+    floor = 21_000 + 40 * nonzero + 10 * zero
+    assert standard < 0.85 * floor
 
 
 def test_submit_whole_update_in_one_chunk(submitting_run, data_owners):

@@ -79,6 +79,13 @@ def test_token_returning_false_reverts(market, model_owner, false_token):
         market.create_task(as_struct(cfg), sender=model_owner)
 
 
+def test_fee_on_transfer_token_refused(market, model_owner, fee_token):
+    cfg = config(token=fee_token.address)
+    fee_token.approve(market.address, escrow_of(cfg), sender=model_owner)
+    with boa.reverts("escrow: token amount short"):
+        market.create_task(as_struct(cfg), sender=model_owner)
+
+
 def test_token_must_be_a_contract(market, model_owner, stranger):
     cfg = config(token=stranger)
     with boa.reverts("escrow: token is not a contract"):

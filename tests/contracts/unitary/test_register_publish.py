@@ -82,7 +82,7 @@ def test_register_records_member_and_bond(run, data_owners):
     balance = boa.env.get_balance(run.market.address)
     run.market.register(run.task, keccak(b"pk"), "10.0.0.1:9000", value=run.cfg["bond"], sender=do)
     (registered,) = events(run.market, "Registered")
-    assert (registered.data_owner, registered.channel_pk, registered.endpoint) == (
+    assert (registered.do, registered.channel_pk, registered.endpoint) == (
         do,
         keccak(b"pk"),
         "10.0.0.1:9000",

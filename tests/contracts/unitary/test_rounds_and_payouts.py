@@ -237,7 +237,7 @@ def test_bond_returns_to_committed_members(done_run, stranger):
         assert not r.market.bond_forfeited(r.task, do)
         r.market.release_bond(r.task, do, sender=stranger)
         (released,) = events(r.market, "BondReleased")
-        assert (released.data_owner, released.to, released.amount) == (do, do, r.cfg["bond"])
+        assert (released.do, released.to, released.amount) == (do, do, r.cfg["bond"])
         assert r.market.bond_of(r.task, do) == 0
     assert r.market.credits(ETH, r.big[0]) == r.cfg["reward_per_do"] + r.cfg["bond"]
     assert r.market.credits(ETH, r.small[1]) == r.cfg["bond"]
