@@ -1,0 +1,345 @@
+"""Gas per parameter of one data owner's masked update, by data path, on a real node (anvil).
+
+For d in {10,000, 50,000, 200,000} parameters and 16/32-bit lanes, from transaction receipts:
+
+- `event`: the market itself (contracts/DataMarket.vy). A minimal task (2 data owners in one
+  group, real X25519 keys and Merkle roots over real Shamir shares) reaches SUBMIT, then one data
+  owner posts its whole masked-size update of uniformly random lanes with `submit`.
+- `naive`: bench/contracts/NaiveStorage.vy, one storage slot per parameter per data owner.
+  Its cost per parameter does not depend on d, so at most 10 full calls are measured (all of
+  d = 10,000; above, the row says how many parameters in `sampled_params`).
+- `packed_storage`: bench/contracts/PackedAccumulator.vy, the group sum in packed storage words.
+  The first data owner writes fresh slots (`first_write_gas_per_param`); the row reports the
+  steady state, a second data owner adding into them.
+
+Every row sits beside the EIP-7623 floor of the same update's packed words (40 gas per non-zero
+byte, 10 per zero byte: 160 or 80 gas per parameter), the least any path pays to carry it in
+calldata. Writes bench/results/gas_paths.json and prints the ratios.
+
+    python -m bench.paths [--params 10000 50000 200000] [--lane-bits 16 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from actors.chain.anvil import AnvilNode
+from actors.chain.base import Receipt
+from actors.chain.rpc_backend import RpcChain
+from actors.market import Market, TaskConfig
+from bench.gas import FLOOR_PER_NONZERO_BYTE, RESULTS, calldata_floor
+from protocol.commitments import deal_commitment, model_digest, update_digest
+from protocol.constants import MAX_CHUNK_WORDS, STATUS_SUBMITTED
+from protocol.encoding import pack_lanes
+from protocol.masks import MaskKeyPair, new_self_seed
+from protocol.shamir import split_secret
+
+CONTRACTS = Path(__file__).resolve().parent / "contracts"
+NAIVE_SOURCE = CONTRACTS / "NaiveStorage.vy"
+PACKED_SOURCE = CONTRACTS / "PackedAccumulator.vy"
+
+PARAMS = (10_000, 50_000, 200_000)
+LANE_BITS = (16, 32)
+# NaiveStorage.MAX_VALUES: about 23M gas a call, under the 30M block
+NAIVE_CHUNK = 1_024
+# the naive path's cost per parameter is flat in d: at most this many calls per update (all of
+# d = 10,000; the first full ones of larger updates)
+NAIVE_SAMPLE_CHUNKS = 10
+# fresh packed slots cost ~22,700 gas a word, already written ones ~5,600: both chunks fill
+# about 23M gas of the 30M block
+PACKED_FIRST_CHUNK = 1_024
+PACKED_CHUNK = 4_096
+# event-path chunk sizes compared at one (d, lane bits), to show what the chunk size buys
+SWEEP_CHUNKS = (512, 1_024, 2_048, 4_096)
+SWEEP_AT = (50_000, 32)
+TX_BASE_GAS = 21_000
+MODEL = b"bench.paths: the public model's bytes only need a digest here"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What one data owner's update cost: receipts' gas, transactions, parameters covered."""
+
+    gas: int
+    transactions: int
+    params: int
+
+    @classmethod
+    def of(cls, receipts: Sequence[Receipt], params: int) -> Submitted:
+        return cls(sum(r.gas_used for r in receipts), len(receipts), params)
+
+    @property
+    def per_param(self) -> float:
+        return self.gas / self.params
+
+
+def random_lanes(d: int, lane_bits: int, rng: np.random.Generator) -> np.ndarray:
+    """A masked update's statistics: lanes uniform in [0, 2^k) (masks make them so)."""
+    return rng.integers(0, 2**lane_bits, d, dtype=np.uint64)
+
+
+def floor_per_param(lanes: np.ndarray, lane_bits: int) -> float:
+    """EIP-7623 floor of the update's packed words, per parameter."""
+    return calldata_floor(pack_lanes(lanes, lane_bits)) / lanes.size
+
+
+def event_chunk_words(chain: RpcChain) -> int:
+    """Largest chunk the contract takes and one block carries at the calldata floor."""
+    fits_block = (chain.block_gas_limit - TX_BASE_GAS) // (32 * FLOOR_PER_NONZERO_BYTE)
+    return min(MAX_CHUNK_WORDS, fits_block)
+
+
+class EventPath:
+    """The market on one node: opens a minimal task per measurement and submits into it."""
+
+    def __init__(self, chain: RpcChain) -> None:
+        self.chain = chain
+        self.owner = chain.new_account(10**22)
+        self.market = Market.deploy(chain, self.owner)
+
+    def open_submit(self, d: int, lane_bits: int) -> tuple[int, list[str]]:
+        """A task of d lanes with two data owners in one group, in its SUBMIT phase."""
+        market = self.market
+        config = TaskConfig(
+            model_hash=model_digest(bytes(32), MODEL),
+            d=d,
+            lane_bits=lane_bits,
+            scale_bits=lane_bits // 2,
+            clip_norm_micro=1_000_000,
+            rounds=1,
+            max_dos=2,
+            min_dos=2,
+            group_size=2,
+            threshold=2,
+            reward_per_do=10**15,
+        )
+        task, _ = market.create_task(config, self.owner)
+        market.publish_model(task, 0, MODEL, self.owner)
+        dos = [self.chain.new_account(10**20) for _ in range(2)]
+        for do in dos:
+            channel_key = MaskKeyPair.generate(os.urandom).public
+            # an endpoint nobody dials: no peer channel is opened in a gas measurement
+            market.register(task, channel_key, "127.0.0.1:9", do)
+        market.advance(task, self.owner)
+        members = market.group_members(task, market.group_of(task, dos[0]))
+        for do in dos:
+            mask_key = MaskKeyPair.generate(os.urandom)
+            seed_shares = split_secret(new_self_seed(os.urandom), 2, len(members))
+            key_shares = split_secret(mask_key.secret, 2, len(members))
+            dealt = deal_commitment(
+                task, 0, int(do, 16), [int(m, 16) for m in members], seed_shares, key_shares
+            )
+            market.commit_shares(task, 0, mask_key.public, dealt.root, do)
+        market.advance(task, self.owner)
+        return task, dos
+
+    def measure(self, lanes: np.ndarray, lane_bits: int, chunk_words: int) -> Submitted:
+        """One data owner's whole update through `submit`, checked complete and digest-equal."""
+        task, (do, _) = self.open_submit(lanes.size, lane_bits)
+        words = pack_lanes(lanes, lane_bits)
+        receipts = self.market.submit_update(task, 0, words, do, chunk_words=chunk_words)
+        chunks = [words[i : i + chunk_words] for i in range(0, len(words), chunk_words)]
+        if self.market.status(task, 0, do) != STATUS_SUBMITTED:
+            raise RuntimeError("event path: the update did not complete")
+        if self.market.update_digest(task, 0, do) != update_digest(chunks):
+            raise RuntimeError("event path: on-chain digest differs from the words sent")
+        return Submitted.of(receipts, lanes.size)
+
+
+def naive_path(chain: RpcChain, address: str, lanes: np.ndarray, sample_chunks: int) -> Submitted:
+    """One data owner's values into NaiveStorage: every call, or the first `sample_chunks`."""
+    do = chain.new_account(10**21)
+    values = lanes.tolist()
+    offsets = list(range(0, len(values), NAIVE_CHUNK))
+    if sample_chunks and len(offsets) > sample_chunks:
+        offsets = offsets[:sample_chunks]
+    receipts = [
+        chain.transact(address, "submit", [i, values[i : i + NAIVE_CHUNK]], do) for i in offsets
+    ]
+    params = sum(len(values[i : i + NAIVE_CHUNK]) for i in offsets)
+    return Submitted.of(receipts, params)
+
+
+def packed_path(
+    chain: RpcChain, owner: str, first: np.ndarray, second: np.ndarray, lane_bits: int
+) -> tuple[Submitted, Submitted]:
+    """Two data owners' updates into a fresh accumulator: (first write, steady state)."""
+    address = chain.deploy(PACKED_SOURCE, [lane_bits], owner)
+    results = []
+    for lanes, chunk_words in ((first, PACKED_FIRST_CHUNK), (second, PACKED_CHUNK)):
+        do = chain.new_account(10**21)
+        words = pack_lanes(lanes, lane_bits)
+        receipts = [
+            chain.transact(address, "add", [i, words[i : i + chunk_words]], do)
+            for i in range(0, len(words), chunk_words)
+        ]
+        results.append(Submitted.of(receipts, lanes.size))
+    expected = pack_lanes((first + second) % 2**lane_bits, lane_bits)
+    # a spot check: reading back every word would take as many calls as there are words
+    for i in np.linspace(0, len(expected) - 1, 5, dtype=int).tolist():
+        if chain.call(address, "group_sum", [i]) != expected[i]:
+            raise RuntimeError(f"packed path: stored word {i} is not the lanes' sum")
+    return results[0], results[1]
+
+
+def _row(path: str, d: int, lane_bits: int, cost: Submitted, floor: float, **extra) -> dict:
+    return {
+        "path": path,
+        "d": d,
+        "lane_bits": lane_bits,
+        "gas_per_param": cost.per_param,
+        "floor_gas_per_param": floor,
+        "ratio": cost.per_param / floor,
+        "transactions": cost.transactions,
+        **extra,
+    }
+
+
+def measure(
+    params: Sequence[int] = PARAMS,
+    lane_bits: Sequence[int] = LANE_BITS,
+    naive_sample_chunks: int = NAIVE_SAMPLE_CHUNKS,
+    sweep: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Every path at every (d, lane bits) on one fresh anvil node; the JSON document."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    chunk_sweep = []
+    with AnvilNode() as node:
+        chain = RpcChain(node.url, dev=True)
+        chunk_words = event_chunk_words(chain)
+        event = EventPath(chain)
+        naive_address = chain.deploy(NAIVE_SOURCE, [], event.owner)
+        for k in lane_bits:
+            for d in params:
+                lanes = random_lanes(d, k, rng)
+                floor = floor_per_param(lanes, k)
+                cost = event.measure(lanes, k, chunk_words)
+                rows.append(_row("event", d, k, cost, floor, chunk_words=chunk_words))
+
+                lanes = random_lanes(d, k, rng)
+                cost = naive_path(chain, naive_address, lanes, naive_sample_chunks)
+                extra = {"chunk_values": NAIVE_CHUNK}
+                if cost.params < d:
+                    extra["sampled_params"] = cost.params
+                rows.append(_row("naive", d, k, cost, floor_per_param(lanes, k), **extra))
+
+                first, second = random_lanes(d, k, rng), random_lanes(d, k, rng)
+                cold, steady = packed_path(chain, event.owner, first, second, k)
+                rows.append(
+                    _row(
+                        "packed_storage",
+                        d,
+                        k,
+                        steady,
+                        floor_per_param(second, k),
+                        chunk_words=PACKED_CHUNK,
+                        first_write_gas_per_param=cold.per_param,
+                        first_write_chunk_words=PACKED_FIRST_CHUNK,
+                    )
+                )
+        if sweep and SWEEP_AT[1] in lane_bits:
+            d, k = SWEEP_AT
+            lanes = random_lanes(d, k, rng)
+            floor = floor_per_param(lanes, k)
+            for size in SWEEP_CHUNKS:
+                cost = event.measure(lanes, k, min(size, chunk_words))
+                chunk_sweep.append(
+                    {
+                        "chunk_words": size,
+                        "d": d,
+                        "lane_bits": k,
+                        "transactions": cost.transactions,
+                        "gas_per_param": cost.per_param,
+                        "ratio": cost.per_param / floor,
+                    }
+                )
+        block_gas_limit = chain.block_gas_limit
+    event_gas = {(r["d"], r["lane_bits"]): r["gas_per_param"] for r in rows if r["path"] == "event"}
+    for row in rows:
+        row["vs_event"] = row["gas_per_param"] / event_gas[row["d"], row["lane_bits"]]
+    return {
+        "chain": "anvil 1.7.1 (hardfork Bpo1, EIP-7623 calldata floor)",
+        "block_gas_limit": block_gas_limit,
+        "event_chunk_words": chunk_words,
+        "event_chunk_limit": (
+            f"contract MAX_CHUNK_WORDS = {MAX_CHUNK_WORDS}; a {block_gas_limit:,}-gas block "
+            f"would carry {(block_gas_limit - TX_BASE_GAS) // (32 * FLOOR_PER_NONZERO_BYTE):,} "
+            "words at the calldata floor"
+        ),
+        "floor": "EIP-7623 floor of the update's packed words (40 gas per non-zero byte, 10 per "
+        "zero byte), per parameter; no transaction base cost or call header",
+        "rows": rows,
+        "chunk_sweep": chunk_sweep,
+    }
+
+
+def print_table(console: Console, result: dict) -> None:
+    table = Table(title="gas per parameter per data owner, anvil receipts")
+    table.add_column("path", no_wrap=True)
+    for name in ("d", "bits", "gas/param", "floor", "x floor", "x event"):
+        table.add_column(name, justify="right")
+    for row in result["rows"]:
+        path = row["path"] + ("*" if "sampled_params" in row else "")
+        table.add_row(
+            path,
+            f"{row['d']:,}",
+            str(row["lane_bits"]),
+            f"{row['gas_per_param']:,.1f}",
+            f"{row['floor_gas_per_param']:.1f}",
+            f"[bold]{row['ratio']:.3f}[/bold]",
+            f"{row['vs_event']:.1f}",
+        )
+    console.print(table)
+    console.print("* naive: a sample of full calls (its cost per parameter is flat in d)")
+    if result["chunk_sweep"]:
+        sweep = Table(title="event path by chunk size")
+        for name in ("chunk words", "d", "lane bits", "txs", "gas/param", "x floor"):
+            sweep.add_column(name, justify="right")
+        for row in result["chunk_sweep"]:
+            sweep.add_row(
+                f"{row['chunk_words']:,}",
+                f"{row['d']:,}",
+                str(row["lane_bits"]),
+                str(row["transactions"]),
+                f"{row['gas_per_param']:.1f}",
+                f"{row['ratio']:.4f}",
+            )
+        console.print(sweep)
+    console.print(
+        f"event chunks: {result['event_chunk_words']:,} words; {result['event_chunk_limit']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=int, nargs="+", default=list(PARAMS))
+    parser.add_argument("--lane-bits", type=int, nargs="+", default=list(LANE_BITS))
+    parser.add_argument("--naive-sample-chunks", type=int, default=NAIVE_SAMPLE_CHUNKS)
+    parser.add_argument("--no-sweep", action="store_true", help="skip the chunk-size sweep")
+    parser.add_argument("--out", type=Path, default=RESULTS / "gas_paths.json")
+    args = parser.parse_args()
+    if any(k not in LANE_BITS for k in args.lane_bits):
+        parser.error("lane bits are 16 or 32")
+    started = time.perf_counter()
+    result = measure(args.params, args.lane_bits, args.naive_sample_chunks, not args.no_sweep)
+    console = Console()
+    print_table(console, result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""bench.paths on a real node at a small d: every path measured, and the floor holds.
+
+Gas, not time: receipts' gas depends only on the words sent, so these relations are stable.
+"""
+
+import pytest
+
+from bench.paths import measure
+
+pytestmark = pytest.mark.anvil
+
+
+def test_paths_rows_at_a_small_d() -> None:
+    result = measure(params=(2_000,), lane_bits=(32,), naive_sample_chunks=1, sweep=False)
+    rows = {row["path"]: row for row in result["rows"]}
+    assert set(rows) == {"event", "naive", "packed_storage"}
+    for row in rows.values():
+        assert (row["d"], row["lane_bits"]) == (2_000, 32)
+        # nothing carries the update below the calldata floor of its words
+        assert row["gas_per_param"] > row["floor_gas_per_param"] > 150
+        assert row["ratio"] == pytest.approx(row["gas_per_param"] / row["floor_gas_per_param"])
+    assert rows["event"]["vs_event"] == 1.0
+    assert rows["naive"]["sampled_params"] == 1_024
+    assert rows["naive"]["gas_per_param"] > 20_000  # a fresh slot per parameter
+    assert rows["naive"]["vs_event"] > 100
+    packed = rows["packed_storage"]
+    assert packed["first_write_gas_per_param"] > 3 * packed["gas_per_param"]
+    assert 1 < packed["vs_event"] < rows["naive"]["vs_event"]
+    assert result["event_chunk_words"] == 4_096
