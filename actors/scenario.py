@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from actors.attacks import attacker_indices, make_attacker
+from actors.data_owner import Learner
 from actors.learners import TorchDataOwner, TorchModelOwner
 from actors.learning.data import (
     Mnist,
@@ -44,6 +46,8 @@ class Scenario:
     share_duration: int = 60
     submit_duration: int = 120
     unmask_duration: int = 60
+    attack: str = "none"  # actors.attacks.ATTACKS: what the malicious data owners do
+    attackers: float = 0.0  # fraction of data owners that attack, drawn from the seed
 
     def plan(self) -> TaskPlan:
         """The task the model owner creates for this scenario."""
@@ -89,6 +93,11 @@ def model_owner_learner(scenario: Scenario, data: DataSplit) -> TorchModelOwner:
     return TorchModelOwner(own, data.mnist.test(scenario.test_limit), seed=scenario.seed)
 
 
-def data_owner_learner(scenario: Scenario, data: DataSplit, index: int) -> TorchDataOwner:
+def data_owner_learner(scenario: Scenario, data: DataSplit, index: int) -> Learner:
     samples = data.mnist.train(data.data_owners[index])
-    return TorchDataOwner(samples, seed=scenario.seed * 1_000 + index)
+    honest = TorchDataOwner(samples, seed=scenario.seed * 1_000 + index)
+    if scenario.attack == "none" or index not in attacker_indices(
+        scenario.dos, scenario.attackers, scenario.seed
+    ):
+        return honest
+    return make_attacker(scenario.attack, honest, seed=honest.seed)
