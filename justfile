@@ -1,5 +1,6 @@
 # OmniLytics recipes. `just --list` shows them all; extra arguments are forwarded.
 set positional-arguments
+set shell := ["bash", "-euo", "pipefail", "-c"]
 
 root := justfile_directory()
 export PATH := root / ".venv/bin" + ":" + root / "node_modules/.bin" + ":" + env_var('PATH')
@@ -20,7 +21,7 @@ demo *args: setup
 
 # MO and DOs as separate OS processes on a node: `just swarm dos=20 rounds=2 chain=anvil`
 swarm *args: setup
-    omnilytics swarm $(for a in "$@"; do k="${a%%=*}"; printf -- '--%s=%s ' "${k//_/-}" "${a#*=}"; done)
+    omnilytics swarm $(for a in "$@"; do case "$a" in -*) printf '%s ' "$a";; *=*) k="${a%%=*}"; printf -- '--%s=%s ' "${k//_/-}" "${a#*=}";; *) printf '%s ' "$a";; esac; done)
 
 # IPython with the market deployed (embedded) or attached: `just console --rpc-url URL`
 console *args: setup

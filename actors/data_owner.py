@@ -76,6 +76,8 @@ from protocol.weighting import encode_weighted
 log = logging.getLogger("omnilytics.do")
 
 Observer = Callable[..., None]
+# deliveries held for a round this data owner has not opened yet (one per group peer suffices)
+_MAX_EARLY = 128
 
 
 class Learner(Protocol):
@@ -522,6 +524,10 @@ class DataOwner:
                 raise MalformedFrame("only share deliveries for this task are accepted")
             rnd = self.rounds.get(message.round)
             if rnd is None:
+                # a peer may open the round a moment before us; keep a bounded number of
+                # deliveries until our machine exists, and only for the round that can be next
+                if len(self._early) >= _MAX_EARLY or message.round > self._next_round():
+                    raise MalformedFrame("share delivery for a round that is not open")
                 self._early.append((peer, message))
             else:
                 await self._deliver(rnd, peer, message)
@@ -533,6 +539,9 @@ class DataOwner:
                 shares_root=message.shares_root,
             )
             await channel.send(encode(ack))
+
+    def _next_round(self) -> int:
+        return max(self.rounds, default=-1) + 1
 
     async def _deliver(self, rnd: _Round, peer: int, delivery: ShareDelivery) -> None:
         if _finished(rnd.machine):
