@@ -21,6 +21,7 @@ MAX_PARAMS: constant(uint256) = 2**32
 # @dev Longest phase duration a task may ask for.
 MAX_DURATION: constant(uint256) = 365 * 86400
 
+# @dev Phases of a task (docs/interfaces.md §7; protocol/constants.py mirrors them).
 PHASE_NONE: constant(uint256) = 0
 PHASE_REGISTER: constant(uint256) = 1
 PHASE_SHARE: constant(uint256) = 2
@@ -30,11 +31,13 @@ PHASE_ROUND_DONE: constant(uint256) = 5
 PHASE_ENDED: constant(uint256) = 6
 PHASE_CANCELLED: constant(uint256) = 7
 
+# @dev A data owner's status in one round.
 STATUS_NONE: constant(uint256) = 0
 STATUS_COMMITTED: constant(uint256) = 1
 STATUS_SUBMITTED: constant(uint256) = 2
 STATUS_UNMASKED: constant(uint256) = 3
 
+# @dev A group's result in one round.
 GROUP_PENDING: constant(uint256) = 0
 GROUP_FINALIZED: constant(uint256) = 1
 GROUP_FAILED: constant(uint256) = 2
