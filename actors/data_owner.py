@@ -255,6 +255,7 @@ class DataOwner:
     async def _open_round(self, number: int, nursery: trio.Nursery) -> None:
         stored = self.store.get("round", f"{number}/machine")
         members = await self._chain(self._group_members)
+        model_hash = await self._chain(self.market.round_model_hash, self.task, number)
         if stored is not None:
             machine = RoundMachine.restore(stored, self.randbytes)
             progress = msgspec.msgpack.decode(
@@ -263,12 +264,8 @@ class DataOwner:
         else:
             machine, progress = RoundMachine(self.randbytes), _Progress()
         rnd = _Round(number, machine, progress, members)
-        self.rounds[number] = rnd
-        if stored is not None:
-            await self._resume(rnd)
         if "opened" not in progress.fed:
             config = self.config
-            model_hash = await self._chain(self.market.round_model_hash, self.task, number)
             await self._feed(
                 rnd,
                 "opened",
@@ -284,6 +281,11 @@ class DataOwner:
                     chunk_words=self.settings.chunk_words,
                 ),
             )
+        # only an opened machine is visible to the peer handler: a delivery that arrives
+        # while we are still reading the chain waits in `_early`
+        self.rounds[number] = rnd
+        if stored is not None:
+            await self._resume(rnd)
         for sender, delivery in [e for e in self._early if e[1].round == number]:
             await self._deliver(rnd, sender, delivery)
         self._early = [e for e in self._early if e[1].round != number]

@@ -19,7 +19,13 @@ T = TypeVar("T")
 
 
 async def on_chain(chain: Chain, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run `fn(*args, **kwargs)` (a chain call) without blocking other trio tasks for long."""
+    """Run `fn(*args, **kwargs)` (a chain call) without blocking other trio tasks for long.
+
+    A chain object with a `latency` callable (tests: a slow node) waits that long first.
+    """
+    latency = getattr(chain, "latency", None)
+    if latency is not None:
+        await trio.sleep(latency())
     if chain.name == "boa":
         await trio.lowlevel.checkpoint()
         return fn(*args, **kwargs)

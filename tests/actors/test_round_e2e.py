@@ -2,6 +2,7 @@
 trio tasks, shares over authenticated loopback channels, a data owner dropping out; the recovered
 group aggregates are exact and exactly the submitters are paid."""
 
+import random
 from pathlib import Path
 
 import boa
@@ -54,8 +55,14 @@ class VectorOwner:
         return float(-np.linalg.norm(self.vector - 0.01))
 
 
-async def run_market(tmp_path: Path, drops: dict[int, tuple[int, str]], rounds: int = 1):
+async def run_market(
+    tmp_path: Path, drops: dict[int, tuple[int, str]], rounds: int = 1, slow: bool = False
+):
     chain = BoaChain(realtime=True)
+    if slow:
+        # a slow node: every chain call waits 0-30 ms, so actors interleave in new orders
+        jitter = random.Random(5)
+        chain.latency = lambda: jitter.uniform(0, 0.03)
     mo_account = chain.new_account(10**21)
     market = Market.deploy(chain, mo_account)
     plan = TaskPlan(
@@ -94,15 +101,21 @@ def submitted(do: DataOwner) -> bool:
 
 
 @pytest.mark.parametrize(
-    "drops",
-    [{}, {0: (0, "submit")}, {1: (0, "chunk3")}, {2: (0, "unmask")}],
-    ids=["all", "drop-before-submit", "drop-mid-submit", "drop-before-unmask"],
+    ("drops", "slow"),
+    [
+        ({}, False),
+        ({0: (0, "submit")}, False),
+        ({1: (0, "chunk3")}, False),
+        ({2: (0, "unmask")}, False),
+        ({3: (0, "submit")}, True),
+    ],
+    ids=["all", "drop-before-submit", "drop-mid-submit", "drop-before-unmask", "slow-node"],
 )
 async def test_round_recovers_exact_aggregates_and_pays_submitters(
-    tmp_path: Path, drops: dict[int, tuple[int, str]]
+    tmp_path: Path, drops: dict[int, tuple[int, str]], slow: bool
 ) -> None:
-    with boa.env.anchor(), trio.fail_after(60):
-        _, market, mo, dos, reports, owner = await run_market(tmp_path, drops)
+    with boa.env.anchor(), trio.fail_after(90):
+        _, market, mo, dos, reports, owner = await run_market(tmp_path, drops, slow=slow)
         (report,) = reports
         task = mo.task
         assert report.finalized_groups == 2
