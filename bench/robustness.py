@@ -425,8 +425,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                 ax.set_ylabel("MO test accuracy (%)")
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.suptitle(
-        f"OmniLytics poisoning defence: N = {DOS} data owners, one round, MNIST "
-        "(mean ± std over seeds; embedded chain, masked)",
+        f"OmniLytics poisoning defence: N = {DOS} data owners, one round, MNIST, clip norm "
+        f"{rows[0]['clip_norm']:g} (mean ± std over seeds; embedded chain, masked)",
         fontsize=10,
     )
     fig.tight_layout()
