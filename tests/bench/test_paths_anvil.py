@@ -26,4 +26,5 @@ def test_paths_rows_at_a_small_d() -> None:
     packed = rows["packed_storage"]
     assert packed["first_write_gas_per_param"] > 3 * packed["gas_per_param"]
     assert 1 < packed["vs_event"] < rows["naive"]["vs_event"]
-    assert result["event_chunk_words"] == 4_096
+    assert result["event_max_chunk_words"] == 4_096
+    assert rows["event"]["chunk_words"] == 250  # one chunk: 2,000 lanes of 32 bits
