@@ -433,42 +433,50 @@ class DataOwner:
         )
 
     async def _perform(self, rnd: _Round, actions: list[Action]) -> None:
+        """Carry out the machine's actions in order. A transaction the market refuses (we were
+        too late, say) ends this batch: the chain's next facts tell the machine we missed out."""
+        try:
+            for action in actions:
+                await self._perform_one(rnd, action, actions)
+        except TransactionReverted as refused:
+            log.error("%s round %d: %s", self.account, rnd.number, refused)
+            self.observe("refused", round=rnd.number, reason=refused.reason)
+
+    async def _perform_one(self, rnd: _Round, action: Action, batch: list[Action]) -> None:
         number = rnd.number
-        chunks = [a for a in actions if isinstance(a, PostChunk)]
-        for action in actions:
-            if isinstance(action, SendShares):
-                await self._send_share(rnd, action)
-            elif isinstance(action, PostCommitment):
-                status = await self._chain(self.market.status, self.task, number, self.account)
-                if status < STATUS_COMMITTED:
-                    await self._chain(
-                        self.market.commit_shares,
-                        self.task,
-                        number,
-                        action.mask_public,
-                        action.shares_root,
-                        self.account,
-                    )
-                    self.observe("committed", round=number)
-            elif isinstance(action, PostChunk):
-                done = await self._chain(self.market.chunk_count, self.task, number, self.account)
-                if action.chunk_index >= done:
-                    self._check_drop(number, f"chunk{action.chunk_index}")
-                    await self._chain(
-                        self.market.submit,
-                        self.task,
-                        number,
-                        action.chunk_index,
-                        action.words,
-                        self.account,
-                    )
-                    self.observe("chunk", round=number, index=action.chunk_index)
-                if action is chunks[-1]:
-                    self.observe("submitted", round=number)
-            elif isinstance(action, PostUnmask):
-                await self._unmask(rnd, action)
-            else:
-                self.observe(type(action).__name__.lower(), round=number)
+        if isinstance(action, SendShares):
+            await self._send_share(rnd, action)
+        elif isinstance(action, PostCommitment):
+            status = await self._chain(self.market.status, self.task, number, self.account)
+            if status < STATUS_COMMITTED:
+                await self._chain(
+                    self.market.commit_shares,
+                    self.task,
+                    number,
+                    action.mask_public,
+                    action.shares_root,
+                    self.account,
+                )
+                self.observe("committed", round=number)
+        elif isinstance(action, PostChunk):
+            done = await self._chain(self.market.chunk_count, self.task, number, self.account)
+            if action.chunk_index >= done:
+                self._check_drop(number, f"chunk{action.chunk_index}")
+                await self._chain(
+                    self.market.submit,
+                    self.task,
+                    number,
+                    action.chunk_index,
+                    action.words,
+                    self.account,
+                )
+                self.observe("chunk", round=number, index=action.chunk_index)
+            if action is [a for a in batch if isinstance(a, PostChunk)][-1]:
+                self.observe("submitted", round=number)
+        elif isinstance(action, PostUnmask):
+            await self._unmask(rnd, action)
+        else:
+            self.observe(type(action).__name__.lower(), round=number)
 
     async def _unmask(self, rnd: _Round, action: PostUnmask) -> None:
         number = rnd.number

@@ -3,6 +3,7 @@ trio tasks, shares over authenticated loopback channels, a data owner dropping o
 group aggregates are exact and exactly the submitters are paid."""
 
 import random
+import threading
 from pathlib import Path
 
 import boa
@@ -198,3 +199,70 @@ async def test_killed_data_owner_resumes_from_its_store(tmp_path: Path, kill_aft
         ]
         assert len(commits) == 3
         assert second.paid_wei == REWARD
+
+
+class LateUpdate(FixedUpdate):
+    """A data owner whose training outlasts the submit phase: it finishes only once `gate` is
+    set (by the test, when the others have unmasked)."""
+
+    def __init__(self, update: np.ndarray, samples: int, gate: threading.Event) -> None:
+        super().__init__(update, samples)
+        self.gate = gate
+
+    def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
+        assert self.gate.wait(timeout=50)
+        return super().train(model_bytes, round)
+
+
+async def test_late_data_owner_is_refused_and_keeps_running(tmp_path: Path) -> None:
+    """Its chunks arrive after the deadline: the market refuses them by name, the data owner
+    logs it, stays up until the task ends, and the round completes without it."""
+    with boa.env.anchor(), trio.fail_after(60):
+        chain = BoaChain(realtime=True)
+        mo_account = chain.new_account(10**21)
+        market = Market.deploy(chain, mo_account)
+        plan = TaskPlan(
+            max_dos=3,
+            min_dos=3,
+            group_size=3,
+            threshold=2,
+            reward_per_do=REWARD,
+            share_duration=60,
+            submit_duration=3,
+        )
+        mo = ModelOwner(market, mo_account, VectorOwner(), plan, poll_interval=0.02)
+        task = await mo.create_task()
+        rng = np.random.default_rng(11)
+        seen: list[tuple[str, str]] = []
+        gate = threading.Event()
+
+        def observe(role: str, who: str, what: str, **fields: object) -> None:
+            seen.append((who, what))
+            if what == "unmasked":
+                gate.set()
+
+        dos = []
+        for i in range(3):
+            account = chain.new_account(10**20)
+            update = rng.normal(0, 0.01, P)
+            learner = LateUpdate(update, 100, gate) if i == 0 else FixedUpdate(update, 100)
+            dos.append(
+                DataOwner(
+                    market,
+                    account,
+                    task,
+                    learner,
+                    StateStore(tmp_path / f"do{i}.sqlite"),
+                    settings=DataOwnerSettings(poll_interval=0.02),
+                    observe=observe,
+                )
+            )
+        async with trio.open_nursery() as nursery:
+            for do in dos:
+                await nursery.start(do.run)
+            (report,) = await mo.run()
+        assert report.finalized_groups == 1 and report.submitters == 2
+        assert not market.is_credited(task, 0, dos[0].account)
+        assert dos[0].paid_wei == 0 and dos[1].paid_wei == REWARD
+        # its machine learnt at UNMASK that it missed the round; it never crashed
+        assert (dos[0].account, "failed") in seen

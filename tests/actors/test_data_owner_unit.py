@@ -1,0 +1,90 @@
+"""Data owner details: a round's machine is visible to the peer handler only once it is opened
+(a delivery that arrives while the data owner still reads the chain must wait, not hit a machine
+that has not seen `RoundOpened`), and a refused transaction is named, not fatal."""
+
+from pathlib import Path
+
+import boa
+import numpy as np
+import trio
+
+from actors.chain import BoaChain
+from actors.data_owner import DataOwner
+from actors.market import Market
+from actors.model_owner import ModelOwner, TaskPlan
+from actors.store import StateStore
+from protocol.round import PostCommitment, State
+from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
+
+
+async def test_round_is_invisible_to_peers_until_opened(tmp_path: Path) -> None:
+    with boa.env.anchor(), trio.fail_after(30):
+        chain = BoaChain(realtime=True)
+        mo_account = chain.new_account(10**21)
+        market = Market.deploy(chain, mo_account)
+        plan = TaskPlan(max_dos=2, min_dos=2, group_size=2, threshold=2)
+        mo = ModelOwner(market, mo_account, VectorOwner(), plan)
+        task = await mo.create_task()
+        accounts = [chain.new_account(10**20) for _ in range(2)]
+        for i, account in enumerate(accounts):
+            market.register(task, bytes([i + 1]) * 32, "127.0.0.1:1", account)
+        market.advance(task, mo_account)
+
+        owner = DataOwner(
+            market,
+            accounts[0],
+            task,
+            FixedUpdate(np.zeros(500), 1),
+            StateStore(tmp_path / "do.sqlite"),
+        )
+        owner.config = market.config(task)
+        seen_while_reading: list[bool] = []
+        read_model_hash = market.round_model_hash
+
+        def watching(task_id: int, number: int) -> bytes:
+            seen_while_reading.append(number in owner.rounds)
+            return read_model_hash(task_id, number)
+
+        market.round_model_hash = watching  # type: ignore[method-assign]
+        async with trio.open_nursery() as nursery:
+            await owner._open_round(0, nursery)
+            nursery.cancel_scope.cancel()
+        assert seen_while_reading == [False]
+        assert owner.rounds[0].machine.state is State.REGISTERED
+        assert owner.rounds[0].machine.opened
+
+
+async def test_a_refused_transaction_is_logged_not_fatal(tmp_path: Path) -> None:
+    """The market refuses a commitment after SHARE closed: the data owner names the reason and
+    carries on (its machine learns from the chain that it missed the round)."""
+    with boa.env.anchor(), trio.fail_after(30):
+        chain = BoaChain()
+        mo_account = chain.new_account(10**21)
+        market = Market.deploy(chain, mo_account)
+        plan = TaskPlan(max_dos=2, min_dos=2, group_size=2, threshold=2)
+        mo = ModelOwner(market, mo_account, VectorOwner(), plan)
+        task = await mo.create_task()
+        accounts = [chain.new_account(10**20) for _ in range(2)]
+        for i, account in enumerate(accounts):
+            market.register(task, bytes([i + 1]) * 32, "127.0.0.1:1", account)
+        market.advance(task, mo_account)
+        chain.advance_time(plan.share_duration)
+        market.advance(task, mo_account)  # SHARE closed without any commitment
+        seen: list[tuple[str, dict]] = []
+        owner = DataOwner(
+            market,
+            accounts[0],
+            task,
+            FixedUpdate(np.zeros(500), 1),
+            StateStore(tmp_path / "do.sqlite"),
+            observe=lambda role, who, what, **fields: seen.append((what, fields)),
+        )
+        owner.config = market.config(task)
+        async with trio.open_nursery() as nursery:
+            await owner._open_round(0, nursery)
+            nursery.cancel_scope.cancel()
+        rnd = owner.rounds[0]
+        await owner._perform(
+            rnd, [PostCommitment(mask_public=b"\x01" * 32, shares_root=b"\x02" * 32)]
+        )
+        assert ("refused", {"round": 0, "reason": "rounds: wrong phase"}) in seen
