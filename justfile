@@ -56,6 +56,17 @@ chain *args: setup
 gas *args: setup
     python -m bench.gas "$@"
 
+# gas per parameter by data path (event, naive, packed storage) vs the EIP-7623 floor -> bench/results/gas_paths.json
+bench-paths *args: setup
+    python -m bench.paths "$@"
+
+# whole-round gas, ETH at 20 gwei and chain time for 10/20/50 DOs on anvil -> bench/results/rounds.json
+bench-rounds *args: setup
+    python -m bench.rounds "$@"
+
+# the gas and round benchmarks on anvil, ratios printed -> bench/results/*.json
+bench: bench-paths bench-rounds
+
 # one DO's client work per round vs Flower's SecAgg+ primitives -> bench/results/mask.json
 # (Flower goes into its own .venv-flower: installed here it would downgrade rich and typer)
 bench-mask *args: setup
