@@ -67,7 +67,7 @@ bench-rounds *args: setup
 # the gas and round benchmarks on anvil, ratios printed -> bench/results/*.json
 bench: bench-paths bench-rounds
 
-# one DO's client work per round vs Flower's SecAgg+ primitives -> bench/results/mask.json
 # (Flower goes into its own .venv-flower: installed here it would downgrade rich and typer)
+# one DO's client work per round vs Flower's SecAgg+ primitives -> bench/results/mask.json
 bench-mask *args: setup
     python -m bench.mask "$@"
