@@ -17,19 +17,23 @@ from protocol.round import PostCommitment, State
 from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
 
 
+async def _round_zero_open() -> tuple[BoaChain, Market, int, str, list[str]]:
+    """A task of two registered data owners whose round 0 just entered SHARE."""
+    chain = BoaChain()
+    mo_account = chain.new_account(10**21)
+    market = Market.deploy(chain, mo_account)
+    plan = TaskPlan(max_dos=2, min_dos=2, group_size=2, threshold=2)
+    task = await ModelOwner(market, mo_account, VectorOwner(), plan).create_task()
+    accounts = [chain.new_account(10**20) for _ in range(2)]
+    for i, account in enumerate(accounts):
+        market.register(task, bytes([i + 1]) * 32, "127.0.0.1:1", account)
+    market.advance(task, mo_account)
+    return chain, market, task, mo_account, accounts
+
+
 async def test_round_is_invisible_to_peers_until_opened(tmp_path: Path) -> None:
     with boa.env.anchor(), trio.fail_after(30):
-        chain = BoaChain(realtime=True)
-        mo_account = chain.new_account(10**21)
-        market = Market.deploy(chain, mo_account)
-        plan = TaskPlan(max_dos=2, min_dos=2, group_size=2, threshold=2)
-        mo = ModelOwner(market, mo_account, VectorOwner(), plan)
-        task = await mo.create_task()
-        accounts = [chain.new_account(10**20) for _ in range(2)]
-        for i, account in enumerate(accounts):
-            market.register(task, bytes([i + 1]) * 32, "127.0.0.1:1", account)
-        market.advance(task, mo_account)
-
+        _, market, task, _, accounts = await _round_zero_open()
         owner = DataOwner(
             market,
             accounts[0],
@@ -58,17 +62,8 @@ async def test_a_refused_transaction_is_logged_not_fatal(tmp_path: Path) -> None
     """The market refuses a commitment after SHARE closed: the data owner names the reason and
     carries on (its machine learns from the chain that it missed the round)."""
     with boa.env.anchor(), trio.fail_after(30):
-        chain = BoaChain()
-        mo_account = chain.new_account(10**21)
-        market = Market.deploy(chain, mo_account)
-        plan = TaskPlan(max_dos=2, min_dos=2, group_size=2, threshold=2)
-        mo = ModelOwner(market, mo_account, VectorOwner(), plan)
-        task = await mo.create_task()
-        accounts = [chain.new_account(10**20) for _ in range(2)]
-        for i, account in enumerate(accounts):
-            market.register(task, bytes([i + 1]) * 32, "127.0.0.1:1", account)
-        market.advance(task, mo_account)
-        chain.advance_time(plan.share_duration)
+        chain, market, task, mo_account, accounts = await _round_zero_open()
+        chain.advance_time(market.config(task).share_duration)
         market.advance(task, mo_account)  # SHARE closed without any commitment
         seen: list[tuple[str, dict]] = []
         owner = DataOwner(
