@@ -99,6 +99,9 @@ class DataOwnerSettings:
     sample_cap: int = 2_000  # the task's weight cap: one DO counts at most this many samples
     share_retry: float = 0.2
     ack_timeout: float = 5.0
+    # After a phase's deadline plus this grace (chain seconds), a data owner advances the task
+    # itself: the model owner normally does, but must not be able to stall the data owners.
+    advance_grace: int = 5
     # Fault injection for tests and demos: stop for good before this step of this round.
     drop_at: tuple[int, str] | None = None
     # Demo and test mode only: keep the plaintext lanes, so a run can check its aggregates.
@@ -242,7 +245,23 @@ class DataOwner:
                     await self._open_round(info.round, nursery)
                 for number in sorted(self._live_rounds()):
                     await self._step_round(self.rounds[number], info)
+            await self._nudge(info)
             await trio.sleep(self.settings.poll_interval)
+
+    async def _nudge(self, info: Any) -> None:
+        """Advance a phase whose deadline passed a grace period ago (anyone may)."""
+        if info.phase in (PHASE_ENDED, PHASE_CANCELLED):
+            return
+        now = await self._chain(self.market.chain.timestamp)
+        if now < info.deadline + self.settings.advance_grace:
+            return
+        try:
+            await self._chain(self.market.advance, self.task, self.account)
+        except TransactionReverted as error:
+            # another party advanced it first, or the phase is not over after all
+            log.info("%s: advance not possible: %s", self.account, error.reason)
+            return
+        self.observe("advanced", phase=info.phase, round=info.round)
 
     def _live_rounds(self) -> list[int]:
         return [n for n, r in self.rounds.items() if not _finished(r.machine)]

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import trio
 
+from actors.aggregation import recover_round
 from actors.chain import BoaChain
 from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
+from protocol.constants import PHASE_SUBMIT
 
 P = 500
 REWARD = 10**16
@@ -266,3 +268,55 @@ async def test_late_data_owner_is_refused_and_keeps_running(tmp_path: Path) -> N
         assert dos[0].paid_wei == 0 and dos[1].paid_wei == REWARD
         # its machine learnt at UNMASK that it missed the round; it never crashed
         assert (dos[0].account, "failed") in seen
+
+
+async def test_data_owners_finish_and_get_paid_when_the_model_owner_vanishes(
+    tmp_path: Path,
+) -> None:
+    """The model owner stops driving once SUBMIT opens: the data owners advance the phases
+    themselves after the deadlines, unmask, get credited and withdraw; the aggregate is still
+    exact and recoverable by anyone."""
+    with boa.env.anchor(), trio.fail_after(90):
+        chain = BoaChain(realtime=True)
+        mo_account = chain.new_account(10**21)
+        market = Market.deploy(chain, mo_account)
+        plan = TaskPlan(
+            max_dos=4,
+            min_dos=4,
+            group_size=4,
+            threshold=3,
+            reward_per_do=REWARD,
+            submit_duration=3,
+            unmask_duration=3,
+        )
+        mo = ModelOwner(market, mo_account, VectorOwner(), plan, poll_interval=0.02)
+        task = await mo.create_task()
+        owner_scope = trio.CancelScope()
+
+        def watch_owner(role: str, who: str, what: str, **fields: object) -> None:
+            if what == "phase" and fields["phase"] == PHASE_SUBMIT:
+                owner_scope.cancel()
+
+        mo._observe = watch_owner
+        rng = np.random.default_rng(5)
+        settings = DataOwnerSettings(poll_interval=0.02, keep_plaintext=True, advance_grace=1)
+        dos = [
+            DataOwner(
+                market,
+                chain.new_account(10**20),
+                task,
+                FixedUpdate(rng.normal(0, 0.01, P), 100),
+                StateStore(tmp_path / f"do{i}.sqlite"),
+                settings=settings,
+            )
+            for i in range(4)
+        ]
+        async with trio.open_nursery() as nursery:
+            for do in dos:
+                await nursery.start(do.run)
+            with owner_scope:
+                await mo.run()
+        assert owner_scope.cancelled_caught
+        assert all(do.paid_wei == REWARD for do in dos)
+        (aggregate,) = recover_round(market, task, 0).aggregates.values()
+        np.testing.assert_array_equal(aggregate.ring_sum, sum(do.plaintext[0] for do in dos))
