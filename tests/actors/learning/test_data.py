@@ -61,7 +61,7 @@ def test_cache_built_once_then_read_without_pickle(
     def no_pickle() -> None:
         raise AssertionError("the packaged pickle was read again")
 
-    monkeypatch.setattr(data, "_read_packaged_pickle", no_pickle)
+    monkeypatch.setattr(data, "read_packaged_mnist", no_pickle)
     assert np.array_equal(load_mnist().train_labels, mnist.train_labels)
 
 
