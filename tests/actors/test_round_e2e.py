@@ -58,6 +58,17 @@ class VectorOwner:
         return float(-np.linalg.norm(self.vector - 0.01))
 
 
+async def new_task(chain: BoaChain, **plan: int) -> tuple[Market, ModelOwner, VectorOwner, int]:
+    """A market on `chain` and a model owner's task with a group of `plan`'s shape."""
+    mo_account = chain.new_account(10**21)
+    market = Market.deploy(chain, mo_account)
+    owner = VectorOwner()
+    mo = ModelOwner(
+        market, mo_account, owner, TaskPlan(reward_per_do=REWARD, **plan), poll_interval=0.02
+    )
+    return market, mo, owner, await mo.create_task()
+
+
 async def run_market(
     tmp_path: Path, drops: dict[int, tuple[int, str]], rounds: int = 1, slow: bool = False
 ):
@@ -66,25 +77,20 @@ async def run_market(
         # a slow node: every chain call waits 0-30 ms, so actors interleave in new orders
         jitter = random.Random(5)
         chain.latency = lambda: jitter.uniform(0, 0.03)
-    mo_account = chain.new_account(10**21)
-    market = Market.deploy(chain, mo_account)
-    plan = TaskPlan(
+    market, mo, owner_learner, task = await new_task(
+        chain,
         max_dos=6,
         min_dos=6,
         group_size=3,
         threshold=2,
         rounds=rounds,
-        reward_per_do=REWARD,
         share_duration=4,
         submit_duration=4,
         unmask_duration=4,
     )
-    owner_learner = VectorOwner()
-    mo = ModelOwner(market, mo_account, owner_learner, plan, poll_interval=0.02)
-    task = await mo.create_task()
     rng = np.random.default_rng(7)
     dos = []
-    for i in range(plan.max_dos):
+    for i in range(6):
         account = chain.new_account(10**20)
         settings = DataOwnerSettings(
             poll_interval=0.02, keep_plaintext=True, drop_at=drops.get(i), chunk_words=17
@@ -145,11 +151,7 @@ async def test_killed_data_owner_resumes_from_its_store(tmp_path: Path, kill_aft
     commitment or chunk, and its update is in the exact aggregate."""
     with boa.env.anchor(), trio.fail_after(60):
         chain = BoaChain(realtime=True)
-        mo_account = chain.new_account(10**21)
-        market = Market.deploy(chain, mo_account)
-        plan = TaskPlan(max_dos=3, min_dos=3, group_size=3, threshold=3, reward_per_do=REWARD)
-        mo = ModelOwner(market, mo_account, VectorOwner(), plan, poll_interval=0.02)
-        task = await mo.create_task()
+        market, mo, _, task = await new_task(chain, max_dos=3, min_dos=3, group_size=3, threshold=3)
         rng = np.random.default_rng(3)
         accounts = [chain.new_account(10**20) for _ in range(3)]
         settings = DataOwnerSettings(poll_interval=0.02, keep_plaintext=True, chunk_words=50)
@@ -221,19 +223,15 @@ async def test_late_data_owner_is_refused_and_keeps_running(tmp_path: Path) -> N
     logs it, stays up until the task ends, and the round completes without it."""
     with boa.env.anchor(), trio.fail_after(60):
         chain = BoaChain(realtime=True)
-        mo_account = chain.new_account(10**21)
-        market = Market.deploy(chain, mo_account)
-        plan = TaskPlan(
+        market, mo, _, task = await new_task(
+            chain,
             max_dos=3,
             min_dos=3,
             group_size=3,
             threshold=2,
-            reward_per_do=REWARD,
             share_duration=60,
             submit_duration=3,
         )
-        mo = ModelOwner(market, mo_account, VectorOwner(), plan, poll_interval=0.02)
-        task = await mo.create_task()
         rng = np.random.default_rng(11)
         seen: list[tuple[str, str]] = []
         gate = threading.Event()
@@ -278,19 +276,15 @@ async def test_data_owners_finish_and_get_paid_when_the_model_owner_vanishes(
     exact and recoverable by anyone."""
     with boa.env.anchor(), trio.fail_after(90):
         chain = BoaChain(realtime=True)
-        mo_account = chain.new_account(10**21)
-        market = Market.deploy(chain, mo_account)
-        plan = TaskPlan(
+        market, mo, _, task = await new_task(
+            chain,
             max_dos=4,
             min_dos=4,
             group_size=4,
             threshold=3,
-            reward_per_do=REWARD,
             submit_duration=3,
             unmask_duration=3,
         )
-        mo = ModelOwner(market, mo_account, VectorOwner(), plan, poll_interval=0.02)
-        task = await mo.create_task()
         owner_scope = trio.CancelScope()
 
         def watch_owner(role: str, who: str, what: str, **fields: object) -> None:
