@@ -232,12 +232,25 @@ def chunk_digest(prev: bytes, words: Sequence[int]) -> bytes:
 
 
 def split_chunks(words: Sequence[int], chunk_words: int = MAX_CHUNK_WORDS) -> list[list[int]]:
-    """Cut a packed update into in-order chunks of at most ``chunk_words`` words."""
+    """Cut a packed update into the fewest in-order chunks of at most ``chunk_words`` words,
+    evenly: sizes differ by at most one, the longer ones first.
+
+    Each transaction pays its base cost once, so the fewest chunks win; each chunk also pays a
+    fixed execution cost that only a long chunk's calldata floor hides, so a short remainder
+    chunk would show above the floor (measured: 1.009x -> 1.006x of it at d = 200k, 16-bit).
+    """
     if not 1 <= chunk_words <= MAX_CHUNK_WORDS:
         raise LocalProtocolError(f"chunk size must be in 1..{MAX_CHUNK_WORDS}")
     if not words:
         raise LocalProtocolError("an update has at least one word")
-    return [list(words[i : i + chunk_words]) for i in range(0, len(words), chunk_words)]
+    count = -(-len(words) // chunk_words)
+    size, longer = divmod(len(words), count)
+    chunks, start = [], 0
+    for index in range(count):
+        end = start + size + (index < longer)
+        chunks.append(list(words[start:end]))
+        start = end
+    return chunks
 
 
 def update_digest(chunks: Sequence[Sequence[int]]) -> bytes:

@@ -160,7 +160,7 @@ def test_chunk_digest_matches_abi_encoding(words: list[int], prev: bytes) -> Non
 def test_update_digest_chains_chunks() -> None:
     words = list(range(10))
     chunks = split_chunks(words, 4)
-    assert chunks == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert chunks == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
     d = ZERO_DIGEST
     for chunk in chunks:
         d = chunk_digest(d, chunk)
@@ -169,6 +169,26 @@ def test_update_digest_chains_chunks() -> None:
         chunk_digest(ZERO_DIGEST, [])
     with pytest.raises(LocalProtocolError):
         chunk_digest(ZERO_DIGEST, [2**256])
+
+
+@given(words=st.lists(st.integers(0, 99), min_size=1, max_size=3_000), limit=st.integers(1, 4_096))
+def test_split_chunks_fewest_and_even(words: list[int], limit: int) -> None:
+    chunks = split_chunks(words, limit)
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) <= limit
+    assert len(chunks) == -(-len(words) // limit)  # no fewer chunks of at most `limit` exist
+    assert max(sizes) - min(sizes) <= 1
+    assert sizes == sorted(sizes, reverse=True)
+    assert [w for chunk in chunks for w in chunk] == words
+
+
+def test_split_chunks_of_the_demo_update() -> None:
+    # 46,731 lanes of 32 bits: 5,842 words, two chunks of 2,921 rather than 4,096 + 1,746
+    assert [len(c) for c in split_chunks(list(range(5_842)))] == [2_921, 2_921]
+    with pytest.raises(LocalProtocolError):
+        split_chunks([], 4)
+    with pytest.raises(LocalProtocolError):
+        split_chunks([1], 4_097)
 
 
 @given(data=st.binary(min_size=1, max_size=300), prev=hashes)
