@@ -148,6 +148,9 @@ def data_owner(
     scenario: Annotated[Path, typer.Option(help="scenario JSON (written by `swarm`)")],
     state_dir: Annotated[Path, typer.Option(help="this actor's state directory")],
     keep_plaintext: Annotated[bool, typer.Option(help="test mode: keep the plaintext")] = False,
+    host: Annotated[
+        str, typer.Option(help="address our peer channel listens on and registers")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a data owner process (private key in $OMNILYTICS_PRIVATE_KEY); resumes from state."""
     from actors.roles import load_scenario, run_data_owner
@@ -160,6 +163,7 @@ def data_owner(
         load_scenario(scenario),
         state_dir,
         keep_plaintext=keep_plaintext,
+        host=host,
     )
 
 

@@ -91,14 +91,17 @@ def run_data_owner(
     state_dir: Path,
     *,
     keep_plaintext: bool = False,
+    host: str = "127.0.0.1",
 ) -> None:
-    """Take part in `task` as data owner `index` of the scenario until the task is over."""
+    """Take part in `task` as data owner `index` of the scenario until the task is over; peers
+    reach our channel at `host` (the address we listen on and register as our endpoint)."""
     _log_to(state_dir)
     use_threads(1)
     chain, account = _connect(rpc_url)
     learner = data_owner_learner(scenario, split_data(scenario), index)
     drops = {i: (r, step) for i, r, step in scenario.drops}
     settings = DataOwnerSettings(
+        host=host,
         poll_interval=0.1,
         sample_cap=scenario.do_samples,
         keep_plaintext=keep_plaintext,

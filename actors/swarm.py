@@ -56,15 +56,21 @@ class Swarm:
     dos: dict[int, subprocess.Popen] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)  # role -> address
     started: float = 0.0
+    # Data owners on hosts of their own (tests): the address each one's peer channel listens on,
+    # and the command that runs its process there (e.g. `ip netns exec NAME`).
+    do_hosts: dict[int, str] = field(default_factory=dict)
+    do_prefixes: dict[int, list[str]] = field(default_factory=dict)
 
     # -- processes -------------------------------------------------------------------------
 
-    def _spawn(self, role: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(
+        self, role: str, args: list[str], prefix: list[str] | None = None
+    ) -> subprocess.Popen:
         address = self.accounts.get(role) or self.chain.new_account(FUNDS)
         self.accounts[role] = address
         env = dict(os.environ, **{KEY_ENV: self.chain.private_key(address)})
         log = (self.state_dir / f"{role}.out").open("ab")
-        command = [sys.executable, "-m", "actors.cli", *args]
+        command = [*(prefix or []), sys.executable, "-m", "actors.cli", *args]
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def start(self, timeout: float = 300.0) -> None:
@@ -95,7 +101,9 @@ class Swarm:
         args += ["--index", str(index), "--state-dir", str(self.state_dir / f"do-{index}")]
         if self.keep_plaintext:
             args.append("--keep-plaintext")
-        self.dos[index] = self._spawn(f"do-{index}", args)
+        if index in self.do_hosts:
+            args += ["--host", self.do_hosts[index]]
+        self.dos[index] = self._spawn(f"do-{index}", args, self.do_prefixes.get(index))
 
     def kill_data_owner(self, index: int) -> None:
         """SIGKILL data owner `index` (no clean-up: its state is what it persisted)."""

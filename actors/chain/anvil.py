@@ -31,19 +31,21 @@ def anvil_binary() -> str | None:
     return shutil.which("anvil")
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
 class AnvilNode:
-    """A child anvil process on 127.0.0.1; a context manager that always stops it."""
+    """A child anvil process on `host` (127.0.0.1 unless told); a context manager that always
+    stops it."""
 
     def __init__(
         self,
         port: int | None = None,
         *,
+        host: str = "127.0.0.1",
         block_time: float | None = None,
         extra_args: tuple[str, ...] = (),
         startup_timeout: float = 20.0,
@@ -51,9 +53,9 @@ class AnvilNode:
         binary = anvil_binary()
         if binary is None:
             raise NodeUnavailable("anvil not found: run `just setup` (npm @foundry-rs/anvil)")
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        args = [binary, "--host", "127.0.0.1", "--port", str(self.port), "--silent"]
+        self.port = port or free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        args = [binary, "--host", host, "--port", str(self.port), "--silent"]
         args += ["--accounts", "1"]
         if block_time is not None:
             args += ["--block-time", str(block_time)]
