@@ -1,9 +1,25 @@
 """A real node over JSON-RPC (anvil, a testnet, ...) through web3.py.
 
 Transactions are signed locally with private keys the process holds (from the environment or
-created for a local dev node). Before sending, each call is estimated, which surfaces the
-contract's revert reason as a named `TransactionReverted` without paying for a failed
-transaction. Gas figures are the receipts' `gasUsed`: these are the ones to quote.
+created for a local dev node). Gas figures are the receipts' `gasUsed`: these are the ones to quote.
+
+Two gas strategies (`gas_strategy`):
+- `"estimate"` (the default on a public node): each call is estimated first, which surfaces the
+  contract's revert reason as a named `TransactionReverted` without paying for a failed
+  transaction; the limit is the estimate plus a margin.
+- `"cap"` (the default on an automining dev node, `dev=True`): no estimate; every transaction
+  carries the block's gas limit (EIP-7825's 2**24 if the node refuses more; anvil 1.7 does not).
+  Only gas used is charged, so this costs nothing extra on a dev node that mines each transaction
+  in a block of its own, and saves a full execution per transaction. A
+  transaction that reverts is mined (status 0) and replayed as a call in its parent block to
+  name the contract's reason, so callers see the same `TransactionReverted`. The fee cap is read
+  once and re-read only when the node refuses a transaction.
+
+Either way calldata is encoded once (`ContractCodec`) and signatures come from OpenSSL
+(`Signer`). On an automining dev node a transaction is sent with EIP-7966's
+`eth_sendRawTransactionSync`, whose answer is the receipt; elsewhere the receipt is polled from the
+moment the node has the transaction. The block timestamp is read from the receipt when the node
+includes it (anvil does), else from the block.
 """
 
 from __future__ import annotations
@@ -11,15 +27,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import eth_abi
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
-from web3.logs import DISCARD
 
 from actors.chain.artifacts import Artifact, artifact_for
 from actors.chain.base import (
@@ -31,30 +48,77 @@ from actors.chain.base import (
     TxRecord,
     normalise,
 )
+from actors.chain.codec import ContractCodec
+from actors.chain.signing import Signer
 
 # A transaction's gas limit is its estimate plus a margin: the state can change between the
 # estimate and inclusion (another DO's unmask makes ours the one that pays the whole group).
 # Only gas used is charged, so a generous limit costs nothing.
 _GAS_MARGIN = 1.25
 _GAS_SLACK = 50_000
+# EIP-7825 (Osaka): a node enforcing it refuses a transaction asking for more gas than this
+_TX_GAS_CAP = 2**24
+GAS_STRATEGIES = ("estimate", "cap")
+# receipt polling: first poll at once, then backing off to this interval
+_POLL_FIRST = 0.001
+_POLL_MAX = 0.1
+_RECEIPT_TIMEOUT = 120.0
+_SEND = "eth_sendRawTransaction"
+_SEND_SYNC = "eth_sendRawTransactionSync"  # EIP-7966: the receipt in the answer
+_ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
+
+
+@dataclass(frozen=True, slots=True)
+class _Mined:
+    """The fields of a JSON-RPC receipt the client uses, parsed."""
+
+    tx_hash: str
+    success: bool
+    gas_used: int
+    block: int
+    timestamp: int | None
+    sender: str
+    contract_address: str | None
+    logs: tuple[Mapping[str, Any], ...]
 
 
 class RpcChain:
-    """A JSON-RPC node. `dev=True` enables anvil's cheat methods (balances, time travel)."""
+    """A JSON-RPC node. `dev=True` enables anvil's cheat methods (balances, time travel) and, on
+    an automining node and unless `gas_strategy` says otherwise, sends without estimating (see
+    the module docstring)."""
 
-    def __init__(self, url: str, *, dev: bool = False, funder_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        dev: bool = False,
+        funder_key: str | None = None,
+        gas_strategy: str | None = None,
+    ) -> None:
         self.name = "anvil" if dev else "rpc"
         self.url = url
         self.dev = dev
+        if gas_strategy is not None and gas_strategy not in GAS_STRATEGIES:
+            raise ValueError(f"gas_strategy must be one of {GAS_STRATEGIES}")
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 120}))
         try:
             self.chain_id = self.w3.eth.chain_id
         except (requests.RequestException, Web3RPCError) as error:
             raise NodeUnavailable(f"no JSON-RPC node at {url}: {error}") from None
+        # An automining dev node mines a transaction as it arrives, in a block of its own:
+        # EIP-7966's eth_sendRawTransactionSync then answers with the receipt in the same round
+        # trip, and a transaction may ask for the whole block's gas. With interval mining, many
+        # transactions share a block, so they keep estimating.
+        automine = dev and self._rpc("anvil_getAutomine", []) is True
+        self._send_sync = automine
+        self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
         self._accounts: dict[str, LocalAccount] = {}
+        self._signers: dict[str, Signer] = {}
         self._nonces: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._sender_locks: dict[str, threading.Lock] = {}
         self._artifacts: dict[str, Artifact] = {}
+        self._codecs: dict[str, ContractCodec] = {}
+        self._max_fee: int | None = None
         self._funder = self.add_account(funder_key) if funder_key else None
         self.block_gas_limit = self.w3.eth.get_block("latest")["gasLimit"]
 
@@ -64,6 +128,8 @@ class RpcChain:
         """Sign for the account of `private_key`; return its address."""
         account = Account.from_key(private_key)
         self._accounts[account.address] = account
+        self._signers[account.address] = Signer(account.key)
+        self._sender_locks.setdefault(account.address, threading.Lock())
         return account.address
 
     def private_key(self, address: str) -> str:
@@ -71,11 +137,11 @@ class RpcChain:
         return self._accounts[address].key.hex()
 
     def new_account(self, funds_wei: int) -> str:
-        account = Account.create()
-        self._accounts[account.address] = account
+        address = self.add_account(Account.create().key.hex())
+        self._nonces[address] = 0  # a fresh key has sent nothing: no need to ask the node
         if funds_wei:
-            self.fund(account.address, funds_wei)
-        return account.address
+            self.fund(address, funds_wei)
+        return address
 
     def fund(self, address: str, funds_wei: int) -> None:
         """Fund `address`: anvil's setBalance on a dev node, else a transfer from the funder."""
@@ -90,13 +156,18 @@ class RpcChain:
         artifact = artifact_for(source)
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         tx = factory.constructor(*args).build_transaction({"from": sender, "nonce": 0})
-        receipt = self._send(self._accounts[sender], tx, "deploy")
-        address = receipt["contractAddress"]
-        self._artifacts[address] = artifact
+        tx = {key: tx[key] for key in ("data", "value", "gas") if key in tx}
+        mined = self._send(sender, tx, "deploy")
+        address = Web3.to_checksum_address(mined.contract_address)
+        self._attach(address, artifact)
         return address
 
     def attach(self, source: Path, address: str) -> None:
-        self._artifacts[Web3.to_checksum_address(address)] = artifact_for(source)
+        self._attach(Web3.to_checksum_address(address), artifact_for(source))
+
+    def _attach(self, address: str, artifact: Artifact) -> None:
+        self._artifacts[address] = artifact
+        self._codecs[address] = ContractCodec(artifact.abi)
 
     def _contract(self, address: str) -> Any:
         address = Web3.to_checksum_address(address)
@@ -114,94 +185,138 @@ class RpcChain:
         gas_extra: int = 0,
     ) -> Receipt:
         started = time.perf_counter()
-        call = self._contract(address).functions[function](*args)
-        try:
-            gas = call.estimate_gas({"from": sender, "value": value})
-        except ContractLogicError as error:
-            raise TransactionReverted(function, _reason(error)) from None
-        tx = call.build_transaction(
-            {
-                "from": sender,
-                "value": value,
-                "gas": min(int(gas * _GAS_MARGIN) + _GAS_SLACK + gas_extra, self.block_gas_limit),
-                "nonce": 0,
-            }
-        )
-        raw = self._send(self._accounts[sender], tx, function)
-        block = self.w3.eth.get_block(raw["blockNumber"])
-        events = tuple(self._decode_receipt_events(address, raw))
+        if address not in self._codecs:
+            address = Web3.to_checksum_address(address)
+        codec = self._codecs[address]
+        tx = {"to": address, "data": codec.encode_call(function, args), "value": value}
+        if self.gas_strategy == "estimate":
+            try:
+                gas = self.w3.eth.estimate_gas({"from": sender, **tx})
+            except ContractLogicError as error:
+                raise TransactionReverted(function, _reason(error)) from None
+            tx["gas"] = min(int(gas * _GAS_MARGIN) + _GAS_SLACK + gas_extra, self.block_gas_limit)
+        else:
+            tx["gas"] = self.block_gas_limit
+        mined = self._send(sender, tx, function)
+        timestamp = mined.timestamp
+        if timestamp is None:  # a node whose receipts do not carry their block's timestamp
+            timestamp = self.w3.eth.get_block(mined.block)["timestamp"]
         return Receipt(
             function=function,
-            tx_hash=raw["transactionHash"].to_0x_hex(),
-            gas_used=raw["gasUsed"],
-            block=raw["blockNumber"],
-            timestamp=block["timestamp"],
+            tx_hash=mined.tx_hash,
+            gas_used=mined.gas_used,
+            block=mined.block,
+            timestamp=timestamp,
             seconds=time.perf_counter() - started,
-            events=events,
+            events=tuple(codec.decode_logs(address, mined.logs)),
         )
 
-    def _send(self, account: LocalAccount, tx: dict[str, Any], what: str) -> Any:
-        """Sign with the account's next nonce, send, and wait for the receipt."""
-        tx = dict(tx)
-        tx.setdefault("chainId", self.chain_id)
-        if "maxFeePerGas" not in tx and "gasPrice" not in tx:
-            tx["maxPriorityFeePerGas"] = 1
-            tx["maxFeePerGas"] = 2 * self.w3.eth.gas_price + 1
-        with self._lock:
-            nonce = self._nonces.get(account.address)
-            if nonce is None:
-                nonce = self.w3.eth.get_transaction_count(account.address, "pending")
-            tx["nonce"] = nonce
-            signed = account.sign_transaction(tx)
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Web3RPCError as error:
-                self._nonces.pop(account.address, None)  # re-read the nonce next time
-                raise ChainError(f"{what}: node refused the transaction: {error}") from None
-            self._nonces[account.address] = nonce + 1
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.005)
-        if receipt["status"] != 1:
-            raise TransactionReverted(what, self._replay_reason(tx, receipt))
-        return receipt
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        """One raw JSON-RPC request (no web3 formatting); the node's errors as Web3RPCError."""
+        response = self.w3.provider.make_request(method, params)
+        if "error" in response:
+            raise Web3RPCError(str(response["error"]), rpc_response=response)
+        return response.get("result")
 
-    def _replay_reason(self, tx: dict[str, Any], receipt: Any) -> str:
+    def _fee_cap(self, refresh: bool) -> int:
+        """maxFeePerGas: twice the node's price (estimate: read for every transaction; cap:
+        read once, then only after a refusal, base fees move at most 12.5% a block)."""
+        if refresh or self._max_fee is None or self.gas_strategy == "estimate":
+            self._max_fee = 2 * int(self._rpc("eth_gasPrice", []), 16) + 1
+        return self._max_fee
+
+    def _send(self, sender: str, tx: dict[str, Any], what: str) -> _Mined:
+        """Sign with the account's next nonce, send, and wait for the receipt.
+
+        An account's transactions are signed and sent one at a time (its nonces in order);
+        different accounts send concurrently."""
+        fields = {"chainId": self.chain_id, "maxPriorityFeePerGas": 1, **tx}
+        signer = self._signers[sender]
+        with self._sender_locks[sender]:
+            for attempt in (0, 1):
+                nonce = self._nonces.get(sender)
+                if nonce is None:
+                    nonce = int(self._rpc("eth_getTransactionCount", [sender, "pending"]), 16)
+                fields["nonce"] = nonce
+                fields["maxFeePerGas"] = tx.get("maxFeePerGas") or self._fee_cap(attempt > 0)
+                raw = "0x" + signer.sign_transaction(fields).hex()
+                method = (
+                    "eth_sendRawTransactionSync" if self._send_sync else "eth_sendRawTransaction"
+                )
+                try:
+                    answer = self._rpc(method, [raw])
+                except Web3RPCError as error:
+                    self._nonces.pop(sender, None)  # re-read the nonce next time
+                    if attempt == 0 and self.gas_strategy == "cap":
+                        # a stale fee cap or nonce, or a node enforcing EIP-7825's per-transaction
+                        # gas cap: read both again and respect the cap, once
+                        fields["gas"] = min(fields["gas"], _TX_GAS_CAP)
+                        continue
+                    raise ChainError(f"{what}: node refused the transaction: {error}") from None
+                self._nonces[sender] = nonce + 1
+                break
+            mined = _mined(answer) if self._send_sync else self._wait_receipt(answer)
+        if not mined.success:
+            raise TransactionReverted(what, self._replay_reason(sender, fields, mined))
+        return mined
+
+    def _wait_receipt(self, tx_hash: str) -> _Mined:
+        deadline = time.monotonic() + _RECEIPT_TIMEOUT
+        delay = _POLL_FIRST
+        while (raw := self._rpc("eth_getTransactionReceipt", [tx_hash])) is None:
+            if time.monotonic() > deadline:
+                raise ChainError(f"no receipt for {tx_hash} after {_RECEIPT_TIMEOUT:.0f} s")
+            time.sleep(delay)
+            delay = min(2 * delay, _POLL_MAX)
+        return _mined(raw)
+
+    def _replay_reason(self, sender: str, tx: Mapping[str, Any], mined: _Mined) -> str:
         """Why a mined transaction failed: replay it as a call in its block's parent state."""
-        call = {key: tx[key] for key in ("from", "to", "data", "value") if key in tx}
-        if "from" not in call:
-            call["from"] = receipt["from"]
+        call: dict[str, Any] = {"from": sender, "value": tx.get("value", 0)}
+        if "to" in tx:
+            call["to"] = tx["to"]
+        if tx.get("data"):
+            call["data"] = "0x" + bytes(tx["data"]).hex()
         try:
-            self.w3.eth.call(call, receipt["blockNumber"] - 1)
+            self.w3.eth.call(call, mined.block - 1)
         except ContractLogicError as error:
             return _reason(error)
-        if receipt["gasUsed"] >= tx["gas"]:
+        if mined.gas_used >= tx["gas"]:
             return f"out of gas (limit {tx['gas']})"
         return "reverted on chain (no reason returned)"
 
-    def _decode_receipt_events(self, address: str, receipt: Any) -> list[Event]:
-        contract = self._contract(address)
-        decoded = []
-        for abi in contract.abi:
-            if abi.get("type") != "event":
-                continue
-            for log in contract.events[abi["name"]]().process_receipt(receipt, errors=DISCARD):
-                decoded.append(_event(log))
-        return sorted(decoded, key=lambda e: e.log_index)
-
     def call(self, address: str, function: str, args: Sequence[Any] = ()) -> Any:
+        if address not in self._codecs:
+            address = Web3.to_checksum_address(address)
+        codec = self._codecs[address]
+        call = {"to": address, "data": "0x" + codec.encode_call(function, args).hex()}
         try:
-            return normalise(self._contract(address).functions[function](*args).call())
-        except ContractLogicError as error:
-            raise TransactionReverted(function, _reason(error)) from None
+            result = self._rpc("eth_call", [call, "latest"])
+        except Web3RPCError as error:
+            reason = _call_revert_reason(error)
+            if reason is None:
+                raise ChainError(f"{function}: the node did not answer the call: {error}") from None
+            raise TransactionReverted(function, reason) from None
+        return codec.decode_result(function, bytes.fromhex(result[2:]))
 
     def events(
         self, address: str, name: str, from_block: int = 0, filters: Mapping[str, Any] | None = None
     ) -> list[Event]:
-        logs = (
-            self._contract(address)
-            .events[name]
-            .get_logs(from_block=from_block, argument_filters=dict(filters) if filters else None)
-        )
-        return sorted((_event(log) for log in logs), key=lambda e: (e.block, e.log_index))
+        address = Web3.to_checksum_address(address)
+        codec = self._codecs[address]
+        filters = dict(filters or {})
+        query = {
+            "address": address,
+            "fromBlock": hex(from_block),
+            "toBlock": "latest",
+            "topics": codec.topics(name, filters),
+        }
+        events = [
+            event
+            for event in codec.decode_logs(address, self._rpc("eth_getLogs", [query]))
+            if all(_same(event.args[key], value) for key, value in filters.items())
+        ]
+        return sorted(events, key=lambda e: (e.block, e.log_index))
 
     def transactions(self, address: str, from_block: int = 0) -> list[TxRecord]:
         contract = self._contract(address)
@@ -246,14 +361,42 @@ class RpcChain:
         """Nothing to release: HTTP sessions close with the process."""
 
 
-def _event(log: Any) -> Event:
-    return Event(
-        name=log["event"],
-        args={key: normalise(value) for key, value in log["args"].items()},
-        block=log["blockNumber"],
-        log_index=log["logIndex"],
-        tx_hash=log["transactionHash"].to_0x_hex(),
+def _same(value: Any, wanted: Any) -> bool:
+    """A filter match; addresses compare whatever their case (the node matched their topics)."""
+    if isinstance(value, str) and isinstance(wanted, str):
+        return value.lower() == wanted.lower()
+    return value == wanted
+
+
+def _mined(raw: Mapping[str, Any]) -> _Mined:
+    stamp = raw.get("blockTimestamp")
+    return _Mined(
+        tx_hash=raw["transactionHash"],
+        success=_quantity(raw["status"]) == 1,
+        gas_used=_quantity(raw["gasUsed"]),
+        block=_quantity(raw["blockNumber"]),
+        timestamp=_quantity(stamp) if stamp is not None else None,
+        sender=raw["from"],
+        contract_address=raw.get("contractAddress"),
+        logs=tuple(raw["logs"]),
     )
+
+
+def _quantity(value: int | str) -> int:
+    """A JSON-RPC quantity: hex by the spec (anvil 1.7 sends `blockTimestamp` as a number)."""
+    return value if isinstance(value, int) else int(value, 16)
+
+
+def _call_revert_reason(error: Web3RPCError) -> str | None:
+    """The contract's reason from a raw eth_call error, or None if it is no revert."""
+    body = (error.rpc_response or {}).get("error") or {}
+    message = str(body.get("message", ""))
+    data = body.get("data")
+    if isinstance(data, str) and data.startswith(_ERROR_STRING):
+        return str(eth_abi.decode(["string"], bytes.fromhex(data[len(_ERROR_STRING) :]))[0])
+    if body.get("code") == 3 or message.startswith("execution reverted"):
+        return message.removeprefix("execution reverted").removeprefix(": ") or "reverted"
+    return None
 
 
 def _reason(error: ContractLogicError) -> str:

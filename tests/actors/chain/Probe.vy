@@ -32,3 +32,13 @@ def total_of(xs: DynArray[uint256, 16]) -> uint256:
     for x: uint256 in xs:
         s += x
     return s
+
+
+@external
+@view
+def checked(x: uint256) -> uint256:
+    """
+    @notice `x`, or a revert for zero (a view's revert reason reaches the caller).
+    """
+    assert x > 0, "probe: zero"
+    return x

@@ -18,7 +18,7 @@ def anvil_node() -> Iterator[AnvilNode]:
         yield node
 
 
-@pytest.fixture(params=["boa", "anvil"])
+@pytest.fixture(params=["boa", "anvil", "anvil-estimate"])
 def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     if request.param == "boa":
         import boa
@@ -26,7 +26,9 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
         with boa.env.anchor():
             yield BoaChain()
     else:
-        yield RpcChain(request.getfixturevalue("anvil_node").url, dev=True)
+        # "anvil" sends without estimating (the dev default); "anvil-estimate" as on a public node
+        strategy = "estimate" if request.param == "anvil-estimate" else None
+        yield RpcChain(request.getfixturevalue("anvil_node").url, dev=True, gas_strategy=strategy)
 
 
 @pytest.fixture
@@ -76,6 +78,14 @@ def test_views_take_arrays(chain: Chain, probe: tuple[str, str]) -> None:
     assert chain.call(address, "total_of", [[5, 6, 7]]) == 18
 
 
+def test_view_revert_reason_is_named(chain: Chain, probe: tuple[str, str]) -> None:
+    _, address = probe
+    assert chain.call(address, "checked", [7]) == 7
+    with pytest.raises(TransactionReverted) as info:
+        chain.call(address, "checked", [0])
+    assert info.value.reason == "probe: zero"
+
+
 def test_advance_time_moves_block_timestamp(chain: Chain, probe: tuple[str, str]) -> None:
     sender, address = probe
     before = chain.timestamp()
@@ -97,3 +107,66 @@ def test_transactions_are_read_back_with_gas_and_arguments(
     ]
     assert records[0].args["words"] == (9, 8)
     assert all(r.success and r.sender == sender for r in records)
+
+
+def test_reverted_transaction_without_estimate_is_mined_and_named(
+    anvil_node: AnvilNode,
+) -> None:
+    chain = RpcChain(anvil_node.url, dev=True)
+    assert chain.gas_strategy == "cap"
+    sender = chain.new_account(10**20)
+    address = chain.deploy(PROBE, [], sender)
+    before = chain.block_number()
+    with pytest.raises(TransactionReverted) as info:
+        chain.transact(address, "bump", [0, [5]], sender)
+    assert info.value.reason == "probe: zero bump"
+    # the failed transaction was mined (no estimate stopped it): it used a nonce, and the
+    # next one from the same account still goes through
+    assert chain.block_number() == before + 1
+    receipt = chain.transact(address, "bump", [2, []], sender)
+    assert receipt.block == before + 2
+    assert chain.call(address, "count") == 2
+
+
+def test_stale_fee_cap_is_read_again_after_a_refusal(anvil_node: AnvilNode) -> None:
+    chain = RpcChain(anvil_node.url, dev=True)
+    sender = chain.new_account(10**20)
+    address = chain.deploy(PROBE, [], sender)
+    chain._max_fee = 1  # below any base fee: the node refuses, the client reads the price again
+    receipt = chain.transact(address, "bump", [1, []], sender)
+    assert receipt.gas_used > 21_000
+    assert chain._max_fee > 1
+
+
+# anvil's first default dev account (the public "test test ... junk" mnemonic), its funder
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+def test_public_node_path_estimates_and_polls_receipts(anvil_node: AnvilNode) -> None:
+    chain = RpcChain(anvil_node.url, funder_key=ANVIL_DEV_KEY)
+    assert chain.gas_strategy == "estimate"
+    sender = chain.new_account(10**19)  # a transfer from the funder, not a cheat method
+    assert chain.balance(sender) == 10**19
+    address = chain.deploy(PROBE, [], sender)
+    before = chain.block_number()
+    with pytest.raises(TransactionReverted) as info:
+        chain.transact(address, "bump", [0, []], sender)
+    assert info.value.reason == "probe: zero bump"
+    assert chain.block_number() == before  # refused by the estimate: nothing was sent
+    receipt = chain.transact(address, "bump", [4, [1]], sender)
+    assert receipt.block == before + 1
+    assert [e.args["words"] for e in receipt.events] == [(1,)]
+    with pytest.raises(ValueError, match="gas_strategy"):
+        RpcChain(anvil_node.url, gas_strategy="guess")
+
+
+def test_interval_mining_dev_node_estimates_and_polls() -> None:
+    # transactions share blocks here: none may ask for the whole block's gas
+    with AnvilNode(block_time=0.2) as node:
+        chain = RpcChain(node.url, dev=True)
+        assert chain.gas_strategy == "estimate"
+        sender = chain.new_account(10**20)
+        address = chain.deploy(PROBE, [], sender)
+        receipt = chain.transact(address, "bump", [3, [4]], sender)
+        assert [e.args["by"] for e in receipt.events] == [3]
+        assert chain.call(address, "count") == 3

@@ -1,0 +1,104 @@
+"""Calldata and logs from `ContractCodec` are byte for byte what web3's contract objects make."""
+
+from typing import Any
+
+import eth_abi
+from eth_utils import event_abi_to_log_topic
+from hypothesis import given
+from hypothesis import strategies as st
+from web3 import Web3
+
+from actors.chain.artifacts import MARKET_SOURCE, artifact_for
+from actors.chain.codec import ContractCodec
+
+ABI = artifact_for(MARKET_SOURCE).abi
+CODEC = ContractCodec(ABI)
+MARKET = Web3().eth.contract(abi=ABI)
+ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+uint256 = st.integers(0, 2**256 - 1)
+addresses = st.binary(min_size=20, max_size=20).map(Web3.to_checksum_address)
+bytes32 = st.binary(min_size=32, max_size=32)
+
+
+def _same_as_web3(function: str, args: list[Any]) -> None:
+    assert "0x" + CODEC.encode_call(function, args).hex() == MARKET.encode_abi(function, args)
+
+
+@given(task=uint256, round=uint256, index=uint256, words=st.lists(uint256, max_size=50))
+def test_submit_calldata(task: int, round: int, index: int, words: list[int]) -> None:
+    _same_as_web3("submit", [task, round, index, words])
+
+
+@given(
+    task=uint256,
+    reveals=st.lists(
+        st.tuples(addresses, st.integers(0, 1), bytes32, st.lists(bytes32, max_size=8)),
+        max_size=5,
+    ),
+)
+def test_unmask_calldata(task: int, reveals: list[tuple]) -> None:
+    _same_as_web3("unmask", [task, 0, [(a, k, s, list(p)) for a, k, s, p in reveals]])
+
+
+@given(key=bytes32, endpoint=st.text(max_size=40), owner=addresses, value=uint256)
+def test_register_and_config_calldata(key: bytes, endpoint: str, owner: str, value: int) -> None:
+    _same_as_web3("register", [7, key, endpoint])
+    config = (key, value, 32, 16, 1, 1, 10, 5, 5, 3, 10**15, 0, owner, 60, 60, 60, 60)
+    _same_as_web3("create_task", [config])
+
+
+def _log(event: str, topics: list[bytes], data: bytes) -> dict[str, Any]:
+    (abi,) = [e for e in ABI if e.get("type") == "event" and e["name"] == event]
+    return {
+        "address": ADDRESS.lower(),
+        "topics": ["0x" + t.hex() for t in [event_abi_to_log_topic(abi), *topics]],
+        "data": "0x" + data.hex(),
+        "blockNumber": "0x5",
+        "logIndex": "0x1",
+        "transactionHash": "0x" + "ab" * 32,
+    }
+
+
+@given(do=addresses, index=uint256, words=st.lists(uint256, max_size=50))
+def test_update_chunk_log(do: str, index: int, words: list[int]) -> None:
+    topics = [eth_abi.encode(["uint256"], [v]) for v in (3, 0)]
+    topics.append(eth_abi.encode(["address"], [do]))
+    log = _log("UpdateChunk", topics, eth_abi.encode(["uint256", "uint256[]"], [index, words]))
+    (event,) = CODEC.decode_logs(ADDRESS, [log])
+    assert event.name == "UpdateChunk"
+    assert event.args == {
+        "task": 3,
+        "round": 0,
+        "do": do,
+        "chunk_index": index,
+        "words": tuple(words),
+    }
+    assert (event.block, event.log_index, event.tx_hash) == (5, 1, "0x" + "ab" * 32)
+
+
+@given(owner=addresses, token=addresses, key=bytes32)
+def test_task_created_log_struct_with_address(owner: str, token: str, key: bytes) -> None:
+    (abi,) = [e for e in ABI if e.get("type") == "event" and e["name"] == "TaskCreated"]
+    (config_abi,) = [i for i in abi["inputs"] if not i["indexed"]]
+    config_type = "(" + ",".join(c["type"] for c in config_abi["components"]) + ")"
+    config = (key, 5, 32, 16, 1, 1, 10, 5, 5, 3, 10**15, 0, token, 60, 60, 60, 60)
+    topics = [eth_abi.encode(["uint256"], [4]), eth_abi.encode(["address"], [owner])]
+    data = eth_abi.encode([config_type], [config])
+    (event,) = CODEC.decode_logs(ADDRESS, [_log("TaskCreated", topics, data)])
+    assert event.args == {"task": 4, "owner": owner, "config": config}
+
+
+def test_logs_of_other_contracts_are_skipped() -> None:
+    log = _log("UpdateChunk", [], b"")
+    log["address"] = "0x" + "00" * 20
+    assert CODEC.decode_logs(ADDRESS, [log]) == []
+
+
+@given(members=st.lists(addresses, max_size=6), phase=st.tuples(uint256, uint256, uint256))
+def test_view_results_as_web3_returns_them(members: list[str], phase: tuple) -> None:
+    encoded = eth_abi.encode(["address[]"], [members])
+    assert CODEC.decode_result("members", encoded) == tuple(members)
+    encoded = eth_abi.encode(["uint256", "uint256", "uint256"], list(phase))
+    assert CODEC.decode_result("task_phase_of", encoded) == phase
+    assert CODEC.decode_result("task_count", eth_abi.encode(["uint256"], [3])) == 3
