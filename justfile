@@ -67,6 +67,10 @@ bench-rounds *args: setup
 # the gas and round benchmarks on anvil, ratios printed -> bench/results/*.json
 bench: bench-paths bench-rounds
 
+# poisoning defence: attack x rule x attackers x group size on the embedded chain -> bench/results/robustness.json
+robustness *args: setup
+    python -m bench.robustness "$@"
+
 # (Flower goes into its own .venv-flower: installed here it would downgrade rich and typer)
 # one DO's client work per round vs Flower's SecAgg+ primitives -> bench/results/mask.json
 bench-mask *args: setup

@@ -32,8 +32,8 @@ from protocol.constants import (
     PHASE_UNMASK,
 )
 from protocol.encoding import QuantConfig, check_headroom
-from protocol.errors import RecoveryError
-from protocol.robust import get_rule
+from protocol.errors import ConfigError, RecoveryError
+from protocol.robust import CombinationRule, get_rule
 from protocol.weighting import WeightedMean, check_count_headroom, decode_weighted
 
 log = logging.getLogger("omnilytics.mo")
@@ -132,6 +132,7 @@ class ModelOwner:
         self.config: TaskConfig | None = None
         self.reports: list[RoundReport] = []
         self.refunded_wei = 0
+        rule_from_spec(plan.rule)  # a misspelt rule fails here, not after a whole round
         check_headroom(plan.quant, 2 * plan.group_size - 1)
         check_count_headroom(plan.quant, 2 * plan.group_size - 1, plan.sample_cap)
 
@@ -247,7 +248,7 @@ class ModelOwner:
         if not means:
             self.observe("no_aggregate", round=report.round)
             return
-        rule = get_rule(self.plan.rule)
+        rule = rule_from_spec(self.plan.rule)
         updates = np.stack([m.update for m in means])
         weights = np.array([m.samples for m in means], dtype=np.float64)
         reference = await trio.to_thread.run_sync(self.learner.reference_update)
@@ -297,6 +298,27 @@ class ModelOwner:
             await self._chain(self.market.withdraw, self.account, token)
             self.refunded_wei += owed
             self.observe("refunded", amount=owed)
+
+
+def rule_from_spec(spec: str) -> CombinationRule:
+    """A combination rule from `name` or `name:key=value,...` (e.g. `fltrust:norm=median`)."""
+    name, _, params = spec.partition(":")
+    kwargs: dict[str, object] = {}
+    for item in filter(None, params.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"rule parameter {item!r}: use key=value")
+        kwargs[key.strip()] = _number_or_text(value.strip())
+    return get_rule(name.strip(), **kwargs)
+
+
+def _number_or_text(value: str) -> object:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value
 
 
 def _digest(model: bytes) -> bytes:
