@@ -15,11 +15,11 @@ Two gas strategies (`gas_strategy`):
   name the contract's reason, so callers see the same `TransactionReverted`. The fee cap is read
   once and re-read only when the node refuses a transaction.
 
-Either way calldata is encoded once (`ContractCodec`) and signatures come from OpenSSL
-(`Signer`). On an automining dev node a transaction is sent with EIP-7966's
-`eth_sendRawTransactionSync`, whose answer is the receipt; elsewhere the receipt is polled from the
-moment the node has the transaction. The block timestamp is read from the receipt when the node
-includes it (anvil does), else from the block.
+Either way calldata is encoded once (`ContractCodec`), signatures come from OpenSSL (`Signer`),
+the receipt is polled at once and then with a backoff (an automining node has it ready), and the
+block timestamp is read from the receipt when the node includes it (anvil does), else from the
+block. EIP-7966's `eth_sendRawTransactionSync` (receipt in the answer) is not used: on anvil 1.7.1,
+concurrent senders left transactions unmined in its pool until its 30 s timeout.
 """
 
 from __future__ import annotations
@@ -63,8 +63,6 @@ GAS_STRATEGIES = ("estimate", "cap")
 _POLL_FIRST = 0.001
 _POLL_MAX = 0.1
 _RECEIPT_TIMEOUT = 120.0
-_SEND = "eth_sendRawTransaction"
-_SEND_SYNC = "eth_sendRawTransactionSync"  # EIP-7966: the receipt in the answer
 _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
 
 
@@ -105,17 +103,15 @@ class RpcChain:
             self.chain_id = self.w3.eth.chain_id
         except (requests.RequestException, Web3RPCError) as error:
             raise NodeUnavailable(f"no JSON-RPC node at {url}: {error}") from None
-        # An automining dev node mines a transaction as it arrives, in a block of its own:
-        # EIP-7966's eth_sendRawTransactionSync then answers with the receipt in the same round
-        # trip, and a transaction may ask for the whole block's gas. With interval mining, many
-        # transactions share a block, so they keep estimating.
+        # An automining dev node mines a transaction as it arrives, in a block of its own, so a
+        # transaction may ask for the whole block's gas. With interval mining, many transactions
+        # share a block, so they keep estimating.
         automine = dev and self._rpc("anvil_getAutomine", []) is True
-        self._send_sync = automine
         self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
         self._accounts: dict[str, LocalAccount] = {}
         self._signers: dict[str, Signer] = {}
         self._nonces: dict[str, int] = {}
-        self._sender_locks: dict[str, threading.Lock] = {}
+        self._send_lock = threading.Lock()  # one send at a time: each account's nonces in order
         self._artifacts: dict[str, Artifact] = {}
         self._codecs: dict[str, ContractCodec] = {}
         self._max_fee: int | None = None
@@ -129,7 +125,6 @@ class RpcChain:
         account = Account.from_key(private_key)
         self._accounts[account.address] = account
         self._signers[account.address] = Signer(account.key)
-        self._sender_locks.setdefault(account.address, threading.Lock())
         return account.address
 
     def private_key(self, address: str) -> str:
@@ -228,23 +223,20 @@ class RpcChain:
     def _send(self, sender: str, tx: dict[str, Any], what: str) -> _Mined:
         """Sign with the account's next nonce, send, and wait for the receipt.
 
-        An account's transactions are signed and sent one at a time (its nonces in order);
-        different accounts send concurrently."""
+        Sends run one at a time (nonces in order; see `_send_lock`); waiting for a receipt by
+        polling happens outside the lock."""
         fields = {"chainId": self.chain_id, "maxPriorityFeePerGas": 1, **tx}
         signer = self._signers[sender]
-        with self._sender_locks[sender]:
+        with self._send_lock:
             for attempt in (0, 1):
                 nonce = self._nonces.get(sender)
                 if nonce is None:
                     nonce = int(self._rpc("eth_getTransactionCount", [sender, "pending"]), 16)
                 fields["nonce"] = nonce
                 fields["maxFeePerGas"] = tx.get("maxFeePerGas") or self._fee_cap(attempt > 0)
-                raw = "0x" + signer.sign_transaction(fields).hex()
-                method = (
-                    "eth_sendRawTransactionSync" if self._send_sync else "eth_sendRawTransaction"
-                )
+                raw = signer.sign_transaction(fields)
                 try:
-                    answer = self._rpc(method, [raw])
+                    tx_hash = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
                 except Web3RPCError as error:
                     self._nonces.pop(sender, None)  # re-read the nonce next time
                     if attempt == 0 and self.gas_strategy == "cap":
@@ -255,7 +247,7 @@ class RpcChain:
                     raise ChainError(f"{what}: node refused the transaction: {error}") from None
                 self._nonces[sender] = nonce + 1
                 break
-            mined = _mined(answer) if self._send_sync else self._wait_receipt(answer)
+        mined = self._wait_receipt(tx_hash)
         if not mined.success:
             raise TransactionReverted(what, self._replay_reason(sender, fields, mined))
         return mined
