@@ -1,0 +1,398 @@
+"""Chain processing time of a round and the data owners' client overhead, on anvil.
+
+Two measures, each a ratio to its target, from one run:
+
+- **Chain processing time of a round** at the paper's scale (the demo's MNIST CNN, d = 46,730
+  public parameters + the sample-count lane, 10 data owners in groups of 5, 32-bit lanes). One
+  round is run by the real actors (`bench.gas.one_round`: model owner, data owners, Noise
+  channels, masked submissions; synthetic updates in place of training) on a fresh anvil node
+  with automine, with every chain request of every actor serialized through one lock: exactly one
+  request is in flight at a time, so no transaction waits behind another. `chain_seconds` is the
+  sum over the round's transactions of send-to-receipt wall time (`Receipt.seconds`: encode,
+  fee, sign, send, the node executing and mining it, receipt, decoded events), deployment
+  excluded. `node_seconds` is the part spent inside `eth_sendRawTransaction` (anvil executes and
+  mines an automined transaction before it answers). Median of `--repeats` fresh runs, beside
+  the seed paper's 500 ms.
+- **Client overhead**: the demo's own market (`actors.scenario.Scenario()`: 10 data owners on
+  real MNIST, 1,000 samples each, real training) on anvil. Per data owner, protocol time is its
+  trio tasks' step time (round machine: quantization, masking, Shamir, Merkle trees; Noise
+  channels; state store) plus the wall time of its chain calls (transactions and reads, run in
+  worker threads); local training time is the wall time of its learner's `train`. The fraction
+  is protocol over training; the row reports the median over data owners (the max beside it).
+  A data owner also polls `task_phase_of` and the chain's clock every `poll_interval` (50 ms)
+  while it waits for the next phase: that wall time is waiting, not work, and is reported apart
+  (`protocol_overhead_with_phase_polls` counts it too).
+
+Writes bench/results/chain_time.json.
+
+    python -m bench.chain_time [--repeats 3] [--skip-demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+from rich.console import Console
+from rich.table import Table
+
+from actors.chain.anvil import AnvilNode
+from actors.chain.base import Chain
+from actors.chain.rpc_backend import RpcChain
+from actors.data_owner import DataOwner, DataOwnerSettings, Learner
+from actors.learning.model import public_parameter_count
+from actors.learning.train import use_threads
+from actors.market import Market
+from actors.model_owner import ModelOwner
+from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.store import StateStore
+from bench.gas import RESULTS, one_round
+from protocol.constants import MAX_CHUNK_WORDS
+
+PAPER_SECONDS = 0.5  # "within 500 ms of blockchain processing time" (the seed paper)
+OVERHEAD_TARGET = 0.10
+# what a data owner polls while it waits for the next phase (with the chain's clock)
+_PHASE_VIEW = "task_phase_of"
+DOS = 10
+GROUP_SIZE = 5
+LANE_BITS = 32
+
+MEASURE = (
+    "chain_seconds: one round (10 DOs, groups of 5, 32-bit lanes, synthetic updates) on a fresh "
+    "anvil with automine, every chain request of every actor serialized (one in flight); sum "
+    "over the round's transactions of send-to-receipt wall time (encode, fee, sign, send, "
+    "execute and mine, receipt, decode), deployment excluded; median of repeats. "
+    "node_seconds: the part inside eth_sendRawTransaction. protocol_overhead: the demo scenario "
+    "(10 DOs, real MNIST training) on anvil; per DO (trio step time of its tasks + wall time of "
+    "its chain calls except its task_phase_of and clock polls while waiting for the next phase, "
+    "reported "
+    "apart as protocol_overhead_with_phase_polls) / wall time of its local training; median over "
+    "DOs."
+)
+
+
+class SerialChain:
+    """A chain whose requests run one at a time, each transaction's RPC calls timed.
+
+    Every actor's transactions and reads pass through one lock, so a transaction's
+    send-to-receipt time is its own, not a queue behind another data owner's.
+    """
+
+    def __init__(self, chain: RpcChain) -> None:
+        self._chain = chain
+        self._lock = threading.Lock()
+        self._rpc: list[tuple[str, float]] | None = None
+        self.name = chain.name
+        self.breakdown: list[tuple[str, float, dict[str, float]]] = []
+        provider = chain.w3.provider
+        make_request = provider.make_request
+
+        def timed(method: str, params: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return make_request(method, params)
+            finally:
+                if self._rpc is not None:
+                    self._rpc.append((method, time.perf_counter() - started))
+
+        provider.make_request = timed
+
+    def transact(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self._rpc = []
+            try:
+                receipt = self._chain.transact(*args, **kwargs)
+            finally:
+                rpc, self._rpc = self._rpc, None
+            per_method: dict[str, float] = defaultdict(float)
+            for method, seconds in rpc:
+                per_method[method] += seconds
+            self.breakdown.append((receipt.function, receipt.seconds, dict(per_method)))
+            return receipt
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._chain, name)
+        if not callable(attr):
+            return attr
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return locked
+
+
+def serialized_round(params: int) -> dict:
+    """One round, every request serialized, on a fresh anvil: its transactions' times."""
+    with AnvilNode() as node:
+        chain = SerialChain(RpcChain(node.url, dev=True))
+        started = time.perf_counter()
+        market, _ = trio.run(one_round, chain, DOS, GROUP_SIZE, params, LANE_BITS, MAX_CHUNK_WORDS)
+        wall = time.perf_counter() - started
+    receipts = market.receipts
+    deploy_free = chain.breakdown[-len(receipts) :]
+    by_function: dict[str, dict[str, float]] = {}
+    rpc_totals: dict[str, float] = defaultdict(float)
+    for function, seconds, rpc in deploy_free:
+        row = by_function.setdefault(function, {"calls": 0, "seconds": 0.0, "rpc_seconds": 0.0})
+        row["calls"] += 1
+        row["seconds"] += seconds
+        row["rpc_seconds"] += sum(rpc.values())
+        for method, spent in rpc.items():
+            rpc_totals[method] += spent
+    return {
+        "transactions": len(receipts),
+        "total_gas": sum(r.gas_used for r in receipts),
+        "chain_seconds": sum(r.seconds for r in receipts),
+        "node_seconds": sum(
+            rpc_totals.get(m, 0.0) for m in ("eth_sendRawTransaction", "eth_sendRawTransactionSync")
+        ),
+        "rpc_seconds": dict(rpc_totals),
+        "by_function": by_function,
+        "wall_seconds": wall,
+    }
+
+
+class TimedChain:
+    """One data owner's view of a shared chain: the wall time of its calls is summed, the
+    phase polls (waiting for the next phase, every `poll_interval`) apart from other reads."""
+
+    def __init__(self, chain: Chain, spent: dict[str, float]) -> None:
+        self._chain = chain
+        self._spent = spent
+        self.name = chain.name
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._chain, name)
+        if not callable(attr):
+            return attr
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - started
+                if name == "transact":
+                    self._spent["transactions"] += spent
+                elif name == "timestamp" or (name == "call" and args[1:2] == (_PHASE_VIEW,)):
+                    self._spent["phase_polls"] += spent
+                else:
+                    self._spent["reads"] += spent
+                    what = args[1] if name in ("call", "events") and len(args) > 1 else ""
+                    self._spent[f"read {name} {what}".strip()] += spent
+
+        return timed
+
+
+class TimedLearner:
+    """A learner whose `train` wall time is recorded (the denominator of the overhead)."""
+
+    def __init__(self, learner: Learner, spent: dict[str, float]) -> None:
+        self._learner = learner
+        self._spent = spent
+
+    def train(self, model_bytes: bytes, round: int) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._learner.train(model_bytes, round)
+        finally:
+            self._spent["training"] += time.perf_counter() - started
+
+
+class StepClock(trio.abc.Instrument):
+    """Sums the time each data owner's trio tasks run in the event loop thread."""
+
+    def __init__(self) -> None:
+        self.roots: dict[trio.lowlevel.Task, dict[str, float]] = {}
+        self._owner: dict[trio.lowlevel.Task, dict[str, float] | None] = {}
+        self._started = 0.0
+
+    def _find(self, task: trio.lowlevel.Task) -> dict[str, float] | None:
+        if task not in self._owner:
+            owner, walk = None, task
+            while walk is not None:
+                if walk in self.roots:
+                    owner = self.roots[walk]
+                    break
+                nursery = walk.parent_nursery
+                walk = nursery.parent_task if nursery is not None else None
+            self._owner[task] = owner
+        return self._owner[task]
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self._started = time.perf_counter()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        spent = self._find(task)
+        if spent is not None:
+            spent["steps"] += time.perf_counter() - self._started
+
+
+async def _demo_market(scenario: Scenario, chain: Chain, state_dir: Path) -> list[dict]:
+    """The demo's market (as `actors.run.run_market` builds it), each data owner timed."""
+    data = await trio.to_thread.run_sync(split_data, scenario)
+    owner_learner = await trio.to_thread.run_sync(model_owner_learner, scenario, data)
+    mo_account = chain.new_account(10**22)
+    market = Market.deploy(chain, mo_account)
+    mo = ModelOwner(market, mo_account, owner_learner, scenario.plan())
+    task = await mo.create_task()
+    limiter = trio.CapacityLimiter(2)  # as the demo: one trainer per core
+    clock = StepClock()
+    trio.lowlevel.add_instrument(clock)
+    spent = [defaultdict(float) for _ in range(scenario.dos)]
+    dos = []
+    for i in range(scenario.dos):
+        account = chain.new_account(10**20)
+        settings = DataOwnerSettings(keep_plaintext=True, sample_cap=scenario.do_samples)
+        learner = TimedLearner(data_owner_learner(scenario, data, i), spent[i])
+        own_market = Market(TimedChain(chain, spent[i]), market.address)
+        store = StateStore(state_dir / f"do-{i}.sqlite")
+        dos.append(
+            DataOwner(
+                own_market, account, task, learner, store, settings=settings, train_limiter=limiter
+            )
+        )
+
+    def rooted(actor: DataOwner, times: dict[str, float]) -> Callable[..., Any]:
+        async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            clock.roots[trio.lowlevel.current_task()] = times
+            await actor.run(task_status=task_status)
+
+        return run
+
+    async with trio.open_nursery() as nursery:
+        for actor, times in zip(dos, spent, strict=True):
+            await nursery.start(rooted(actor, times))
+        await mo.run()
+        nursery.cancel_scope.cancel()
+    trio.lowlevel.remove_instrument(clock)
+    return [dict(times) for times in spent]
+
+
+def client_overhead() -> dict:
+    """The demo scenario on anvil; per data owner, protocol time over training time."""
+    use_threads(1)
+    scenario = Scenario()
+    with tempfile.TemporaryDirectory() as state, AnvilNode() as node:
+        chain = RpcChain(node.url, dev=True)
+        started = time.perf_counter()
+        per_do = trio.run(_demo_market, scenario, chain, Path(state))
+        wall = time.perf_counter() - started
+    rows = []
+    for times in per_do:
+        protocol = sum(times.get(k, 0.0) for k in ("steps", "transactions", "reads"))
+        polling = protocol + times.get("phase_polls", 0.0)
+        rows.append(
+            {
+                **times,
+                "protocol": protocol,
+                "fraction": protocol / times["training"],
+                "fraction_with_phase_polls": polling / times["training"],
+            }
+        )
+    fractions = [r["fraction"] for r in rows]
+    return {
+        "protocol_overhead": statistics.median(fractions),
+        "protocol_overhead_max": max(fractions),
+        "protocol_overhead_with_phase_polls": statistics.median(
+            r["fraction_with_phase_polls"] for r in rows
+        ),
+        "median_seconds": {
+            key: statistics.median(r.get(key, 0.0) for r in rows)
+            for key in ("training", "steps", "transactions", "reads", "phase_polls", "protocol")
+        },
+        "per_do": rows,
+        "wall_seconds": wall,
+    }
+
+
+def measure(repeats: int, params: int, demo: bool) -> dict:
+    runs = [serialized_round(params) for _ in range(repeats)]
+    chain_seconds = statistics.median(r["chain_seconds"] for r in runs)
+    overhead = client_overhead() if demo else None
+    row = {
+        "dos": DOS,
+        "d": params,
+        "lanes": params + 1,
+        "group_size": GROUP_SIZE,
+        "lane_bits": LANE_BITS,
+        "transactions": runs[0]["transactions"],
+        "total_gas": runs[0]["total_gas"],
+        "chain_seconds": chain_seconds,
+        "chain_seconds_runs": [r["chain_seconds"] for r in runs],
+        "node_seconds": statistics.median(r["node_seconds"] for r in runs),
+        "paper_seconds": PAPER_SECONDS,
+        "chain_to_paper": chain_seconds / PAPER_SECONDS,
+        "protocol_overhead": overhead["protocol_overhead"] if overhead else None,
+        "protocol_overhead_with_phase_polls": (
+            overhead["protocol_overhead_with_phase_polls"] if overhead else None
+        ),
+        "overhead_target": OVERHEAD_TARGET,
+        "measure": MEASURE,
+    }
+    return {"rows": [row], "runs": runs, "client": overhead}
+
+
+def print_result(console: Console, result: dict) -> None:
+    row = result["rows"][0]
+    run = min(result["runs"], key=lambda r: abs(r["chain_seconds"] - row["chain_seconds"]))
+    table = Table(title=f"one round, {row['dos']} DOs, d = {row['d']:,}: serialized chain time")
+    for name in ("entry point", "calls", "ms per call", "of which RPC ms", "total ms"):
+        table.add_column(name, justify="right")
+    for function, f in sorted(run["by_function"].items(), key=lambda kv: -kv[1]["seconds"]):
+        calls = f["calls"]
+        table.add_row(
+            function,
+            str(calls),
+            f"{1e3 * f['seconds'] / calls:.1f}",
+            f"{1e3 * f['rpc_seconds'] / calls:.1f}",
+            f"{1e3 * f['seconds']:.0f}",
+        )
+    console.print(table)
+    rpc = ", ".join(f"{m} {1e3 * s:.0f} ms" for m, s in sorted(run["rpc_seconds"].items()))
+    console.print(f"RPC round trips in that run: {rpc}")
+    console.print(
+        f"chain processing time of a round: {1e3 * row['chain_seconds']:.0f} ms "
+        f"(runs: {', '.join(f'{1e3 * s:.0f}' for s in row['chain_seconds_runs'])}; "
+        f"node {1e3 * row['node_seconds']:.0f} ms) vs the paper's "
+        f"{1e3 * PAPER_SECONDS:.0f} ms -> [bold]{row['chain_to_paper']:.3f}x[/bold]"
+    )
+    client = result["client"]
+    if client is not None:
+        m = client["median_seconds"]
+        console.print(
+            f"client overhead (median DO): protocol {m['protocol']:.2f} s (steps "
+            f"{m['steps']:.2f}, transactions {m['transactions']:.2f}, reads {m['reads']:.2f}) / "
+            f"training {m['training']:.2f} s -> [bold]{client['protocol_overhead']:.3f}[/bold] "
+            f"(max {client['protocol_overhead_max']:.3f}; target {OVERHEAD_TARGET:.2f}); "
+            f"with the phase polls while waiting ({m['phase_polls']:.2f} s): "
+            f"{client['protocol_overhead_with_phase_polls']:.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--params", type=int, default=public_parameter_count())
+    parser.add_argument("--skip-demo", action="store_true", help="chain time only")
+    parser.add_argument("--out", type=Path, default=RESULTS / "chain_time.json")
+    args = parser.parse_args()
+    result = measure(args.repeats, args.params, not args.skip_demo)
+    print_result(Console(), result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    Console().print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
