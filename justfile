@@ -64,8 +64,12 @@ bench-paths *args: setup
 bench-rounds *args: setup
     python -m bench.rounds "$@"
 
-# the gas and round benchmarks on anvil, ratios printed -> bench/results/*.json
-bench: bench-paths bench-rounds
+# chain processing time of a round vs the paper's 500 ms, and the data owners' client overhead -> bench/results/chain_time.json
+bench-chain-time *args: setup
+    python -m bench.chain_time "$@"
+
+# the gas, round and chain-time benchmarks on anvil, ratios printed -> bench/results/*.json
+bench: bench-paths bench-rounds bench-chain-time
 
 # poisoning defence: attack x rule x attackers x group size on the embedded chain -> bench/results/robustness.json
 robustness *args: setup

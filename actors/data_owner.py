@@ -23,7 +23,7 @@ import trio
 from eth_utils import to_checksum_address
 
 from actors.chain.aio import on_chain
-from actors.chain.base import TransactionReverted
+from actors.chain.base import NodeUnavailable, TransactionReverted
 from actors.channels import (
     ChannelError,
     ChannelKeys,
@@ -237,16 +237,30 @@ class DataOwner:
 
     async def _follow_task(self, nursery: trio.Nursery) -> None:
         while True:
-            info = await self._chain(self.market.phase, self.task)
-            if info.phase in (PHASE_ENDED, PHASE_CANCELLED) and not self._live_rounds():
+            try:
+                done = await self._follow_step(nursery)
+            except NodeUnavailable as error:
+                # the node is down or unreachable: wait for it, our state is safe in the store
+                log.error("%s: %s; retrying", self.account, error)
+                self.observe("node_unavailable", error=str(error))
+                await trio.sleep(max(1.0, self.settings.poll_interval))
+                continue
+            if done:
                 return
-            if info.phase != PHASE_REGISTER:
-                if info.round not in self.rounds and self._takes_part(info):
-                    await self._open_round(info.round, nursery)
-                for number in sorted(self._live_rounds()):
-                    await self._step_round(self.rounds[number], info)
-            await self._nudge(info)
             await trio.sleep(self.settings.poll_interval)
+
+    async def _follow_step(self, nursery: trio.Nursery) -> bool:
+        """One look at the chain; True once the task is over for us."""
+        info = await self._chain(self.market.phase, self.task)
+        if info.phase in (PHASE_ENDED, PHASE_CANCELLED) and not self._live_rounds():
+            return True
+        if info.phase != PHASE_REGISTER:
+            if info.round not in self.rounds and self._takes_part(info):
+                await self._open_round(info.round, nursery)
+            for number in sorted(self._live_rounds()):
+                await self._step_round(self.rounds[number], info)
+        await self._nudge(info)
+        return False
 
     async def _nudge(self, info: Any) -> None:
         """Advance a phase whose deadline passed a grace period ago (anyone may)."""

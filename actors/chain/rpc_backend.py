@@ -15,11 +15,12 @@ Two gas strategies (`gas_strategy`):
   name the contract's reason, so callers see the same `TransactionReverted`. The fee cap is read
   once and re-read only when the node refuses a transaction.
 
-Either way calldata is encoded once (`ContractCodec`), signatures come from OpenSSL (`Signer`),
-the receipt is polled at once and then with a backoff (an automining node has it ready), and the
-block timestamp is read from the receipt when the node includes it (anvil does), else from the
-block. EIP-7966's `eth_sendRawTransactionSync` (receipt in the answer) is not used: on anvil 1.7.1,
-concurrent senders left transactions unmined in its pool until its 30 s timeout.
+Either way calldata is encoded once (`ContractCodec`), eth_account signs on libsecp256k1
+(coincurve), the receipt is polled at once and then with a backoff (an automining node has it
+ready), and the block timestamp is read from the receipt when the node includes it (anvil
+does), else from the block. EIP-7966's `eth_sendRawTransactionSync` (receipt in the answer) is
+not used: on anvil 1.7.1, concurrent senders left transactions unmined in its pool until its
+30 s timeout.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ from actors.chain.base import (
     normalise,
 )
 from actors.chain.codec import ContractCodec
-from actors.chain.signing import Signer
 
 # A transaction's gas limit is its estimate plus a margin: the state can change between the
 # estimate and inclusion (another DO's unmask makes ours the one that pays the whole group).
@@ -109,7 +109,6 @@ class RpcChain:
         automine = dev and self._rpc("anvil_getAutomine", []) is True
         self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
         self._accounts: dict[str, LocalAccount] = {}
-        self._signers: dict[str, Signer] = {}
         self._nonces: dict[str, int] = {}
         self._send_lock = threading.Lock()  # one send at a time: each account's nonces in order
         self._artifacts: dict[str, Artifact] = {}
@@ -124,7 +123,6 @@ class RpcChain:
         """Sign for the account of `private_key`; return its address."""
         account = Account.from_key(private_key)
         self._accounts[account.address] = account
-        self._signers[account.address] = Signer(account.key)
         return account.address
 
     def private_key(self, address: str) -> str:
@@ -207,8 +205,12 @@ class RpcChain:
         )
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
-        """One raw JSON-RPC request (no web3 formatting); the node's errors as Web3RPCError."""
-        response = self.w3.provider.make_request(method, params)
+        """One raw JSON-RPC request (no web3 formatting); the node's errors as Web3RPCError, an
+        unreachable node as NodeUnavailable (callers may wait and retry)."""
+        try:
+            response = self.w3.provider.make_request(method, params)
+        except requests.RequestException as error:
+            raise NodeUnavailable(f"{method}: node at {self.url} unreachable: {error}") from None
         if "error" in response:
             raise Web3RPCError(str(response["error"]), rpc_response=response)
         return response.get("result")
@@ -226,7 +228,7 @@ class RpcChain:
         Sends run one at a time (nonces in order; see `_send_lock`); waiting for a receipt by
         polling happens outside the lock."""
         fields = {"chainId": self.chain_id, "maxPriorityFeePerGas": 1, **tx}
-        signer = self._signers[sender]
+        account = self._accounts[sender]
         with self._send_lock:
             for attempt in (0, 1):
                 nonce = self._nonces.get(sender)
@@ -234,7 +236,7 @@ class RpcChain:
                     nonce = int(self._rpc("eth_getTransactionCount", [sender, "pending"]), 16)
                 fields["nonce"] = nonce
                 fields["maxFeePerGas"] = tx.get("maxFeePerGas") or self._fee_cap(attempt > 0)
-                raw = signer.sign_transaction(fields)
+                raw = account.sign_transaction({**fields, "type": 2}).raw_transaction
                 try:
                     tx_hash = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
                 except Web3RPCError as error:
@@ -338,8 +340,12 @@ class RpcChain:
     # time
 
     def timestamp(self) -> int:
+        """The earliest timestamp a transaction sent now can carry: the latest block's, or the
+        wall clock if later (an automining node mines no block while nothing is sent, so its
+        latest block's time stands still, and deadlines would never seem to pass)."""
         # raw: a data owner reads the clock on every poll, web3's block formatting is not free
-        return _quantity(self._rpc("eth_getBlockByNumber", ["latest", False])["timestamp"])
+        latest = _quantity(self._rpc("eth_getBlockByNumber", ["latest", False])["timestamp"])
+        return max(latest, int(time.time()))
 
     def advance_time(self, seconds: int) -> None:
         if not self.dev:

@@ -1,5 +1,6 @@
 """The chain interface behaves the same on the embedded EVM and on a real anvil node."""
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 
 from actors.chain import BoaChain, Chain, TransactionReverted
 from actors.chain.anvil import AnvilNode
+from actors.chain.base import NodeUnavailable
 from actors.chain.rpc_backend import RpcChain
 
 PROBE = Path(__file__).with_name("Probe.vy")
@@ -170,3 +172,19 @@ def test_interval_mining_dev_node_estimates_and_polls() -> None:
         receipt = chain.transact(address, "bump", [3, [4]], sender)
         assert [e.args["by"] for e in receipt.events] == [3]
         assert chain.call(address, "count") == 3
+
+
+def test_node_clock_moves_while_nothing_is_mined() -> None:
+    """An automining node mines no block while idle; deadlines must still pass."""
+    with AnvilNode() as node:
+        chain = RpcChain(node.url, dev=True)
+        before = chain.timestamp()
+        time.sleep(2.1)
+        assert chain.timestamp() >= before + 2
+
+
+def test_an_unreachable_node_is_named() -> None:
+    with AnvilNode() as node:
+        chain = RpcChain(node.url, dev=True)
+    with pytest.raises(NodeUnavailable, match="unreachable"):
+        chain.timestamp()
