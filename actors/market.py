@@ -16,7 +16,7 @@ from typing import Any
 
 from actors.chain.artifacts import MARKET_SOURCE
 from actors.chain.base import Chain, Receipt
-from protocol.commitments import model_digest
+from protocol.commitments import model_digest, split_chunks
 from protocol.constants import MAX_CHUNK_WORDS, MAX_MODEL_CHUNK, STATUS_SUBMITTED
 from protocol.errors import RemoteProtocolError
 from protocol.recovery import RevealedShare, Submission
@@ -138,9 +138,10 @@ class Market:
         chunk_words: int = MAX_CHUNK_WORDS,
         start_chunk: int = 0,
     ) -> list[Receipt]:
-        """Post a whole masked update in chunks of `chunk_words`, from chunk `start_chunk` on."""
+        """Post a whole masked update in the fewest even chunks of at most `chunk_words` (as the
+        round machine cuts them), from chunk `start_chunk` on."""
         receipts = []
-        chunks = [words[i : i + chunk_words] for i in range(0, len(words), chunk_words)]
+        chunks = split_chunks(words, chunk_words)
         for index in range(start_chunk, len(chunks)):
             receipts.append(self.submit(task, round, index, chunks[index], sender))
         return receipts
