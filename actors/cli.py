@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from actors.scenario import Scenario
 
 app = typer.Typer(
     help="OmniLytics: a blockchain data market for machine learning.",
@@ -27,6 +30,22 @@ def _parse_drops(drops: list[str]) -> tuple[tuple[int, int, str], ...]:
         if step not in ("share", "submit", "unmask"):
             raise typer.BadParameter(f"{text!r}: STEP is share, submit or unmask")
     return tuple(parsed)
+
+
+def _scenario(**fields: object) -> Scenario:
+    """A scenario from command-line values, refused with a message before anything runs."""
+    from actors.model_owner import rule_from_spec
+    from actors.scenario import Scenario
+    from protocol.errors import ConfigError
+
+    scenario = Scenario(**fields)
+    if not 2 <= scenario.threshold <= scenario.group_size <= scenario.dos:
+        raise typer.BadParameter("need 2 <= threshold <= group-size <= dos")
+    try:
+        rule_from_spec(scenario.rule)
+    except ConfigError as error:
+        raise typer.BadParameter(f"--rule: {error}") from None
+    return scenario
 
 
 @app.callback()
@@ -56,9 +75,8 @@ def demo(
 ) -> None:
     """Run a whole market in one process: 1 model owner + N data owners on real MNIST."""
     from actors.run import demo as run_demo
-    from actors.scenario import Scenario
 
-    scenario = Scenario(
+    scenario = _scenario(
         dos=dos,
         rounds=rounds,
         group_size=group_size,
@@ -68,8 +86,6 @@ def demo(
         seed=seed,
         drops=_parse_drops(drop or []),
     )
-    if not 2 <= threshold <= group_size <= dos:
-        raise typer.BadParameter("need 2 <= threshold <= group-size <= dos")
     result = run_demo(scenario, chain_kind=chain, report_path=report, plot_path=plot)
     if result.aggregate_exact is False:
         raise typer.Exit(code=1)
@@ -93,12 +109,9 @@ def swarm(
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 1_800,
 ) -> None:
     """Run the market with the model owner and each data owner in its own OS process."""
-    from actors.scenario import Scenario
     from actors.swarm import SwarmError, run_swarm
 
-    if not 2 <= threshold <= group_size <= dos:
-        raise typer.BadParameter("need 2 <= threshold <= group-size <= dos")
-    scenario = Scenario(
+    scenario = _scenario(
         dos=dos,
         rounds=rounds,
         group_size=group_size,

@@ -1,0 +1,30 @@
+"""Bad command-line input gets a named message and a non-zero exit before anything runs."""
+
+import pytest
+from typer.testing import CliRunner
+
+from actors.cli import app
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--rule", "medain"], "unknown combination rule"),
+        (["demo", "--threshold", "7"], "threshold <= group-size"),
+        (["demo", "--drop", "3-0-submit"], "DO:ROUND:STEP"),
+        (["demo", "--drop", "3:0:train"], "STEP is share, submit or unmask"),
+        (["swarm", "--dos", "2", "--group-size", "3"], "threshold <= group-size"),
+    ],
+)
+def test_bad_input_is_refused_with_a_message(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_status_of_an_unreachable_node_fails_cleanly() -> None:
+    result = CliRunner().invoke(
+        app, ["status", "--rpc-url", "http://127.0.0.1:9", "--market", "0x" + "00" * 20]
+    )
+    assert result.exit_code == 1
+    assert "no JSON-RPC node" in result.output
