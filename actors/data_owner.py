@@ -395,6 +395,10 @@ class DataOwner:
             self._check_drop(number, "submit")
             deadline = info.deadline if stage == _SUBMIT else 0
             await self._feed(rnd, "submit", SubmitPhaseOpened(deadline=deadline))
+        if stage == _SUBMIT:
+            # a peer that restarted after committing may still lack our shares: it needs them
+            # to unmask, so keep offering them until UNMASK opens
+            await self._resend_shares(rnd)
         if stage == _SUBMIT or _finished(rnd.machine):
             return
         if "unmask" not in fed:
@@ -550,8 +554,9 @@ class DataOwner:
             log.info("%s: share to %s not delivered yet: %r", self.account, peer, error)
 
     async def _resend_shares(self, rnd: _Round) -> None:
-        """Retry deliveries peers have not acknowledged (they may have started late)."""
-        if rnd.machine.state is not State.SHARED:
+        """Retry deliveries peers have not acknowledged (they may have started late, or restarted
+        and lost what we sent before)."""
+        if rnd.machine.state not in (State.SHARED, State.SUBMITTED):
             return
         for action in rnd.machine.deliveries():
             if _checksum(action.to) not in rnd.acked:
