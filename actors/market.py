@@ -16,8 +16,13 @@ from typing import Any
 
 from actors.chain.artifacts import MARKET_SOURCE
 from actors.chain.base import Chain, Receipt
-from protocol.commitments import model_digest, split_chunks
-from protocol.constants import MAX_CHUNK_WORDS, MAX_MODEL_CHUNK, STATUS_SUBMITTED
+from protocol.commitments import (
+    model_chunks,
+    model_digest,
+    published_model_digest,
+    split_chunks,
+)
+from protocol.constants import MAX_CHUNK_WORDS, STATUS_SUBMITTED
 from protocol.errors import RemoteProtocolError
 from protocol.recovery import RevealedShare, Submission
 
@@ -103,12 +108,9 @@ class Market:
 
     def publish_model(self, task: int, round: int, data: bytes, sender: str) -> bytes:
         """Publish a round's model bytes in chunks; return their digest (the model hash)."""
-        digest = bytes(32)
-        for start in range(0, len(data), MAX_MODEL_CHUNK):
-            chunk = data[start : start + MAX_MODEL_CHUNK]
+        for chunk in model_chunks(data):
             self._send("publish_model", [task, round, chunk], sender)
-            digest = model_digest(digest, chunk)
-        return digest
+        return published_model_digest(data)
 
     def register(
         self, task: int, channel_pk: bytes, endpoint: str, sender: str, bond: int = 0

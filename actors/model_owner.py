@@ -20,9 +20,8 @@ from actors.aggregation import recover_round
 from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
 from actors.market import ETH, Market, TaskConfig
-from protocol.commitments import model_digest
+from protocol.commitments import published_model_digest
 from protocol.constants import (
-    MAX_MODEL_CHUNK,
     PHASE_CANCELLED,
     PHASE_ENDED,
     PHASE_REGISTER,
@@ -149,7 +148,7 @@ class ModelOwner:
         plan = self.plan
         model = self.learner.model_bytes()
         config = TaskConfig(
-            model_hash=_digest(model),
+            model_hash=published_model_digest(model),
             d=self.learner.public_size() + 1,  # + the sample-count lane
             lane_bits=plan.lane_bits,
             scale_bits=plan.scale_bits,
@@ -319,10 +318,3 @@ def _number_or_text(value: str) -> object:
         except ValueError:
             continue
     return value
-
-
-def _digest(model: bytes) -> bytes:
-    digest = bytes(32)
-    for start in range(0, len(model), MAX_MODEL_CHUNK):
-        digest = model_digest(digest, model[start : start + MAX_MODEL_CHUNK])
-    return digest

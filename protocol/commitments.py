@@ -267,3 +267,18 @@ def model_digest(prev: bytes, data: bytes) -> bytes:
     if not isinstance(data, bytes) or not 1 <= len(data) <= MAX_MODEL_CHUNK:
         raise LocalProtocolError(f"a model chunk holds 1..{MAX_MODEL_CHUNK} bytes")
     return keccak(prev + keccak(data))
+
+
+def model_chunks(data: bytes) -> list[bytes]:
+    """The public model's bytes as `publish_model` takes them: in order, MAX_MODEL_CHUNK each."""
+    if not isinstance(data, bytes) or not data:
+        raise LocalProtocolError("a public model has at least one byte")
+    return [data[i : i + MAX_MODEL_CHUNK] for i in range(0, len(data), MAX_MODEL_CHUNK)]
+
+
+def published_model_digest(data: bytes) -> bytes:
+    """The model hash of `data` once published with `model_chunks` (the contract's digest)."""
+    digest = ZERO_DIGEST
+    for chunk in model_chunks(data):
+        digest = model_digest(digest, chunk)
+    return digest

@@ -11,7 +11,7 @@ import pytest
 
 from actors.chain import BoaChain
 from actors.market import Market, TaskConfig
-from protocol.commitments import deal_commitment, model_digest
+from protocol.commitments import deal_commitment, published_model_digest
 from protocol.constants import (
     GROUP_FINALIZED,
     KIND_MASK_KEY,
@@ -44,7 +44,7 @@ def test_round_through_contract_recovers_exact_aggregates(chain: BoaChain, lane_
     market = Market.deploy(chain, mo)
     model = os.urandom(70_000)  # two model chunks
     dos = [chain.new_account(10**20) for _ in range(7)]
-    digest = model_digest(model_digest(bytes(32), model[:65536]), model[65536:])
+    digest = published_model_digest(model)
     config = TaskConfig(
         model_hash=digest,
         d=D,
