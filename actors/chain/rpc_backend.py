@@ -350,7 +350,10 @@ class RpcChain:
     def advance_time(self, seconds: int) -> None:
         if not self.dev:
             raise ChainError("time travel needs a dev node (anvil); a public chain keeps time")
-        self.w3.provider.make_request("evm_increaseTime", [seconds])
+        # an exact target, not evm_increaseTime: anvil's own clock can run up to a second behind
+        # the wall clock that timestamp() reads, and the mined block then falls a second short
+        target = self.timestamp() + seconds
+        self.w3.provider.make_request("evm_setNextBlockTimestamp", [target])
         self.w3.provider.make_request("evm_mine", [])
 
     def block_number(self) -> int:
