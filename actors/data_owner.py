@@ -42,6 +42,7 @@ from protocol.constants import (
     PHASE_CANCELLED,
     PHASE_ENDED,
     PHASE_REGISTER,
+    PHASE_SETTLE,
     PHASE_SHARE,
     PHASE_SUBMIT,
     PHASE_UNMASK,
@@ -60,10 +61,12 @@ from protocol.round import (
     MemberCommitment,
     PostChunk,
     PostCommitment,
+    PostSettle,
     PostUnmask,
     RoundMachine,
     RoundOpened,
     SendShares,
+    SettleDue,
     SharePhaseOpened,
     ShareReceived,
     SharesCommittedOnChain,
@@ -122,6 +125,11 @@ class _Round:
     members: tuple[str, ...]
     acked: set[str] = field(default_factory=set)
     blamed: set[int] = field(default_factory=set)
+    answered: set[str] = field(default_factory=set)  # holders whose complaints we settled
+
+    @property
+    def members_int(self) -> list[int]:
+        return [int(m, 16) for m in self.members]
 
 
 class DroppedOut(Exception):
@@ -335,6 +343,8 @@ class DataOwner:
         redo: list[Action] = []
         if machine.state is State.SHARED and (commitment := machine.commitment()) is not None:
             redo.append(commitment)
+            if (settlement := machine.settlement()) is not None:
+                redo.append(settlement)
         elif machine.state is State.SUBMITTED:
             redo.extend(machine.chunks())
         elif machine.state is State.UNMASKED and (unmask := machine.unmask()) is not None:
@@ -389,7 +399,13 @@ class DataOwner:
         if stage == _SHARE:
             await self._resend_shares(rnd)
             return
+        if stage == _SETTLE:
+            await self._resend_shares(rnd)
+            await self._settle(rnd, info)
+            return
         if "commitments" not in fed:
+            # shares a dealer published to answer our complaint count like delivered ones
+            await self._take_answers(rnd)
             await self._feed(rnd, "commitments", await self._chain(self._commitments, number))
         if "submit" not in fed and not _finished(rnd.machine):
             self._check_drop(number, "submit")
@@ -424,9 +440,95 @@ class DataOwner:
                         member=int(member, 16),
                         mask_public=self.market.mask_pk(self.task, number, member),
                         shares_root=self.market.shares_root(self.task, number, member),
+                        points_digest=self.market.points_digest(self.task, number, member),
                     )
                 )
         return SharesCommittedOnChain(commitments=tuple(found))
+
+    # -- SETTLE: complaints about dealt shares ----------------------------------------------
+
+    async def _settle(self, rnd: _Round, info: Any) -> None:
+        """File our complaints once every committed dealer's shares are in, or when the court's
+        cut-off (half of SETTLE) comes near; then answer complaints against us, and take the
+        shares dealers published for ours."""
+        number = rnd.number
+        if "settle" not in rnd.progress.fed and rnd.machine.state is State.SHARED:
+            onchain = await self._chain(self._commitments, number)
+            held = rnd.machine.dealers_held
+            waiting = [c.member for c in onchain.commitments if c.member not in held]
+            half = self.config.share_duration // 2
+            cutoff = info.deadline - half
+            now = await self._chain(self.market.chain.timestamp)
+            if waiting and now < cutoff - max(2, half // 4):
+                return  # late deliveries may still come over the channels
+            await self._feed(rnd, "settle", SettleDue(commitments=onchain.commitments))
+        await self._answer_complaints(rnd)
+        await self._take_answers(rnd)
+
+    async def _answer_complaints(self, rnd: _Round) -> None:
+        number = rnd.number
+        complaints = await self._chain(self.market.complaints, self.task, number)
+        for dealer, holder in complaints:
+            if dealer.lower() != self.account.lower() or holder in rnd.answered:
+                continue
+            still = await self._chain(
+                self.market.complaint_open, self.task, number, self.account, holder
+            )
+            answer = rnd.machine.answer(int(holder, 16))
+            if still and answer is not None:
+                try:
+                    await self._chain(
+                        self.market.answer,
+                        self.task,
+                        number,
+                        holder,
+                        (answer.seed_share, answer.key_share),
+                        (answer.seed_proof, answer.key_proof),
+                        answer.points,
+                        self.account,
+                    )
+                except TransactionReverted as refused:
+                    log.error("%s round %d: answer refused: %s", self.account, number, refused)
+                    self.observe("refused", round=number, reason=refused.reason)
+                    continue
+                self.observe("answered", round=number, holder=holder)
+            rnd.answered.add(holder)
+
+    async def _take_answers(self, rnd: _Round) -> None:
+        """Feed the machine, as deliveries, the shares our accused dealers published on-chain."""
+        settlement = rnd.machine.settlement()
+        if settlement is None:
+            return
+        owed = [d for d in settlement.accused if d not in rnd.machine.dealers_held]
+        if not owed:
+            return
+        number = rnd.number
+        answers = await self._chain(self.market.answers, self.task, number)
+        mine = [
+            a
+            for a in answers
+            if a["holder"].lower() == self.account.lower() and int(a["dealer"], 16) in owed
+        ]
+        if not mine:
+            return
+        points = await self._chain(self.market.dealt_points, self.task, number)
+        for a in mine:
+            dealer = a["dealer"]
+            delivery = ShareDelivery(
+                task=self.task,
+                round=number,
+                dealer=bytes.fromhex(dealer[2:]),
+                holder=bytes.fromhex(self.account[2:]),
+                seed_share=a["seed_share"],
+                key_share=a["key_share"],
+                mask_public=await self._chain(self.market.mask_pk, self.task, number, dealer),
+                shares_root=await self._chain(self.market.shares_root, self.task, number, dealer),
+                seed_proof=tuple(a["seed_proof"]),
+                key_proof=tuple(a["key_proof"]),
+                points=points[dealer],
+            )
+            self.observe("answer_received", round=number, dealer=dealer)
+            await self._deliver(rnd, int(dealer, 16), delivery)
 
     def _submitted(self, number: int) -> tuple[int, ...]:
         return tuple(
@@ -492,9 +594,15 @@ class DataOwner:
                     number,
                     action.mask_public,
                     action.shares_root,
+                    action.points,
                     self.account,
                 )
                 self.observe("committed", round=number)
+        elif isinstance(action, PostSettle):
+            if not await self._chain(self.market.settled, self.task, number, self.account):
+                accused = sum(1 << rnd.members_int.index(d) for d in action.accused)
+                await self._chain(self.market.settle, self.task, number, accused, self.account)
+                self.observe("settled", round=number, accused=len(action.accused))
         elif isinstance(action, PostChunk):
             done = await self._chain(self.market.chunk_count, self.task, number, self.account)
             if action.chunk_index >= done:
@@ -615,8 +723,13 @@ class DataOwner:
 
 
 # where a round stands on-chain, from one data owner's view of it
-_BEFORE, _SHARE, _SUBMIT, _UNMASK, _RESOLVED = range(5)
-_PHASE_STAGE = {PHASE_SHARE: _SHARE, PHASE_SUBMIT: _SUBMIT, PHASE_UNMASK: _UNMASK}
+_BEFORE, _SHARE, _SETTLE, _SUBMIT, _UNMASK, _RESOLVED = range(6)
+_PHASE_STAGE = {
+    PHASE_SHARE: _SHARE,
+    PHASE_SETTLE: _SETTLE,
+    PHASE_SUBMIT: _SUBMIT,
+    PHASE_UNMASK: _UNMASK,
+}
 
 
 def _stage(info: Any, number: int) -> int:

@@ -14,7 +14,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
-from actors.chain.artifacts import MARKET_SOURCE
+from actors.chain.artifacts import COURT_SOURCE, MARKET_SOURCE
 from actors.chain.base import Chain, Receipt
 from protocol.commitments import (
     model_chunks,
@@ -78,24 +78,35 @@ class PhaseInfo:
 
 
 class Market:
-    """One deployed DataMarket on one chain."""
+    """One deployed DataMarket on one chain, with the SharesCourt it is bound to."""
 
     def __init__(self, chain: Chain, address: str, *, source: Path = MARKET_SOURCE) -> None:
         self.chain = chain
         self.address = address
         self.receipts: list[Receipt] = []
         chain.attach(source, address)
+        self.court = chain.call(address, "COURT", ())
+        chain.attach(COURT_SOURCE, self.court)
 
     @classmethod
     def deploy(cls, chain: Chain, sender: str, *, source: Path = MARKET_SOURCE) -> Market:
-        return cls(chain, chain.deploy(source, [], sender), source=source)
+        """Deploy a court, then the market that binds it (two transactions)."""
+        court = chain.deploy(COURT_SOURCE, [], sender)
+        return cls(chain, chain.deploy(source, [court], sender), source=source)
 
     # transactions
 
     def _send(
-        self, function: str, args: Sequence[Any], sender: str, value: int = 0, gas_extra: int = 0
+        self,
+        function: str,
+        args: Sequence[Any],
+        sender: str,
+        value: int = 0,
+        gas_extra: int = 0,
+        *,
+        to: str | None = None,
     ) -> Receipt:
-        receipt = self.chain.transact(self.address, function, args, sender, value, gas_extra)
+        receipt = self.chain.transact(to or self.address, function, args, sender, value, gas_extra)
         self.receipts.append(receipt)
         return receipt
 
@@ -121,9 +132,27 @@ class Market:
         return self._send("advance", [task], sender)
 
     def commit_shares(
-        self, task: int, round: int, mask_pk: bytes, shares_root: bytes, sender: str
+        self, task: int, round: int, mask_pk: bytes, shares_root: bytes, points: bytes, sender: str
     ) -> Receipt:
-        return self._send("commit_shares", [task, round, mask_pk, shares_root], sender)
+        return self._send("commit_shares", [task, round, mask_pk, shares_root, points], sender)
+
+    def settle(self, task: int, round: int, accused: int, sender: str) -> Receipt:
+        """File complaints (bit `p`: the member at group position `p`) with the court."""
+        return self._send("settle", [task, round, accused], sender, to=self.court)
+
+    def answer(
+        self,
+        task: int,
+        round: int,
+        holder: str,
+        shares: tuple[bytes, bytes],
+        proofs: tuple[Sequence[bytes], Sequence[bytes]],
+        points: bytes,
+        sender: str,
+    ) -> Receipt:
+        """Settle `holder`'s complaint: its self-seed and mask-key shares, proofs, our points."""
+        args = [task, round, holder, list(shares), list(proofs[0]), list(proofs[1]), points]
+        return self._send("answer", args, sender, to=self.court)
 
     def submit(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
@@ -223,6 +252,21 @@ class Market:
     def shares_root(self, task: int, round: int, do: str) -> bytes:
         return self._view("shares_root", task, round, do)
 
+    def points_digest(self, task: int, round: int, do: str) -> bytes:
+        return self._view("points_digest", task, round, do)
+
+    def settled(self, task: int, round: int, do: str) -> bool:
+        return self.chain.call(self.court, "settled", (task, round, do))
+
+    def round_settled(self, task: int, round: int) -> int:
+        return self.chain.call(self.court, "round_settled", (task, round))
+
+    def round_open_complaints(self, task: int, round: int) -> int:
+        return self.chain.call(self.court, "round_open", (task, round))
+
+    def complaint_open(self, task: int, round: int, dealer: str, holder: str) -> bool:
+        return self.chain.call(self.court, "complaint_open", (task, round, dealer, holder))
+
     def update_digest(self, task: int, round: int, do: str) -> bytes:
         return self._view("update_digest", task, round, do)
 
@@ -318,6 +362,25 @@ class Market:
             )
             for e in events
         ]
+
+    def complaints(self, task: int, round: int) -> list[tuple[str, str]]:
+        """Every (dealer, holder) complaint filed in a round (from the court's `Complaint`)."""
+        events = self.chain.events(self.court, "Complaint", filters={"task": task, "round": round})
+        return [(e.args["dealer"], e.args["holder"]) for e in events]
+
+    def answers(self, task: int, round: int) -> list[dict[str, Any]]:
+        """Every answered complaint of a round: dealer, holder, both shares and their proofs."""
+        events = self.chain.events(
+            self.court, "ComplaintAnswered", filters={"task": task, "round": round}
+        )
+        return [dict(e.args) for e in events]
+
+    def dealt_points(self, task: int, round: int) -> dict[str, bytes]:
+        """Each committed dealer's Feldman commitments (from `SharesCommitted`)."""
+        events = self.chain.events(
+            self.address, "SharesCommitted", filters={"task": task, "round": round}
+        )
+        return {e.args["do"]: e.args["points"] for e in events}
 
     def gas_by_function(self) -> dict[str, int]:
         totals: dict[str, int] = defaultdict(int)

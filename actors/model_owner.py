@@ -26,6 +26,7 @@ from protocol.constants import (
     PHASE_ENDED,
     PHASE_REGISTER,
     PHASE_ROUND_DONE,
+    PHASE_SETTLE,
     PHASE_SHARE,
     PHASE_SUBMIT,
     PHASE_UNMASK,
@@ -192,6 +193,7 @@ class ModelOwner:
             )
             self.reports.append(report)
             await self._drive(PHASE_SHARE, number, self._all_committed)
+            await self._drive(PHASE_SETTLE, number, self._all_settled)
             await self._drive(PHASE_SUBMIT, number, self._all_submitted)
             await self._drive(PHASE_UNMASK, number, None)
             await self._aggregate(report)
@@ -233,6 +235,13 @@ class ModelOwner:
         info = self.market.phase(self.task)
         committed = self.market.round_committed(self.task, info.round)
         return committed == self.market.member_count(self.task)
+
+    def _all_settled(self) -> bool:
+        info = self.market.phase(self.task)
+        settled = self.market.round_settled(self.task, info.round)
+        if settled != self.market.round_committed(self.task, info.round):
+            return False
+        return self.market.round_open_complaints(self.task, info.round) == 0
 
     def _all_submitted(self) -> bool:
         info = self.market.phase(self.task)

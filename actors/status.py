@@ -21,6 +21,7 @@ from protocol.constants import (
     PHASE_ENDED,
     PHASE_REGISTER,
     PHASE_ROUND_DONE,
+    PHASE_SETTLE,
     PHASE_SHARE,
     PHASE_SUBMIT,
     PHASE_UNMASK,
@@ -33,6 +34,7 @@ from protocol.constants import (
 PHASE_NAMES = {
     PHASE_REGISTER: "REGISTER",
     PHASE_SHARE: "SHARE",
+    PHASE_SETTLE: "SETTLE",
     PHASE_SUBMIT: "SUBMIT",
     PHASE_UNMASK: "UNMASK",
     PHASE_ROUND_DONE: "ROUND_DONE",

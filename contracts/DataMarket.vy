@@ -27,6 +27,18 @@ initializes: rounds
 from .modules import commitments
 initializes: commitments
 
+# @dev Where complaints about dealt shares are filed and answered (contracts/SharesCourt.vy);
+#      the market consults it when SETTLE closes.
+interface SharesCourt:
+    def bind(): nonpayable
+    def round_settled(task: uint256, round: uint256) -> uint256: view
+    def round_open(task: uint256, round: uint256) -> uint256: view
+    def open_against(task: uint256, round: uint256, dealer: address) -> uint256: view
+    def accused_of(task: uint256, round: uint256) -> DynArray[address, registry.MAX_DOS]: view
+
+# @dev The court this market trusts; it is bound to this market alone.
+COURT: public(immutable(SharesCourt))
+
 exports: (
     escrow.withdraw,
     escrow.credits,
@@ -67,7 +79,14 @@ exports: (
     commitments.model_chunks,
     commitments.mask_pk,
     commitments.shares_root,
+    commitments.points_digest,
 )
+
+# @dev A dealer left a complaint unanswered when SETTLE closed: its commitment is taken back.
+event DealerExcluded:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    dealer: indexed(address)
 
 # @dev Escrow returned to a model owner: a cancelled task's refund, or a reclaim.
 event EscrowReturned:
@@ -82,6 +101,15 @@ event GroupPaid:
     group: indexed(uint256)
     submitters: uint256
     reward: uint256
+
+
+@deploy
+def __init__(court: SharesCourt):
+    """
+    @param court A fresh SharesCourt; the market binds it, so no other market can use it.
+    """
+    COURT = court
+    extcall court.bind()
 
 
 @external
@@ -171,6 +199,13 @@ def advance(task: uint256):
         rounds._open(task, 0, config.model_hash)
     elif phase == rounds.PHASE_SHARE:
         assert over or rounds.round_committed[task][round] == registry._count(task), "rounds: phase not over"
+        rounds._enter(task, round, rounds.PHASE_SETTLE, config.share_duration)
+    elif phase == rounds.PHASE_SETTLE:
+        assert over or (staticcall COURT.round_settled(task, round) == rounds.round_committed[task][round] and staticcall COURT.round_open(task, round) == 0), "rounds: phase not over"
+        for dealer: address in staticcall COURT.accused_of(task, round):
+            if staticcall COURT.open_against(task, round, dealer) > 0:
+                rounds._exclude(task, round, dealer, registry.group_of[task][dealer])
+                log DealerExcluded(task=task, round=round, dealer=dealer)
         rounds._enter(task, round, rounds.PHASE_SUBMIT, config.submit_duration)
     elif phase == rounds.PHASE_SUBMIT:
         assert over or rounds.round_submitted[task][round] == rounds.round_committed[task][round], "rounds: phase not over"
@@ -184,20 +219,23 @@ def advance(task: uint256):
 
 
 @external
-def commit_shares(task: uint256, round: uint256, mask_pk: bytes32, shares_root: bytes32):
+def commit_shares(task: uint256, round: uint256, mask_pk: bytes32, shares_root: bytes32, points: Bytes[commitments.MAX_POINT_BYTES]):
     """
-    @notice Post the caller's fresh X25519 mask public key for the round and the Merkle root over
-            the Shamir shares it dealt to its group (docs/interfaces.md §4).
+    @notice Post the caller's fresh X25519 mask public key for the round, the Merkle root over
+            the Shamir shares it dealt to its group, and the Feldman commitments to its two
+            sharing polynomials (docs/interfaces.md §4).
     @param task The task.
     @param round The current round.
     @param mask_pk The round's mask public key.
     @param shares_root The root over one leaf per (holder, secret kind).
+    @param points `t` points per polynomial, self seed's first: `C_j = a_j · G` on BN254 G1,
+           64 bytes each (`x ‖ y`).
     """
     rounds._expect(task, round, rounds.PHASE_SHARE)
     assert registry._is_member(task, msg.sender), "registry: not a member"
     group: uint256 = registry.group_of[task][msg.sender]
     rounds._commit(task, round, msg.sender, group)
-    commitments._commit(task, round, msg.sender, group, mask_pk, shares_root)
+    commitments._commit(task, round, msg.sender, group, mask_pk, shares_root, points, rounds.task_config[task].threshold)
 
 
 @external

@@ -21,6 +21,8 @@ PHASE_UNMASK: Final = 4
 PHASE_ROUND_DONE: Final = 5
 PHASE_ENDED: Final = 6
 PHASE_CANCELLED: Final = 7
+# Between SHARE and SUBMIT: holders complain about bad or missing shares, dealers answer on-chain.
+PHASE_SETTLE: Final = 8
 
 # A DO's status in one round, as returned by ``do_status(task, round, do)`` (§7).
 STATUS_NONE: Final = 0
@@ -47,6 +49,9 @@ assert 2 * MAX_GROUP <= 2**MAX_PROOF
 # The name protocol.round uses for the same bound (the contract's own MAX_GROUP_SIZE, 32, bounds
 # the configured m instead).
 MAX_GROUP_SIZE: Final = MAX_GROUP
+# Largest Shamir threshold: t <= m <= the contract's registry.MAX_GROUP_SIZE; a dealer commits
+# 2 t Feldman points per round (the contract's vss.MAX_POINTS).
+MAX_THRESHOLD: Final = 32
 
 # Widths of the on-chain types the protocol hashes or packs.
 WORD_BITS: Final = 256

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from protocol.constants import ADDRESS_BITS, SECRET_BYTES, WORD_BITS
 from protocol.encoding import ring_dtype
 from protocol.errors import EncodingError, KeyAgreementError, LocalProtocolError
+from protocol.shamir import random_secret
 
 PAIRWISE_INFO_PREFIX = b"omnilytics/pairwise/v1"
 KEY_BYTES = 32
@@ -57,13 +58,18 @@ class MaskKeyPair:
 
     @classmethod
     def generate(cls, randbytes: RandBytes) -> MaskKeyPair:
-        """A fresh pair from injected randomness (``os.urandom`` or ``secrets.token_bytes``)."""
-        return cls.from_secret(randbytes(SECRET_BYTES))
+        """A fresh pair from injected randomness (``os.urandom`` or ``secrets.token_bytes``).
+
+        The secret is a uniform element of the BN254 scalar field (``protocol.shamir``), so that
+        it can be dealt with Feldman commitments; as an X25519 private key it keeps ~253.6 bits.
+        """
+        return cls.from_secret(random_secret(randbytes))
 
 
 def new_self_seed(randbytes: RandBytes) -> bytes:
-    """A fresh 256-bit self-mask seed ``b_i`` for one round, from injected randomness."""
-    seed = randbytes(SECRET_BYTES)
+    """A fresh self-mask seed ``b_i`` for one round: a uniform element of the BN254 scalar field
+    (~253.6 bits, shareable with Feldman commitments), from injected randomness."""
+    seed = random_secret(randbytes)
     _check_secret("self seed", seed)
     return seed
 

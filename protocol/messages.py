@@ -17,10 +17,12 @@ from typing import Annotated
 
 import msgspec
 
-from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED, MAX_PROOF, SECRET_BYTES
+from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED, MAX_PROOF, MAX_THRESHOLD, SECRET_BYTES
 from protocol.errors import DecodeError, DecodeReason, LocalProtocolError
 
-MAX_FRAME_BYTES = 4096
+# The largest delivery: 2 x 32 Feldman points of 64 bytes, two shares, two full proofs.
+MAX_FRAME_BYTES = 8192
+POINT_BYTES = 64
 
 # msgspec bounds integers to the int64 range; task and round never come near 2**63.
 TaskNumber = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -28,6 +30,10 @@ Address = Annotated[bytes, msgspec.Meta(min_length=20, max_length=20)]
 Bytes32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Proof = Annotated[tuple[Bytes32, ...], msgspec.Meta(max_length=MAX_PROOF)]
 Share = Annotated[bytes, msgspec.Meta(min_length=SECRET_BYTES, max_length=SECRET_BYTES)]
+# Feldman commitments of both polynomials: 2 t points, t in [2, MAX_THRESHOLD].
+Points = Annotated[
+    bytes, msgspec.Meta(min_length=4 * POINT_BYTES, max_length=2 * MAX_THRESHOLD * POINT_BYTES)
+]
 
 
 def address_bytes(addr: int) -> bytes:
@@ -56,7 +62,9 @@ class ShareDelivery(_Message, tag="share_delivery"):
 
     ``seed_proof``/``key_proof`` are the Merkle proofs of the holder's two leaves under
     ``shares_root`` (the root the dealer commits on-chain); the holder verifies them on receipt
-    and posts one of them when it unmasks.
+    and posts one of them when it unmasks. ``points`` are the dealer's Feldman commitments
+    (``t`` points of the self-seed polynomial, then ``t`` of the mask-key one; their digest is
+    on-chain): the holder checks that both shares lie on the committed polynomials.
     """
 
     dealer: Address
@@ -67,6 +75,7 @@ class ShareDelivery(_Message, tag="share_delivery"):
     shares_root: Bytes32
     seed_proof: Proof
     key_proof: Proof
+    points: Points
 
     def proof(self, kind: int) -> tuple[bytes, ...]:
         """The proof that goes with the share of ``kind``."""
@@ -82,6 +91,15 @@ class ShareDelivery(_Message, tag="share_delivery"):
             return self.seed_share
         if kind == KIND_MASK_KEY:
             return self.key_share
+        raise LocalProtocolError(f"unknown secret kind {kind!r}")
+
+    def polynomial(self, kind: int) -> bytes:
+        """The Feldman commitments of the polynomial behind the share of ``kind``."""
+        half = len(self.points) // 2
+        if kind == KIND_SELF_SEED:
+            return self.points[:half]
+        if kind == KIND_MASK_KEY:
+            return self.points[half:]
         raise LocalProtocolError(f"unknown secret kind {kind!r}")
 
 

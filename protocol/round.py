@@ -7,7 +7,8 @@ ticks and the locally trained update, and performs the actions it returns, in or
 
 States::
 
-    REGISTERED --SharePhaseOpened--> SHARED --(commitments, update, submit phase)--> SUBMITTED
+    REGISTERED --SharePhaseOpened--> SHARED (--SettleDue: complaints--> SHARED)
+    SHARED --(commitments, update, submit phase)--> SUBMITTED
     SUBMITTED --UnmaskPhaseOpened--> UNMASKED --GroupFinalized--> DONE
     any live state --GroupFailed / missed phase / chain says we are out--> FAILED
     any state --an event not in TRANSITIONS, or a protocol error--> ERROR
@@ -18,6 +19,13 @@ data that contradicts itself raises ``RemoteProtocolError``; either way the mach
 ``ERROR`` and keeps nothing of the failed event (handlers work on a copy, committed on success).
 A *peer* that misbehaves (a share that fails its commitment, a relayed or conflicting delivery) does
 not stop the machine: the error is recorded in ``peer_errors`` against that peer.
+
+Verifiable shares: every delivery carries the dealer's Feldman commitments, and both shares must
+lie on the committed polynomials (``protocol.shamir.verify_share``) besides proving against the
+dealt root. During SETTLE the actor sends ``SettleDue`` with the chain's commitments; the machine
+answers with ``PostSettle`` naming every committed dealer it holds no valid shares from (its
+complaints). A dealer answers a complaint with ``answer(holder)``; the holder gets the answered
+shares back from chain data as an ordinary ``ShareReceived`` from that dealer, checked in full.
 
 The one rule no sequence of events can break: for each dealer the machine reveals at most one
 secret kind — the self-mask seed share of a member that submitted, or the mask-key share of one
@@ -59,10 +67,10 @@ from protocol.errors import (
 )
 from protocol.masks import MaskKeyPair, mask_update, new_self_seed, pairwise_seed
 from protocol.messages import ShareDelivery, address_bytes, address_int
-from protocol.shamir import split_secret
+from protocol.shamir import commitment_digest, split_secret, verify_share
 
 RandBytes = Callable[[int], bytes]
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
 
 
 class State(StrEnum):
@@ -119,6 +127,14 @@ class MemberCommitment:
     member: int
     mask_public: bytes
     shares_root: bytes
+    points_digest: bytes  # keccak256 of the member's Feldman commitments
+
+
+@dataclass(frozen=True, slots=True)
+class SettleDue:
+    """In SETTLE, time to file complaints: every member committed so far, as the chain holds it."""
+
+    commitments: tuple[MemberCommitment, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +188,7 @@ Event = (
     RoundOpened
     | SharePhaseOpened
     | ShareReceived
+    | SettleDue
     | SharesCommittedOnChain
     | LocalUpdateReady
     | SubmitPhaseOpened
@@ -197,10 +214,30 @@ class SendShares:
 
 @dataclass(frozen=True, slots=True)
 class PostCommitment:
-    """Call ``commit_shares(task, round, mask_public, shares_root)``."""
+    """Call ``commit_shares(task, round, mask_public, shares_root, points)``."""
 
     mask_public: bytes
     shares_root: bytes
+    points: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PostSettle:
+    """Call the court's ``settle(task, round, accused)``: complaints against these dealers."""
+
+    accused: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PostAnswer:
+    """Call the court's ``answer``: publish ``holder``'s two shares to settle its complaint."""
+
+    holder: int
+    seed_share: bytes
+    key_share: bytes
+    seed_proof: tuple[bytes, ...]
+    key_proof: tuple[bytes, ...]
+    points: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +275,7 @@ class Failed:
     reason: str
 
 
-Action = SendShares | PostCommitment | PostChunk | PostUnmask | Done | Failed
+Action = SendShares | PostCommitment | PostSettle | PostChunk | PostUnmask | Done | Failed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,6 +287,7 @@ class _Commitment(msgspec.Struct, frozen=True):
     member: bytes
     mask_public: bytes
     shares_root: bytes
+    points_digest: bytes
 
 
 class _PeerError(msgspec.Struct, frozen=True):
@@ -290,6 +328,9 @@ class _Record(msgspec.Struct, kw_only=True):
     # once the commitments are known, with the dealer's on-chain root and key
     held: list[ShareDelivery] = []
     committed: list[_Commitment] | None = None
+    # SETTLE: whether we filed our complaints, and against whom
+    settled: bool = False
+    accused: list[bytes] = []
     update: bytes | None = None  # quantized ring vector, little-endian lanes
     revealed: list[_Revealed] = []
     peer_errors: list[_PeerError] = []
@@ -387,8 +428,10 @@ def _open_share_phase(rec: _Record, ev: SharePhaseOpened, randbytes: RandBytes) 
     seed = new_self_seed(randbytes)
     members = rec.member_ints
     n, me = len(members), rec.me_int
-    seed_shares = split_secret(seed, rec.threshold, n)
-    key_shares = split_secret(keys.secret, rec.threshold, n)
+    seed_dealing = split_secret(seed, rec.threshold, n, randbytes)
+    key_dealing = split_secret(keys.secret, rec.threshold, n, randbytes)
+    seed_shares, key_shares = seed_dealing.shares, key_dealing.shares
+    points = seed_dealing.commitments + key_dealing.commitments
     dealt = deal_commitment(rec.task, rec.round, me, members, seed_shares, key_shares)
     deliveries = [
         ShareDelivery(
@@ -402,6 +445,7 @@ def _open_share_phase(rec: _Record, ev: SharePhaseOpened, randbytes: RandBytes) 
             shares_root=dealt.root,
             seed_proof=tuple(dealt.proof(p, KIND_SELF_SEED)),
             key_proof=tuple(dealt.proof(p, KIND_MASK_KEY)),
+            points=points,
         )
         for p, holder in enumerate(members)
     ]
@@ -411,7 +455,7 @@ def _open_share_phase(rec: _Record, ev: SharePhaseOpened, randbytes: RandBytes) 
     rec.held.append(deliveries[members.index(me)])
     rec.state = State.SHARED
     # Shares go out before the commitment, so a dealer that committed has tried to deliver.
-    return [*_deliveries(rec), PostCommitment(keys.public, dealt.root)]
+    return [*_deliveries(rec), PostCommitment(keys.public, dealt.root, points)]
 
 
 def _deliveries(rec: _Record) -> list[SendShares]:
@@ -419,8 +463,11 @@ def _deliveries(rec: _Record) -> list[SendShares]:
     return [SendShares(address_int(d.holder), d) for d in rec.dealt if address_int(d.holder) != me]
 
 
-def _delivery_problem(rec: _Record, sender: int, d: ShareDelivery) -> ProtocolError | None:
-    """Why a delivery from ``sender`` cannot be held, or None if it can."""
+def _delivery_problem(
+    rec: _Record, sender: int, d: ShareDelivery, *, verified: bool = False
+) -> ProtocolError | None:
+    """Why a delivery from ``sender`` cannot be held, or None if it can (``verified``: its
+    Feldman check already passed on receipt, only the comparisons with the chain are left)."""
     members, me = rec.member_ints, rec.me_int
     dealer = address_int(d.dealer)
     if sender not in members or sender == me:
@@ -433,16 +480,63 @@ def _delivery_problem(rec: _Record, sender: int, d: ShareDelivery) -> ProtocolEr
         leaf = share_leaf(rec.task, rec.round, dealer, me, kind, d.share(kind))
         if not verify_proof(leaf, d.proof(kind), d.shares_root):
             return CommitmentError(f"share of kind {kind} does not verify under the dealt root")
+    if len(d.points) != 2 * rec.threshold * 64:
+        return CommitmentError(f"{len(d.points)} bytes of commitments, t = {rec.threshold}")
+    if not verified:
+        x = members.index(me) + 1
+        for kind in SECRET_KINDS:
+            if not verify_share(x, d.share(kind), d.polynomial(kind), rec.threshold):
+                return CommitmentError(f"share of kind {kind} is off the committed polynomial")
     if rec.committed is not None:
         onchain = rec.commitments().get(dealer)
         if onchain is None:
             return RemoteProtocolError("shares from a member that did not commit")
-        if (onchain.shares_root, onchain.mask_public) != (d.shares_root, d.mask_public):
+        if _as_committed(d) != (onchain.shares_root, onchain.mask_public, onchain.points_digest):
             return CommitmentError("delivery does not match the dealer's on-chain commitment")
     held = rec.held_from(dealer)
     if held is not None and held != d:
         return RemoteProtocolError("conflicting deliveries from one dealer")
     return None
+
+
+def _as_committed(d: ShareDelivery) -> tuple[bytes, bytes, bytes]:
+    """What the dealer of ``d`` must have committed on-chain: root, mask key, points digest."""
+    return (d.shares_root, d.mask_public, commitment_digest(d.points))
+
+
+def _check_commitments(rec: _Record, commitments: tuple[MemberCommitment, ...]) -> set[int]:
+    """The members named by on-chain commitments, each a distinct group member, well-formed."""
+    members = rec.member_ints
+    seen: set[int] = set()
+    for c in commitments:
+        if c.member not in members or c.member in seen:
+            raise RemoteProtocolError("commitments must name distinct group members")
+        if len(c.mask_public) != 32 or len(c.shares_root) != 32 or len(c.points_digest) != 32:
+            raise RemoteProtocolError("a commitment is a 32-byte key, root and points digest")
+        seen.add(c.member)
+    return seen
+
+
+def _settle(rec: _Record, ev: SettleDue, randbytes: RandBytes) -> list[Action]:
+    if rec.settled:
+        raise LocalProtocolError("complaints are filed once per round")
+    onchain = {c.member: c for c in ev.commitments}
+    _check_commitments(rec, ev.commitments)
+    me = rec.me_int
+    rec.settled = True
+    if me not in onchain:
+        # only a committed member may complain; without our commitment the round is lost anyway
+        return []
+    accused: list[int] = []
+    for dealer in rec.member_ints:
+        if dealer == me or dealer not in onchain:
+            continue
+        c = onchain[dealer]
+        held = rec.held_from(dealer)
+        if held is None or _as_committed(held) != (c.shares_root, c.mask_public, c.points_digest):
+            accused.append(dealer)
+    rec.accused = [address_bytes(a) for a in accused]
+    return [PostSettle(tuple(accused))]
 
 
 def _record_peer_error(rec: _Record, peer: int, error: ProtocolError) -> None:
@@ -478,15 +572,9 @@ def _commitments_known(
     if rec.committed is not None:
         raise LocalProtocolError("the on-chain commitments are already known")
     members, me = rec.member_ints, rec.me_int
-    seen: set[int] = set()
-    for c in ev.commitments:
-        if c.member not in members or c.member in seen:
-            raise RemoteProtocolError("commitments must name distinct group members")
-        if len(c.mask_public) != 32 or len(c.shares_root) != 32:
-            raise RemoteProtocolError("a commitment is a 32-byte key and a 32-byte root")
-        seen.add(c.member)
+    seen = _check_commitments(rec, ev.commitments)
     rec.committed = [
-        _Commitment(address_bytes(c.member), c.mask_public, c.shares_root)
+        _Commitment(address_bytes(c.member), c.mask_public, c.shares_root, c.points_digest)
         for m in members
         for c in ev.commitments
         if c.member == m
@@ -495,7 +583,7 @@ def _commitments_known(
     if mine is None:
         return _fail(rec, "our share commitment is not on-chain")
     keys = MaskKeyPair.from_secret(_secret(rec.mask_secret))
-    if (mine.mask_public, mine.shares_root) != (keys.public, rec.dealt[0].shares_root):
+    if (mine.shares_root, mine.mask_public, mine.points_digest) != _as_committed(rec.dealt[0]):
         raise RemoteProtocolError("the chain holds a commitment for us that we did not make")
     if len(rec.committed) < rec.threshold:
         # The group can never reach t submitters; submitting would only spend gas.
@@ -522,7 +610,7 @@ def _commitments_known(
         if dealer == me:
             kept.append(held)
             continue
-        problem = _delivery_problem(rec, dealer, held) if dealer in seen else None
+        problem = _delivery_problem(rec, dealer, held, verified=True) if dealer in seen else None
         if problem is not None:
             _record_peer_error(rec, dealer, problem)
         elif dealer in seen:
@@ -699,6 +787,7 @@ TRANSITIONS: Final[Mapping[tuple[State, type], Transition]] = {
     (_R, SharePhaseOpened): _t(_open_share_phase, _S),
     (_R, ShareReceived): _t(_receive_share, _R),
     (_R, LocalUpdateReady): _t(_update_ready, _R),
+    (_R, SettleDue): _t(_missed_share_phase, _FAILED),
     (_R, SharesCommittedOnChain): _t(_missed_share_phase, _FAILED),
     (_R, SubmitPhaseOpened): _t(_missed_share_phase, _FAILED),
     (_R, UnmaskPhaseOpened): _t(_missed_share_phase, _FAILED),
@@ -706,6 +795,7 @@ TRANSITIONS: Final[Mapping[tuple[State, type], Transition]] = {
     (_R, GroupFailed): _t(_group_failed, _FAILED),
     (_R, DeadlineTick): _t(_tick, _R),
     (_S, ShareReceived): _t(_receive_share, _S),
+    (_S, SettleDue): _t(_settle, _S),
     (_S, SharesCommittedOnChain): _t(_commitments_known, _S, _U, _FAILED),
     (_S, LocalUpdateReady): _t(_update_ready, _S, _U),
     (_S, SubmitPhaseOpened): _t(_open_submit_phase, _S, _U),
@@ -837,8 +927,27 @@ class RoundMachine:
         if rec.mask_secret is None or not rec.dealt:
             return None
         return PostCommitment(
-            MaskKeyPair.from_secret(rec.mask_secret).public, rec.dealt[0].shares_root
+            MaskKeyPair.from_secret(rec.mask_secret).public,
+            rec.dealt[0].shares_root,
+            rec.dealt[0].points,
         )
+
+    def settlement(self) -> PostSettle | None:
+        """The complaints already decided (None before ``SettleDue``): redone after a crash."""
+        rec = self._record
+        if not rec.settled:
+            return None
+        return PostSettle(tuple(address_int(a) for a in rec.accused))
+
+    def answer(self, holder: int) -> PostAnswer | None:
+        """What settles ``holder``'s complaint against us: its two shares, proofs and our
+        commitments, exactly as dealt (None if we dealt nothing to ``holder``)."""
+        for d in self._record.dealt:
+            if address_int(d.holder) == holder:
+                return PostAnswer(
+                    holder, d.seed_share, d.key_share, d.seed_proof, d.key_proof, d.points
+                )
+        return None
 
     def chunks(self) -> list[PostChunk]:
         """The masked update's chunks (empty until the machine has submitted)."""

@@ -1,67 +1,195 @@
-"""Shamir sharing of the round's two 32-byte secrets (``docs/interfaces.md`` §4).
+"""Verifiable Shamir sharing of the round's two secrets (``docs/interfaces.md`` §4).
 
-This module owns the share format: a thin wrapper over pycryptodome's maintained
-``Crypto.Protocol.SecretSharing.Shamir`` (GF(2^128)), applied to each 16-byte half of a 32-byte
-secret with the same x-coordinates; a share value is ``half0_share ‖ half1_share`` (32 bytes) and
-the holder at member position ``p`` gets x-coordinate ``p + 1``.
+This module owns the share format and its Feldman commitments. A secret is an element of
+``Z_r``, where ``r`` is the order of the BN254 (alt_bn128) group G1, written as 32 big-endian
+bytes; the dealer picks a random polynomial ``f`` of degree ``t - 1`` with ``f(0) = secret``,
+hands the holder at member position ``p`` the share ``f(p + 1)`` (32 bytes), and commits to the
+coefficients as points ``C_j = a_j · G`` (Feldman, 1987). Anybody holding the commitments checks
+a share without learning anything about the secret beyond ``C_0 = secret · G``:
 
-Randomness: pycryptodome draws the polynomial coefficients from its own OS CSPRNG
-(``Crypto.Random.get_random_bytes``) and offers no way to inject a generator. That is acceptable
-here: the coefficients must be unpredictable to everybody, tests never need to reproduce them
-(they check reconstruction, not share bytes), and reimplementing GF(2^128) arithmetic to inject
-randomness would trade a reviewed implementation for our own.
+    share · G == Σ_j (p + 1)^j · C_j
+
+The EVM has BN254 addition and scalar multiplication as precompiles (``ecAdd``, ``ecMul``), so
+the market contract runs the very same check when it settles a complaint.
+
+Why not pycryptodome's Shamir: it shares over GF(2^128), a field of characteristic 2 that is no
+group order, so its shares cannot be checked against group commitments. The arithmetic here is
+a few lines of modular interpolation; the curve operations come from ``py_ecc`` (the Ethereum
+Foundation's reference implementation, already a dependency of the chain stack).
+
+Commitments travel as ``64 · t`` bytes: ``x ‖ y`` of each ``C_j`` (32-byte big-endian
+coordinates, the point at infinity as ``(0, 0)``), exactly the words the contract's
+``uint256[2]`` array holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from Crypto.Protocol.SecretSharing import Shamir
+from eth_utils import keccak
+from py_ecc.fields import optimized_bn128_FQ as FQ
+from py_ecc.optimized_bn128 import G1, Z1, add, curve_order, is_on_curve, multiply, normalize
+from py_ecc.optimized_bn128 import b as CURVE_B
 
-from protocol.constants import MAX_GROUP, SECRET_BYTES
+from protocol.constants import MAX_GROUP, MAX_THRESHOLD, SECRET_BYTES
 from protocol.errors import ConfigError, LocalProtocolError, ShareError
 
+RandBytes = Callable[[int], bytes]
+
+FIELD_ORDER = curve_order  # r: the order of G1, and the field shares live in
 SHARE_BYTES = SECRET_BYTES
-_HALF = SECRET_BYTES // 2
+POINT_BYTES = 64
+_SCALAR_MASK = (1 << FIELD_ORDER.bit_length()) - 1
+
+Point = tuple[FQ, FQ, FQ]
 
 
-def split_secret(secret: bytes, threshold: int, holders: int) -> list[bytes]:
-    """Split a 32-byte secret into ``holders`` shares, any ``threshold`` of which reconstruct it.
+def random_scalar(randbytes: RandBytes) -> int:
+    """A uniform element of ``[1, r)`` from injected randomness (rejection sampling, no bias)."""
+    while True:
+        raw = randbytes(SECRET_BYTES)
+        if not isinstance(raw, bytes) or len(raw) != SECRET_BYTES:
+            raise LocalProtocolError(f"randbytes must return {SECRET_BYTES} bytes")
+        value = int.from_bytes(raw, "big") & _SCALAR_MASK
+        if 0 < value < FIELD_ORDER:
+            return value
 
-    Index ``p`` of the result is the share for x-coordinate ``p + 1`` (member position ``p``).
+
+def random_secret(randbytes: RandBytes) -> bytes:
+    """A fresh shareable secret: a uniform non-zero element of ``Z_r`` as 32 bytes."""
+    return random_scalar(randbytes).to_bytes(SECRET_BYTES, "big")
+
+
+def scalar_of(secret: bytes, what: str = "secret") -> int:
+    """The ``Z_r`` element a 32-byte secret or share encodes; ``ShareError`` if it is not one."""
+    if not isinstance(secret, bytes) or len(secret) != SECRET_BYTES:
+        raise ShareError(f"a {what} is {SECRET_BYTES} bytes")
+    value = int.from_bytes(secret, "big")
+    if value >= FIELD_ORDER:
+        raise ShareError(f"a {what} must be below the BN254 group order")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Dealing:
+    """One secret dealt: ``shares[p]`` for member position ``p``, and the Feldman commitments."""
+
+    shares: tuple[bytes, ...]
+    commitments: bytes
+
+
+def encode_point(point: Point) -> bytes:
+    """``x ‖ y`` of a G1 point, 32-byte big-endian each; infinity as 64 zero bytes."""
+    if point[2] == FQ.zero():
+        return bytes(POINT_BYTES)
+    x, y = normalize(point)
+    return int(x).to_bytes(32, "big") + int(y).to_bytes(32, "big")
+
+
+def decode_points(data: bytes, count: int | None = None) -> list[Point]:
+    """Points of a commitment vector; ``ShareError`` for a bad length or a point off the curve."""
+    if not isinstance(data, bytes) or not data or len(data) % POINT_BYTES:
+        raise ShareError(f"commitments are a non-empty multiple of {POINT_BYTES} bytes")
+    if count is not None and len(data) != count * POINT_BYTES:
+        raise ShareError(f"expected {count} commitment points, got {len(data) // POINT_BYTES}")
+    points: list[Point] = []
+    for offset in range(0, len(data), POINT_BYTES):
+        x = int.from_bytes(data[offset : offset + 32], "big")
+        y = int.from_bytes(data[offset + 32 : offset + POINT_BYTES], "big")
+        if x == 0 and y == 0:
+            points.append(Z1)
+            continue
+        if x >= FQ.field_modulus or y >= FQ.field_modulus:
+            raise ShareError("a commitment coordinate is not a field element")
+        point = (FQ(x), FQ(y), FQ.one())
+        if not is_on_curve(point, CURVE_B):
+            raise ShareError("a commitment point is not on the BN254 curve")
+        points.append(point)
+    return points
+
+
+def split_secret(secret: bytes, threshold: int, holders: int, randbytes: RandBytes) -> Dealing:
+    """Deal ``secret`` to ``holders`` members, any ``threshold`` of whom reconstruct it.
+
+    ``shares[p]`` is ``f(p + 1)``; the coefficients above the constant come from ``randbytes``.
     A threshold below 2 would hand every holder the secret itself, so it is refused.
     """
-    if not isinstance(secret, bytes) or len(secret) != SECRET_BYTES:
-        raise LocalProtocolError(f"a shared secret is {SECRET_BYTES} bytes")
-    if not 2 <= threshold <= holders <= MAX_GROUP:
+    if not 2 <= threshold <= holders <= MAX_GROUP or threshold > MAX_THRESHOLD:
         raise ConfigError(
-            f"need 2 <= threshold <= holders <= {MAX_GROUP}, got t={threshold}, n={holders}"
+            f"need 2 <= threshold <= holders <= {MAX_GROUP} and threshold <= {MAX_THRESHOLD}, "
+            f"got t={threshold}, n={holders}"
         )
-    low = Shamir.split(threshold, holders, secret[:_HALF])
-    high = Shamir.split(threshold, holders, secret[_HALF:])
-    # pycryptodome numbers shares 1..n in order; keep both halves on the same x-coordinate.
-    return [lo_share + hi_share for (_, lo_share), (_, hi_share) in zip(low, high, strict=True)]
+    try:
+        constant = scalar_of(secret)
+    except ShareError as exc:
+        raise LocalProtocolError(str(exc)) from exc
+    coefficients = [constant] + [random_scalar(randbytes) for _ in range(threshold - 1)]
+    shares = tuple(
+        _evaluate(coefficients, x).to_bytes(SHARE_BYTES, "big") for x in range(1, holders + 1)
+    )
+    commitments = b"".join(encode_point(multiply(G1, a)) for a in coefficients)
+    return Dealing(shares=shares, commitments=commitments)
+
+
+def _evaluate(coefficients: Sequence[int], x: int) -> int:
+    value = 0
+    for a in reversed(coefficients):
+        value = (value * x + a) % FIELD_ORDER
+    return value
+
+
+def verify_share(x: int, share: bytes, commitments: bytes, threshold: int | None = None) -> bool:
+    """Whether ``share`` is ``f(x)`` for the polynomial behind ``commitments`` (Feldman check).
+
+    Malformed input (a share outside ``Z_r``, commitments off the curve or of the wrong count)
+    is simply not a valid share: False.
+    """
+    try:
+        value = scalar_of(share, "share")
+        points = decode_points(commitments, threshold)
+    except ShareError:
+        return False
+    if not isinstance(x, int) or not 1 <= x <= MAX_GROUP:
+        return False
+    # Horner: ((C_{t-1} · x + C_{t-2}) · x + ...) + C_0; x is small, so each step is cheap.
+    expected = Z1
+    for point in reversed(points):
+        expected = add(multiply(expected, x), point)
+    return normalize(expected) == normalize(multiply(G1, value))
+
+
+def commitment_digest(commitments: bytes) -> bytes:
+    """``keccak256(points)``: what the market stores per dealer (``points_digest``)."""
+    if len(commitments) % POINT_BYTES:
+        raise ShareError(f"commitments are a multiple of {POINT_BYTES} bytes")
+    return keccak(commitments)
 
 
 def combine_shares(shares: Sequence[tuple[int, bytes]]) -> bytes:
-    """Reconstruct a 32-byte secret from ``(x, share)`` pairs (``x = position + 1``).
+    """Reconstruct a secret from ``(x, share)`` pairs (``x = position + 1``) by interpolation at 0.
 
     Give at least the threshold's number of shares: fewer interpolate to an unrelated value, which
-    nothing here can detect (commitments on-chain are what vouch for each share). Raises
-    ``ShareError`` for no shares, a duplicate x, an x outside ``[1, MAX_GROUP]`` or a share
-    that is not 32 bytes.
+    nothing here can detect (commitments are what vouch for each share). Raises ``ShareError`` for
+    no shares, a duplicate x, an x outside ``[1, MAX_GROUP]`` or a share that is not in ``Z_r``.
     """
     if not shares:
         raise ShareError("no shares to combine")
     seen: set[int] = set()
+    points: list[tuple[int, int]] = []
     for x, share in shares:
         if not isinstance(x, int) or isinstance(x, bool) or not 1 <= x <= MAX_GROUP:
             raise ShareError(f"share x-coordinate must be in [1, {MAX_GROUP}], got {x!r}")
         if x in seen:
             raise ShareError(f"duplicate share for x = {x}")
         seen.add(x)
-        if not isinstance(share, bytes) or len(share) != SHARE_BYTES:
-            raise ShareError(f"share for x = {x} is not {SHARE_BYTES} bytes")
-    low = Shamir.combine([(x, share[:_HALF]) for x, share in shares])
-    high = Shamir.combine([(x, share[_HALF:]) for x, share in shares])
-    return low + high
+        points.append((x, scalar_of(share, f"share for x = {x}")))
+    secret = 0
+    for i, (xi, yi) in enumerate(points):
+        num, den = 1, 1
+        for j, (xj, _) in enumerate(points):
+            if i != j:
+                num = num * xj % FIELD_ORDER
+                den = den * (xj - xi) % FIELD_ORDER
+        secret = (secret + yi * num * pow(den, -1, FIELD_ORDER)) % FIELD_ORDER
+    return secret.to_bytes(SECRET_BYTES, "big")

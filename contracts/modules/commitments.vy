@@ -2,8 +2,9 @@
 """
 @title Commitments: public-model digests and Shamir share roots
 @notice Owns what parties commit to before they may rely on it: the running digest of each
-        round's public model bytes, and each data owner's round mask public key and the Merkle
-        root over the shares it dealt to its group. Checks a revealed share against its root.
+        round's public model bytes, and each data owner's round mask public key, the Merkle
+        root over the shares it dealt to its group and its Feldman commitments to the two
+        sharing polynomials. Checks a revealed share against its root.
 @dev Byte formats are fixed in docs/interfaces.md §4 (leaves, sorted-pair tree) and §7 (model
      digest).
 """
@@ -16,6 +17,9 @@ MAX_MODEL_CHUNK: constant(uint256) = 65536
 KIND_SELF_SEED: constant(uint256) = 0
 # @dev Secret kind of the round's X25519 mask secret key.
 KIND_MASK_KEY: constant(uint256) = 1
+# @dev Most bytes of one dealer's Feldman commitments: 2 polynomials of up to 32 points
+#      (t <= m <= 32) of 64 bytes.
+MAX_POINT_BYTES: constant(uint256) = 2 * 32 * 64
 
 
 # @dev One revealed share with its proof against the dealer's root (docs/interfaces.md §5).
@@ -34,6 +38,8 @@ model_chunks: public(HashMap[uint256, HashMap[uint256, uint256]])
 mask_pk: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
 # @dev Merkle root over the shares a data owner dealt in a round.
 shares_root: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
+# @dev keccak256 of the Feldman commitments a data owner posted in a round.
+points_digest: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
 
 # @dev A chunk of a round's public model; its bytes are only in this event.
 event ModelChunk:
@@ -50,6 +56,7 @@ event SharesCommitted:
     group: uint256
     mask_pk: bytes32
     shares_root: bytes32
+    points: Bytes[MAX_POINT_BYTES]
 
 # @dev A share passed its commitment check and is now public.
 event ShareRevealed:
@@ -74,15 +81,18 @@ def _publish(task: uint256, round: uint256, data: Bytes[MAX_MODEL_CHUNK]):
 
 
 @internal
-def _commit(task: uint256, round: uint256, do: address, group: uint256, mask_pk: bytes32, shares_root: bytes32):
+def _commit(task: uint256, round: uint256, do: address, group: uint256, mask_pk: bytes32, shares_root: bytes32, points: Bytes[MAX_POINT_BYTES], threshold: uint256):
     """
     @dev Record a data owner's commitments; the caller checked phase, membership and duplicates.
+         The points are checked against shares only when a complaint needs it (SharesCourt).
     """
     assert mask_pk != empty(bytes32), "commitments: empty mask key"
     assert shares_root != empty(bytes32), "commitments: empty shares root"
+    assert len(points) == 128 * threshold, "commitments: wrong point count"
     self.mask_pk[task][round][do] = mask_pk
     self.shares_root[task][round][do] = shares_root
-    log SharesCommitted(task=task, round=round, do=do, group=group, mask_pk=mask_pk, shares_root=shares_root)
+    self.points_digest[task][round][do] = keccak256(points)
+    log SharesCommitted(task=task, round=round, do=do, group=group, mask_pk=mask_pk, shares_root=shares_root, points=points)
 
 
 @internal
@@ -93,11 +103,29 @@ def _check_reveal(task: uint256, round: uint256, holder: address, dealer: addres
     """
     assert reveal.dealer == dealer, "commitments: wrong dealer"
     assert reveal.kind == kind, "commitments: wrong kind"
-    node: bytes32 = keccak256(abi_encode(task, round, dealer, holder, kind, reveal.share))
-    for sibling: bytes32 in reveal.proof:
+    assert self._proves(task, round, dealer, holder, kind, reveal.share, reveal.proof), "commitments: bad proof"
+    log ShareRevealed(task=task, round=round, dealer=dealer, holder=holder, kind=kind, share=reveal.share)
+
+
+@view
+@internal
+def _proves(task: uint256, round: uint256, dealer: address, holder: address, kind: uint256, share: bytes32, proof: DynArray[bytes32, MAX_PROOF]) -> bool:
+    """
+    @dev Whether the leaf of `share` for (dealer, holder, kind) proves up to the dealer's root.
+    """
+    return self.shares_root[task][round][dealer] == self._root(task, round, dealer, holder, kind, share, proof)
+
+
+@pure
+@internal
+def _root(task: uint256, round: uint256, dealer: address, holder: address, kind: uint256, share: bytes32, proof: DynArray[bytes32, MAX_PROOF]) -> bytes32:
+    """
+    @dev The root a share's leaf proves up to through the sorted-pair tree.
+    """
+    node: bytes32 = keccak256(abi_encode(task, round, dealer, holder, kind, share))
+    for sibling: bytes32 in proof:
         if convert(node, uint256) < convert(sibling, uint256):
             node = keccak256(concat(node, sibling))
         else:
             node = keccak256(concat(sibling, node))
-    assert node == self.shares_root[task][round][dealer], "commitments: bad proof"
-    log ShareRevealed(task=task, round=round, dealer=dealer, holder=holder, kind=kind, share=reveal.share)
+    return node

@@ -94,6 +94,12 @@ def position_of(task: uint256, do: address) -> uint256:
     @notice Position of a member in its group's list.
     @dev Reverts for an address that is not in a group.
     """
+    return self._position(task, do)
+
+
+@view
+@internal
+def _position(task: uint256, do: address) -> uint256:
     assert self.group_count[task] > 0 and self.channel_key[task][do] != empty(bytes32), "registry: not a member"
     members: DynArray[address, MAX_GROUP] = self._group_members[task][self.group_of[task][do]]
     for p: uint256 in range(len(members), bound=MAX_GROUP):

@@ -30,6 +30,7 @@ PHASE_UNMASK: constant(uint256) = 4
 PHASE_ROUND_DONE: constant(uint256) = 5
 PHASE_ENDED: constant(uint256) = 6
 PHASE_CANCELLED: constant(uint256) = 7
+PHASE_SETTLE: constant(uint256) = 8
 
 # @dev A data owner's status in one round.
 STATUS_NONE: constant(uint256) = 0
@@ -285,6 +286,18 @@ def _commit(task: uint256, round: uint256, do: address, group: uint256):
     self.commits_made[task][do] += 1
     self.group_committed[task][round][group] += 1
     self.round_committed[task][round] += 1
+
+
+@internal
+def _exclude(task: uint256, round: uint256, do: address, group: uint256):
+    """
+    @dev Take back a commitment whose dealer left a complaint unanswered: the round treats it as
+         never made, and a commitment missing from the count forfeits the bond.
+    """
+    self.do_status[task][round][do] = STATUS_NONE
+    self.commits_made[task][do] -= 1
+    self.group_committed[task][round][group] -= 1
+    self.round_committed[task][round] -= 1
 
 
 @internal

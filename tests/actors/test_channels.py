@@ -714,6 +714,7 @@ async def test_a_share_delivery_travels_through_a_channel(drops: list[logging.Lo
         shares_root=b"\x44" * 32,
         seed_proof=(b"\x55" * 32,),
         key_proof=(b"\x66" * 32, b"\x77" * 32),
+        points=b"\x88" * 4096,  # the largest a delivery carries: 2 x 32 points
     )
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:

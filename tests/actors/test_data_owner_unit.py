@@ -79,7 +79,6 @@ async def test_a_refused_transaction_is_logged_not_fatal(tmp_path: Path) -> None
             await owner._open_round(0, nursery)
             nursery.cancel_scope.cancel()
         rnd = owner.rounds[0]
-        await owner._perform(
-            rnd, [PostCommitment(mask_public=b"\x01" * 32, shares_root=b"\x02" * 32)]
-        )
+        commitment = PostCommitment(b"\x01" * 32, b"\x02" * 32, bytes(256))
+        await owner._perform(rnd, [commitment])
         assert ("refused", {"round": 0, "reason": "rounds: wrong phase"}) in seen

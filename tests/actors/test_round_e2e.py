@@ -18,6 +18,7 @@ from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
 from protocol.constants import PHASE_SUBMIT
+from protocol.round import PostSettle
 
 P = 500
 REWARD = 10**16
@@ -70,7 +71,11 @@ async def new_task(chain: BoaChain, **plan: int) -> tuple[Market, ModelOwner, Ve
 
 
 async def run_market(
-    tmp_path: Path, drops: dict[int, tuple[int, str]], rounds: int = 1, slow: bool = False
+    tmp_path: Path,
+    drops: dict[int, tuple[int, str]],
+    rounds: int = 1,
+    slow: bool = False,
+    kinds: dict[int, type[DataOwner]] | None = None,
 ):
     chain = BoaChain(realtime=True)
     if slow:
@@ -97,7 +102,8 @@ async def run_market(
         )
         learner = FixedUpdate(rng.normal(0, 0.01, P), samples=100 * (i + 1))
         store = StateStore(tmp_path / f"do{i}.sqlite")
-        dos.append(DataOwner(market, account, task, learner, store, settings=settings))
+        kind = (kinds or {}).get(i, DataOwner)
+        dos.append(kind(market, account, task, learner, store, settings=settings))
     async with trio.open_nursery() as nursery:
         for do in dos:
             await nursery.start(do.run)
@@ -145,7 +151,50 @@ async def test_round_recovers_exact_aggregates_and_pays_submitters(
         assert mo.refunded_wei == unpaid * REWARD
 
 
-@pytest.mark.parametrize("kill_after", ["committed", "chunk", "submitted", "unmasked"])
+class Withholder(DataOwner):
+    """A dealer whose shares never reach the first other member of its group by channel."""
+
+    async def _send_share(self, rnd, action) -> None:
+        others = [int(m, 16) for m in rnd.members if m != self.account]
+        if action.to != others[0]:
+            await super()._send_share(rnd, action)
+
+
+class FalseAccuser(DataOwner):
+    """A holder that complains about every other member of its group, whatever it received."""
+
+    async def _perform_one(self, rnd, action, batch) -> None:
+        if isinstance(action, PostSettle):
+            me = int(self.account, 16)
+            action = PostSettle(tuple(m for m in rnd.members_int if m != me))
+        await super()._perform_one(rnd, action, batch)
+
+
+@pytest.mark.parametrize("who", [Withholder, FalseAccuser])
+async def test_complaints_are_answered_on_chain_and_the_round_completes(
+    tmp_path: Path, who: type[DataOwner]
+) -> None:
+    """A holder without shares (or one that lies) complains in SETTLE; the honest dealers answer
+    with the shares on-chain; nobody is excluded, every aggregate is exact, everyone is paid."""
+    with boa.env.anchor(), trio.fail_after(90):
+        _, market, mo, dos, reports, _ = await run_market(tmp_path, {}, kinds={0: who})
+        (report,) = reports
+        task = mo.task
+        complaints = market.complaints(task, 0)
+        assert complaints, "the setup must produce complaints"
+        answered = {(a["dealer"], a["holder"]) for a in market.answers(task, 0)}
+        assert answered == set(complaints)
+        assert report.finalized_groups == 2
+        for group in range(market.group_count(task)):
+            members = market.group_members(task, group)
+            expected = sum(do.plaintext[0] for do in dos if do.account in members)
+            np.testing.assert_array_equal(report.aggregates[group], expected)
+        for do in dos:
+            assert market.is_credited(task, 0, do.account)
+            assert do.paid_wei == REWARD
+
+
+@pytest.mark.parametrize("kill_after", ["committed", "settled", "chunk", "submitted", "unmasked"])
 async def test_killed_data_owner_resumes_from_its_store(tmp_path: Path, kill_after: str) -> None:
     """A data owner killed mid-round restarts from its SQLite state: the same secrets, no second
     commitment or chunk, and its update is in the exact aggregate."""

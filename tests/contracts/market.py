@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import boa
 from eth_utils import keccak
@@ -17,11 +18,14 @@ from protocol.commitments import DealtShares, deal_commitment, model_digest
 from protocol.constants import (
     KIND_MASK_KEY,
     KIND_SELF_SEED,
+    STATUS_COMMITTED,
     STATUS_NONE,
     STATUS_SUBMITTED,
 )
+from protocol.shamir import FIELD_ORDER, Dealing, random_secret, split_secret
 
 ETH = "0x0000000000000000000000000000000000000000"
+COURT_SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "SharesCourt.vy"
 
 # Field order of the contract's TaskConfig struct (docs/interfaces.md §7).
 CONFIG_FIELDS = (
@@ -108,8 +112,24 @@ def update_words(cfg: dict) -> int:
 
 
 def share_value(dealer: str, holder: str, kind: int, round: int, salt: bytes = b"") -> bytes:
-    """A deterministic 32-byte stand-in for a Shamir share: the contract only checks commitments."""
+    """A deterministic 32-byte value off every dealing: a share the dealer never dealt."""
     return keccak(b"share" + bytes.fromhex(dealer[2:] + holder[2:]) + bytes([kind, round]) + salt)
+
+
+def seeded_randbytes(label: bytes):
+    """Deterministic randomness for a dealing: tests replay the same shares."""
+    counter = iter(range(1 << 30))
+    return lambda n: b"".join(
+        keccak(label + next(counter).to_bytes(4, "big")) for _ in range(-(-n // 32))
+    )[:n]
+
+
+def dealing(dealer: str, round: int, threshold: int, holders: int) -> tuple[Dealing, Dealing]:
+    """The real Feldman dealings of `dealer` in `round`: self seed, then mask key."""
+    randbytes = seeded_randbytes(b"dealing" + bytes.fromhex(dealer[2:]) + bytes([round]))
+    return tuple(
+        split_secret(random_secret(randbytes), threshold, holders, randbytes) for _ in range(2)
+    )
 
 
 def shuffle_groups(members: Sequence[str], prevrandao: bytes, task: int, m: int) -> list[list[str]]:
@@ -141,6 +161,7 @@ class TaskRun:
     task: int = 0
     token: object = None
     dealt: dict = field(default_factory=dict)  # (round, dealer) -> (DealtShares, shares)
+    points: dict = field(default_factory=dict)  # (round, dealer) -> Feldman commitments
 
     # -- model owner -------------------------------------------------------------------------
 
@@ -192,15 +213,25 @@ class TaskRun:
     def round(self) -> int:
         return self.market.current_round(self.task)
 
-    def deal(self, do: str, round: int | None = None) -> DealtShares:
-        """The commitment `do` posts: real leaves and root over one share per (holder, kind)."""
+    def deal(
+        self, do: str, round: int | None = None, corrupt: tuple[str, int] | None = None
+    ) -> DealtShares:
+        """The commitment `do` posts: real Feldman shares, one leaf per (holder, kind), a root.
+        `corrupt = (holder, kind)`: that one share is off the committed polynomial (yet in the
+        tree), as a cheating dealer would deal it."""
         round = self.round() if round is None else round
         members = self.group_of(do)
+        seed, key = dealing(do, round, self.cfg["threshold"], len(members))
         shares = {
-            (p, kind): share_value(do, holder, kind, round)
-            for p, holder in enumerate(members)
-            for kind in (KIND_SELF_SEED, KIND_MASK_KEY)
+            (p, kind): dealt.shares[p]
+            for p in range(len(members))
+            for kind, dealt in ((KIND_SELF_SEED, seed), (KIND_MASK_KEY, key))
         }
+        if corrupt is not None:
+            where = (members.index(corrupt[0]), corrupt[1])
+            shares[where] = ((int.from_bytes(shares[where], "big") + 1) % FIELD_ORDER).to_bytes(
+                32, "big"
+            )
         dealt = deal_commitment(
             self.task,
             round,
@@ -210,12 +241,33 @@ class TaskRun:
             [shares[(p, KIND_MASK_KEY)] for p in range(len(members))],
         )
         self.dealt[(round, do)] = (dealt, shares)
+        self.points[(round, do)] = seed.commitments + key.commitments
         return dealt
 
-    def commit(self, do: str) -> None:
-        dealt = self.deal(do)
+    def commit(self, do: str, corrupt: tuple[str, int] | None = None) -> None:
+        dealt = self.deal(do, corrupt=corrupt)
         self.market.commit_shares(
-            self.task, self.round(), keccak(b"mask" + do.encode()), dealt.root, sender=do
+            self.task,
+            self.round(),
+            keccak(b"mask" + do.encode()),
+            dealt.root,
+            self.points[(self.round(), do)],
+            sender=do,
+        )
+
+    def answer_args(self, dealer: str, holder: str) -> tuple:
+        """What `dealer` sends to answer `holder`'s complaint: shares, proofs, points."""
+        round = self.round()
+        dealt, shares = self.dealt[(round, dealer)]
+        p = self.group_of(dealer).index(holder)
+        return (
+            self.task,
+            round,
+            holder,
+            [shares[(p, KIND_SELF_SEED)], shares[(p, KIND_MASK_KEY)]],
+            dealt.proof(p, KIND_SELF_SEED),
+            dealt.proof(p, KIND_MASK_KEY),
+            self.points[(round, dealer)],
         )
 
     def words(self, do: str, round: int | None = None) -> list[int]:
@@ -251,6 +303,26 @@ class TaskRun:
 
     # -- phases --------------------------------------------------------------------------------
 
+    @property
+    def court(self):
+        return boa.load_partial(str(COURT_SOURCE)).at(self.market.COURT())
+
+    def settle_all(self, complaints: dict | None = None) -> None:
+        """In SETTLE: every committed member settles (with `complaints[holder]` = dealers it
+        accuses, default none); with no complaint open the market moves on to SUBMIT."""
+        complaints = complaints or {}
+        round = self.round()
+        court = self.court
+        for group in self.groups():
+            for holder in group:
+                if self.market.do_status(self.task, round, holder) != STATUS_COMMITTED:
+                    continue
+                if court.settled(self.task, round, holder):
+                    continue
+                mask = sum(1 << group.index(d) for d in complaints.get(holder, ()))
+                court.settle(self.task, round, mask, sender=holder)
+        self.market.advance(self.task)
+
     def advance_after_deadline(self) -> None:
         boa.env.time_travel(seconds=max(0, self.market.deadline(self.task) - boa.env.timestamp))
         self.market.advance(self.task)
@@ -269,9 +341,10 @@ class TaskRun:
         unmaskers: Iterable[str] | None = None,
     ) -> None:
         """From SHARE: the given data owners commit, submit and unmask (default: the first `t`
-        of each group); SHARE and SUBMIT close at their deadlines."""
+        of each group); SHARE, SETTLE (no complaints) and SUBMIT close at their deadlines."""
         for do in committers:
             self.commit(do)
+        self.advance_after_deadline()
         self.advance_after_deadline()
         for do in submitters:
             self.submit(do)

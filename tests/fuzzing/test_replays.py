@@ -35,6 +35,7 @@ def _commit_and_submit(runs: list[TaskRun], dos: list[str]) -> None:
         for do in dos:
             run.commit(do)
         run.market.advance(run.task)  # complete: everyone committed
+        run.settle_all()  # no complaints: SETTLE closes at once
     for run in runs:
         for do in dos:
             run.submit(do)
@@ -102,14 +103,17 @@ def test_a_commit_and_a_submission_of_task_a_are_refused_on_task_b(
     a.commit(outsider)
     mask_pk = market.mask_pk(a.task, 0, outsider)
     root = market.shares_root(a.task, 0, outsider)
+    points = a.points[(0, outsider)]
     with boa.reverts("registry: not a member"):
-        market.commit_shares(b.task, 0, mask_pk, root, sender=outsider)
+        market.commit_shares(b.task, 0, mask_pk, root, points, sender=outsider)
     for do in data_owners[1:4]:
         a.commit(do)
     for do in data_owners[4:8]:
         b.commit(do)
     market.advance(a.task)
     market.advance(b.task)
+    a.settle_all()
+    b.settle_all()
     chunks = a.submit(outsider)
     with boa.reverts("rounds: not committed"):
         market.submit(b.task, 0, 0, chunks[0], sender=outsider)
@@ -119,18 +123,21 @@ def test_a_commit_and_a_chunk_of_round_r_are_refused_in_round_r_plus_1(twin_task
     a, _, dos = twin_tasks
     do = dos[0]
     mask_pk, root = a.market.mask_pk(a.task, 0, do), a.market.shares_root(a.task, 0, do)
+    points = a.points[(0, do)]
     chunk = a.words(do, round=0)[:2]
     a.unmask(dos[0])
     a.unmask(dos[1])
     a.open_round(1)
     with boa.reverts("rounds: wrong round"):
-        a.market.commit_shares(a.task, 0, mask_pk, root, sender=do)
-    a.market.commit_shares(a.task, 1, mask_pk, root, sender=do)  # a DO may reuse its own values
+        a.market.commit_shares(a.task, 0, mask_pk, root, points, sender=do)
+    # a DO may reuse its own values
+    a.market.commit_shares(a.task, 1, mask_pk, root, points, sender=do)
     with boa.reverts("rounds: already committed"):
-        a.market.commit_shares(a.task, 1, mask_pk, root, sender=do)
+        a.market.commit_shares(a.task, 1, mask_pk, root, points, sender=do)
     for other in dos[1:]:
         a.commit(other)
     a.market.advance(a.task)
+    a.settle_all()
     with boa.reverts("rounds: wrong round"):
         a.market.submit(a.task, 0, 0, chunk, sender=do)
     a.market.submit(a.task, 1, 0, chunk, sender=do)

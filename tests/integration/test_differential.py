@@ -18,6 +18,7 @@ from protocol.constants import (
     KIND_SELF_SEED,
     PHASE_ENDED,
     PHASE_ROUND_DONE,
+    PHASE_SETTLE,
     PHASE_SUBMIT,
     PHASE_UNMASK,
 )
@@ -79,14 +80,21 @@ def test_round_through_contract_recovers_exact_aggregates(chain: BoaChain, lane_
                 continue
             keys[dealer] = MaskKeyPair.generate(os.urandom)
             seeds[dealer] = new_self_seed(os.urandom)
-            seed_shares = split_secret(seeds[dealer], 2, len(members))
-            key_shares = split_secret(keys[dealer].secret, 2, len(members))
+            seed_dealing = split_secret(seeds[dealer], 2, len(members), os.urandom)
+            key_dealing = split_secret(keys[dealer].secret, 2, len(members), os.urandom)
+            seed_shares, key_shares = seed_dealing.shares, key_dealing.shares
             shares[dealer] = (seed_shares, key_shares)
             dealt[dealer] = deal_commitment(
                 task, 0, int(dealer, 16), addrs, seed_shares, key_shares
             )
-            market.commit_shares(task, 0, keys[dealer].public, dealt[dealer].root, dealer)
+            points = seed_dealing.commitments + key_dealing.commitments
+            market.commit_shares(task, 0, keys[dealer].public, dealt[dealer].root, points, dealer)
     chain.advance_time(config.share_duration)
+    market.advance(task, mo)
+    assert market.phase(task).phase == PHASE_SETTLE
+    # SETTLE: every committer settles without complaint, so the phase closes at once
+    for dealer in keys:
+        market.settle(task, 0, 0, dealer)
     market.advance(task, mo)
     assert market.phase(task).phase == PHASE_SUBMIT
 

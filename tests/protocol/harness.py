@@ -50,6 +50,7 @@ from protocol.round import (
     SubmitPhaseOpened,
     UnmaskPhaseOpened,
 )
+from protocol.shamir import commitment_digest
 
 TASK, ROUND = 3, 1
 MODEL_HASH = bytes(range(32))
@@ -294,7 +295,8 @@ class Harness:
         for m in members:
             self.feed(m, DeadlineTick(SUBMIT_DEADLINE - 1))
         committed = tuple(
-            MemberCommitment(m, c.mask_public, c.shares_root) for m, c in chain.commitments.items()
+            MemberCommitment(m, c.mask_public, c.shares_root, commitment_digest(c.points))
+            for m, c in chain.commitments.items()
         )
         # SUBMIT
         for m in members:

@@ -36,6 +36,7 @@ deliveries = st.builds(
     shares_root=b32,
     seed_proof=proofs,
     key_proof=proofs,
+    points=st.integers(2, 32).flatmap(lambda t: st.binary(min_size=128 * t, max_size=128 * t)),
 )
 acks = st.builds(ShareAck, task=numbers, round=numbers, dealer=b20, holder=b20, shares_root=b32)
 messages = st.one_of(deliveries, acks)
@@ -90,6 +91,8 @@ def test_wrong_field_sizes_are_named(msg: ShareDelivery, data: st.DataObject) ->
     ("change", "reason"),
     [
         (lambda m: m.update(seed_proof=[bytes(32)] * 9), "field_size"),
+        (lambda m: m.update(points=bytes(128)), "field_size"),
+        (lambda m: m.update(points=bytes(4097)), "field_size"),
         (lambda m: m.update(key_proof=[bytes(31)]), "field_size"),
         (lambda m: m.update(task=-1), "field_range"),
         (lambda m: m.update(round=2**64 - 1), "field_range"),
@@ -113,6 +116,7 @@ def test_malformed_fields_are_named(change, reason: str) -> None:
         shares_root=bytes(32),
         seed_proof=(),
         key_proof=(),
+        points=bytes(256),
     )
     fields = raw(msg)
     change(fields)

@@ -91,7 +91,9 @@ def build_group(
     shares: dict[tuple[int, int, int], bytes] = {}
     for dealer in members:
         for kind, secret in ((KIND_SELF_SEED, seeds[dealer]), (KIND_MASK_KEY, keys[dealer].secret)):
-            for holder, share in zip(members, split_secret(secret, threshold, n), strict=True):
+            for holder, share in zip(
+                members, split_secret(secret, threshold, n, rnd.randbytes).shares, strict=True
+            ):
                 shares[dealer, holder, kind] = share
     status = dict(zip(members, statuses, strict=True))
     committed = [a for a in members if status[a] >= STATUS_COMMITTED]

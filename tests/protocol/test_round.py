@@ -38,12 +38,15 @@ from protocol.round import (
     GroupFinalized,
     LocalUpdateReady,
     MemberCommitment,
+    PostAnswer,
     PostChunk,
     PostCommitment,
+    PostSettle,
     PostUnmask,
     RoundMachine,
     RoundOpened,
     SendShares,
+    SettleDue,
     SharePhaseOpened,
     ShareReceived,
     SharesCommittedOnChain,
@@ -51,6 +54,7 @@ from protocol.round import (
     SubmitPhaseOpened,
     UnmaskPhaseOpened,
 )
+from protocol.shamir import commitment_digest, verify_share
 
 QUANT = QuantConfig(lane_bits=32, scale_bits=10, clip_norm=4.0)
 D = 20
@@ -74,7 +78,10 @@ class Script:
                     self.deliveries[peer] = action.delivery
                 elif isinstance(action, PostCommitment):
                     self.commitments[peer] = MemberCommitment(
-                        peer, action.mask_public, action.shares_root
+                        peer,
+                        action.mask_public,
+                        action.shares_root,
+                        commitment_digest(action.points),
                     )
         self.update = np.arange(D, dtype=QUANT.ring_dtype) * 1000
 
@@ -99,7 +106,9 @@ class Script:
         mine = machine.commitment()
         known = dict(self.commitments)
         if mine is not None:
-            known[self.me] = MemberCommitment(self.me, mine.mask_public, mine.shares_root)
+            known[self.me] = MemberCommitment(
+                self.me, mine.mask_public, mine.shares_root, commitment_digest(mine.points)
+            )
         chosen = self.members if members is None else members
         return SharesCommittedOnChain(tuple(known[m] for m in chosen if m in known))
 
@@ -110,6 +119,7 @@ class Script:
             SharePhaseOpened: lambda: SharePhaseOpened(),
             ShareReceived: lambda: ShareReceived(self.peers[0], self.deliveries[self.peers[0]]),
             SharesCommittedOnChain: lambda: self.on_chain(machine),
+            SettleDue: lambda: SettleDue(self.on_chain(machine).commitments),
             LocalUpdateReady: lambda: LocalUpdateReady(self.update),
             SubmitPhaseOpened: lambda: SubmitPhaseOpened(SUBMIT_DEADLINE),
             UnmaskPhaseOpened: lambda: UnmaskPhaseOpened(self.members),
@@ -267,7 +277,7 @@ def test_an_unusable_mask_key_on_chain_fails_the_round_not_the_machine() -> None
     peer = script.peers[1]
     # u = 0 is a low-order point: X25519 with it yields the all-zero secret.
     chain = tuple(
-        MemberCommitment(c.member, bytes(32), c.shares_root) if c.member == peer else c
+        replace(c, mask_public=bytes(32)) if c.member == peer else c
         for c in script.on_chain(m).commitments
     )
     (failed,) = m.send(SharesCommittedOnChain(chain))
@@ -335,15 +345,14 @@ def test_deliveries_checked_against_the_on_chain_commitment() -> None:
     assert peer in m.dealers_held
     event = script.on_chain(m)
     forged = tuple(
-        MemberCommitment(c.member, c.mask_public, bytes(32)) if c.member == peer else c
-        for c in event.commitments
+        replace(c, shares_root=bytes(32)) if c.member == peer else c for c in event.commitments
     )
     m.send(SharesCommittedOnChain(forged))
     assert peer not in m.dealers_held and isinstance(m.peer_errors[peer], CommitmentError)
     # Arriving after the commitments are known: checked at once.
     m = script.machine_in(State.SHARED)
     forged = tuple(
-        MemberCommitment(c.member, c.mask_public, bytes(32)) if c.member == peer else c
+        replace(c, shares_root=bytes(32)) if c.member == peer else c
         for c in script.on_chain(m).commitments
     )
     m.send(SharesCommittedOnChain(forged))
@@ -394,7 +403,9 @@ def test_relayed_conflicting_and_stray_deliveries() -> None:
         (State.SHARED, lambda: SharesCommittedOnChain(()), None),
         (
             State.SHARED,
-            lambda: SharesCommittedOnChain((MemberCommitment(777, bytes(32), bytes(32)),)),
+            lambda: SharesCommittedOnChain(
+                (MemberCommitment(777, bytes(32), bytes(32), bytes(32)),)
+            ),
             RemoteProtocolError,
         ),
         (State.SUBMITTED, lambda: UnmaskPhaseOpened((12345,)), RemoteProtocolError),
@@ -634,3 +645,66 @@ def test_never_both_secrets_under_arbitrary_event_streams(stream: list[Step]) ->
             assert (r.kind == KIND_SELF_SEED) == (r.dealer in submitted)
     assert all(len(k) == 1 for k in kinds.values())
     assert machine.revealed == {(d, k) for d, ks in kinds.items() for k in ks}
+
+
+# -- verifiable shares and complaints ----------------------------------------------------------
+
+
+def test_a_share_off_the_committed_polynomial_is_refused_and_blamed() -> None:
+    script = Script(seed=21, n=3, threshold=2)
+    m = script.machine_in(State.SHARED)
+    peer, other = script.peers
+    good = script.deliveries[peer]
+    # the shares still prove against the dealt root, but under another dealer's commitments
+    forged = msgspec.structs.replace(good, points=script.deliveries[other].points)
+    m.send(ShareReceived(peer, forged))
+    assert peer not in m.dealers_held
+    assert isinstance(m.peer_errors[peer], CommitmentError)
+    assert "off the committed polynomial" in str(m.peer_errors[peer])
+
+
+def test_settle_accuses_exactly_the_committed_dealers_without_valid_shares() -> None:
+    script = Script(seed=22, n=4, threshold=2)
+    m = script.machine_in(State.SHARED)
+    held, missing, forged = script.peers
+    m.send(ShareReceived(held, script.deliveries[held]))
+    bad = msgspec.structs.replace(script.deliveries[forged], points=script.deliveries[held].points)
+    m.send(ShareReceived(forged, bad))
+    (settle,) = m.send(SettleDue(script.on_chain(m).commitments))
+    assert isinstance(settle, PostSettle)
+    assert set(settle.accused) == {missing, forged}
+    assert m.settlement() == settle
+    with pytest.raises(LocalProtocolError):
+        m.send(SettleDue(script.on_chain(m).commitments))
+
+
+def test_answered_shares_come_back_as_a_delivery_and_the_round_goes_on() -> None:
+    script = Script(seed=23, n=3, threshold=2)
+    m = script.machine_in(State.SHARED)
+    held, missing = script.peers
+    m.send(ShareReceived(held, script.deliveries[held]))
+    (settle,) = m.send(SettleDue(script.on_chain(m).commitments))
+    assert settle.accused == (missing,)
+    # the dealer's answer, read back from chain data, is an ordinary delivery from it
+    m.send(ShareReceived(missing, script.deliveries[missing]))
+    assert m.dealers_held == {script.me, held, missing}
+    m.send(script.on_chain(m))
+    m.send(LocalUpdateReady(script.update))
+    (chunk, *_) = m.send(SubmitPhaseOpened(SUBMIT_DEADLINE))
+    assert isinstance(chunk, PostChunk) and m.state == State.SUBMITTED
+
+
+def test_a_dealer_answers_with_the_shares_it_dealt() -> None:
+    script = Script(seed=24, n=3, threshold=2)
+    dealer = script.machine_in(State.SHARED)
+    holder = script.peers[0]
+    answer = dealer.answer(holder)
+    assert isinstance(answer, PostAnswer) and answer.holder == holder
+    (delivery,) = [a.delivery for a in dealer.deliveries() if a.to == holder]
+    assert (answer.seed_share, answer.key_share) == (delivery.seed_share, delivery.key_share)
+    assert (answer.seed_proof, answer.key_proof) == (delivery.seed_proof, delivery.key_proof)
+    assert answer.points == delivery.points == dealer.commitment().points
+    x = script.members.index(holder) + 1
+    assert verify_share(x, answer.seed_share, delivery.polynomial(KIND_SELF_SEED), 2)
+    assert verify_share(x, answer.key_share, delivery.polynomial(KIND_MASK_KEY), 2)
+    assert dealer.answer(12345) is None

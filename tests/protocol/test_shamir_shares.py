@@ -1,60 +1,130 @@
-"""Properties of protocol.shamir: any t of n reconstruct, t-1 do not, errors are named."""
+"""Properties of protocol.shamir: any t of n reconstruct, t-1 do not, every dealt share passes
+its Feldman check and any other value fails it, errors are named."""
 
 import os
+import random
 
 import pytest
-from Crypto.Protocol.SecretSharing import Shamir
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.errors import ConfigError, LocalProtocolError, ShareError
-from protocol.shamir import combine_shares, split_secret
+from protocol.shamir import (
+    FIELD_ORDER,
+    POINT_BYTES,
+    combine_shares,
+    commitment_digest,
+    decode_points,
+    random_scalar,
+    random_secret,
+    split_secret,
+    verify_share,
+)
 
-secrets_ = st.binary(min_size=32, max_size=32)
+scalars = st.integers(1, FIELD_ORDER - 1).map(lambda v: v.to_bytes(32, "big"))
 
 
 @st.composite
 def dealings(draw: st.DrawFn):
-    n = draw(st.integers(2, 12))
+    n = draw(st.integers(2, 8))
     t = draw(st.integers(2, n))
-    secret = draw(secrets_)
-    return secret, t, n, split_secret(secret, t, n)
+    secret = draw(scalars)
+    randbytes = random.Random(draw(st.integers(0, 2**32))).randbytes
+    return secret, t, n, split_secret(secret, t, n, randbytes)
 
 
+@settings(max_examples=25, deadline=None)
 @given(dealing=dealings(), data=st.data())
 def test_any_t_shares_reconstruct(dealing, data: st.DataObject) -> None:
-    secret, t, n, shares = dealing
-    assert len(shares) == n and all(len(s) == 32 for s in shares)
+    secret, t, n, dealt = dealing
+    assert len(dealt.shares) == n and all(len(s) == 32 for s in dealt.shares)
+    assert len(dealt.commitments) == t * POINT_BYTES
     chosen = data.draw(st.lists(st.integers(0, n - 1), min_size=t, max_size=n, unique=True))
-    assert combine_shares([(p + 1, shares[p]) for p in chosen]) == secret
+    assert combine_shares([(p + 1, dealt.shares[p]) for p in chosen]) == secret
 
 
+@settings(max_examples=25, deadline=None)
 @given(dealing=dealings(), data=st.data())
 def test_t_minus_one_shares_do_not_reconstruct(dealing, data: st.DataObject) -> None:
-    secret, t, n, shares = dealing
+    secret, t, n, dealt = dealing
     chosen = data.draw(st.lists(st.integers(0, n - 1), min_size=t - 1, max_size=t - 1, unique=True))
-    # equal only with probability 2**-256 (fresh random coefficients per half)
-    assert combine_shares([(p + 1, shares[p]) for p in chosen]) != secret
+    # equal only with probability 1/r (fresh random coefficients)
+    assert combine_shares([(p + 1, dealt.shares[p]) for p in chosen]) != secret
 
 
-def test_share_layout_is_two_pycryptodome_halves() -> None:
-    secret = os.urandom(32)
-    shares = split_secret(secret, 3, 5)
-    for half, part in ((0, secret[:16]), (1, secret[16:])):
-        halves = [(p + 1, s[16 * half : 16 * half + 16]) for p, s in enumerate(shares)]
-        assert Shamir.combine(halves[1:4]) == part
+@settings(max_examples=10, deadline=None)
+@given(dealing=dealings(), data=st.data())
+def test_dealt_shares_pass_feldman_and_others_fail(dealing, data: st.DataObject) -> None:
+    _secret, t, n, dealt = dealing
+    p = data.draw(st.integers(0, n - 1))
+    assert verify_share(p + 1, dealt.shares[p], dealt.commitments, t)
+    other = data.draw(
+        st.integers(0, FIELD_ORDER - 1).filter(lambda v: v.to_bytes(32, "big") != dealt.shares[p])
+    )
+    assert not verify_share(p + 1, other.to_bytes(32, "big"), dealt.commitments, t)
+    # a share is bound to its x-coordinate: holder p's share is not holder q's
+    q = (p + 1) % n
+    assert not verify_share(q + 1, dealt.shares[p], dealt.commitments, t)
+
+
+def test_commitments_bind_the_secret_and_tampering_is_caught() -> None:
+    randbytes = random.Random(7).randbytes
+    secret = random_secret(randbytes)
+    dealt = split_secret(secret, 3, 5, randbytes)
+    # C_0 = secret * G: a dealing of another secret has another first point
+    other = split_secret(random_secret(randbytes), 3, 5, randbytes)
+    assert dealt.commitments[:64] != other.commitments[:64]
+    # every share fails under someone else's commitments
+    assert not any(verify_share(p + 1, dealt.shares[p], other.commitments, 3) for p in range(5))
+    # a flipped coordinate byte: off the curve or another point; either way no share passes
+    bad = bytearray(dealt.commitments)
+    bad[100] ^= 1
+    assert not any(verify_share(p + 1, dealt.shares[p], bytes(bad), 3) for p in range(5))
+    # the wrong number of points for the threshold
+    assert not verify_share(1, dealt.shares[0], dealt.commitments[:128], 3)
+
+
+def test_decode_points_refuses_what_is_not_a_curve_point() -> None:
+    one_one = (1).to_bytes(32, "big") * 2
+    for data in (b"", bytes(63), one_one, (2**256 - 1).to_bytes(32, "big") * 2):
+        with pytest.raises(ShareError):
+            decode_points(data)
+    assert len(decode_points(bytes(64))) == 1  # (0, 0): the point at infinity, as the EVM has it
+
+
+def test_digest_is_the_contracts_keccak_of_the_points() -> None:
+    from eth_utils import keccak
+
+    points = os.urandom(256)
+    assert commitment_digest(points) == keccak(points)
+    with pytest.raises(ShareError):
+        commitment_digest(points[:-1])
+
+
+def test_random_scalars_are_in_the_field_and_use_the_injected_source() -> None:
+    a = random_scalar(random.Random(1).randbytes)
+    assert a == random_scalar(random.Random(1).randbytes)
+    assert 0 < a < FIELD_ORDER
+    # a source that only ever yields values >= r is retried, never reduced with bias
+    source = iter([b"\xff" * 32, b"\xff" * 32, (5).to_bytes(32, "big")])
+    assert random_scalar(lambda n: next(source)) == 5
+    with pytest.raises(LocalProtocolError):
+        random_scalar(lambda n: bytes(n - 1))
 
 
 def test_split_refusals() -> None:
-    for t, n in [(1, 3), (4, 3), (0, 0), (2, 65)]:
+    randbytes = random.Random(0).randbytes
+    for t, n in [(1, 3), (4, 3), (0, 0), (2, 65), (33, 40)]:
         with pytest.raises(ConfigError):
-            split_secret(bytes(32), t, n)
+            split_secret(bytes(31) + b"\x01", t, n, randbytes)
     with pytest.raises(LocalProtocolError):
-        split_secret(bytes(16), 2, 3)
+        split_secret(bytes(16), 2, 3, randbytes)
+    with pytest.raises(LocalProtocolError):  # not an element of Z_r
+        split_secret(b"\xff" * 32, 2, 3, randbytes)
 
 
 def test_combine_refusals_are_share_errors() -> None:
-    shares = split_secret(os.urandom(32), 2, 3)
+    shares = split_secret(random_secret(os.urandom), 2, 3, os.urandom).shares
     bad = [
         [],
         [(1, shares[0]), (1, shares[0])],  # duplicate x
@@ -63,6 +133,7 @@ def test_combine_refusals_are_share_errors() -> None:
         [(True, shares[0]), (2, shares[1])],
         [(1, shares[0][:31]), (2, shares[1])],
         [(1, shares[0] + b"\x00"), (2, shares[1])],
+        [(1, b"\xff" * 32), (2, shares[1])],  # not in Z_r
     ]
     for case in bad:
         with pytest.raises(ShareError):

@@ -11,7 +11,7 @@ from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED
 from protocol.errors import CommitmentError
 from protocol.masks import MaskKeyPair, new_self_seed
 from protocol.messages import ShareDelivery, address_bytes, address_int, decode, encode
-from protocol.shamir import combine_shares, split_secret
+from protocol.shamir import combine_shares, split_secret, verify_share
 
 TASK, ROUND = 3, 1
 
@@ -19,8 +19,9 @@ TASK, ROUND = 3, 1
 def deal(members: list[int], dealer: int, t: int, seed: int):
     randbytes = random.Random(seed).randbytes
     keys, self_seed = MaskKeyPair.generate(randbytes), new_self_seed(randbytes)
-    seed_shares = split_secret(self_seed, t, len(members))
-    key_shares = split_secret(keys.secret, t, len(members))
+    seed_dealing = split_secret(self_seed, t, len(members), randbytes)
+    key_dealing = split_secret(keys.secret, t, len(members), randbytes)
+    seed_shares, key_shares = seed_dealing.shares, key_dealing.shares
     dealt = deal_commitment(TASK, ROUND, dealer, members, seed_shares, key_shares)
     frames = [
         encode(
@@ -35,6 +36,7 @@ def deal(members: list[int], dealer: int, t: int, seed: int):
                 shares_root=dealt.root,
                 seed_proof=tuple(dealt.proof(p, KIND_SELF_SEED)),
                 key_proof=tuple(dealt.proof(p, KIND_MASK_KEY)),
+                points=seed_dealing.commitments + key_dealing.commitments,
             )
         )
         for p, holder in enumerate(members)
@@ -60,6 +62,7 @@ def test_delivered_shares_check_and_reconstruct(members: list[int], data: st.Dat
             check_share(
                 TASK, ROUND, dealer, holder, kind, msg.share(kind), msg.proof(kind), msg.shares_root
             )
+            assert verify_share(p + 1, msg.share(kind), msg.polynomial(kind), t)
         received[p] = msg
     chosen = data.draw(
         st.lists(st.sampled_from(range(len(members))), min_size=t, max_size=t, unique=True)

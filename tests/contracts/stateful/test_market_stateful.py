@@ -33,6 +33,7 @@ from protocol.constants import (
     PHASE_ENDED,
     PHASE_REGISTER,
     PHASE_ROUND_DONE,
+    PHASE_SETTLE,
     PHASE_SHARE,
     PHASE_SUBMIT,
     PHASE_UNMASK,
@@ -46,6 +47,7 @@ from tests.contracts.market import ETH, as_struct, config, digest_of, model_byte
 ROOT = Path(__file__).resolve().parents[3]
 MOCKS = ROOT / "tests" / "contracts" / "mocks"
 MARKET = boa.load_partial(str(ROOT / "contracts" / "DataMarket.vy"))
+COURT = boa.load_partial(str(ROOT / "contracts" / "SharesCourt.vy"))
 TOKENS = [boa.load_partial(str(MOCKS / f"{name}.vy")) for name in ("ERC20", "ERC20NoReturn")]
 
 MODEL_OWNERS = [boa.env.generate_address(f"fuzz_model_owner_{i}") for i in range(2)]
@@ -151,6 +153,7 @@ class TaskModel:
     unmasks: dict = field(default_factory=dict)  # (round, group) -> accepted unmask messages
     result: dict = field(default_factory=dict)  # (round, group) -> GROUP_*
     commits: dict = field(default_factory=dict)  # do -> rounds it committed in
+    settled: set = field(default_factory=set)  # (round, do) that settled (no complaints here)
     dealt: dict = field(default_factory=dict)  # (round, do) -> (DealtShares, shares)
 
     @property
@@ -177,7 +180,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.steps = 0
         for account in EVERYONE:
             boa.env.set_balance(account, FUNDS)
-        self.market = MARKET.deploy(sender=DEPLOYER)
+        self.court = COURT.deploy(sender=DEPLOYER)
+        self.market = MARKET.deploy(self.court.address, sender=DEPLOYER)
         self.tokens = [deployer.deploy(sender=DEPLOYER) for deployer in TOKENS]
         for token in self.tokens:
             for account in EVERYONE:
@@ -358,6 +362,10 @@ class MarketMachine(RuleBasedStateMachine):
             for n, do in enumerate(list(t.members)):
                 if n != dropout and t.st(do) == STATUS_NONE:
                     self._commit(t, do, flaw=99)
+        elif t.phase == PHASE_SETTLE:
+            for n, do in enumerate(list(t.members)):
+                if n != dropout and t.st(do) == STATUS_COMMITTED:
+                    self._settle(t, do)
         elif t.phase == PHASE_SUBMIT:
             for n, do in enumerate(list(t.members)):
                 while n != dropout and t.st(do) == STATUS_COMMITTED:
@@ -440,6 +448,15 @@ class MarketMachine(RuleBasedStateMachine):
             if bond:
                 self.bonds[(t.id, do)] = bond
 
+    def _settle(self, t: TaskModel, do: str) -> None:
+        """A committed member settles with no complaint (complaints: tests/contracts/unitary)."""
+        half = t.cfg["share_duration"] // 2
+        ok = t.phase == PHASE_SETTLE and self._now() + half < t.deadline
+        ok = ok and t.st(do) == STATUS_COMMITTED and (t.round, do) not in t.settled
+        self._call(ok, self.court.settle, t.id, t.round, 0, sender=do)
+        if ok:
+            t.settled.add((t.round, do))
+
     def _commit(self, t: TaskModel, do: str, flaw: int) -> None:
         """Flaws: 0 the wrong round, 1 an empty root."""
         round = t.round + (flaw == 0)
@@ -463,7 +480,9 @@ class MarketMachine(RuleBasedStateMachine):
             )
             root = bytes(32) if flaw == 1 else dealt.root
         mask = keccak(b"mask" + do.encode())
-        self._call(ok, self.market.commit_shares, t.id, round, mask, root, sender=do)
+        # Feldman points are only checked when a complaint needs them (test_court.py)
+        points = bytes(128 * t.cfg["threshold"])
+        self._call(ok, self.market.commit_shares, t.id, round, mask, root, points, sender=do)
         if ok:
             t.status[(round, do)] = STATUS_COMMITTED
             t.dealt[(round, do)] = (dealt, shares)
@@ -563,6 +582,9 @@ class MarketMachine(RuleBasedStateMachine):
             ok = over or (len(t.members) == cfg["max_dos"] and published)
         elif t.phase == PHASE_SHARE:
             ok = over or len(committed) == len(t.members)
+        elif t.phase == PHASE_SETTLE:
+            settled = [do for do in committed if (t.round, do) in t.settled]
+            ok = over or len(settled) == len(committed)
         elif t.phase == PHASE_SUBMIT:
             ok = over or len(t.submitted(t.members)) == len(committed)
         else:
@@ -583,6 +605,8 @@ class MarketMachine(RuleBasedStateMachine):
             self._check_groups(t)
             self._open(t, 0)
         elif t.phase == PHASE_SHARE:
+            self._enter(t, PHASE_SETTLE, cfg["share_duration"])
+        elif t.phase == PHASE_SETTLE:
             self._enter(t, PHASE_SUBMIT, cfg["submit_duration"])
         elif t.phase == PHASE_SUBMIT:
             pending = 0
@@ -667,7 +691,7 @@ class MarketMachine(RuleBasedStateMachine):
     def owner_cannot_take_what_is_owed(self):
         for t in self.tasks:
             assert self.market.reclaimable(t.id) == self._reclaimable(t)
-            if t.phase in (PHASE_REGISTER, PHASE_SHARE, PHASE_SUBMIT, PHASE_UNMASK):
+            if t.phase in (PHASE_REGISTER, PHASE_SHARE, PHASE_SETTLE, PHASE_SUBMIT, PHASE_UNMASK):
                 assert self.market.reclaimable(t.id) == 0
 
     @invariant()

@@ -12,6 +12,7 @@ from protocol.constants import (
     PHASE_ENDED,
     PHASE_REGISTER,
     PHASE_ROUND_DONE,
+    PHASE_SETTLE,
     PHASE_SHARE,
     PHASE_SUBMIT,
     PHASE_UNMASK,
@@ -138,14 +139,40 @@ def test_share_closes_at_deadline_or_when_all_committed(sharing_run, data_owners
         r.market.advance(r.task)
     r.commit(data_owners[4])
     r.market.advance(r.task)
+    assert r.market.task_phase(r.task) == PHASE_SETTLE
+    assert r.market.deadline(r.task) == boa.env.timestamp + r.cfg["share_duration"]
+
+
+def test_settle_closes_early_when_every_committer_settled_and_nothing_is_open(
+    sharing_run, data_owners
+):
+    r = sharing_run
+    for do in data_owners[:4]:
+        r.commit(do)
+    r.advance_after_deadline()
+    court = r.court
+    for do in data_owners[:3]:
+        court.settle(r.task, 0, 0, sender=do)
+    with boa.reverts("rounds: phase not over"):
+        r.market.advance(r.task)
+    court.settle(r.task, 0, 0, sender=data_owners[3])
+    r.market.advance(r.task)
     assert r.market.task_phase(r.task) == PHASE_SUBMIT
     assert r.market.deadline(r.task) == boa.env.timestamp + r.cfg["submit_duration"]
+
+
+def test_settle_closes_at_deadline_without_settlements(sharing_run, data_owners):
+    sharing_run.commit(data_owners[0])
+    sharing_run.advance_after_deadline()
+    assert sharing_run.market.task_phase(sharing_run.task) == PHASE_SETTLE
+    sharing_run.advance_after_deadline()
+    assert sharing_run.market.task_phase(sharing_run.task) == PHASE_SUBMIT
 
 
 def test_share_closes_at_deadline(sharing_run, data_owners):
     sharing_run.commit(data_owners[0])
     sharing_run.advance_after_deadline()
-    assert sharing_run.market.task_phase(sharing_run.task) == PHASE_SUBMIT
+    assert sharing_run.market.task_phase(sharing_run.task) == PHASE_SETTLE
 
 
 def test_submit_closes_early_when_committers_submitted(sharing_run, data_owners):
@@ -153,6 +180,7 @@ def test_submit_closes_early_when_committers_submitted(sharing_run, data_owners)
     for do in data_owners[:4]:
         r.commit(do)
     r.advance_after_deadline()
+    r.settle_all()
     for do in data_owners[:3]:
         r.submit(do)
     with boa.reverts("rounds: phase not over"):
@@ -168,6 +196,7 @@ def test_submit_close_fails_groups_below_threshold(sharing_run):
     for do in big + small:
         r.commit(do)
     r.advance_after_deadline()
+    r.settle_all()
     for do in big[:2] + small[:1]:
         r.submit(do)
     r.advance_after_deadline()

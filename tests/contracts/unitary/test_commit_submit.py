@@ -11,6 +11,9 @@ from tests.contracts.market import events, update_words
 
 ROOT = keccak(b"root")
 MASK = keccak(b"mask")
+# Feldman commitments of t = 2 points per polynomial (64 bytes each): the market only stores
+# their digest; the court checks them when a complaint needs it.
+POINTS = bytes(range(256))
 
 
 # -- commit_shares --------------------------------------------------------------------------
@@ -19,7 +22,7 @@ MASK = keccak(b"mask")
 def test_commit_records_key_root_and_status(sharing_run, data_owners):
     r, do = sharing_run, data_owners[0]
     group = r.market.group_of(r.task, do)
-    r.market.commit_shares(r.task, 0, MASK, ROOT, sender=do)
+    r.market.commit_shares(r.task, 0, MASK, ROOT, POINTS, sender=do)
     (committed,) = events(r.market, "SharesCommitted")
     assert (committed.do, committed.group) == (do, group)
     assert (committed.mask_pk, committed.shares_root) == (MASK, ROOT)
@@ -29,52 +32,70 @@ def test_commit_records_key_root_and_status(sharing_run, data_owners):
     assert r.market.group_committed(r.task, 0, group) == 1
     assert r.market.round_committed(r.task, 0) == 1
     assert r.market.commits_made(r.task, do) == 1
+    assert committed.points == POINTS
+    assert r.market.points_digest(r.task, 0, do) == keccak(POINTS)
+
+
+@pytest.mark.parametrize("size", [0, 128, 255, 257, 384])
+def test_commit_needs_two_polynomials_of_t_points(sharing_run, data_owners, size):
+    with boa.reverts("commitments: wrong point count"):
+        sharing_run.market.commit_shares(
+            sharing_run.task, 0, MASK, ROOT, bytes(size), sender=data_owners[0]
+        )
 
 
 def test_commit_twice(sharing_run, data_owners):
-    sharing_run.market.commit_shares(sharing_run.task, 0, MASK, ROOT, sender=data_owners[0])
+    sharing_run.market.commit_shares(sharing_run.task, 0, MASK, ROOT, POINTS, sender=data_owners[0])
     with boa.reverts("rounds: already committed"):
-        sharing_run.market.commit_shares(sharing_run.task, 0, MASK, ROOT, sender=data_owners[0])
+        sharing_run.market.commit_shares(
+            sharing_run.task, 0, MASK, ROOT, POINTS, sender=data_owners[0]
+        )
 
 
 def test_commit_by_non_member(sharing_run, data_owners, stranger):
     with boa.reverts("registry: not a member"):
-        sharing_run.market.commit_shares(sharing_run.task, 0, MASK, ROOT, sender=stranger)
+        sharing_run.market.commit_shares(sharing_run.task, 0, MASK, ROOT, POINTS, sender=stranger)
     with boa.reverts("registry: not a member"):
-        sharing_run.market.commit_shares(sharing_run.task, 0, MASK, ROOT, sender=data_owners[7])
+        sharing_run.market.commit_shares(
+            sharing_run.task, 0, MASK, ROOT, POINTS, sender=data_owners[7]
+        )
 
 
 def test_commit_needs_key_and_root(sharing_run, data_owners):
     with boa.reverts("commitments: empty mask key"):
         sharing_run.market.commit_shares(
-            sharing_run.task, 0, bytes(32), ROOT, sender=data_owners[0]
+            sharing_run.task, 0, bytes(32), ROOT, POINTS, sender=data_owners[0]
         )
     with boa.reverts("commitments: empty shares root"):
         sharing_run.market.commit_shares(
-            sharing_run.task, 0, MASK, bytes(32), sender=data_owners[0]
+            sharing_run.task, 0, MASK, bytes(32), POINTS, sender=data_owners[0]
         )
 
 
 def test_commit_wrong_round(sharing_run, data_owners):
     with boa.reverts("rounds: wrong round"):
-        sharing_run.market.commit_shares(sharing_run.task, 1, MASK, ROOT, sender=data_owners[0])
+        sharing_run.market.commit_shares(
+            sharing_run.task, 1, MASK, ROOT, POINTS, sender=data_owners[0]
+        )
 
 
 def test_commit_wrong_phase(run, data_owners):
     run.register(data_owners[:1])
     with boa.reverts("rounds: wrong phase"):
-        run.market.commit_shares(run.task, 0, MASK, ROOT, sender=data_owners[0])
+        run.market.commit_shares(run.task, 0, MASK, ROOT, POINTS, sender=data_owners[0])
 
 
 def test_commit_after_deadline(sharing_run, data_owners):
     boa.env.time_travel(seconds=sharing_run.cfg["share_duration"])
     with boa.reverts("rounds: deadline passed"):
-        sharing_run.market.commit_shares(sharing_run.task, 0, MASK, ROOT, sender=data_owners[0])
+        sharing_run.market.commit_shares(
+            sharing_run.task, 0, MASK, ROOT, POINTS, sender=data_owners[0]
+        )
 
 
 def test_commit_unknown_task(market, data_owners):
     with boa.reverts("rounds: no such task"):
-        market.commit_shares(9, 0, MASK, ROOT, sender=data_owners[0])
+        market.commit_shares(9, 0, MASK, ROOT, POINTS, sender=data_owners[0])
 
 
 # -- submit ---------------------------------------------------------------------------------
@@ -86,6 +107,7 @@ def submitting_run(sharing_run, data_owners):
     for do in data_owners[:4]:
         sharing_run.commit(do)
     sharing_run.advance_after_deadline()
+    sharing_run.settle_all()
     return sharing_run
 
 
@@ -118,6 +140,7 @@ def test_full_chunk_stays_under_the_calldata_floor(new_run, data_owners):
     for do in data_owners[:4]:
         r.commit(do)
     r.market.advance(r.task)
+    r.settle_all()
     words = [int.from_bytes(keccak(i.to_bytes(4, "big")), "big") for i in range(MAX_CHUNK_WORDS)]
     before = boa.env.get_gas_used()
     r.market.submit(r.task, 0, 0, words, sender=data_owners[0])
@@ -145,6 +168,7 @@ def test_submit_largest_chunk(new_run, data_owners):
     for do in data_owners[:4]:
         r.commit(do)
     r.market.advance(r.task)
+    r.settle_all()
     words = list(range(1, MAX_CHUNK_WORDS + 1))
     r.market.submit(r.task, 0, 0, words, sender=data_owners[0])
     r.market.submit(r.task, 0, 1, [7], sender=data_owners[0])

@@ -209,6 +209,7 @@ def test_unmask_in_submit_phase(sharing_run):
     for do in big + small:
         r.commit(do)
     r.advance_after_deadline()
+    r.settle_all()
     r.submit(big[0])
     with boa.reverts("rounds: wrong phase"):
         r.market.unmask(r.task, 0, [], sender=big[0])
