@@ -4,6 +4,9 @@ A thin facade over one `Chain` backend and one deployed `DataMarket`: every entr
 contract as a method (the caller passed as `sender`), the views an actor needs, and readers that
 turn events into the plain values `protocol/` consumes (masked words, revealed shares, model
 bytes). Every receipt is kept, so reports can sum gas per entry point.
+
+A blob task's updates come back through a blob source (actors.chain.blob_sources): the node's
+own blob store by default on a node, a beacon node when given one; the embedded chain has none.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ from typing import Any
 
 from actors.chain.artifacts import MARKET_SOURCE
 from actors.chain.base import Chain, Receipt
+from actors.chain.blob_sources import BlobSource, NodeBlobSource
+from actors.chain.rpc_backend import RpcChain
+from protocol.blobs import MAX_BLOBS_PER_TX, blob_chunks, words_to_blobs
 from protocol.commitments import (
     model_chunks,
     model_digest,
     published_model_digest,
     split_chunks,
 )
-from protocol.constants import MAX_CHUNK_WORDS, STATUS_SUBMITTED
+from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS, STATUS_SUBMITTED
 from protocol.errors import RemoteProtocolError
-from protocol.recovery import RevealedShare, Submission
+from protocol.recovery import BlobChunk, RevealedShare, Submission
 
 ETH = "0x0000000000000000000000000000000000000000"
 # a cold credit write plus the group bookkeeping per submitter, with room to spare
@@ -52,6 +58,7 @@ class TaskConfig:
     share_duration: int = 3_600
     submit_duration: int = 3_600
     unmask_duration: int = 3_600
+    data_path: int = DATA_PATH_EVENT
 
     @property
     def escrow(self) -> int:
@@ -78,24 +85,51 @@ class PhaseInfo:
 
 
 class Market:
-    """One deployed DataMarket on one chain."""
+    """One deployed DataMarket on one chain; `blob_source` reads blob tasks' updates back (the
+    node's own store when the chain is a node and none is given)."""
 
-    def __init__(self, chain: Chain, address: str, *, source: Path = MARKET_SOURCE) -> None:
+    def __init__(
+        self,
+        chain: Chain,
+        address: str,
+        *,
+        source: Path = MARKET_SOURCE,
+        blob_source: BlobSource | None = None,
+    ) -> None:
         self.chain = chain
         self.address = address
         self.receipts: list[Receipt] = []
+        if blob_source is None and isinstance(chain, RpcChain):
+            blob_source = NodeBlobSource(chain)
+        self.blob_source = blob_source
         chain.attach(source, address)
 
     @classmethod
-    def deploy(cls, chain: Chain, sender: str, *, source: Path = MARKET_SOURCE) -> Market:
-        return cls(chain, chain.deploy(source, [], sender), source=source)
+    def deploy(
+        cls,
+        chain: Chain,
+        sender: str,
+        *,
+        source: Path = MARKET_SOURCE,
+        blob_source: BlobSource | None = None,
+    ) -> Market:
+        address = chain.deploy(source, [], sender)
+        return cls(chain, address, source=source, blob_source=blob_source)
 
     # transactions
 
     def _send(
-        self, function: str, args: Sequence[Any], sender: str, value: int = 0, gas_extra: int = 0
+        self,
+        function: str,
+        args: Sequence[Any],
+        sender: str,
+        value: int = 0,
+        gas_extra: int = 0,
+        blobs: Sequence[bytes] = (),
     ) -> Receipt:
-        receipt = self.chain.transact(self.address, function, args, sender, value, gas_extra)
+        receipt = self.chain.transact(
+            self.address, function, args, sender, value, gas_extra, blobs=blobs
+        )
         self.receipts.append(receipt)
         return receipt
 
@@ -147,6 +181,33 @@ class Market:
         for index in range(start_chunk, len(chunks)):
             receipts.append(self.submit(task, round, index, chunks[index], sender))
         return receipts
+
+    def submit_blobs(
+        self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
+    ) -> Receipt:
+        """Post a chunk of a blob task's update as the blobs carrying `words` (§3b): full blobs,
+        except in the update's last chunk."""
+        return self._send(
+            "submit_blobs", [task, round, chunk_index], sender, blobs=words_to_blobs(words)
+        )
+
+    def submit_blob_update(
+        self,
+        task: int,
+        round: int,
+        words: Sequence[int],
+        sender: str,
+        *,
+        blobs_per_tx: int = MAX_BLOBS_PER_TX,
+        start_chunk: int = 0,
+    ) -> list[Receipt]:
+        """Post a blob task's whole update in transactions of `blobs_per_tx` blobs (the node's
+        limit, 6 under Osaka), from chunk `start_chunk` on."""
+        chunks = blob_chunks(words, blobs_per_tx)
+        return [
+            self.submit_blobs(task, round, index, chunks[index], sender)
+            for index in range(start_chunk, len(chunks))
+        ]
 
     def unmask(
         self,
@@ -284,20 +345,26 @@ class Market:
         return b"".join(data for _, data in chunks)
 
     def submissions(self, task: int, round: int) -> dict[int, Submission]:
-        """Every masked update of a round as its chunks (from `UpdateChunk`) and on-chain digest.
+        """Every masked update of a round as its chunks and on-chain digest: words from
+        `UpdateChunk`, blobs (from the blob source) behind `UpdateBlobs`.
 
         Only data owners with a complete update (status SUBMITTED or later) are listed; recovery
-        checks the chunks against the digest.
+        checks the blobs against their versioned hashes and the chunks against the digest.
         """
-        events = self.chain.events(
-            self.address, "UpdateChunk", filters={"task": task, "round": round}
-        )
-        by_do: dict[str, list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
-        for event in events:
+        where = {"task": task, "round": round}
+        by_do: dict[str, list[tuple[int, tuple[int, ...] | BlobChunk]]] = defaultdict(list)
+        for event in self.chain.events(self.address, "UpdateChunk", filters=where):
             by_do[event.args["do"]].append((event.args["chunk_index"], event.args["words"]))
+        for event in self.chain.events(self.address, "UpdateBlobs", filters=where):
+            hashes = tuple(event.args["blob_hashes"])
+            blobs: tuple[bytes | None, ...] = (None,) * len(hashes)
+            if self.blob_source is not None:
+                blobs = tuple(self.blob_source.blobs(event.tx_hash, event.block, hashes))
+            chunk = BlobChunk(hashes=hashes, blobs=blobs)
+            by_do[event.args["do"]].append((event.args["chunk_index"], chunk))
         return {
             int(do, 16): Submission(
-                chunks=tuple(words for _, words in sorted(chunks)),
+                chunks=tuple(chunk for _, chunk in sorted(chunks, key=lambda c: c[0])),
                 digest=self.update_digest(task, round, do),
             )
             for do, chunks in by_do.items()
