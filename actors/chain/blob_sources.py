@@ -95,3 +95,10 @@ class BeaconBlobSource:
             versioned_hash(_hex_bytes(s["kzg_commitment"])): _hex_bytes(s["blob"]) for s in sidecars
         }
         return [by_hash.get(bytes(h)) for h in hashes]
+
+
+def blob_source(chain: RpcChain, beacon_url: str | None = None) -> BlobSource:
+    """The beacon node at `beacon_url` if given, else the node's own blob store."""
+    if beacon_url:
+        return BeaconBlobSource(beacon_url, chain)
+    return NodeBlobSource(chain)
