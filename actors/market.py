@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.chain.artifacts import MARKET_SOURCE
-from actors.chain.base import Chain, Receipt
+from actors.chain.base import Chain, Event, Receipt
 from actors.chain.blob_sources import BlobSource, NodeBlobSource
 from actors.chain.rpc_backend import RpcChain
 from protocol.blobs import MAX_BLOBS_PER_TX, blob_chunks, words_to_blobs
@@ -290,6 +290,9 @@ class Market:
     def chunk_count(self, task: int, round: int, do: str) -> int:
         return self._view("chunk_count", task, round, do)
 
+    def words_received(self, task: int, round: int, do: str) -> int:
+        return self._view("words_received", task, round, do)
+
     def update_words(self, task: int) -> int:
         return self._view("update_words", task)
 
@@ -352,24 +355,34 @@ class Market:
         checks the blobs against their versioned hashes and the chunks against the digest.
         """
         where = {"task": task, "round": round}
+        words = self.chain.events(self.address, "UpdateChunk", filters=where)
+        blobs = self.chain.events(self.address, "UpdateBlobs", filters=where)
+        complete = {
+            do: self.status(task, round, do) >= STATUS_SUBMITTED
+            for do in {e.args["do"] for e in (*words, *blobs)}
+        }
         by_do: dict[str, list[tuple[int, tuple[int, ...] | BlobChunk]]] = defaultdict(list)
-        for event in self.chain.events(self.address, "UpdateChunk", filters=where):
+        for event in words:
             by_do[event.args["do"]].append((event.args["chunk_index"], event.args["words"]))
-        for event in self.chain.events(self.address, "UpdateBlobs", filters=where):
-            hashes = tuple(event.args["blob_hashes"])
-            blobs: tuple[bytes | None, ...] = (None,) * len(hashes)
-            if self.blob_source is not None:
-                blobs = tuple(self.blob_source.blobs(event.tx_hash, event.block, hashes))
-            chunk = BlobChunk(hashes=hashes, blobs=blobs)
-            by_do[event.args["do"]].append((event.args["chunk_index"], chunk))
+        for event in blobs:
+            if not complete[event.args["do"]]:
+                continue  # fetch no blob of an update that is not in any aggregate
+            by_do[event.args["do"]].append((event.args["chunk_index"], self._blob_chunk(event)))
         return {
             int(do, 16): Submission(
                 chunks=tuple(chunk for _, chunk in sorted(chunks, key=lambda c: c[0])),
                 digest=self.update_digest(task, round, do),
             )
             for do, chunks in by_do.items()
-            if self.status(task, round, do) >= STATUS_SUBMITTED
+            if complete[do]
         }
+
+    def _blob_chunk(self, event: Event) -> BlobChunk:
+        """An `UpdateBlobs` chunk with the blobs the blob source has for it."""
+        hashes = tuple(event.args["blob_hashes"])
+        if self.blob_source is None:
+            return BlobChunk(hashes=hashes, blobs=(None,) * len(hashes))
+        return BlobChunk(hashes, tuple(self.blob_source.blobs(event.tx_hash, event.block, hashes)))
 
     def revealed_shares(self, task: int, round: int) -> list[RevealedShare]:
         """Every share revealed in a round's unmask messages (from `ShareRevealed`)."""

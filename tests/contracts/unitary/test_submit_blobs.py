@@ -125,7 +125,7 @@ def test_blob_chunks_fold_versioned_hashes_and_complete_the_update(market: Marke
     hashes = [versioned_hash(commitment(b)) for b in words_to_blobs(second)]
     digest = chunk_digest(digest, [int.from_bytes(h, "big") for h in hashes])
     # the last blob is not full: the chunk counts as the words still missing
-    assert market._view("words_received", task, 0, do) == WORDS
+    assert market.words_received(task, 0, do) == WORDS
     assert market.status(task, 0, do) == STATUS_SUBMITTED
     assert market.update_digest(task, 0, do) == digest
     (done,) = [e for e in receipt.events if e.name == "UpdateSubmitted"]
