@@ -56,7 +56,7 @@ chain *args: setup
 gas *args: setup
     python -m bench.gas "$@"
 
-# gas per parameter by data path (event, naive, packed storage) vs the EIP-7623 floor -> bench/results/gas_paths.json
+# gas per parameter by data path (event, blob, naive, packed storage) vs the EIP-7623 floor -> bench/results/gas_paths.json
 bench-paths *args: setup
     python -m bench.paths "$@"
 

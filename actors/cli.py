@@ -32,6 +32,20 @@ def _parse_drops(drops: list[str]) -> tuple[tuple[int, int, str], ...]:
     return tuple(parsed)
 
 
+def _data_path(name: str, chain: str) -> int:
+    """`--data-path` as the config's number; blobs need a node."""
+    from protocol.constants import DATA_PATH_BLOB, DATA_PATHS
+
+    if name not in DATA_PATHS:
+        raise typer.BadParameter(f"--data-path is one of {', '.join(DATA_PATHS)}, not {name!r}")
+    if DATA_PATHS[name] == DATA_PATH_BLOB and chain == "boa":
+        raise typer.BadParameter(
+            "--data-path blob needs a node (--chain anvil): the embedded titanoboa chain "
+            "cannot carry blob transactions"
+        )
+    return DATA_PATHS[name]
+
+
 def _scenario(**fields: object) -> Scenario:
     """A scenario from command-line values, refused with a message before anything runs."""
     from actors.model_owner import rule_from_spec
@@ -72,11 +86,15 @@ def demo(
     plot: Annotated[
         Path | None, typer.Option(help="write accuracy and gas per round as PNG")
     ] = None,
+    data_path: Annotated[
+        str, typer.Option(help="masked updates as event (calldata) or blob (EIP-4844, anvil)")
+    ] = "event",
 ) -> None:
     """Run a whole market in one process: 1 model owner + N data owners on real MNIST."""
     from actors.run import demo as run_demo
 
     scenario = _scenario(
+        data_path=_data_path(data_path, chain),
         dos=dos,
         rounds=rounds,
         group_size=group_size,
@@ -107,11 +125,18 @@ def swarm(
     report: Annotated[Path | None, typer.Option(help="write the run report as JSON here")] = None,
     plot: Annotated[Path | None, typer.Option(help="write accuracy and gas as a PNG")] = None,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 1_800,
+    data_path: Annotated[
+        str, typer.Option(help="masked updates as event (calldata) or blob (EIP-4844)")
+    ] = "event",
+    beacon_url: Annotated[
+        str | None, typer.Option(help="read blobs from this beacon node (default: the node)")
+    ] = None,
 ) -> None:
     """Run the market with the model owner and each data owner in its own OS process."""
     from actors.swarm import SwarmError, run_swarm
 
     scenario = _scenario(
+        data_path=_data_path(data_path, chain),
         dos=dos,
         rounds=rounds,
         group_size=group_size,
@@ -131,6 +156,7 @@ def swarm(
             plot_path=plot,
             timeout=timeout,
             console=console,
+            beacon_url=beacon_url,
         )
     except SwarmError as error:
         console.print(f"[red]swarm failed:[/red] {error}")
@@ -145,11 +171,14 @@ def model_owner(
     market: Annotated[str, typer.Option(help="address of the DataMarket contract")],
     scenario: Annotated[Path, typer.Option(help="scenario JSON (written by `swarm`)")],
     state_dir: Annotated[Path, typer.Option(help="this actor's state directory")],
+    beacon_url: Annotated[
+        str | None, typer.Option(help="read blobs from this beacon node (default: the node)")
+    ] = None,
 ) -> None:
     """Run a model owner process (private key in $OMNILYTICS_PRIVATE_KEY)."""
     from actors.roles import load_scenario, run_model_owner
 
-    run_model_owner(rpc_url, market, load_scenario(scenario), state_dir)
+    run_model_owner(rpc_url, market, load_scenario(scenario), state_dir, beacon_url=beacon_url)
 
 
 @app.command("do")
@@ -186,6 +215,9 @@ def status(
     market: Annotated[str, typer.Option(help="address of the DataMarket contract")],
     task: Annotated[list[int] | None, typer.Option(help="only these tasks")] = None,
     watch: Annotated[float, typer.Option(help="refresh every N seconds (0: once)")] = 0.0,
+    beacon_url: Annotated[
+        str | None, typer.Option(help="read blobs from this beacon node (default: the node)")
+    ] = None,
 ) -> None:
     """Every task of a market: phase, deadline, groups, who did what, payments (chain only)."""
     import time
@@ -193,12 +225,14 @@ def status(
     from rich.live import Live
 
     from actors.chain.base import ChainError
+    from actors.chain.blob_sources import blob_source
     from actors.chain.rpc_backend import RpcChain
     from actors.market import Market
     from actors.status import read_market, render
 
     try:
-        view = Market(RpcChain(rpc_url), market)
+        chain = RpcChain(rpc_url)
+        view = Market(chain, market, blob_source=blob_source(chain, beacon_url))
         screen = render(read_market(view, task))
     except ChainError as error:
         console.print(f"[red]{error}[/red]")

@@ -34,7 +34,9 @@ from actors.channels import (
 )
 from actors.market import ETH, Market, TaskConfig
 from actors.store import StateStore
+from protocol.blobs import blob_chunks
 from protocol.constants import (
+    DATA_PATH_BLOB,
     GROUP_FAILED,
     GROUP_FINALIZED,
     GROUP_PENDING,
@@ -604,6 +606,13 @@ class DataOwner:
                 await self._chain(self.market.settle, self.task, number, accused, self.account)
                 self.observe("settled", round=number, accused=len(action.accused))
         elif isinstance(action, PostChunk):
+            chunks = [a for a in batch if isinstance(a, PostChunk)]
+            if self.config.data_path == DATA_PATH_BLOB:
+                if action is chunks[0]:
+                    await self._post_blobs(number, chunks)
+                if action is chunks[-1]:
+                    self.observe("submitted", round=number)
+                return
             done = await self._chain(self.market.chunk_count, self.task, number, self.account)
             if action.chunk_index >= done:
                 self._check_drop(number, f"chunk{action.chunk_index}")
@@ -622,6 +631,20 @@ class DataOwner:
             await self._unmask(rnd, action)
         else:
             self.observe(type(action).__name__.lower(), round=number)
+
+    async def _post_blobs(self, number: int, chunks: list[PostChunk]) -> None:
+        """A blob task's update: the machine's words again, cut into transactions of full
+        blobs (docs/interfaces.md §3b); chunks already on-chain (before a restart) are skipped."""
+        words = [w for chunk in chunks for w in chunk.words]
+        done = await self._chain(self.market.chunk_count, self.task, number, self.account)
+        for index, chunk in enumerate(blob_chunks(words)):
+            if index < done:
+                continue
+            self._check_drop(number, f"chunk{index}")
+            await self._chain(
+                self.market.submit_blobs, self.task, number, index, chunk, self.account
+            )
+            self.observe("chunk", round=number, index=index)
 
     async def _unmask(self, rnd: _Round, action: PostUnmask) -> None:
         number = rnd.number

@@ -4,6 +4,9 @@ A thin facade over one `Chain` backend and one deployed `DataMarket`: every entr
 contract as a method (the caller passed as `sender`), the views an actor needs, and readers that
 turn events into the plain values `protocol/` consumes (masked words, revealed shares, model
 bytes). Every receipt is kept, so reports can sum gas per entry point.
+
+A blob task's updates come back through a blob source (actors.chain.blob_sources): the node's
+own blob store by default on a node, a beacon node when given one; the embedded chain has none.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from actors.chain.artifacts import COURT_SOURCE, MARKET_SOURCE
-from actors.chain.base import Chain, Receipt
+from actors.chain.base import Chain, Event, Receipt
+from actors.chain.blob_sources import BlobSource, NodeBlobSource
+from actors.chain.rpc_backend import RpcChain
+from protocol.blobs import MAX_BLOBS_PER_TX, blob_chunks, words_to_blobs
 from protocol.commitments import (
     model_chunks,
     model_digest,
     published_model_digest,
     split_chunks,
 )
-from protocol.constants import MAX_CHUNK_WORDS, STATUS_SUBMITTED
+from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS, STATUS_SUBMITTED
 from protocol.errors import RemoteProtocolError
-from protocol.recovery import RevealedShare, Submission
+from protocol.recovery import BlobChunk, RevealedShare, Submission
 
 ETH = "0x0000000000000000000000000000000000000000"
 # a cold credit write plus the group bookkeeping per submitter, with room to spare
@@ -52,6 +58,7 @@ class TaskConfig:
     share_duration: int = 3_600
     submit_duration: int = 3_600
     unmask_duration: int = 3_600
+    data_path: int = DATA_PATH_EVENT
 
     @property
     def escrow(self) -> int:
@@ -78,21 +85,41 @@ class PhaseInfo:
 
 
 class Market:
-    """One deployed DataMarket on one chain, with the SharesCourt it is bound to."""
+    """One deployed DataMarket on one chain, with the SharesCourt it is bound to; `blob_source`
+    reads blob tasks' updates back (the node's own store when the chain is a node and none is
+    given)."""
 
-    def __init__(self, chain: Chain, address: str, *, source: Path = MARKET_SOURCE) -> None:
+    def __init__(
+        self,
+        chain: Chain,
+        address: str,
+        *,
+        source: Path = MARKET_SOURCE,
+        blob_source: BlobSource | None = None,
+    ) -> None:
         self.chain = chain
         self.address = address
         self.receipts: list[Receipt] = []
+        if blob_source is None and isinstance(chain, RpcChain):
+            blob_source = NodeBlobSource(chain)
+        self.blob_source = blob_source
         chain.attach(source, address)
         self.court = chain.call(address, "COURT", ())
         chain.attach(COURT_SOURCE, self.court)
 
     @classmethod
-    def deploy(cls, chain: Chain, sender: str, *, source: Path = MARKET_SOURCE) -> Market:
+    def deploy(
+        cls,
+        chain: Chain,
+        sender: str,
+        *,
+        source: Path = MARKET_SOURCE,
+        blob_source: BlobSource | None = None,
+    ) -> Market:
         """Deploy a court, then the market that binds it (two transactions)."""
         court = chain.deploy(COURT_SOURCE, [], sender)
-        return cls(chain, chain.deploy(source, [court], sender), source=source)
+        address = chain.deploy(source, [court], sender)
+        return cls(chain, address, source=source, blob_source=blob_source)
 
     # transactions
 
@@ -103,10 +130,12 @@ class Market:
         sender: str,
         value: int = 0,
         gas_extra: int = 0,
-        *,
+        blobs: Sequence[bytes] = (),
         to: str | None = None,
     ) -> Receipt:
-        receipt = self.chain.transact(to or self.address, function, args, sender, value, gas_extra)
+        receipt = self.chain.transact(
+            to or self.address, function, args, sender, value, gas_extra, blobs=blobs
+        )
         self.receipts.append(receipt)
         return receipt
 
@@ -176,6 +205,33 @@ class Market:
         for index in range(start_chunk, len(chunks)):
             receipts.append(self.submit(task, round, index, chunks[index], sender))
         return receipts
+
+    def submit_blobs(
+        self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
+    ) -> Receipt:
+        """Post a chunk of a blob task's update as the blobs carrying `words` (§3b): full blobs,
+        except in the update's last chunk."""
+        return self._send(
+            "submit_blobs", [task, round, chunk_index], sender, blobs=words_to_blobs(words)
+        )
+
+    def submit_blob_update(
+        self,
+        task: int,
+        round: int,
+        words: Sequence[int],
+        sender: str,
+        *,
+        blobs_per_tx: int = MAX_BLOBS_PER_TX,
+        start_chunk: int = 0,
+    ) -> list[Receipt]:
+        """Post a blob task's whole update in transactions of `blobs_per_tx` blobs (the node's
+        limit, 6 under Osaka), from chunk `start_chunk` on."""
+        chunks = blob_chunks(words, blobs_per_tx)
+        return [
+            self.submit_blobs(task, round, index, chunks[index], sender)
+            for index in range(start_chunk, len(chunks))
+        ]
 
     def unmask(
         self,
@@ -273,6 +329,9 @@ class Market:
     def chunk_count(self, task: int, round: int, do: str) -> int:
         return self._view("chunk_count", task, round, do)
 
+    def words_received(self, task: int, round: int, do: str) -> int:
+        return self._view("words_received", task, round, do)
+
     def update_words(self, task: int) -> int:
         return self._view("update_words", task)
 
@@ -328,25 +387,41 @@ class Market:
         return b"".join(data for _, data in chunks)
 
     def submissions(self, task: int, round: int) -> dict[int, Submission]:
-        """Every masked update of a round as its chunks (from `UpdateChunk`) and on-chain digest.
+        """Every masked update of a round as its chunks and on-chain digest: words from
+        `UpdateChunk`, blobs (from the blob source) behind `UpdateBlobs`.
 
         Only data owners with a complete update (status SUBMITTED or later) are listed; recovery
-        checks the chunks against the digest.
+        checks the blobs against their versioned hashes and the chunks against the digest.
         """
-        events = self.chain.events(
-            self.address, "UpdateChunk", filters={"task": task, "round": round}
-        )
-        by_do: dict[str, list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
-        for event in events:
+        where = {"task": task, "round": round}
+        words = self.chain.events(self.address, "UpdateChunk", filters=where)
+        blobs = self.chain.events(self.address, "UpdateBlobs", filters=where)
+        complete = {
+            do: self.status(task, round, do) >= STATUS_SUBMITTED
+            for do in {e.args["do"] for e in (*words, *blobs)}
+        }
+        by_do: dict[str, list[tuple[int, tuple[int, ...] | BlobChunk]]] = defaultdict(list)
+        for event in words:
             by_do[event.args["do"]].append((event.args["chunk_index"], event.args["words"]))
+        for event in blobs:
+            if not complete[event.args["do"]]:
+                continue  # fetch no blob of an update that is not in any aggregate
+            by_do[event.args["do"]].append((event.args["chunk_index"], self._blob_chunk(event)))
         return {
             int(do, 16): Submission(
-                chunks=tuple(words for _, words in sorted(chunks)),
+                chunks=tuple(chunk for _, chunk in sorted(chunks, key=lambda c: c[0])),
                 digest=self.update_digest(task, round, do),
             )
             for do, chunks in by_do.items()
-            if self.status(task, round, do) >= STATUS_SUBMITTED
+            if complete[do]
         }
+
+    def _blob_chunk(self, event: Event) -> BlobChunk:
+        """An `UpdateBlobs` chunk with the blobs the blob source has for it."""
+        hashes = tuple(event.args["blob_hashes"])
+        if self.blob_source is None:
+            return BlobChunk(hashes=hashes, blobs=(None,) * len(hashes))
+        return BlobChunk(hashes, tuple(self.blob_source.blobs(event.tx_hash, event.block, hashes)))
 
     def revealed_shares(self, task: int, round: int) -> list[RevealedShare]:
         """Every share revealed in a round's unmask messages (from `ShareRevealed`)."""

@@ -22,6 +22,7 @@ from actors.chain.base import TransactionReverted
 from actors.market import ETH, Market, TaskConfig
 from protocol.commitments import published_model_digest
 from protocol.constants import (
+    DATA_PATH_EVENT,
     PHASE_CANCELLED,
     PHASE_ENDED,
     PHASE_REGISTER,
@@ -86,6 +87,7 @@ class TaskPlan:
     submit_duration: int = 300
     unmask_duration: int = 120
     rule: str = "mean"
+    data_path: int = DATA_PATH_EVENT  # DATA_PATH_BLOB: updates as EIP-4844 blobs (needs a node)
 
     @property
     def quant(self) -> QuantConfig:
@@ -166,6 +168,7 @@ class ModelOwner:
             share_duration=plan.share_duration,
             submit_duration=plan.submit_duration,
             unmask_duration=plan.unmask_duration,
+            data_path=plan.data_path,
         )
         self.task, _ = await self._chain(self.market.create_task, config, self.account)
         self.config = config

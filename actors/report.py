@@ -44,6 +44,10 @@ class RunReport:
         return json.dumps(asdict(self), indent=2) + "\n"
 
 
+# the entry points that carry masked updates: words in events, or blobs (their blob gas is apart)
+SUBMIT_FUNCTIONS = ("submit", "submit_blobs")
+
+
 @dataclass(frozen=True, slots=True)
 class GasSummary:
     per_phase: dict[str, int]  # entry point -> gas, plus "total"
@@ -65,9 +69,9 @@ def summarize_gas(txs: Sequence[TxRecord], params: int) -> GasSummary:
         per_phase[tx.function] += tx.gas_used
         current = tx.args.get("round", current)
         by_round[current] += tx.gas_used
-        if tx.function == "submit" and tx.success:
+        if tx.function in SUBMIT_FUNCTIONS and tx.success:
             submissions.add((tx.sender, current))
-    submit_gas = per_phase.get("submit", 0)
+    submit_gas = sum(per_phase.get(f, 0) for f in SUBMIT_FUNCTIONS)
     per_param = submit_gas / (len(submissions) * params) if submissions else 0.0
     rounds = max(by_round, default=-1) + 1
     return GasSummary(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import trio
 
+from actors.chain.blob_sources import blob_source
 from actors.chain.rpc_backend import RpcChain
 from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.learning.train import use_threads
@@ -54,13 +55,17 @@ def _log_to(state_dir: Path) -> None:
     )
 
 
-def run_model_owner(rpc_url: str, market: str, scenario: Scenario, state_dir: Path) -> None:
-    """Create the task, drive it to its end, and write `result.json` in `state_dir`."""
+def run_model_owner(
+    rpc_url: str, market: str, scenario: Scenario, state_dir: Path, beacon_url: str | None = None
+) -> None:
+    """Create the task, drive it to its end, and write `result.json` in `state_dir`; a blob
+    task's updates are read from the beacon node at `beacon_url` if given, else the node."""
     _log_to(state_dir)
     use_threads(1)  # the data owners' processes train beside us on the same cores
     chain, account = _connect(rpc_url)
     learner = model_owner_learner(scenario, split_data(scenario))
-    owner = ModelOwner(Market(chain, market), account, learner, scenario.plan(), poll_interval=0.1)
+    view = Market(chain, market, blob_source=blob_source(chain, beacon_url))
+    owner = ModelOwner(view, account, learner, scenario.plan(), poll_interval=0.1)
 
     async def main() -> None:
         task = await owner.create_task()

@@ -23,6 +23,7 @@ from actors.learning.data import (
 )
 from actors.learning.probe import MO_SAMPLES  # ~62% alone, the paper's starting point
 from actors.model_owner import TaskPlan
+from protocol.constants import DATA_PATH_EVENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class Scenario:
     unmask_duration: int = 60
     attack: str = "none"  # actors.attacks.ATTACKS: what the malicious data owners do
     attackers: float = 0.0  # fraction of data owners that attack, drawn from the seed
+    data_path: int = DATA_PATH_EVENT  # DATA_PATH_BLOB: masked updates as blobs (a node only)
 
     def plan(self) -> TaskPlan:
         """The task the model owner creates for this scenario."""
@@ -65,6 +67,7 @@ class Scenario:
             share_duration=self.share_duration,
             submit_duration=self.submit_duration,
             unmask_duration=self.unmask_duration,
+            data_path=self.data_path,
         )
 
 

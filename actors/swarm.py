@@ -27,6 +27,7 @@ from rich.live import Live
 
 from actors.aggregation import recover_round
 from actors.chain.anvil import AnvilNode
+from actors.chain.blob_sources import blob_source
 from actors.chain.rpc_backend import RpcChain
 from actors.market import Market
 from actors.report import RunReport, plot_report, print_report, summarize_gas
@@ -56,6 +57,7 @@ class Swarm:
     dos: dict[int, subprocess.Popen] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)  # role -> address
     started: float = 0.0
+    beacon_url: str | None = None  # the model owner reads blobs there (default: the node)
     # Data owners on hosts of their own (tests): the address each one's peer channel listens on,
     # and the command that runs its process there (e.g. `ip netns exec NAME`).
     do_hosts: dict[int, str] = field(default_factory=dict)
@@ -78,11 +80,15 @@ class Swarm:
         self.started = time.perf_counter()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         deployer = self.chain.new_account(FUNDS)
-        self.market = Market.deploy(self.chain, deployer)
+        source = blob_source(self.chain, self.beacon_url)
+        self.market = Market.deploy(self.chain, deployer, blob_source=source)
         save_scenario(self.scenario, self.state_dir / "scenario.json")
         common = ["--rpc-url", self.chain.url, "--market", self.market.address]
         common += ["--scenario", str(self.state_dir / "scenario.json")]
-        self.mo = self._spawn("mo", ["mo", *common, "--state-dir", str(self.state_dir / "mo")])
+        mo_args = ["mo", *common, "--state-dir", str(self.state_dir / "mo")]
+        if self.beacon_url:
+            mo_args += ["--beacon-url", self.beacon_url]
+        self.mo = self._spawn("mo", mo_args)
         task_file = self.state_dir / "mo" / "task"
         deadline = time.monotonic() + timeout
         while not task_file.exists():
@@ -224,13 +230,14 @@ def run_swarm(
     plot_path: Path | None = None,
     timeout: float = 1_800.0,
     console: Console | None = None,
+    beacon_url: str | None = None,
 ) -> RunReport:
     console = console or Console()
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         chain = stack.enter_context(swarm_chain(chain_kind, rpc_url))
-        swarm = Swarm(scenario, chain, state_dir)
+        swarm = Swarm(scenario, chain, state_dir, beacon_url=beacon_url)
         stack.callback(swarm.stop)
         swarm.start()
         console.print(

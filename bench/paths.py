@@ -11,6 +11,11 @@ For d in {10,000, 50,000, 200,000} parameters and 16/32-bit lanes, from transact
 - `packed_storage`: bench/contracts/PackedAccumulator.vy, the group sum in packed storage words.
   The first data owner writes fresh slots (`first_write_gas_per_param`); the row reports the
   steady state, a second data owner adding into them.
+- `blob`: the market on a blob task (EIP-4844, docs/interfaces.md §3b): the same update's words
+  in blobs of 3,968 words, at most 6 per type-3 transaction (anvil 1.7.1's limit), through
+  `submit_blobs`. `gas_per_param` is execution gas only; the blob gas (131,072 per blob, priced
+  on its own fee market) is `blob_gas_per_param`. The row also times KZG on the client
+  (commitments and EIP-7594 cell proofs, the trusted setup loaded once beforehand).
 
 Event chunks: the fewest transactions of at most 4,096 words (the contract's limit; a 30M-gas
 block would carry about 23,000 at the floor), cut evenly; a sweep at d = 50,000 shows what
@@ -33,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import ckzg
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -42,8 +48,16 @@ from actors.chain.base import Receipt
 from actors.chain.rpc_backend import RpcChain
 from actors.market import Market, TaskConfig
 from bench.gas import FLOOR_PER_NONZERO_BYTE, RESULTS, calldata_floor
-from protocol.commitments import deal_commitment, model_digest, update_digest
-from protocol.constants import MAX_CHUNK_WORDS, STATUS_SUBMITTED
+from protocol import blobs as kzg
+from protocol.blobs import blob_chunks, words_to_blobs
+from protocol.commitments import (
+    chunk_digest,
+    deal_commitment,
+    model_digest,
+    split_chunks,
+    update_digest,
+)
+from protocol.constants import DATA_PATH_BLOB, DATA_PATH_EVENT, MAX_CHUNK_WORDS, STATUS_SUBMITTED
 from protocol.encoding import pack_lanes, word_count
 from protocol.masks import MaskKeyPair, new_self_seed
 from protocol.shamir import split_secret
@@ -68,19 +82,29 @@ SWEEP_CHUNKS = (512, 1_024, 2_048, 4_096)
 SWEEP_AT = (50_000, 32)
 TX_BASE_GAS = 21_000
 MODEL = b"bench.paths: the public model's bytes only need a digest here"
+# KZG timing: blobs of random words, medians
+KZG_SAMPLES = 3
+BLOB_WORDS_SAMPLE = 3_968
 
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    """What one data owner's update cost: receipts' gas, transactions, parameters covered."""
+    """What one data owner's update cost: receipts' gas (execution, and blob gas apart),
+    transactions, parameters covered."""
 
     gas: int
     transactions: int
     params: int
+    blob_gas: int = 0
 
     @classmethod
     def of(cls, receipts: Sequence[Receipt], params: int) -> Submitted:
-        return cls(sum(r.gas_used for r in receipts), len(receipts), params)
+        return cls(
+            sum(r.gas_used for r in receipts),
+            len(receipts),
+            params,
+            sum(r.blob_gas_used for r in receipts),
+        )
 
     @property
     def per_param(self) -> float:
@@ -121,7 +145,9 @@ class EventPath:
         self.owner = chain.new_account(10**22)
         self.market = Market.deploy(chain, self.owner)
 
-    def open_submit(self, d: int, lane_bits: int) -> tuple[int, list[str]]:
+    def open_submit(
+        self, d: int, lane_bits: int, data_path: int = DATA_PATH_EVENT
+    ) -> tuple[int, list[str]]:
         """A task of d lanes with two data owners in one group, in its SUBMIT phase."""
         market = self.market
         config = TaskConfig(
@@ -136,6 +162,7 @@ class EventPath:
             group_size=2,
             threshold=2,
             reward_per_do=10**15,
+            data_path=data_path,
         )
         task, _ = market.create_task(config, self.owner)
         market.publish_model(task, 0, MODEL, self.owner)
@@ -148,12 +175,16 @@ class EventPath:
         members = market.group_members(task, market.group_of(task, dos[0]))
         for do in dos:
             mask_key = MaskKeyPair.generate(os.urandom)
-            seed_shares = split_secret(new_self_seed(os.urandom), 2, len(members))
-            key_shares = split_secret(mask_key.secret, 2, len(members))
+            seed = split_secret(new_self_seed(os.urandom), 2, len(members), os.urandom)
+            key = split_secret(mask_key.secret, 2, len(members), os.urandom)
             dealt = deal_commitment(
-                task, 0, int(do, 16), [int(m, 16) for m in members], seed_shares, key_shares
+                task, 0, int(do, 16), [int(m, 16) for m in members], seed.shares, key.shares
             )
-            market.commit_shares(task, 0, mask_key.public, dealt.root, do)
+            points = seed.commitments + key.commitments
+            market.commit_shares(task, 0, mask_key.public, dealt.root, points, do)
+        market.advance(task, self.owner)  # SETTLE: nobody complains, so it closes at once
+        for do in dos:
+            market.settle(task, 0, 0, do)
         market.advance(task, self.owner)
         return task, dos
 
@@ -162,12 +193,56 @@ class EventPath:
         task, (do, _) = self.open_submit(lanes.size, lane_bits)
         words = pack_lanes(lanes, lane_bits)
         receipts = self.market.submit_update(task, 0, words, do, chunk_words=chunk_words)
-        chunks = [words[i : i + chunk_words] for i in range(0, len(words), chunk_words)]
+        chunks = split_chunks(words, chunk_words)  # as submit_update cuts them
         if self.market.status(task, 0, do) != STATUS_SUBMITTED:
             raise RuntimeError("event path: the update did not complete")
         if self.market.update_digest(task, 0, do) != update_digest(chunks):
             raise RuntimeError("event path: on-chain digest differs from the words sent")
         return Submitted.of(receipts, lanes.size)
+
+    def measure_blobs(self, lanes: np.ndarray, lane_bits: int) -> Submitted:
+        """One data owner's whole update as blobs, checked complete and digest-equal."""
+        task, (do, _) = self.open_submit(lanes.size, lane_bits, DATA_PATH_BLOB)
+        words = pack_lanes(lanes, lane_bits)
+        receipts = self.market.submit_blob_update(task, 0, words, do)
+        digest = bytes(32)
+        for chunk in blob_chunks(words):
+            hashes = [kzg.versioned_hash(kzg.commitment(b)) for b in words_to_blobs(chunk)]
+            digest = chunk_digest(digest, [int.from_bytes(h, "big") for h in hashes])
+        if self.market.status(task, 0, do) != STATUS_SUBMITTED:
+            raise RuntimeError("blob path: the update did not complete")
+        if self.market.update_digest(task, 0, do) != digest:
+            raise RuntimeError("blob path: on-chain digest differs from the blobs sent")
+        return Submitted.of(receipts, lanes.size)
+
+
+def kzg_timing(samples: int, rng: np.random.Generator) -> dict:
+    """Client KZG work per blob (seconds, medians of `samples` blobs of random words): the
+    commitment, the EIP-7594 cell proofs an Osaka transaction carries, and the single EIP-4844
+    blob proof they replace; the trusted setup's one load per process."""
+    started = time.perf_counter()
+    setup = kzg.trusted_setup()
+    load = time.perf_counter() - started
+    times: dict[str, list[float]] = {"commitment": [], "cell_proofs": [], "blob_proof": []}
+    for _ in range(samples):
+        words = [int.from_bytes(rng.bytes(32), "big") for _ in range(BLOB_WORDS_SAMPLE)]
+        (blob,) = words_to_blobs(words)
+        started = time.perf_counter()
+        commitment = kzg.commitment(blob)
+        times["commitment"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        kzg.cell_proofs(blob)
+        times["cell_proofs"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        ckzg.compute_blob_kzg_proof(blob, commitment, setup)
+        times["blob_proof"].append(time.perf_counter() - started)
+    median = {key: float(np.median(values)) for key, values in times.items()}
+    return {
+        "setup_load_seconds": load,
+        "seconds_per_blob": median,
+        "cell_vs_blob_proof": median["cell_proofs"] / median["blob_proof"],
+        "samples": samples,
+    }
 
 
 def naive_path(chain: RpcChain, address: str, lanes: np.ndarray, sample_chunks: int) -> Submitted:
@@ -212,6 +287,7 @@ def _row(path: str, d: int, lane_bits: int, cost: Submitted, floor: float, **ext
         "d": d,
         "lane_bits": lane_bits,
         "gas_per_param": cost.per_param,
+        "blob_gas_per_param": cost.blob_gas / cost.params,
         "floor_gas_per_param": floor,
         "ratio": cost.per_param / floor,
         "transactions": cost.transactions,
@@ -230,6 +306,7 @@ def measure(
     rng = np.random.default_rng(seed)
     rows = []
     chunk_sweep = []
+    kzg_time = kzg_timing(KZG_SAMPLES, rng)
     with AnvilNode() as node:
         chain = RpcChain(node.url, dev=True)
         max_chunk = event_chunk_words(chain)
@@ -242,6 +319,11 @@ def measure(
                 chunk = balanced_chunk_words(word_count(d, k), max_chunk)
                 cost = event.measure(lanes, k, chunk)
                 rows.append(_row("event", d, k, cost, floor, chunk_words=chunk))
+
+                lanes = random_lanes(d, k, rng)
+                cost = event.measure_blobs(lanes, k)
+                blobs = kzg.blob_count(word_count(d, k))
+                rows.append(_row("blob", d, k, cost, floor_per_param(lanes, k), blobs=blobs))
 
                 lanes = random_lanes(d, k, rng)
                 cost = naive_path(chain, naive_address, lanes, naive_sample_chunks)
@@ -296,6 +378,11 @@ def measure(
         ),
         "floor": "EIP-7623 floor of the update's packed words (40 gas per non-zero byte, 10 per "
         "zero byte), per parameter; no transaction base cost or call header",
+        "blob": (
+            "blob rows: execution gas in gas_per_param, blob gas (2**17 a blob, its own fee "
+            "market) in blob_gas_per_param; floor and ratio are the event path's calldata floor"
+        ),
+        "kzg": kzg_time,
         "rows": rows,
         "chunk_sweep": chunk_sweep,
     }
@@ -304,7 +391,7 @@ def measure(
 def print_table(console: Console, result: dict) -> None:
     table = Table(title="gas per parameter per data owner, anvil receipts")
     table.add_column("path", no_wrap=True)
-    for name in ("d", "bits", "gas/param", "floor", "x floor", "x event"):
+    for name in ("d", "bits", "gas/param", "blob gas/param", "floor", "x floor", "x event"):
         table.add_column(name, justify="right")
     for row in result["rows"]:
         path = row["path"] + ("*" if "sampled_params" in row else "")
@@ -312,13 +399,25 @@ def print_table(console: Console, result: dict) -> None:
             path,
             f"{row['d']:,}",
             str(row["lane_bits"]),
-            f"{row['gas_per_param']:,.1f}",
+            f"{row['gas_per_param']:,.2f}",
+            f"{row['blob_gas_per_param']:,.1f}" if row["blob_gas_per_param"] else "",
             f"{row['floor_gas_per_param']:.1f}",
             f"[bold]{row['ratio']:.3f}[/bold]",
             f"{row['vs_event']:.1f}",
         )
     console.print(table)
     console.print("* naive: a sample of full calls (its cost per parameter is flat in d)")
+    console.print(
+        "blob: execution gas beside the event path's floor; blob gas apart (its own fee market)"
+    )
+    timing = result["kzg"]
+    per_blob = timing["seconds_per_blob"]
+    console.print(
+        f"KZG per blob: commitment {per_blob['commitment'] * 1e3:.0f} ms, cell proofs "
+        f"{per_blob['cell_proofs'] * 1e3:.0f} ms = {timing['cell_vs_blob_proof']:.1f}x a "
+        f"4844 blob proof ({per_blob['blob_proof'] * 1e3:.0f} ms); trusted setup loaded once "
+        f"in {timing['setup_load_seconds']:.1f} s"
+    )
     if result["chunk_sweep"]:
         sweep = Table(title="event path by chunk size")
         for name in ("chunk words", "d", "lane bits", "txs", "gas/param", "x floor"):

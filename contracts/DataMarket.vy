@@ -1,4 +1,5 @@
 # pragma version ~=0.4.3
+# pragma optimize codesize
 """
 @title OmniLytics data market
 @notice A model owner escrows the reward of a federated-learning task; data owners register,
@@ -253,8 +254,34 @@ def submit(task: uint256, round: uint256, chunk_index: uint256, words: DynArray[
     # @dev the words are hashed and logged here, once each and with no per-word work, so that
     #      execution stays under the EIP-7623 calldata floor the transaction pays anyway
     chunk_hash: bytes32 = keccak256(abi_encode(words))
-    rounds._submit_chunk(task, round, msg.sender, registry.group_of[task][msg.sender], chunk_index, len(words), chunk_hash)
+    rounds._submit_chunk(task, round, msg.sender, registry.group_of[task][msg.sender], chunk_index, len(words), chunk_hash, False)
     log rounds.UpdateChunk(task=task, round=round, do=msg.sender, chunk_index=chunk_index, words=words)
+
+
+@external
+def submit_blobs(task: uint256, round: uint256, chunk_index: uint256):
+    """
+    @notice Post the next chunk of the caller's masked update (blob tasks) as this transaction's
+            blobs, each carrying `BLOB_WORDS` words (the update's last blob fewer); the caller
+            counts as submitted once all `W` words are in.
+    @dev Only the blobs' versioned hashes reach the EVM: they are folded into the running digest
+         as `submit` folds words, and emitted in `UpdateBlobs`. Execution gas does not grow with
+         the data a blob carries.
+    @param task The task.
+    @param round The current round.
+    @param chunk_index Number of chunks the caller already submitted this round.
+    """
+    rounds._expect(task, round, rounds.PHASE_SUBMIT)
+    hashes: DynArray[bytes32, rounds.MAX_CHUNK_BLOBS] = []
+    for i: uint256 in range(rounds.MAX_CHUNK_BLOBS):
+        blob_hash: bytes32 = blobhash(i)
+        if blob_hash == empty(bytes32):
+            break
+        hashes.append(blob_hash)
+    # @dev at most MAX_CHUNK_BLOBS * BLOB_WORDS words: no overflow
+    size: uint256 = unsafe_mul(len(hashes), rounds.BLOB_WORDS)
+    rounds._submit_chunk(task, round, msg.sender, registry.group_of[task][msg.sender], chunk_index, size, keccak256(abi_encode(hashes)), True)
+    log rounds.UpdateBlobs(task=task, round=round, do=msg.sender, chunk_index=chunk_index, blob_hashes=hashes)
 
 
 @external

@@ -35,8 +35,17 @@ GROUP_PENDING: Final = 0
 GROUP_FINALIZED: Final = 1
 GROUP_FAILED: Final = 2
 
+# How a task's masked updates reach the chain (the config's ``data_path``, §3 and §3b).
+DATA_PATH_EVENT: Final = 0
+DATA_PATH_BLOB: Final = 1
+DATA_PATHS: Final = {"event": DATA_PATH_EVENT, "blob": DATA_PATH_BLOB}
+
 # Size limits (§3, §4, §7).
 MAX_CHUNK_WORDS: Final = 4096
+# Blobs (§3b): 4096 field elements of 31 payload bytes carry 3968 words; the contract reads at
+# most MAX_CHUNK_BLOBS blob hashes of a transaction (nodes allow fewer, 6 under Osaka).
+BLOB_WORDS: Final = 3968
+MAX_CHUNK_BLOBS: Final = 16
 MAX_MODEL_CHUNK: Final = 65536
 MAX_PROOF: Final = 8
 SECRET_BYTES: Final = 32

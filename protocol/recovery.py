@@ -4,7 +4,8 @@ This module owns the reader's side of double masking: given what the chain shows
 finalized (members, statuses, round mask public keys, every submitter's masked words from the
 ``UpdateChunk`` events and its running digest, and the ``ShareRevealed`` shares), it
 
-1. checks every submission against its on-chain digest and decodes it,
+1. checks every submission against its on-chain digest and decodes it (a blob chunk's blobs
+   first against the versioned hashes the chain recorded),
 2. reconstructs each submitter's self-mask seed and each dropped member's mask secret key from at
    least ``t`` revealed shares (refusing inconsistent share sets and keys that do not match the
    posted public key),
@@ -24,8 +25,10 @@ from enum import StrEnum
 
 import numpy as np
 
+from protocol.blobs import BlobMismatch, blobs_to_words, check_blob
 from protocol.commitments import ZERO_DIGEST, chunk_digest
 from protocol.constants import (
+    BLOB_WORDS,
     KIND_MASK_KEY,
     KIND_SELF_SEED,
     SECRET_KINDS,
@@ -34,7 +37,7 @@ from protocol.constants import (
     STATUS_SUBMITTED,
     STATUS_UNMASKED,
 )
-from protocol.encoding import QuantConfig, dequantize, unpack_lanes
+from protocol.encoding import QuantConfig, dequantize, unpack_lanes, word_count
 from protocol.errors import (
     ConfigError,
     DecodeError,
@@ -58,6 +61,7 @@ class RecoveryReason(StrEnum):
     MISSING_PUBLIC_KEY = "missing_public_key"
     MISSING_UPDATE = "missing_update"
     DIGEST_MISMATCH = "digest_mismatch"
+    BLOB_MISMATCH = "blob_mismatch"
     MALFORMED_UPDATE = "malformed_update"
     UNEXPECTED_HOLDER = "unexpected_holder"
     WRONG_KIND = "wrong_kind"
@@ -89,11 +93,21 @@ class RevealedShare:
 
 
 @dataclass(frozen=True, slots=True)
-class Submission:
-    """A submitter's masked words, chunk by chunk from its ``UpdateChunk`` events, in order, and
-    the running digest the contract holds for it."""
+class BlobChunk:
+    """A chunk posted as blobs (``UpdateBlobs``): the versioned hashes the chain recorded and the
+    blobs a blob source returned for them (None: the source has none)."""
 
-    chunks: tuple[tuple[int, ...], ...]
+    hashes: tuple[bytes, ...]
+    blobs: tuple[bytes | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A submitter's masked update chunk by chunk, in order: words from its ``UpdateChunk``
+    events or blobs behind its ``UpdateBlobs`` events; and the running digest the contract holds
+    for it."""
+
+    chunks: tuple[tuple[int, ...] | BlobChunk, ...]
     digest: bytes
 
 
@@ -122,13 +136,34 @@ def _check_group(members: Sequence[int], threshold: int, d: int) -> tuple[int, .
     return group
 
 
+def _blob_words(addr: int, chunk: BlobChunk, words: int) -> list[int]:
+    """The first `words` words of a blob chunk, each blob checked against its versioned hash."""
+    if len(chunk.blobs) != len(chunk.hashes) or None in chunk.blobs:
+        raise GroupRecoveryError(
+            RecoveryReason.MISSING_UPDATE, f"a blob of {_addr(addr)} is unavailable"
+        )
+    blobs = [b for b in chunk.blobs if b is not None]
+    for blob, expected in zip(blobs, chunk.hashes, strict=True):
+        try:
+            check_blob(blob, expected)
+        except BlobMismatch as exc:
+            raise GroupRecoveryError(RecoveryReason.BLOB_MISMATCH, f"{_addr(addr)}: {exc}") from exc
+    return blobs_to_words(blobs, min(words, len(blobs) * BLOB_WORDS))
+
+
 def _decode_submission(addr: int, sub: Submission, d: int, lane_bits: int) -> np.ndarray:
     digest = ZERO_DIGEST
     words: list[int] = []
+    total = word_count(d, lane_bits)
     try:
         for chunk in sub.chunks:
-            digest = chunk_digest(digest, chunk)
-            words.extend(chunk)
+            if isinstance(chunk, BlobChunk):
+                # the contract folds the versioned hashes as it folds words (§3b)
+                digest = chunk_digest(digest, [int.from_bytes(h, "big") for h in chunk.hashes])
+                words.extend(_blob_words(addr, chunk, max(0, total - len(words))))
+            else:
+                digest = chunk_digest(digest, chunk)
+                words.extend(chunk)
         if digest != sub.digest:
             raise GroupRecoveryError(
                 RecoveryReason.DIGEST_MISMATCH, f"chunks of {_addr(addr)} do not hash to its digest"

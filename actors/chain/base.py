@@ -31,6 +31,10 @@ class NodeUnavailable(ChainError):
     """The node did not answer (not started, crashed, or unreachable)."""
 
 
+class BlobsUnsupported(ChainError):
+    """The chain cannot carry EIP-4844 blobs (the embedded titanoboa EVM)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A decoded contract event, ordered by (block, log_index)."""
@@ -53,6 +57,7 @@ class Receipt:
     timestamp: int
     seconds: float  # wall time from send to receipt
     events: tuple[Event, ...] = field(default=())
+    blob_gas_used: int = 0  # EIP-4844 blob gas, charged apart from `gas_used`
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +97,13 @@ class Chain(Protocol):
         sender: str,
         value: int = 0,
         gas_extra: int = 0,
+        blobs: Sequence[bytes] = (),
     ) -> Receipt:
         """Send a transaction and wait for its receipt; raise TransactionReverted on revert.
 
         `gas_extra` raises a node transaction's gas limit for calls whose cost can grow between
-        estimate and inclusion (ignored by the embedded chain)."""
+        estimate and inclusion (ignored by the embedded chain). `blobs` makes it an EIP-4844
+        transaction carrying them (a chain that cannot raises BlobsUnsupported)."""
         ...
 
     def call(self, address: str, function: str, args: Sequence[Any] = ()) -> Any:

@@ -4,6 +4,9 @@ No server, instant blocks. Used by the demo, the tests and the console. Every tr
 through `transact`, which keeps the decoded events in a log of its own, so `events()` can answer
 like a node's `eth_getLogs`. Its gas figures come from py-evm with warm storage between calls:
 use them for logic, never for gas claims (those come from anvil receipts).
+
+It carries no blobs: titanoboa runs every call in a transaction context without blob hashes
+(its BLOBHASH has nothing to read), so blob tasks need a node (anvil).
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import boa
 from boa.contracts.base_evm_contract import BoaError
 from boa.contracts.vyper.vyper_contract import VyperContract, VyperDeployer
 
-from actors.chain.base import Event, Receipt, TransactionReverted, TxRecord, normalise
+from actors.chain.base import (
+    BlobsUnsupported,
+    Event,
+    Receipt,
+    TransactionReverted,
+    TxRecord,
+    normalise,
+)
 
 
 @cache
@@ -97,7 +107,10 @@ class BoaChain:
         sender: str,
         value: int = 0,
         gas_extra: int = 0,
+        blobs: Sequence[bytes] = (),
     ) -> Receipt:
+        if blobs:
+            raise BlobsUnsupported("the embedded chain cannot carry blobs: use a node (anvil)")
         contract = self._contracts[str(address)]
         self._sync_clock()
         started = time.perf_counter()

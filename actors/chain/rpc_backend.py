@@ -21,6 +21,11 @@ ready), and the block timestamp is read from the receipt when the node includes 
 does), else from the block. EIP-7966's `eth_sendRawTransactionSync` (receipt in the answer) is
 not used: on anvil 1.7.1, concurrent senders left transactions unmined in its pool until its
 30 s timeout.
+
+Blobs (`transact(..., blobs=...)`): an EIP-4844 type-3 transaction in the EIP-7594 (Osaka)
+network wrapper, `rlp([signed tx, 1, blobs, commitments, cell proofs])`, KZG from `ckzg` with the
+trusted setup loaded once per process (protocol.blobs). The blob fee cap is twice the node's blob
+base fee, read like the gas fee cap.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 
 import eth_abi
 import requests
+import rlp
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -50,6 +56,7 @@ from actors.chain.base import (
     normalise,
 )
 from actors.chain.codec import ContractCodec
+from protocol import blobs as blob_kzg
 
 # A transaction's gas limit is its estimate plus a margin: the state can change between the
 # estimate and inclusion (another DO's unmask makes ours the one that pays the whole group).
@@ -67,6 +74,32 @@ _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI
 
 
 @dataclass(frozen=True, slots=True)
+class _Sidecar:
+    """A blob transaction's blobs with their KZG commitments, cell proofs and versioned hashes."""
+
+    blobs: tuple[bytes, ...]
+    commitments: tuple[bytes, ...]
+    proofs: tuple[bytes, ...]
+    hashes: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, blobs: Sequence[bytes]) -> _Sidecar:
+        commitments = tuple(blob_kzg.commitment(b) for b in blobs)
+        return cls(
+            blobs=tuple(bytes(b) for b in blobs),
+            commitments=commitments,
+            proofs=tuple(p for b in blobs for p in blob_kzg.cell_proofs(b)),
+            hashes=tuple(blob_kzg.versioned_hash(c) for c in commitments),
+        )
+
+    def wrap(self, signed: bytes) -> bytes:
+        """The network form of a signed type-3 transaction (EIP-7594 wrapper version 1)."""
+        body = rlp.decode(signed[1:])
+        wrapped = [body, 1, list(self.blobs), list(self.commitments), list(self.proofs)]
+        return signed[:1] + rlp.encode(wrapped)
+
+
+@dataclass(frozen=True, slots=True)
 class _Mined:
     """The fields of a JSON-RPC receipt the client uses, parsed."""
 
@@ -78,6 +111,7 @@ class _Mined:
     sender: str
     contract_address: str | None
     logs: tuple[Mapping[str, Any], ...]
+    blob_gas_used: int
 
 
 class RpcChain:
@@ -114,6 +148,7 @@ class RpcChain:
         self._artifacts: dict[str, Artifact] = {}
         self._codecs: dict[str, ContractCodec] = {}
         self._max_fee: int | None = None
+        self._max_blob_fee: int | None = None
         self._funder = self.add_account(funder_key) if funder_key else None
         self.block_gas_limit = self.w3.eth.get_block("latest")["gasLimit"]
 
@@ -176,21 +211,22 @@ class RpcChain:
         sender: str,
         value: int = 0,
         gas_extra: int = 0,
+        blobs: Sequence[bytes] = (),
     ) -> Receipt:
         started = time.perf_counter()
         if address not in self._codecs:
             address = Web3.to_checksum_address(address)
         codec = self._codecs[address]
         tx = {"to": address, "data": codec.encode_call(function, args), "value": value}
+        sidecar = _Sidecar.of(blobs) if blobs else None
+        if sidecar is not None:
+            tx["blobVersionedHashes"] = list(sidecar.hashes)
         if self.gas_strategy == "estimate":
-            try:
-                gas = self.w3.eth.estimate_gas({"from": sender, **tx})
-            except ContractLogicError as error:
-                raise TransactionReverted(function, _reason(error)) from None
+            gas = self._estimate(function, {"from": sender, **tx})
             tx["gas"] = min(int(gas * _GAS_MARGIN) + _GAS_SLACK + gas_extra, self.block_gas_limit)
         else:
             tx["gas"] = self.block_gas_limit
-        mined = self._send(sender, tx, function)
+        mined = self._send(sender, tx, function, sidecar)
         timestamp = mined.timestamp
         if timestamp is None:  # a node whose receipts do not carry their block's timestamp
             timestamp = self.w3.eth.get_block(mined.block)["timestamp"]
@@ -202,7 +238,32 @@ class RpcChain:
             timestamp=timestamp,
             seconds=time.perf_counter() - started,
             events=tuple(codec.decode_logs(address, mined.logs)),
+            blob_gas_used=mined.blob_gas_used,
         )
+
+    def _estimate(self, function: str, call: Mapping[str, Any]) -> int:
+        """Gas a call needs; its revert as TransactionReverted. A blob call goes raw: web3 has
+        no formatter for `blobVersionedHashes`, and without them BLOBHASH reads nothing."""
+        if "blobVersionedHashes" not in call:
+            try:
+                return self.w3.eth.estimate_gas(dict(call))
+            except ContractLogicError as error:
+                raise TransactionReverted(function, _reason(error)) from None
+        try:
+            return _quantity(self._rpc("eth_estimateGas", [_raw_call(call)]))
+        except Web3RPCError as error:
+            reason = _call_revert_reason(error)
+            if reason is None:
+                raise ChainError(f"{function}: the node did not estimate: {error}") from None
+            raise TransactionReverted(function, reason) from None
+
+    def request(self, method: str, params: list[Any]) -> Any:
+        """One raw JSON-RPC request (blob sources use the node's own blob methods)."""
+        return self._rpc(method, params)
+
+    def block_timestamp(self, number: int) -> int:
+        """The timestamp of block `number`."""
+        return _quantity(self._rpc("eth_getBlockByNumber", [hex(number), False])["timestamp"])
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
         """One raw JSON-RPC request (no web3 formatting); the node's errors as Web3RPCError, an
@@ -222,11 +283,19 @@ class RpcChain:
             self._max_fee = 2 * int(self._rpc("eth_gasPrice", []), 16) + 1
         return self._max_fee
 
-    def _send(self, sender: str, tx: dict[str, Any], what: str) -> _Mined:
+    def _blob_fee_cap(self, refresh: bool) -> int:
+        """maxFeePerBlobGas: twice the node's blob base fee, read as `_fee_cap` reads its own."""
+        if refresh or self._max_blob_fee is None or self.gas_strategy == "estimate":
+            self._max_blob_fee = 2 * int(self._rpc("eth_blobBaseFee", []), 16) + 1
+        return self._max_blob_fee
+
+    def _send(
+        self, sender: str, tx: dict[str, Any], what: str, sidecar: _Sidecar | None = None
+    ) -> _Mined:
         """Sign with the account's next nonce, send, and wait for the receipt.
 
         Sends run one at a time (nonces in order; see `_send_lock`); waiting for a receipt by
-        polling happens outside the lock."""
+        polling happens outside the lock. With a sidecar, a type-3 transaction carrying it."""
         fields = {"chainId": self.chain_id, "maxPriorityFeePerGas": 1, **tx}
         account = self._accounts[sender]
         with self._send_lock:
@@ -236,7 +305,12 @@ class RpcChain:
                     nonce = int(self._rpc("eth_getTransactionCount", [sender, "pending"]), 16)
                 fields["nonce"] = nonce
                 fields["maxFeePerGas"] = tx.get("maxFeePerGas") or self._fee_cap(attempt > 0)
-                raw = account.sign_transaction({**fields, "type": 2}).raw_transaction
+                if sidecar is None:
+                    raw = bytes(account.sign_transaction({**fields, "type": 2}).raw_transaction)
+                else:
+                    fields["maxFeePerBlobGas"] = self._blob_fee_cap(attempt > 0)
+                    signed = account.sign_transaction({**fields, "type": 3}).raw_transaction
+                    raw = sidecar.wrap(bytes(signed))
                 try:
                     tx_hash = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
                 except Web3RPCError as error:
@@ -271,6 +345,13 @@ class RpcChain:
             call["to"] = tx["to"]
         if tx.get("data"):
             call["data"] = "0x" + bytes(tx["data"]).hex()
+        if "blobVersionedHashes" in tx:
+            raw = _raw_call({**call, "blobVersionedHashes": tx["blobVersionedHashes"]})
+            try:
+                self._rpc("eth_call", [raw, hex(mined.block - 1)])
+            except Web3RPCError as error:
+                return _call_revert_reason(error) or str(error)
+            return "reverted on chain (no reason returned)"
         try:
             self.w3.eth.call(call, mined.block - 1)
         except ContractLogicError as error:
@@ -381,7 +462,23 @@ def _mined(raw: Mapping[str, Any]) -> _Mined:
         sender=raw["from"],
         contract_address=raw.get("contractAddress"),
         logs=tuple(raw["logs"]),
+        blob_gas_used=_quantity(raw.get("blobGasUsed") or 0),
     )
+
+
+def _raw_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    """A call object for raw JSON-RPC: quantities and bytes as hex strings."""
+    raw: dict[str, Any] = {}
+    for key, value in call.items():
+        if isinstance(value, bool | int):
+            raw[key] = hex(value)
+        elif isinstance(value, bytes | bytearray):
+            raw[key] = "0x" + bytes(value).hex()
+        elif key == "blobVersionedHashes":
+            raw[key] = ["0x" + bytes(h).hex() for h in value]
+        else:
+            raw[key] = value
+    return raw
 
 
 def _quantity(value: int | str) -> int:

@@ -20,6 +20,14 @@ MAX_ROUNDS: constant(uint256) = 1024
 MAX_PARAMS: constant(uint256) = 2**32
 # @dev Longest phase duration a task may ask for.
 MAX_DURATION: constant(uint256) = 365 * 86400
+# @dev Most blobs one `submit_blobs` chunk reads (above the per-transaction limit, 6 since Osaka).
+MAX_CHUNK_BLOBS: constant(uint256) = 16
+# @dev Words one blob carries: 4096 field elements of 31 payload bytes (docs/interfaces.md §3b).
+BLOB_WORDS: constant(uint256) = 3968
+
+# @dev How a task's masked updates reach the chain: words in calldata and events, or blobs.
+DATA_PATH_EVENT: constant(uint256) = 0
+DATA_PATH_BLOB: constant(uint256) = 1
 
 # @dev Phases of a task (docs/interfaces.md §7; protocol/constants.py mirrors them).
 PHASE_NONE: constant(uint256) = 0
@@ -63,6 +71,7 @@ struct TaskConfig:
     share_duration: uint256
     submit_duration: uint256
     unmask_duration: uint256
+    data_path: uint256
 
 
 # @dev Number of tasks created; task ids run 1 .. task_count.
@@ -131,6 +140,15 @@ event UpdateChunk:
     do: indexed(address)
     chunk_index: uint256
     words: DynArray[uint256, MAX_CHUNK_WORDS]
+
+# @dev A chunk of a data owner's masked update sent as blobs: their versioned hashes (each blob
+#      carries BLOB_WORDS words, the update's last blob the rest).
+event UpdateBlobs:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    do: indexed(address)
+    chunk_index: uint256
+    blob_hashes: DynArray[bytes32, MAX_CHUNK_BLOBS]
 
 # @dev A data owner's masked update is complete.
 event UpdateSubmitted:
@@ -209,6 +227,7 @@ def _create(owner: address, config: TaskConfig) -> uint256:
     assert config.reward_per_do <= max_value(uint256) // (config.max_dos * config.rounds), "rounds: reward too large"
     for duration: uint256 in [config.register_duration, config.share_duration, config.submit_duration, config.unmask_duration]:
         assert duration > 0 and duration <= MAX_DURATION, "rounds: bad duration"
+    assert config.data_path <= DATA_PATH_BLOB, "rounds: bad data path"
     task: uint256 = self.task_count + 1
     self.task_count = task
     self.task_config[task] = config
@@ -301,11 +320,13 @@ def _exclude(task: uint256, round: uint256, do: address, group: uint256):
 
 
 @internal
-def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, chunk_index: uint256, size: uint256, chunk_hash: bytes32):
+def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, chunk_index: uint256, size: uint256, chunk_hash: bytes32, blobs: bool):
     """
     @dev Fold one chunk, of `size` words hashing to `chunk_hash`, into the data owner's running
          digest. The words themselves never reach this function: the entry point hashes and logs
          them straight from calldata (an internal argument would copy 128 KiB more memory).
+         `blobs`: a chunk of blobs, `size` words of blob capacity; only a blob task takes one,
+         and its update's last blob is not full, so the chunk counts as the words still missing.
     """
     status: uint256 = self.do_status[task][round][do]
     assert status != STATUS_NONE, "rounds: not committed"
@@ -317,6 +338,9 @@ def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, ch
     assert size > 0, "rounds: empty chunk"
     received: uint256 = (progress % 2**128) + size
     total: uint256 = self._update_words(task)
+    if blobs:
+        assert self.task_config[task].data_path == DATA_PATH_BLOB, "rounds: not a blob task"
+        received = min(received, total)
     assert received <= total, "rounds: too many words"
     digest: bytes32 = keccak256(concat(self.update_digest[task][round][do], chunk_hash))
     self.update_digest[task][round][do] = digest

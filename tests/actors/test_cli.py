@@ -14,6 +14,9 @@ from actors.cli import app
         (["demo", "--drop", "3-0-submit"], "DO:ROUND:STEP"),
         (["demo", "--drop", "3:0:train"], "STEP is share, submit or unmask"),
         (["swarm", "--dos", "2", "--group-size", "3"], "threshold <= group-size"),
+        (["demo", "--data-path", "blob"], "cannot carry blob transactions"),
+        (["demo", "--data-path", "blobs", "--chain", "anvil"], "--data-path is one of"),
+        (["swarm", "--data-path", "calldata"], "--data-path is one of"),
     ],
 )
 def test_bad_input_is_refused_with_a_message(args: list[str], message: str) -> None:

@@ -13,7 +13,13 @@ pytestmark = pytest.mark.anvil
 def test_paths_rows_at_a_small_d() -> None:
     result = measure(params=(2_000,), lane_bits=(32,), naive_sample_chunks=1, sweep=False)
     rows = {row["path"]: row for row in result["rows"]}
-    assert set(rows) == {"event", "naive", "packed_storage"}
+    assert set(rows) == {"event", "blob", "naive", "packed_storage"}
+    blob = rows.pop("blob")
+    # one type-3 transaction of one blob: execution gas far below the floor, blob gas apart
+    assert (blob["transactions"], blob["blobs"]) == (1, 1)
+    assert blob["gas_per_param"] < 0.5 * blob["floor_gas_per_param"]
+    assert blob["blob_gas_per_param"] == 2**17 / 2_000
+    assert result["kzg"]["seconds_per_blob"]["commitment"] > 0
     for row in rows.values():
         assert (row["d"], row["lane_bits"]) == (2_000, 32)
         # nothing carries the update below the calldata floor of its words

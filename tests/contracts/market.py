@@ -46,6 +46,7 @@ CONFIG_FIELDS = (
     "share_duration",
     "submit_duration",
     "unmask_duration",
+    "data_path",
 )
 
 MODEL_BYTES = b"public model, round 0"
@@ -90,6 +91,7 @@ def config(**overrides) -> dict:
         "share_duration": DURATION,
         "submit_duration": DURATION,
         "unmask_duration": DURATION,
+        "data_path": 0,
     }
     unknown = set(overrides) - set(base)
     assert not unknown, f"unknown config fields {unknown}"

@@ -44,7 +44,7 @@ def test_unmask_calldata(task: int, reveals: list[tuple]) -> None:
 @given(key=bytes32, endpoint=st.text(max_size=40), owner=addresses, value=uint256)
 def test_register_and_config_calldata(key: bytes, endpoint: str, owner: str, value: int) -> None:
     _same_as_web3("register", [7, key, endpoint])
-    config = (key, value, 32, 16, 1, 1, 10, 5, 5, 3, 10**15, 0, owner, 60, 60, 60, 60)
+    config = (key, value, 32, 16, 1, 1, 10, 5, 5, 3, 10**15, 0, owner, 60, 60, 60, 60, 1)
     _same_as_web3("create_task", [config])
 
 
@@ -82,11 +82,26 @@ def test_task_created_log_struct_with_address(owner: str, token: str, key: bytes
     (abi,) = [e for e in ABI if e.get("type") == "event" and e["name"] == "TaskCreated"]
     (config_abi,) = [i for i in abi["inputs"] if not i["indexed"]]
     config_type = "(" + ",".join(c["type"] for c in config_abi["components"]) + ")"
-    config = (key, 5, 32, 16, 1, 1, 10, 5, 5, 3, 10**15, 0, token, 60, 60, 60, 60)
+    config = (key, 5, 32, 16, 1, 1, 10, 5, 5, 3, 10**15, 0, token, 60, 60, 60, 60, 0)
     topics = [eth_abi.encode(["uint256"], [4]), eth_abi.encode(["address"], [owner])]
     data = eth_abi.encode([config_type], [config])
     (event,) = CODEC.decode_logs(ADDRESS, [_log("TaskCreated", topics, data)])
     assert event.args == {"task": 4, "owner": owner, "config": config}
+
+
+@given(do=addresses, index=uint256, hashes=st.lists(bytes32, max_size=16))
+def test_update_blobs_log(do: str, index: int, hashes: list[bytes]) -> None:
+    topics = [eth_abi.encode(["uint256"], [v]) for v in (3, 0)]
+    topics.append(eth_abi.encode(["address"], [do]))
+    log = _log("UpdateBlobs", topics, eth_abi.encode(["uint256", "bytes32[]"], [index, hashes]))
+    (event,) = CODEC.decode_logs(ADDRESS, [log])
+    assert event.args == {
+        "task": 3,
+        "round": 0,
+        "do": do,
+        "chunk_index": index,
+        "blob_hashes": tuple(hashes),
+    }
 
 
 def test_logs_of_other_contracts_are_skipped() -> None:

@@ -118,6 +118,8 @@ def test_token_must_be_a_contract(market, model_owner, stranger):
         ({"share_duration": 0}, "rounds: bad duration"),
         ({"submit_duration": 0}, "rounds: bad duration"),
         ({"unmask_duration": 365 * 86400 + 1}, "rounds: bad duration"),
+        ({"data_path": 2}, "rounds: bad data path"),
+        ({"data_path": 2**256 - 1}, "rounds: bad data path"),
     ],
 )
 def test_config_rules(market, model_owner, overrides, reason):
@@ -135,6 +137,7 @@ def test_config_rules(market, model_owner, overrides, reason):
         {"min_dos": 6, "max_dos": 6},
         {"bond": 0},
         {"rounds": 1024, "unmask_duration": 365 * 86400},
+        {"data_path": 1},
     ],
 )
 def test_config_limits_accepted(market, model_owner, overrides):
