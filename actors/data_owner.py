@@ -10,6 +10,7 @@ owner resumes without dealing fresh secrets or posting anything twice.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import secrets
@@ -637,5 +638,9 @@ def _quant(config: TaskConfig) -> QuantConfig:
     )
 
 
+# cached: a keccak per call, and a data owner checksums every peer on every poll while it
+# re-offers unacknowledged shares (a profile of the demo on anvil found this its largest cost);
+# bounded, since an unauthenticated handshake names the address it claims
+@functools.lru_cache(maxsize=1024)
 def _checksum(address: int) -> str:
     return to_checksum_address(address.to_bytes(20, "big"))
