@@ -184,14 +184,25 @@ class TimedChain:
                 spent = time.perf_counter() - started
                 if name == "transact":
                     self._spent["transactions"] += spent
-                elif name == "timestamp" or (name == "call" and args[1:2] == (_PHASE_VIEW,)):
+                elif _is_phase_poll(name, args, kwargs):
                     self._spent["phase_polls"] += spent
                 else:
                     self._spent["reads"] += spent
-                    what = args[1] if name in ("call", "events") and len(args) > 1 else ""
-                    self._spent[f"read {name} {what}".strip()] += spent
+                    self._spent[f"read {name} {_read_label(name, args)}".strip()] += spent
 
         return timed
+
+
+def _is_phase_poll(name: str, args: tuple, kwargs: dict) -> bool:
+    if name == "call_many":
+        return kwargs.get("clock", False) and [f for f, _ in args[1]] == [_PHASE_VIEW]
+    return name == "timestamp" or (name == "call" and args[1:2] == (_PHASE_VIEW,))
+
+
+def _read_label(name: str, args: tuple) -> str:
+    if name == "call_many" and len(args) > 1:
+        return "+".join(sorted({function for function, _ in args[1]}))
+    return args[1] if name in ("call", "events") and len(args) > 1 else ""
 
 
 class TimedLearner:

@@ -287,11 +287,42 @@ class RpcChain:
         try:
             result = self._rpc("eth_call", [call, "latest"])
         except Web3RPCError as error:
-            reason = _call_revert_reason(error)
-            if reason is None:
-                raise ChainError(f"{function}: the node did not answer the call: {error}") from None
-            raise TransactionReverted(function, reason) from None
+            raise _call_error(function, error.rpc_response or {}) from None
         return codec.decode_result(function, bytes.fromhex(result[2:]))
+
+    def call_many(
+        self, address: str, calls: Sequence[tuple[str, Sequence[Any]]], *, clock: bool = False
+    ) -> list[Any]:
+        """Several views, and with `clock` the chain's `timestamp()` after them, in one JSON-RPC
+        batch: one round trip to the node, where a data owner's polls used to make one each."""
+        if address not in self._codecs:
+            address = Web3.to_checksum_address(address)
+        codec = self._codecs[address]
+        batch: list[tuple[str, list[Any]]] = [
+            ("eth_call", [{"to": address, "data": "0x" + codec.encode_call(f, a).hex()}, "latest"])
+            for f, a in calls
+        ]
+        if clock:
+            batch.append(("eth_getBlockByNumber", ["latest", False]))
+        if not batch:
+            return []
+        try:
+            responses = self.w3.provider.make_batch_request(batch)
+        except requests.RequestException as error:
+            raise NodeUnavailable(f"batch: node at {self.url} unreachable: {error}") from None
+        if not isinstance(responses, list) or len(responses) != len(batch):
+            raise ChainError(f"the node refused a batch of {len(batch)} requests: {responses}")
+        results = []
+        for (function, _), response in zip(calls, responses[: len(calls)], strict=True):
+            if "error" in response:
+                raise _call_error(function, response)
+            results.append(codec.decode_result(function, bytes.fromhex(response["result"][2:])))
+        if clock:
+            block = responses[-1]
+            if "error" in block:
+                raise ChainError(f"eth_getBlockByNumber failed: {block['error']}")
+            results.append(max(_quantity(block["result"]["timestamp"]), int(time.time())))
+        return results
 
     def events(
         self, address: str, name: str, from_block: int = 0, filters: Mapping[str, Any] | None = None
@@ -389,16 +420,19 @@ def _quantity(value: int | str) -> int:
     return value if isinstance(value, int) else int(value, 16)
 
 
-def _call_revert_reason(error: Web3RPCError) -> str | None:
-    """The contract's reason from a raw eth_call error, or None if it is no revert."""
-    body = (error.rpc_response or {}).get("error") or {}
+def _call_error(function: str, response: Mapping[str, Any]) -> ChainError:
+    """What a failed eth_call raises: the contract's reason as TransactionReverted, anything
+    else (the node did not answer the call) as ChainError."""
+    body = response.get("error") or {}
     message = str(body.get("message", ""))
     data = body.get("data")
     if isinstance(data, str) and data.startswith(_ERROR_STRING):
-        return str(eth_abi.decode(["string"], bytes.fromhex(data[len(_ERROR_STRING) :]))[0])
+        reason = str(eth_abi.decode(["string"], bytes.fromhex(data[len(_ERROR_STRING) :]))[0])
+        return TransactionReverted(function, reason)
     if body.get("code") == 3 or message.startswith("execution reverted"):
-        return message.removeprefix("execution reverted").removeprefix(": ") or "reverted"
-    return None
+        reason = message.removeprefix("execution reverted").removeprefix(": ") or "reverted"
+        return TransactionReverted(function, reason)
+    return ChainError(f"{function}: the node did not answer the call: {body}")
 
 
 def _reason(error: ContractLogicError) -> str:
