@@ -93,18 +93,19 @@ class SerialChain:
         self._rpc: list[tuple[str, float]] | None = None
         self.name = chain.name
         self.breakdown: list[tuple[str, float, dict[str, float]]] = []
-        provider = chain.w3.provider
-        make_request = provider.make_request
+        # every raw request of the client (sends, receipts) passes through its transport
+        transport = chain._transport
+        request = transport.request
 
         def timed(method: str, params: Any) -> Any:
             started = time.perf_counter()
             try:
-                return make_request(method, params)
+                return request(method, params)
             finally:
                 if self._rpc is not None:
                     self._rpc.append((method, time.perf_counter() - started))
 
-        provider.make_request = timed
+        transport.request = timed
 
     def transact(self, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
