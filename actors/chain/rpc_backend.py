@@ -67,6 +67,9 @@ GAS_STRATEGIES = ("estimate", "cap")
 _POLL_FIRST = 0.001
 _POLL_MAX = 0.1
 _RECEIPT_TIMEOUT = 120.0
+# anvil's automine can leave a ready transaction pending (foundry-rs/foundry#10122: one round of
+# 40 data owners in three hung here): after this long without a receipt, mine a block for it
+_AUTOMINE_NUDGE = 1.0
 _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
 
 
@@ -181,6 +184,7 @@ class RpcChain:
         # share a block, so they keep estimating.
         automine = dev and self._rpc("anvil_getAutomine", []) is True
         self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
+        self._automine = automine
         self._accounts: dict[str, LocalAccount] = {}
         self._nonces: dict[str, int] = {}
         self._send_lock = threading.Lock()  # one send at a time: each account's nonces in order
@@ -328,11 +332,16 @@ class RpcChain:
         return mined
 
     def _wait_receipt(self, tx_hash: str) -> _Mined:
-        deadline = time.monotonic() + _RECEIPT_TIMEOUT
+        started = time.monotonic()
+        deadline, nudge = started + _RECEIPT_TIMEOUT, started + _AUTOMINE_NUDGE
         delay = _POLL_FIRST
         while (raw := self._rpc("eth_getTransactionReceipt", [tx_hash])) is None:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise ChainError(f"no receipt for {tx_hash} after {_RECEIPT_TIMEOUT:.0f} s")
+            if self._automine and now > nudge:
+                self._rpc("evm_mine", [])
+                nudge = now + _AUTOMINE_NUDGE
             time.sleep(delay)
             delay = min(2 * delay, _POLL_MAX)
         return _mined(raw)
