@@ -139,7 +139,7 @@ def scale(doc: dict) -> list[str]:
     ]
     lines = [
         "Scale, one round on anvil per point (synthetic updates, 32-bit lanes; chain time sums "
-        "send-to-receipt times of concurrent senders) — `just bench-scale`, plot in "
+        "send-to-receipt times, requests serialized) — `just bench-scale`, plot in "
         "`bench/results/scale.png`:",
         "",
     ]
