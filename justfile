@@ -72,9 +72,9 @@ bench-chain-time *args: setup
 bench-scale *args: setup
     python -m bench.scale "$@"
 
-# the README's benchmark tables (markdown) from bench/results/*.json
-bench-table:
-    python -m bench.table
+# the README's benchmark tables (markdown) from bench/results/*.json; `--readme README.md` writes them there
+bench-table *args:
+    python -m bench.table "$@"
 
 # the gas, round, chain-time and scale benchmarks on anvil, ratios printed -> bench/results/*.json
 bench: bench-paths bench-rounds bench-chain-time bench-scale bench-table
