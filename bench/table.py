@@ -119,7 +119,12 @@ def chain_time(doc: dict) -> list[str]:
                 "a data owner's protocol time / its local training time (demo on anvil, median)",
                 f"**{row['protocol_overhead']:.3f}**{detail}",
                 f"target {row.get('overhead_target', 0.1):.2f}; with phase polls "
-                f"{row['protocol_overhead_with_phase_polls']:.3f}",
+                f"{row['protocol_overhead_with_phase_polls']:.3f}"
+                + (
+                    f"; in CPU time **{row['protocol_overhead_cpu']:.3f}**"
+                    if row.get("protocol_overhead_cpu") is not None
+                    else ""
+                ),
             ]
         )
     return ["Time — `just bench-chain-time`:", "", *_table(["what", "measured", "ratio"], out)]
