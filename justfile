@@ -68,8 +68,16 @@ bench-rounds *args: setup
 bench-chain-time *args: setup
     python -m bench.chain_time "$@"
 
-# the gas, round and chain-time benchmarks on anvil, ratios printed -> bench/results/*.json
-bench: bench-paths bench-rounds bench-chain-time
+# how gas and chain time grow with N, m and d, and the largest d one block carries -> bench/results/scale.json, scale.png
+bench-scale *args: setup
+    python -m bench.scale "$@"
+
+# the README's benchmark tables (markdown) from bench/results/*.json; `--readme README.md` writes them there
+bench-table *args:
+    python -m bench.table "$@"
+
+# the gas, round, chain-time and scale benchmarks on anvil, ratios printed -> bench/results/*.json
+bench: bench-paths bench-rounds bench-chain-time bench-scale bench-table
 
 # poisoning defence: attack x rule x attackers x group size on the embedded chain -> bench/results/robustness.json
 robustness *args: setup

@@ -10,6 +10,7 @@ owner resumes without dealing fresh secrets or posting anything twice.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import secrets
@@ -32,7 +33,7 @@ from actors.channels import (
     open_channel,
     serve_channels,
 )
-from actors.market import ETH, Market, TaskConfig
+from actors.market import ETH, Market, PhaseInfo, TaskConfig
 from actors.store import StateStore
 from protocol.blobs import blob_chunks
 from protocol.constants import (
@@ -100,6 +101,9 @@ class DataOwnerSettings:
     host: str = "127.0.0.1"
     port: int = 0
     poll_interval: float = 0.05
+    # While the phase stands still the poll interval doubles up to this: ten data owners polling
+    # a node every 50 ms slowed every other request of theirs (a profile of the demo on anvil)
+    poll_max: float = 0.4
     chunk_words: int = MAX_CHUNK_WORDS
     sample_cap: int = 2_000  # the task's weight cap: one DO counts at most this many samples
     share_retry: float = 0.2
@@ -169,6 +173,12 @@ class DataOwner:
         self.rounds: dict[int, _Round] = {}
         self._early: list[tuple[int, ShareDelivery]] = []  # deliveries before our round opened
         self._updates: dict[int, trio.MemoryReceiveChannel[np.ndarray]] = {}
+        # read once: fixed on-chain once set (a group when registration closes, a peer's channel
+        # key and endpoint when it registers)
+        self._group: int | None = None
+        self._peer_keys: dict[int, bytes] = {}
+        self._endpoints: dict[str, str] = {}
+        self._wake = trio.Event()  # set by local work that wants the chain looked at now
         self.paid_wei = 0
         self.plaintext: dict[int, np.ndarray] = {}  # round -> submitted lanes (keep_plaintext)
         for key, raw in store.items("plaintext"):
@@ -196,8 +206,18 @@ class DataOwner:
         return ChannelKeys.from_private_bytes(raw)
 
     async def _registry(self, address: int) -> bytes | None:
+        if address in self._peer_keys:
+            return self._peer_keys[address]
         key = await self._chain(self.market.channel_key, self.task, _checksum(address))
-        return None if key == bytes(32) else key
+        if key == bytes(32):
+            return None  # not registered (yet): ask again next time
+        self._peer_keys[address] = key
+        return key
+
+    async def _endpoint(self, peer: str) -> str:
+        if peer not in self._endpoints:
+            self._endpoints[peer] = await self._chain(self.market.endpoint, self.task, peer)
+        return self._endpoints[peer]
 
     # -- the actor -----------------------------------------------------------------------
 
@@ -246,37 +266,46 @@ class DataOwner:
         self.observe("registered", endpoint=endpoint)
 
     async def _follow_task(self, nursery: trio.Nursery) -> None:
+        interval, seen = self.settings.poll_interval, None
+        ceiling = max(self.settings.poll_max, self.settings.poll_interval)
         while True:
             try:
-                done = await self._follow_step(nursery)
+                info = await self._follow_step(nursery)
             except NodeUnavailable as error:
                 # the node is down or unreachable: wait for it, our state is safe in the store
                 log.error("%s: %s; retrying", self.account, error)
                 self.observe("node_unavailable", error=str(error))
                 await trio.sleep(max(1.0, self.settings.poll_interval))
                 continue
-            if done:
+            if info is None:
                 return
-            await trio.sleep(self.settings.poll_interval)
+            if (info.phase, info.round) == seen:
+                interval = min(2 * interval, ceiling)
+            else:
+                interval, seen = self.settings.poll_interval, (info.phase, info.round)
+            with trio.move_on_after(interval):
+                await self._wake.wait()
+            if self._wake.is_set():
+                self._wake = trio.Event()
+                interval = self.settings.poll_interval
 
-    async def _follow_step(self, nursery: trio.Nursery) -> bool:
-        """One look at the chain; True once the task is over for us."""
-        info = await self._chain(self.market.phase, self.task)
+    async def _follow_step(self, nursery: trio.Nursery) -> PhaseInfo | None:
+        """One look at the chain: the task's phase, or None once the task is over for us."""
+        info, now = await self._chain(self.market.phase_and_clock, self.task)
         if info.phase in (PHASE_ENDED, PHASE_CANCELLED) and not self._live_rounds():
-            return True
+            return None
         if info.phase != PHASE_REGISTER:
             if info.round not in self.rounds and self._takes_part(info):
                 await self._open_round(info.round, nursery)
             for number in sorted(self._live_rounds()):
                 await self._step_round(self.rounds[number], info)
-        await self._nudge(info)
-        return False
+        await self._nudge(info, now)
+        return info
 
-    async def _nudge(self, info: Any) -> None:
+    async def _nudge(self, info: Any, now: int) -> None:
         """Advance a phase whose deadline passed a grace period ago (anyone may)."""
         if info.phase in (PHASE_ENDED, PHASE_CANCELLED):
             return
-        now = await self._chain(self.market.chain.timestamp)
         if now < info.deadline + self.settings.advance_grace:
             return
         try:
@@ -297,8 +326,7 @@ class DataOwner:
 
     async def _open_round(self, number: int, nursery: trio.Nursery) -> None:
         stored = self.store.get("round", f"{number}/machine")
-        members = await self._chain(self._group_members)
-        model_hash = await self._chain(self.market.round_model_hash, self.task, number)
+        members, model_hash = await self._chain(self._round_facts, number)
         if stored is not None:
             machine = RoundMachine.restore(stored, self.randbytes)
             progress = msgspec.msgpack.decode(
@@ -353,9 +381,30 @@ class DataOwner:
             redo.append(unmask)
         await self._perform(rnd, redo)
 
-    def _group_members(self) -> tuple[str, ...]:
-        group = self.market.group_of(self.task, self.account)
-        return self.market.group_members(self.task, group)
+    def _round_facts(self, number: int) -> tuple[tuple[str, ...], bytes]:
+        """A round's group members and model hash; the first time, also every member's channel
+        key and endpoint (the share deliveries need them), all in one more request."""
+        members, model_hash = self.market.views(
+            [
+                ("group_members", (self.task, self._my_group())),
+                ("round_model_hash", (self.task, number)),
+            ]
+        )
+        peers = [m for m in members if m not in self._endpoints]
+        values = self.market.views(
+            [(view, (self.task, m)) for m in peers for view in ("channel_key", "endpoint")]
+        )
+        for member, key, endpoint in zip(peers, values[0::2], values[1::2], strict=True):
+            if key != bytes(32):
+                self._peer_keys[int(member, 16)] = key
+                self._endpoints[member] = endpoint
+        return members, model_hash
+
+    def _my_group(self) -> int:
+        # fixed when registration closes, before any round opens
+        if self._group is None:
+            self._group = self.market.group_of(self.task, self.account)
+        return self._group
 
     async def _train(self, number: int, send: trio.MemorySendChannel[np.ndarray]) -> None:
         async with send:
@@ -379,6 +428,7 @@ class DataOwner:
                 np.save(buffer, lanes, allow_pickle=False)
                 self.store.put("plaintext", str(number), buffer.getvalue())
             await send.send(lanes)
+            self._wake.set()  # the update waits for the next poll: make it now
 
     async def _step_round(self, rnd: _Round, info: Any) -> None:
         """Feed the machine every chain fact about its round it has not seen yet, in order."""
@@ -432,20 +482,22 @@ class DataOwner:
         elif result == GROUP_FAILED:
             await self._feed(rnd, "result", GroupFailed(reason="the group failed on-chain"))
 
+    # The two readers below batch their views into one request: they run once the phase that
+    # writes what they read (SHARE, SUBMIT) is closed, so the values cannot move between them.
+
     def _commitments(self, number: int) -> SharesCommittedOnChain:
-        rnd = self.rounds[number]
-        found = []
-        for member in rnd.members:
-            if self.market.status(self.task, number, member) >= STATUS_COMMITTED:
-                found.append(
-                    MemberCommitment(
-                        member=int(member, 16),
-                        mask_public=self.market.mask_pk(self.task, number, member),
-                        shares_root=self.market.shares_root(self.task, number, member),
-                        points_digest=self.market.points_digest(self.task, number, member),
-                    )
+        members = self.rounds[number].members
+        views = ("do_status", "mask_pk", "shares_root", "points_digest")
+        values = self.market.views([(v, (self.task, number, m)) for m in members for v in views])
+        return SharesCommittedOnChain(
+            commitments=tuple(
+                MemberCommitment(
+                    member=int(member, 16), mask_public=pk, shares_root=root, points_digest=points
                 )
-        return SharesCommittedOnChain(commitments=tuple(found))
+                for member, (status, pk, root, points) in zip(members, _quads(values), strict=True)
+                if status >= STATUS_COMMITTED
+            )
+        )
 
     # -- SETTLE: complaints about dealt shares ----------------------------------------------
 
@@ -533,15 +585,16 @@ class DataOwner:
             await self._deliver(rnd, int(dealer, 16), delivery)
 
     def _submitted(self, number: int) -> tuple[int, ...]:
+        members = self.rounds[number].members
+        statuses = self.market.views([("do_status", (self.task, number, m)) for m in members])
         return tuple(
-            int(m, 16)
-            for m in self.rounds[number].members
-            if self.market.status(self.task, number, m) >= STATUS_SUBMITTED
+            int(member, 16)
+            for member, status in zip(members, statuses, strict=True)
+            if status >= STATUS_SUBMITTED
         )
 
     def _group_result(self, number: int) -> int:
-        group = self.market.group_of(self.task, self.account)
-        return self.market.group_result(self.task, number, group)
+        return self.market.group_result(self.task, number, self._my_group())
 
     # -- feeding the machine and performing its actions -------------------------------------
 
@@ -671,7 +724,7 @@ class DataOwner:
         if peer in rnd.acked:
             return
         try:
-            host, port = (await self._chain(self.market.endpoint, self.task, peer)).rsplit(":", 1)
+            host, port = (await self._endpoint(peer)).rsplit(":", 1)
             with trio.fail_after(self.settings.ack_timeout):
                 channel = await open_channel(
                     host, int(port), self.keys, self.me, action.to, self._registry, task=self.task
@@ -767,11 +820,19 @@ def _finished(machine: RoundMachine) -> bool:
     return machine.state in (State.DONE, State.FAILED, State.ERROR)
 
 
+def _quads(values: list[Any]) -> list[tuple[Any, Any, Any, Any]]:
+    return list(zip(values[0::4], values[1::4], values[2::4], values[3::4], strict=True))
+
+
 def _quant(config: TaskConfig) -> QuantConfig:
     return QuantConfig(
         lane_bits=config.lane_bits, scale_bits=config.scale_bits, clip_norm=config.clip_norm
     )
 
 
+# cached: a keccak per call, and a data owner checksums every peer on every poll while it
+# re-offers unacknowledged shares (a profile of the demo on anvil found this its largest cost);
+# bounded, since an unauthenticated handshake names the address it claims
+@functools.lru_cache(maxsize=1024)
 def _checksum(address: int) -> str:
     return to_checksum_address(address.to_bytes(20, "big"))

@@ -266,6 +266,16 @@ class Market:
     def _view(self, function: str, *args: Any) -> Any:
         return self.chain.call(self.address, function, args)
 
+    def views(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Several views at once, by contract function name (one round trip to a node)."""
+        return self.chain.call_many(self.address, calls)
+
+    def phase_and_clock(self, task: int) -> tuple[PhaseInfo, int]:
+        """A task's phase and the chain's clock (`Chain.timestamp`), read together: what a
+        party polls while it waits for the next phase or a deadline."""
+        info, now = self.chain.call_many(self.address, [("task_phase_of", (task,))], clock=True)
+        return PhaseInfo(*info), now
+
     def task_count(self) -> int:
         return self._view("task_count")
 

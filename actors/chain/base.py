@@ -110,6 +110,13 @@ class Chain(Protocol):
         """Read a view function."""
         ...
 
+    def call_many(
+        self, address: str, calls: Sequence[tuple[str, Sequence[Any]]], *, clock: bool = False
+    ) -> list[Any]:
+        """Read several views (`(function, args)` each) at once, in order; with `clock`, the
+        value of `timestamp()` follows them (a node answers all in one round trip)."""
+        ...
+
     def events(
         self, address: str, name: str, from_block: int = 0, filters: Mapping[str, Any] | None = None
     ) -> list[Event]:

@@ -169,6 +169,12 @@ class BoaChain:
         except BoaError as error:
             raise TransactionReverted(function, revert_reason(error)) from None
 
+    def call_many(
+        self, address: str, calls: Sequence[tuple[str, Sequence[Any]]], *, clock: bool = False
+    ) -> list[Any]:
+        results = [self.call(address, function, args) for function, args in calls]
+        return [*results, self.timestamp()] if clock else results
+
     def events(
         self, address: str, name: str, from_block: int = 0, filters: Mapping[str, Any] | None = None
     ) -> list[Event]:

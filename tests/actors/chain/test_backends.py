@@ -88,6 +88,20 @@ def test_view_revert_reason_is_named(chain: Chain, probe: tuple[str, str]) -> No
     assert info.value.reason == "probe: zero"
 
 
+def test_call_many_reads_views_and_the_clock_at_once(chain: Chain, probe: tuple[str, str]) -> None:
+    sender, address = probe
+    chain.transact(address, "bump", [4, []], sender)
+    calls = [("count", ()), ("total_of", ([1, 2],)), ("checked", (9,))]
+    assert chain.call_many(address, calls) == [4, 3, 9]
+    *values, now = chain.call_many(address, [("count", ())], clock=True)
+    assert values == [4]
+    assert now <= chain.timestamp() <= now + 2
+    assert chain.call_many(address, []) == []
+    with pytest.raises(TransactionReverted) as info:
+        chain.call_many(address, [("count", ()), ("checked", (0,))])
+    assert info.value.reason == "probe: zero"
+
+
 def test_advance_time_moves_block_timestamp(chain: Chain, probe: tuple[str, str]) -> None:
     sender, address = probe
     before = chain.timestamp()
