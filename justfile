@@ -76,8 +76,12 @@ bench-scale *args: setup
 bench-table *args:
     python -m bench.table "$@"
 
-# the gas, round, chain-time and scale benchmarks on anvil, ratios printed -> bench/results/*.json
-bench: bench-paths bench-rounds bench-chain-time bench-scale bench-table
+# what verifiable shares cost: commit/settle/answer gas on anvil, Feldman time on the client -> bench/results/vss.json
+bench-vss *args: setup
+    python -m bench.vss "$@"
+
+# the gas, round, chain-time, scale and shares benchmarks on anvil, ratios printed -> bench/results/*.json
+bench: bench-paths bench-rounds bench-chain-time bench-scale bench-vss bench-table
 
 # poisoning defence: attack x rule x attackers x group size on the embedded chain -> bench/results/robustness.json
 robustness *args: setup

@@ -521,6 +521,9 @@ class DataOwner:
 
     async def _answer_complaints(self, rnd: _Round) -> None:
         number = rnd.number
+        # one cheap view per poll; the complaint events only when some are open against us
+        if not await self._chain(self.market.open_against, self.task, number, self.account):
+            return
         complaints = await self._chain(self.market.complaints, self.task, number)
         for dealer, holder in complaints:
             if dealer.lower() != self.account.lower() or holder in rnd.answered:

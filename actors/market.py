@@ -330,6 +330,9 @@ class Market:
     def round_open_complaints(self, task: int, round: int) -> int:
         return self.chain.call(self.court, "round_open", (task, round))
 
+    def open_against(self, task: int, round: int, dealer: str) -> int:
+        return self.chain.call(self.court, "open_against", (task, round, dealer))
+
     def complaint_open(self, task: int, round: int, dealer: str, holder: str) -> bool:
         return self.chain.call(self.court, "complaint_open", (task, round, dealer, holder))
 

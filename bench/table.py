@@ -57,7 +57,7 @@ def gas_paths(doc: dict) -> list[str]:
                     cells.append("—")
                     continue
                 cell = f"{row['gas_per_param']:,.1f} ({row['ratio']:,.3f}x)"
-                if blob and row.get("blob_gas_per_param") is not None:
+                if blob and row.get("blob_gas_per_param"):
                     cell += f" + {row['blob_gas_per_param']:,.1f} blob gas"
                 cells.append(cell)
             out.append([PATH_NAMES.get(path, path), str(bits), *cells])
@@ -172,11 +172,43 @@ def scale(doc: dict) -> list[str]:
     return lines
 
 
+def vss(doc: dict) -> list[str]:
+    """What verifiable shares cost: gas of the SETTLE path, Feldman time on the client."""
+    out = [
+        [
+            str(r["t"]),
+            f"{r['commit_gas']:,}",
+            f"{r['settle_gas']:,}",
+            f"{r['settle_complaint_gas']:,}",
+            f"{r['answer_gas']:,}",
+            f"{r['deal_ms']:.1f} ms",
+            f"{r['verify_ms']:.1f} ms",
+        ]
+        for r in doc["rows"]
+    ]
+    lines = [
+        "Verifiable shares, a group of m = t + 1 on anvil (gas from receipts; client times with "
+        "py_ecc and a fixed-base table for G) — `just bench-vss`:",
+        "",
+    ]
+    header = [
+        "t",
+        "commit_shares (with 2t points)",
+        "settle, no complaint",
+        "settle, one complaint",
+        "answer",
+        "deal both secrets",
+        "check one delivery",
+    ]
+    return lines + _table(header, out)
+
+
 def render(results: Path) -> str:
     sections = []
     for name, fn in (
         ("gas_paths.json", gas_paths),
         ("rounds.json", rounds),
+        ("vss.json", vss),
         ("chain_time.json", chain_time),
         ("scale.json", scale),
     ):

@@ -24,6 +24,7 @@ coordinates, the point at infinity as ``(0, 0)``), exactly the words the contrac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,39 @@ POINT_BYTES = 64
 _SCALAR_MASK = (1 << FIELD_ORDER.bit_length()) - 1
 
 Point = tuple[FQ, FQ, FQ]
+
+# Fixed-base multiplication by G with 4-bit windows: every secret, coefficient and share is
+# multiplied by the same generator, so a table of k · 16^i · G (64 windows x 15 points, built
+# once in ~20 ms) turns a 254-bit multiplication into at most 64 additions (~1.5 ms instead of
+# ~11 ms for py_ecc's double-and-add).
+_WINDOW_BITS = 4
+
+
+@functools.cache
+def _g_table() -> tuple[tuple[Point, ...], ...]:
+    rows = []
+    base = G1
+    for _ in range(-(-FIELD_ORDER.bit_length() // _WINDOW_BITS)):
+        row = [Z1, base]
+        for _ in range(2, 1 << _WINDOW_BITS):
+            row.append(add(row[-1], base))
+        rows.append(tuple(row))
+        base = add(row[-1], base)  # 16 · base
+    return tuple(rows)
+
+
+def g_multiply(scalar: int) -> Point:
+    """``scalar · G`` for ``0 <= scalar < r`` (the same point py_ecc's ``multiply`` gives)."""
+    acc = Z1
+    mask = (1 << _WINDOW_BITS) - 1
+    for row in _g_table():
+        if not scalar:
+            break
+        digit = scalar & mask
+        if digit:
+            acc = add(acc, row[digit])
+        scalar >>= _WINDOW_BITS
+    return acc
 
 
 def random_scalar(randbytes: RandBytes) -> int:
@@ -128,7 +162,7 @@ def split_secret(secret: bytes, threshold: int, holders: int, randbytes: RandByt
     shares = tuple(
         _evaluate(coefficients, x).to_bytes(SHARE_BYTES, "big") for x in range(1, holders + 1)
     )
-    commitments = b"".join(encode_point(multiply(G1, a)) for a in coefficients)
+    commitments = b"".join(encode_point(g_multiply(a)) for a in coefficients)
     return Dealing(shares=shares, commitments=commitments)
 
 
@@ -156,7 +190,7 @@ def verify_share(x: int, share: bytes, commitments: bytes, threshold: int | None
     expected = Z1
     for point in reversed(points):
         expected = add(multiply(expected, x), point)
-    return normalize(expected) == normalize(multiply(G1, value))
+    return normalize(expected) == normalize(g_multiply(value))
 
 
 def commitment_digest(commitments: bytes) -> bytes:
