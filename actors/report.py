@@ -121,6 +121,9 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
             f"{m['peak_total_rss_bytes'] / mib:,.0f} MiB",
         )
         load.add_row(
+            "peak summed PSS (shared pages split)", f"{m['peak_total_pss_bytes'] / mib:,.0f} MiB"
+        )
+        load.add_row(
             f"largest process ({m['largest_process']}, peak RSS)",
             f"{m['largest_process_rss_bytes'] / mib:,.0f} MiB",
         )

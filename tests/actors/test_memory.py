@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ from actors.memory import PROC, MemoryPeak, descendants, read_memory
 MIB = 2**20
 
 
-def _process(proc: Path, pid: int, parent: int, rss_kib: int | None, hwm_kib: int = 0) -> None:
+def _process(
+    proc: Path, pid: int, parent: int, rss_kib: int | None, hwm_kib: int = 0, pss_kib: int = 0
+) -> None:
     entry = proc / str(pid)
     entry.mkdir(parents=True, exist_ok=True)
     # a command name with spaces and parentheses, as the kernel allows
@@ -23,14 +26,17 @@ def _process(proc: Path, pid: int, parent: int, rss_kib: int | None, hwm_kib: in
     if rss_kib is not None:
         lines += [f"VmHWM:\t{max(hwm_kib, rss_kib)} kB", f"VmRSS:\t{rss_kib} kB"]
     (entry / "status").write_text("\n".join(lines) + "\n")
+    if rss_kib is not None:
+        rollup = f"Rss:  {rss_kib} kB\nPss:  {pss_kib or rss_kib} kB\nPss_Anon:  1 kB\n"
+        (entry / "smaps_rollup").write_text(rollup)
 
 
 @pytest.fixture
 def proc(tmp_path: Path) -> Path:
     # 100 -> 101, 102; 102 -> 103 (a zombie: no VmRSS); 200 is someone else's
     _process(tmp_path, 100, 1, 1_000)
-    _process(tmp_path, 101, 100, 10_000)
-    _process(tmp_path, 102, 100, 20_000, hwm_kib=50_000)
+    _process(tmp_path, 101, 100, 10_000, pss_kib=4_000)
+    _process(tmp_path, 102, 100, 20_000, hwm_kib=50_000, pss_kib=8_000)
     _process(tmp_path, 103, 102, None)
     _process(tmp_path, 200, 1, 99_000)
     (tmp_path / "self").mkdir()  # not a pid
@@ -46,23 +52,25 @@ def test_descendants_are_the_whole_subtree_without_the_root(proc: Path) -> None:
 def test_read_memory_parses_status_and_skips_zombies(proc: Path) -> None:
     m = read_memory(102, proc)
     assert m is not None and (m.rss, m.hwm, m.name) == (20_000 * 1024, 50_000 * 1024, "proc102")
+    assert m.pss is None  # only read when asked
+    with_pss = read_memory(102, proc, pss=True)
+    assert with_pss is not None and with_pss.pss == 8_000 * 1024
     assert read_memory(103, proc) is None
     assert read_memory(999, proc) is None  # exited
 
 
 def test_the_peak_is_the_largest_sum_and_survives_an_exit(proc: Path) -> None:
-    peak = MemoryPeak(100, proc)
-    assert peak.sample() == 30_000 * 1024
-    _process(proc, 101, 100, 40_000)  # grows
+    peak = MemoryPeak(100, proc, pss_every=2)
+    assert peak.sample() == 30_000 * 1024  # PSS read: 12,000 kB
+    _process(proc, 101, 100, 40_000, pss_kib=30_000)  # grows; PSS not read on this sample
     assert peak.sample() == 60_000 * 1024
-    (proc / "101" / "status").unlink()  # exits
-    (proc / "101" / "stat").unlink()
-    (proc / "101").rmdir()
-    assert peak.sample() == 20_000 * 1024
+    shutil.rmtree(proc / "101")  # exits
+    assert peak.sample() == 20_000 * 1024  # PSS read: 8,000 kB
     summary = peak.summary({102: "do-1"})
     assert summary == {
         "peak_total_rss_bytes": 60_000 * 1024,
         "peak_processes": 2,
+        "peak_total_pss_bytes": 12_000 * 1024,
         "largest_process_rss_bytes": 50_000 * 1024,  # 102's high-water mark beats 101's 40,000
         "largest_process": "do-1",
         "samples": 3,
@@ -84,6 +92,10 @@ def test_a_real_child_holding_memory_is_counted() -> None:
         peak = MemoryPeak(os.getpid())
         assert child.pid in descendants(os.getpid())
         assert peak.sample() >= own.rss
-        assert peak.summary()["largest_process_rss_bytes"] >= 64 * MIB
+        summary = peak.summary()
+        assert summary["largest_process_rss_bytes"] >= 64 * MIB
+        # the child's 64 MiB are its own (anonymous, written): they count in PSS in full
+        if (PROC / "self" / "smaps_rollup").exists():
+            assert summary["peak_total_pss_bytes"] >= 64 * MIB
     finally:
         child.communicate(b"", timeout=30)
