@@ -46,6 +46,13 @@ def _data_path(name: str, chain: str) -> int:
     return DATA_PATHS[name]
 
 
+RULE_HELP = (
+    "how the model owner combines group aggregates: mean (no defence), median, trimmed_mean, "
+    "multi_krum, or fltrust, recommended when data owners may poison (docs/robustness.md); "
+    "parameters as in fltrust:norm=bounded,bound=2"
+)
+
+
 def _scenario(**fields: object) -> Scenario:
     """A scenario from command-line values, refused with a message before anything runs."""
     from actors.model_owner import rule_from_spec
@@ -74,9 +81,7 @@ def demo(
     group_size: Annotated[int, typer.Option(help="group size m")] = 5,
     threshold: Annotated[int, typer.Option(help="Shamir threshold t per group")] = 3,
     chain: Annotated[str, typer.Option(help="boa (embedded) or anvil (local node)")] = "boa",
-    rule: Annotated[
-        str, typer.Option(help="robust rule: mean, median, trimmed_mean, ...")
-    ] = "mean",
+    rule: Annotated[str, typer.Option(help=RULE_HELP)] = "mean",
     alpha: Annotated[float | None, typer.Option(help="Dirichlet label skew (default IID)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the data split and the models")] = 0,
     drop: Annotated[
@@ -117,7 +122,7 @@ def swarm(
     threshold: Annotated[int, typer.Option(help="Shamir threshold t per group")] = 3,
     chain: Annotated[str, typer.Option(help="anvil (started here) or rpc")] = "anvil",
     rpc_url: Annotated[str | None, typer.Option(help="a running node instead")] = None,
-    rule: Annotated[str, typer.Option(help="robust rule")] = "mean",
+    rule: Annotated[str, typer.Option(help=RULE_HELP)] = "mean",
     do_samples: Annotated[int, typer.Option(help="samples per data owner")] = 1_000,
     seed: Annotated[int, typer.Option(help="seed of the data split and the models")] = 0,
     drop: Annotated[list[str] | None, typer.Option(help="drop a data owner: DO:ROUND:STEP")] = None,

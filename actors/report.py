@@ -39,6 +39,8 @@ class RunReport:
     dropped: list[str] = field(default_factory=list)
     aggregate_exact: bool | None = None
     rule: str = "mean"
+    # processes of a swarm (`actors.memory.MemoryPeak.summary`); empty for a one-process run
+    memory: dict[str, int | str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -112,6 +114,24 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
         f"data owners · refunded {report.refunded_wei / 1e18:.4f} ETH · "
         f"dropped {len(report.dropped)}"
     )
+    if report.memory:
+        m, mib = report.memory, 2**20
+        load = Table(title="the swarm's processes (sampled from /proc)")
+        load.add_column("measure")
+        load.add_column("value", justify="right")
+        load.add_row("wall time", f"{report.wall_seconds:,.1f} s")
+        load.add_row(
+            f"peak summed RSS ({m['peak_processes']} processes)",
+            f"{m['peak_total_rss_bytes'] / mib:,.0f} MiB",
+        )
+        load.add_row(
+            "peak summed PSS (shared pages split)", f"{m['peak_total_pss_bytes'] / mib:,.0f} MiB"
+        )
+        load.add_row(
+            f"largest process ({m['largest_process']}, peak RSS)",
+            f"{m['largest_process_rss_bytes'] / mib:,.0f} MiB",
+        )
+        console.print(load)
     if report.aggregate_exact is not None:
         verdict = "[green]exact[/green]" if report.aggregate_exact else "[red]WRONG[/red]"
         console.print(f"recovered group aggregates vs plaintext ring sums: {verdict}")

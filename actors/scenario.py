@@ -93,7 +93,12 @@ def split_data(scenario: Scenario) -> DataSplit:
 
 def model_owner_learner(scenario: Scenario, data: DataSplit) -> TorchModelOwner:
     own = data.mnist.train(data.model_owner)
-    return TorchModelOwner(own, data.mnist.test(scenario.test_limit), seed=scenario.seed)
+    return TorchModelOwner(
+        own,
+        data.mnist.test(scenario.test_limit),
+        seed=scenario.seed,
+        do_samples=scenario.do_samples,
+    )
 
 
 def data_owner_learner(scenario: Scenario, data: DataSplit, index: int) -> Learner:

@@ -4,7 +4,8 @@ The launcher only sets the stage and watches: it deploys the market, funds one f
 actor, hands each process its private key through the environment, and shows the market's state
 read from the chain (the same view as `omnilytics status`). When the processes are done it
 recovers every group's aggregate from chain data itself, checks it against the data owners'
-plaintext updates (test mode), and reports accuracy, gas, chain time and payments.
+plaintext updates (test mode), and reports accuracy, gas, chain time, payments, wall time and
+the peak memory of its processes (`actors.memory`, sampled while it waits).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from actors.chain.anvil import AnvilNode
 from actors.chain.blob_sources import blob_source
 from actors.chain.rpc_backend import RpcChain
 from actors.market import Market
+from actors.memory import MemoryPeak
 from actors.report import RunReport, plot_report, print_report, summarize_gas
 from actors.roles import KEY_ENV, save_scenario
 from actors.scenario import Scenario
@@ -62,6 +64,9 @@ class Swarm:
     # and the command that runs its process there (e.g. `ip netns exec NAME`).
     do_hosts: dict[int, str] = field(default_factory=dict)
     do_prefixes: dict[int, list[str]] = field(default_factory=dict)
+    # Every process this launcher started (node included), sampled while it waits.
+    memory: MemoryPeak = field(default_factory=lambda: MemoryPeak(os.getpid()))
+    roles: dict[int, str] = field(default_factory=dict)  # pid -> role, for the memory report
 
     # -- processes -------------------------------------------------------------------------
 
@@ -73,7 +78,9 @@ class Swarm:
         env = dict(os.environ, **{KEY_ENV: self.chain.private_key(address)})
         log = (self.state_dir / f"{role}.out").open("ab")
         command = [*(prefix or []), sys.executable, "-m", "actors.cli", *args]
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.roles[process.pid] = role
+        return process
 
     def start(self, timeout: float = 300.0) -> None:
         """Deploy, start the model owner, wait for its task, start every data owner."""
@@ -95,6 +102,7 @@ class Swarm:
             self._check_alive()
             if time.monotonic() > deadline:
                 raise SwarmError("the model owner did not create its task in time")
+            self.memory.sample()
             time.sleep(0.2)
         self.task = int(task_file.read_text())
         for i in range(self.scenario.dos):
@@ -144,6 +152,7 @@ class Swarm:
                     raise SwarmError(f"the swarm did not finish within {timeout:.0f} s")
                 if live is not None:
                     live.update(render([read_task(self.market, self.task)]))
+                self.memory.sample()
                 time.sleep(0.5)
         self._check_alive()
 
@@ -186,6 +195,7 @@ class Swarm:
             dropped=[self.account_of(i) for i, r in results.items() if r["dropped"]],
             aggregate_exact=exact,
             rule=self.scenario.rule,
+            memory=self.memory.summary(self.roles),
         )
 
     def _exact(self, round: int) -> bool:

@@ -59,8 +59,8 @@ def ours_client_round(
     keys = MaskKeyPair.generate(os.urandom)
     self_seed = new_self_seed(os.urandom)
     holders = len(peers) + 1
-    split_secret(self_seed, threshold, holders)
-    split_secret(keys.secret, threshold, holders)
+    split_secret(self_seed, threshold, holders, os.urandom)
+    split_secret(keys.secret, threshold, holders, os.urandom)
     t1 = time.perf_counter()
     quantized = quantize(update, QUANT, rng)
     t2 = time.perf_counter()

@@ -63,10 +63,11 @@ from protocol.robust import CombinationRule, get_rule
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The protocol's rules by registry name, with their defaults (what `TaskPlan.rule` selects), and
-# two configurations of them a model owner could pick: FLTrust rescaling every group to the
-# median group norm (DESIGN.md §7), and Multi-Krum tolerating as many groups as Krum allows.
+# configurations of them a model owner could pick: FLTrust rescaling every group to the median
+# group norm alone (DESIGN.md §7) or to the reference norm alone (the paper's choice), and
+# Multi-Krum tolerating as many groups as Krum allows.
 RULES = ("mean", "median", "trimmed_mean", "multi_krum", "fltrust")
-VARIANTS = ("fltrust_median", "multi_krum_fmax")
+VARIANTS = ("fltrust_median", "fltrust_reference", "multi_krum_fmax")
 FRACTIONS = (0.1, 0.2, 0.3)
 GROUP_SIZES = (4, 2)
 SEEDS = (0, 1, 2)
@@ -91,6 +92,8 @@ def build_rule(name: str, groups: int) -> CombinationRule:
     """A rule of the sweep by name, for ``groups`` group aggregates."""
     if name == "fltrust_median":
         return get_rule("fltrust", norm="median")
+    if name == "fltrust_reference":
+        return get_rule("fltrust", norm="reference")
     if name == "multi_krum_fmax":
         return get_rule("multi_krum", f=max(0, (groups - 3) // 2))  # Krum needs G >= 2f + 3
     return get_rule(name)
@@ -180,6 +183,7 @@ class _EveryRule:
         self.rules, self.owner = rules, owner
         self.accuracy: dict[str, float] = {}
         self.trusted_groups: int | None = None
+        self.norms: dict[str, float] = {}
 
     def combine(
         self,
@@ -196,6 +200,11 @@ class _EveryRule:
             self.accuracy[name] = model.accuracy()
             if name == "fltrust":
                 self.trusted_groups = int(np.count_nonzero(rule.trust(updates, reference)))
+                self.norms = {
+                    "reference_norm": float(np.linalg.norm(reference)),
+                    "median_group_norm": float(np.median(np.linalg.norm(updates, axis=1))),
+                    "fltrust_target_norm": rule.target_norm(updates, reference),
+                }
         return combined[self.rules[0]]
 
 
@@ -270,6 +279,10 @@ class _RecordingChain(BoaChain):
         return address
 
 
+class MarketDisturbed(RuntimeError):
+    """A market that did not run as its cell says (a data owner missed a deadline)."""
+
+
 def run_cell(cell: Cell, args: argparse.Namespace, caches: _Caches) -> list[dict[str, Any]]:
     """One market through the real protocol path; one result row per rule."""
     scenario = cell.scenario(args)
@@ -280,7 +293,11 @@ def run_cell(cell: Cell, args: argparse.Namespace, caches: _Caches) -> list[dict
             functools.partial(run_market_quiet, scenario=scenario, chain=chain, state=Path(state))
         )
     every = caches.every_rule
-    assert every is not None and every.accuracy, "the model owner combined no aggregate"
+    paid = sum(1 for wei in report.paid_wei.values() if wei)
+    if paid != DOS or every is None or not every.accuracy:
+        # On a starved machine a data owner can miss a phase deadline of the real-time chain;
+        # such a market measured fewer data owners than the cell says: not a row, rerun it.
+        raise MarketDisturbed(f"{paid} of {DOS} data owners paid")
     # the market applied the first rule itself: the copy measured for it must agree
     assert abs(every.accuracy[args.rules[0]] - report.accuracy_after[-1]) < 1e-9
     market = Market(chain, chain.deployed[0])
@@ -303,6 +320,7 @@ def run_cell(cell: Cell, args: argparse.Namespace, caches: _Caches) -> list[dict
         "groups_with_attackers": sum(1 for g in groups if g & bad),
         "attackers_per_group": sorted((len(g & bad) for g in groups), reverse=True),
         "fltrust_trusted_groups": every.trusted_groups,
+        **{k: round(v, 4) for k, v in every.norms.items()},
         "aggregate_exact": report.aggregate_exact,
         "clip_norm": args.clip_norm,
         "do_samples": args.do_samples,
@@ -377,6 +395,46 @@ def headline(
             cells.append(f"{got[0]:.1%} ({change:+.1f}) n={got[1]}")
         table.add_row(attack, *cells)
     console.print(table)
+
+
+def markdown(rows: list[dict[str, Any]], fraction: float, group_size: int) -> str:
+    """The `headline` table in the markdown of docs/robustness.md."""
+    rules = [r for r in (*RULES, *VARIANTS) if any(row["rule"] == r for row in rows)]
+    attacks = [a for a in ATTACKS[1:] if any(row["attack"] == a for row in rows)]
+    cell = {"attackers_fraction": fraction, "group_size": group_size}
+    poisoned = [
+        r["groups_with_attackers"]
+        for r in rows
+        if r["rule"] == "mean" and all(r[k] == v for k, v in cell.items())
+    ]
+    groups = DOS // group_size
+    lines = [
+        f"**{fraction:.0%} attackers ({round(fraction * DOS)} of {DOS}), groups of {group_size}**"
+        + (
+            f" — poisoned groups per market: mean {np.mean(poisoned):.1f} of {groups}"
+            if poisoned
+            else ""
+        ),
+        "",
+        "| attack | " + " | ".join(rules) + " |",
+        "|---|" + "---:|" * len(rules),
+    ]
+    base = {r: _mean_accuracy(rows, attack="none", rule=r, group_size=group_size) for r in rules}
+    lines.append(
+        "| none | " + " | ".join(f"{b[0]:.1%}" if b else "–" for b in base.values()) + " |"
+    )
+    for attack in attacks:
+        cells = []
+        for rule in rules:
+            got = _mean_accuracy(rows, attack=attack, rule=rule, **cell)
+            if got is None or base[rule] is None:
+                cells.append("–")
+            else:
+                cells.append(f"{got[0]:.1%} ({100 * (got[0] - base[rule][0]):+.1f})")
+        seeds = _mean_accuracy(rows, attack=attack, rule="mean", **cell)
+        label = f"{attack} (n={seeds[1]})" if seeds else attack
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -455,6 +513,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--plot", type=Path, default=RESULTS / "robustness.png")
     parser.add_argument("--max-markets", type=int, default=None, help="stop after this many")
     parser.add_argument("--report-only", action="store_true", help="table and plot, no runs")
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also print the tables as docs/robustness.md has them",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.group_sizes, args.fractions = [0], [4], [0.2]
@@ -475,7 +538,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         todo = todo[: args.max_markets]
     caches = _Caches(args.rules)
     for n, cell in enumerate(todo, 1):
-        new = [r for r in run_cell(cell, args, caches) if row_key(r) not in done]
+        try:
+            new = [r for r in run_cell(cell, args, caches) if row_key(r) not in done]
+        except MarketDisturbed as disturbed:
+            console.print(f"[{n}/{len(todo)}] {cell}: not recorded, rerun later: {disturbed}")
+            continue
         rows.extend(new)
         done.update(row_key(r) for r in new)
         save_rows(args.results, rows)
@@ -488,6 +555,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for m in sorted({r["group_size"] for r in rows}, reverse=True):
         for fraction in (0.2, 0.1):
             headline(rows, fraction, m, console)
+    if args.markdown:
+        for fraction in (0.2, 0.1, 0.3):
+            for m in sorted({r["group_size"] for r in rows}, reverse=True):
+                if any(r["attackers_fraction"] == fraction and r["group_size"] == m for r in rows):
+                    print(markdown(rows, fraction, m))
     if rows:
         plot(rows, args.plot)
         console.print(f"results: {args.results} ({len(rows)} rows), plot: {args.plot}")

@@ -10,7 +10,8 @@ model owner picks one by configuration:
 - ``trimmed_mean``: coordinate-wise mean after dropping the ``β`` fraction at each end.
 - ``multi_krum``: the ``m`` rows with the smallest Krum scores for ``f`` Byzantine rows, averaged.
 - ``fltrust``: trust-weighted mean, trust = ReLU(cosine to the model owner's reference update),
-  every row rescaled to the reference norm or to the median row norm (FLTrust, NDSS 2021).
+  every row rescaled to a common norm (FLTrust, NDSS 2021): by default the median row norm held
+  between the reference norm and ``bound`` times it; or the reference norm, or the median alone.
 
 Weights are per-group (e.g. the number of submitters whose updates a group aggregate sums). The
 order statistics (``median``, ``trimmed_mean``) ignore them: they are meant to be robust to a few
@@ -192,18 +193,44 @@ class FLTrust:
 
     Trust of row ``i`` = ``max(0, cos(u_i, reference)) * weight_i``: rows that point away from
     what the model owner's own data says are dropped, however large they are. Every row is then
-    rescaled to a common norm so that a boosted row cannot dominate: the reference's norm
-    (``norm="reference"``, the paper's choice) or the median row norm (``norm="median"``, better
-    when the model owner's few samples give a reference of an unrepresentative size; DESIGN.md §7).
+    rescaled to a common norm so that a boosted row cannot dominate:
+
+    - ``norm="bounded"`` (default): the median row norm, held between ``|reference|`` and
+      ``bound * |reference|``. Without attackers the median is what the honest groups ask for; a
+      poisoned minority cannot move it, and a poisoned majority can move it only within a band
+      the model owner's own data sets: not above ``bound`` times what that data asks for (boosted
+      groups), not below it (zero or shrunken groups). This needs a reference trained as long as
+      a data owner trains, not a token few steps.
+    - ``norm="reference"``: the reference norm (the paper's choice); a step the size of what the
+      model owner's few samples ask for, whatever the groups say.
+    - ``norm="median"``: the median row norm alone (DESIGN.md §7); a poisoned majority of
+      boosted groups sets it.
+
     When no row earns trust the result is zero: no update beats a poisoned one.
     """
 
-    norm: str = "reference"
+    norm: str = "bounded"
+    bound: float = 2.0
     name: ClassVar[str] = "fltrust"
 
     def __post_init__(self) -> None:
-        if self.norm not in ("reference", "median"):
-            raise ConfigError(f"fltrust: norm must be 'reference' or 'median', got {self.norm!r}")
+        if self.norm not in ("bounded", "reference", "median"):
+            raise ConfigError(
+                f"fltrust: norm must be 'bounded', 'reference' or 'median', got {self.norm!r}"
+            )
+        if not (math.isfinite(self.bound) and self.bound >= 1):
+            raise ConfigError(f"fltrust: bound must be finite and at least 1, got {self.bound}")
+
+    def target_norm(self, updates: npt.ArrayLike, reference: npt.ArrayLike) -> float:
+        """The norm every trusted row is rescaled to."""
+        rows = _as_updates(updates)
+        ref_norm = float(np.linalg.norm(self._reference(reference, rows.shape[1])))
+        if self.norm == "reference":
+            return ref_norm
+        median = float(np.median(np.linalg.norm(rows, axis=1)))
+        if self.norm == "median":
+            return median
+        return min(max(median, ref_norm), self.bound * ref_norm)
 
     def trust(self, updates: npt.ArrayLike, reference: npt.ArrayLike) -> np.ndarray:
         """ReLU'd cosine of every row to ``reference`` (0 for a zero row or a zero reference)."""
@@ -230,10 +257,7 @@ class FLTrust:
         if not w.sum() > 0:
             return np.zeros(rows.shape[1])
         norms = np.linalg.norm(rows, axis=1)
-        if self.norm == "reference":
-            target = float(np.linalg.norm(self._reference(reference, rows.shape[1])))
-        else:
-            target = float(np.median(norms))
+        target = self.target_norm(rows, reference)
         # Rows with trust > 0 have a non-zero norm, so the division is safe where it matters.
         scale = np.divide(target, norms, out=np.zeros_like(norms), where=norms > 0)
         return _weighted_mean(rows * scale[:, None], w)

@@ -66,7 +66,7 @@ def test_multi_krum_known_answer() -> None:
 def test_fltrust_known_answer() -> None:
     reference = np.array([1.0, 0.0])
     rows = np.array([[2.0, 0.0], [0.0, 5.0], [-3.0, 0.0], [1.0, 1.0]])
-    rule = FLTrust()
+    rule = FLTrust(norm="reference")
     assert np.allclose(rule.trust(rows, reference), [1.0, 0.0, 0.0, 1 / np.sqrt(2)])
     # Rescaled to |reference| = 1: [1, 0] with trust 1 and [1, 1]/sqrt2 with trust 1/sqrt2.
     c = 1 / np.sqrt(2)
@@ -75,6 +75,53 @@ def test_fltrust_known_answer() -> None:
     # norm="median": the median row norm is median(2, 5, 3, sqrt2) = 2.5.
     median = FLTrust(norm="median").combine(rows, reference=reference)
     assert np.allclose(median, 2.5 * expected)
+    # norm="bounded" (the default): 2.5 held within [|reference|, 2 |reference|] = [1, 2].
+    assert FLTrust() == FLTrust(norm="bounded", bound=2.0)
+    assert np.allclose(FLTrust().combine(rows, reference=reference), 2.0 * expected)
+    assert np.allclose(FLTrust(bound=3.0).combine(rows, reference=reference), 2.5 * expected)
+    # a reference longer than the median row norm: the floor holds
+    assert np.allclose(FLTrust().combine(rows, reference=4 * reference), 4.0 * expected)
+
+
+def _boosted_majority(seed: int, factor: float, d: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """5 groups of honest-looking rows of norm ~1; the first 3 rescaled by ``factor``."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=d)
+    direction /= np.linalg.norm(direction)
+    rows = direction + 0.2 * rng.normal(size=(5, d)) / np.sqrt(d)
+    rows[:3] *= factor
+    reference = 0.8 * direction + 0.2 * rng.normal(size=d) / np.sqrt(d)
+    return rows, reference
+
+
+@pytest.mark.parametrize("factor", [10.0, 0.05])
+def test_fltrust_bounded_keeps_a_poisoned_majority_to_the_reference_band(factor: float) -> None:
+    # Boosted (scaling) or shrunken (free-riding) groups in the majority: the median row norm
+    # is theirs, but the bounded target stays between |reference| and bound * |reference|.
+    rows, reference = _boosted_majority(seed=5, factor=factor)
+    ref_norm = float(np.linalg.norm(reference))
+    rule = FLTrust(bound=2.0)
+    median = FLTrust(norm="median").target_norm(rows, reference)
+    assert not ref_norm <= median <= 2 * ref_norm  # the median alone follows the majority
+    target = rule.target_norm(rows, reference)
+    assert ref_norm - 1e-12 <= target <= 2 * ref_norm + 1e-12
+    # the rows are nearly aligned, so the combined step is about the target norm
+    assert np.linalg.norm(rule.combine(rows, reference=reference)) <= target + 1e-12
+
+
+@given(
+    arrays(
+        np.float64, st.tuples(st.integers(1, 7), st.integers(1, 5)), elements=st.floats(-1e3, 1e3)
+    ),
+    st.floats(1.0, 10.0),
+)
+def test_fltrust_bounded_never_leaves_the_band(rows: np.ndarray, bound: float) -> None:
+    reference = np.arange(1.0, rows.shape[1] + 1.0)
+    ref_norm = float(np.linalg.norm(reference))
+    rule = FLTrust(bound=bound)
+    target = rule.target_norm(rows, reference)
+    assert ref_norm * (1 - 1e-12) <= target <= bound * ref_norm * (1 + 1e-12)
+    assert np.linalg.norm(rule.combine(rows, reference=reference)) <= target * (1 + 1e-9)
 
 
 def test_fltrust_no_trust_gives_zero_update() -> None:
@@ -109,7 +156,7 @@ def test_robust_rules_resist_a_boosted_outlier_group(rule: CombinationRule) -> N
 def test_fltrust_drops_a_negatively_aligned_group() -> None:
     rows = _honest_and_boosted(seed=3, groups=4, attackers=1)
     reference = rows[1:].mean(axis=0)
-    rule = FLTrust()
+    rule = FLTrust(norm="reference")  # the other norms read every row's norm, the dropped one too
     trust = rule.trust(rows, reference)
     assert trust[0] == 0.0 and np.all(trust[1:] > 0.9)
     # The dropped row does not influence the result at all.
@@ -165,6 +212,8 @@ def test_registry() -> None:
         (lambda: MultiKrum(f=2).combine(np.zeros((6, 2))), "G >= 2f"),
         (lambda: MultiKrum(f=1, m=5).combine(np.zeros((5, 2))), "m must be at most"),
         (lambda: FLTrust(norm="max"), "norm must be"),
+        (lambda: FLTrust(bound=0.5), "bound must be"),
+        (lambda: FLTrust(bound=float("inf")), "bound must be"),
         (lambda: FLTrust().combine(np.ones((2, 2))), "reference"),
         (lambda: FLTrust().combine(np.ones((2, 2)), reference=[1.0]), "reference must be"),
         (lambda: Mean().combine(np.ones(3)), "matrix"),
