@@ -75,7 +75,7 @@ def namespace(rpc_url: str | None = None, market_address: str | None = None) -> 
 
     def gas() -> None:
         """Gas by entry point of every transaction to the market so far."""
-        summary = summarize_gas(chain.transactions(market.address), params=1)
+        summary = summarize_gas(market.transactions(), params=1)
         table = Table(title="gas by entry point")
         table.add_column("entry point")
         table.add_column("gas", justify="right")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.chain.artifacts import COURT_SOURCE, MARKET_SOURCE
-from actors.chain.base import Chain, Event, Receipt
+from actors.chain.base import Chain, Event, Receipt, TxRecord
 from actors.chain.blob_sources import BlobSource, NodeBlobSource
 from actors.chain.rpc_backend import RpcChain
 from protocol.blobs import MAX_BLOBS_PER_TX, blob_chunks, words_to_blobs
@@ -469,6 +469,12 @@ class Market:
             self.address, "SharesCommitted", filters={"task": task, "round": round}
         )
         return {e.args["do"]: e.args["points"] for e in events}
+
+    def transactions(self, from_block: int = 0) -> list[TxRecord]:
+        """Every mined transaction to the market and to its court, in block order."""
+        txs = self.chain.transactions(self.address, from_block)
+        txs += self.chain.transactions(self.court, from_block)
+        return sorted(txs, key=lambda tx: tx.block)
 
     def gas_by_function(self) -> dict[str, int]:
         totals: dict[str, int] = defaultdict(int)

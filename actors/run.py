@@ -161,7 +161,7 @@ def _report(
 ) -> RunReport:
     task = mo.task
     config = market.config(task)
-    gas = summarize_gas(chain.transactions(market.address), config.d - 1)
+    gas = summarize_gas(market.transactions(), config.d - 1)
     exact = True
     for report in reports:
         for group, ring_sum in report.aggregates.items():

@@ -173,7 +173,7 @@ class Swarm:
             for i in self.dos
             if (self.state_dir / f"do-{i}" / "result.json").exists()
         }
-        gas = summarize_gas(self.chain.transactions(market.address), config.d - 1)
+        gas = summarize_gas(market.transactions(), config.d - 1)
         exact = None
         if self.keep_plaintext:
             exact = all(self._exact(r) for r in range(len(mo["accuracy_after"])))
