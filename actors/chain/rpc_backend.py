@@ -221,7 +221,10 @@ class RpcChain:
         self._automine = automine
         self._accounts: dict[str, LocalAccount] = {}
         self._nonces: dict[str, int] = {}
-        self._send_lock = threading.Lock()  # one send at a time: each account's nonces in order
+        # one send at a time per account (its nonces in order); accounts do not wait for each
+        # other (the demo's data owners share one client)
+        self._send_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self._artifacts: dict[str, Artifact] = {}
         self._codecs: dict[str, ContractCodec] = {}
         self._max_fee: int | None = None
@@ -371,11 +374,14 @@ class RpcChain:
     ) -> _Mined:
         """Sign with the account's next nonce, send, and wait for the receipt.
 
-        Sends run one at a time (nonces in order; see `_send_lock`); waiting for a receipt by
-        polling happens outside the lock. With a sidecar, a type-3 transaction carrying it."""
+        An account's sends run one at a time (nonces in order; see `_send_locks`); waiting for a
+        receipt by polling happens outside the lock. With a sidecar, a type-3 transaction
+        carrying it."""
         fields = {"chainId": self.chain_id, "maxPriorityFeePerGas": 1, **tx}
         account = self._accounts[sender]
-        with self._send_lock:
+        with self._locks_lock:
+            lock = self._send_locks.setdefault(sender, threading.Lock())
+        with lock:
             for attempt in (0, 1):
                 nonce = self._nonces.get(sender)
                 if nonce is None:
