@@ -24,6 +24,7 @@ from actors.store import StateStore
 from protocol.blobs import BYTES_PER_BLOB
 from protocol.constants import DATA_PATH_BLOB
 from protocol.recovery import RecoveryReason
+from tests.actors.test_round_e2e import VectorOwner
 
 pytestmark = pytest.mark.anvil
 
@@ -31,30 +32,6 @@ pytestmark = pytest.mark.anvil
 P = 33_000
 REWARD = 10**16
 DROPPED = 0
-
-
-class ModelVector:
-    """A model owner's learner whose model is a plain vector of P parameters."""
-
-    def __init__(self) -> None:
-        self.vector = np.zeros(P)
-        self.applied: list[np.ndarray] = []
-
-    def public_size(self) -> int:
-        return P
-
-    def model_bytes(self) -> bytes:
-        return self.vector.astype("<f4").tobytes()
-
-    def reference_update(self) -> np.ndarray:
-        return np.ones(P)
-
-    def apply(self, update: np.ndarray) -> None:
-        self.applied.append(update)
-        self.vector = self.vector + update
-
-    def accuracy(self) -> float:
-        return float(-np.linalg.norm(self.vector))
 
 
 class TamperedSource:
@@ -97,7 +74,7 @@ async def test_blob_round_recovers_exact_aggregates_and_pays_submitters(tmp_path
             unmask_duration=30,
             data_path=DATA_PATH_BLOB,
         )
-        mo = ModelOwner(market, mo_account, ModelVector(), plan, poll_interval=0.05)
+        mo = ModelOwner(market, mo_account, VectorOwner(P), plan, poll_interval=0.05)
         task = await mo.create_task()
         rng = np.random.default_rng(11)
         dos = []

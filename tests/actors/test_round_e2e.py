@@ -36,20 +36,20 @@ class FixedUpdate:
 
 
 class VectorOwner:
-    """A model owner's learner whose model is a plain vector."""
+    """A model owner's learner whose model is a plain vector of `size` parameters."""
 
-    def __init__(self) -> None:
-        self.vector = np.zeros(P)
+    def __init__(self, size: int = P) -> None:
+        self.vector = np.zeros(size)
         self.applied: list[np.ndarray] = []
 
     def public_size(self) -> int:
-        return P
+        return self.vector.size
 
     def model_bytes(self) -> bytes:
         return self.vector.astype("<f4").tobytes()
 
     def reference_update(self) -> np.ndarray:
-        return np.ones(P)
+        return np.ones(self.vector.size)
 
     def apply(self, update: np.ndarray) -> None:
         self.applied.append(update)
