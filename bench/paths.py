@@ -52,15 +52,14 @@ from protocol import blobs as kzg
 from protocol.blobs import blob_chunks, words_to_blobs
 from protocol.commitments import (
     chunk_digest,
-    deal_commitment,
     model_digest,
     split_chunks,
     update_digest,
 )
 from protocol.constants import DATA_PATH_BLOB, DATA_PATH_EVENT, MAX_CHUNK_WORDS, STATUS_SUBMITTED
+from protocol.dealing import deal_round
 from protocol.encoding import pack_lanes, word_count
-from protocol.masks import MaskKeyPair, new_self_seed
-from protocol.shamir import split_secret
+from protocol.masks import MaskKeyPair
 
 CONTRACTS = Path(__file__).resolve().parent / "contracts"
 NAIVE_SOURCE = CONTRACTS / "NaiveStorage.vy"
@@ -174,14 +173,10 @@ class EventPath:
         market.advance(task, self.owner)
         members = market.group_members(task, market.group_of(task, dos[0]))
         for do in dos:
-            mask_key = MaskKeyPair.generate(os.urandom)
-            seed = split_secret(new_self_seed(os.urandom), 2, len(members), os.urandom)
-            key = split_secret(mask_key.secret, 2, len(members), os.urandom)
-            dealt = deal_commitment(
-                task, 0, int(do, 16), [int(m, 16) for m in members], seed.shares, key.shares
+            dealing = deal_round(task, 0, int(do, 16), [int(m, 16) for m in members], 2, os.urandom)
+            market.commit_shares(
+                task, 0, dealing.keys.public, dealing.tree.root, dealing.points, do
             )
-            points = seed.commitments + key.commitments
-            market.commit_shares(task, 0, mask_key.public, dealt.root, points, do)
         market.advance(task, self.owner)  # SETTLE: nobody complains, so it closes at once
         for do in dos:
             market.settle(task, 0, 0, do)

@@ -31,8 +31,9 @@ from actors.chain.anvil import AnvilNode
 from actors.chain.rpc_backend import RpcChain
 from actors.market import Market, TaskConfig
 from bench.gas import RESULTS
-from protocol.commitments import deal_commitment, model_digest
+from protocol.commitments import model_digest
 from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED
+from protocol.dealing import deal_round
 from protocol.masks import MaskKeyPair, new_self_seed
 from protocol.shamir import split_secret, verify_share
 
@@ -86,15 +87,12 @@ def chain_row(chain: RpcChain, owner: str, t: int) -> dict[str, int]:
     members = list(market.group_members(task, 0))
     dealt, shares, points, commit_gas = {}, {}, {}, []
     for do in members:
-        key = MaskKeyPair.generate(os.urandom)
-        seed = split_secret(new_self_seed(os.urandom), t, m, os.urandom)
-        mask = split_secret(key.secret, t, m, os.urandom)
-        shares[do] = (seed.shares, mask.shares)
-        dealt[do] = deal_commitment(
-            task, 0, int(do, 16), [int(a, 16) for a in members], seed.shares, mask.shares
+        dealing = deal_round(task, 0, int(do, 16), [int(a, 16) for a in members], t, os.urandom)
+        shares[do] = (dealing.seed.shares, dealing.key.shares)
+        dealt[do], points[do] = dealing.tree, dealing.points
+        receipt = market.commit_shares(
+            task, 0, dealing.keys.public, dealing.tree.root, dealing.points, do
         )
-        points[do] = seed.commitments + mask.commitments
-        receipt = market.commit_shares(task, 0, key.public, dealt[do].root, points[do], do)
         commit_gas.append(receipt.gas_used)
     market.advance(task, owner)  # SETTLE
     holder, dealer = members[0], members[1]

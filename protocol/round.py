@@ -49,7 +49,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from protocol.commitments import deal_commitment, share_leaf, split_chunks, verify_proof
+from protocol.commitments import share_leaf, split_chunks, verify_proof
 from protocol.constants import (
     KIND_MASK_KEY,
     KIND_SELF_SEED,
@@ -57,6 +57,7 @@ from protocol.constants import (
     MAX_GROUP,
     SECRET_KINDS,
 )
+from protocol.dealing import deal_round
 from protocol.encoding import QuantConfig, check_headroom, pack_lanes, quantize
 from protocol.errors import (
     CommitmentError,
@@ -65,9 +66,9 @@ from protocol.errors import (
     ProtocolError,
     RemoteProtocolError,
 )
-from protocol.masks import MaskKeyPair, mask_update, new_self_seed, pairwise_seed
+from protocol.masks import MaskKeyPair, mask_update, pairwise_seed
 from protocol.messages import ShareDelivery, address_bytes, address_int
-from protocol.shamir import commitment_digest, split_secret, verify_share
+from protocol.shamir import commitment_digest, verify_share
 
 RandBytes = Callable[[int], bytes]
 SNAPSHOT_VERSION: Final = 2
@@ -424,23 +425,18 @@ def _open_round(rec: _Record, ev: RoundOpened, randbytes: RandBytes) -> list[Act
 
 def _open_share_phase(rec: _Record, ev: SharePhaseOpened, randbytes: RandBytes) -> list[Action]:
     _require_opened(rec)
-    keys = MaskKeyPair.generate(randbytes)
-    seed = new_self_seed(randbytes)
     members = rec.member_ints
-    n, me = len(members), rec.me_int
-    seed_dealing = split_secret(seed, rec.threshold, n, randbytes)
-    key_dealing = split_secret(keys.secret, rec.threshold, n, randbytes)
-    seed_shares, key_shares = seed_dealing.shares, key_dealing.shares
-    points = seed_dealing.commitments + key_dealing.commitments
-    dealt = deal_commitment(rec.task, rec.round, me, members, seed_shares, key_shares)
+    me = rec.me_int
+    dealing = deal_round(rec.task, rec.round, me, members, rec.threshold, randbytes)
+    keys, dealt, points = dealing.keys, dealing.tree, dealing.points
     deliveries = [
         ShareDelivery(
             task=rec.task,
             round=rec.round,
             dealer=rec.me,
             holder=address_bytes(holder),
-            seed_share=seed_shares[p],
-            key_share=key_shares[p],
+            seed_share=dealing.seed.shares[p],
+            key_share=dealing.key.shares[p],
             mask_public=keys.public,
             shares_root=dealt.root,
             seed_proof=tuple(dealt.proof(p, KIND_SELF_SEED)),
@@ -449,7 +445,7 @@ def _open_share_phase(rec: _Record, ev: SharePhaseOpened, randbytes: RandBytes) 
         )
         for p, holder in enumerate(members)
     ]
-    rec.self_seed, rec.mask_secret = seed, keys.secret
+    rec.self_seed, rec.mask_secret = dealing.self_seed, keys.secret
     rec.dealt = deliveries
     # Our own shares are held like a peer's; they are what we reveal about ourselves.
     rec.held.append(deliveries[members.index(me)])

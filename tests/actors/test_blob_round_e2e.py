@@ -24,7 +24,7 @@ from actors.store import StateStore
 from protocol.blobs import BYTES_PER_BLOB
 from protocol.constants import DATA_PATH_BLOB
 from protocol.recovery import RecoveryReason
-from tests.actors.test_round_e2e import VectorOwner
+from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
 
 pytestmark = pytest.mark.anvil
 
@@ -45,17 +45,6 @@ class TamperedSource:
         first = bytearray(blobs[0])
         first[BYTES_PER_BLOB - 1] ^= 1
         return [bytes(first), *blobs[1:]]
-
-
-class FixedUpdate:
-    """A data owner's learner that returns one fixed update (no torch needed here)."""
-
-    def __init__(self, update: np.ndarray, samples: int) -> None:
-        self.update, self.samples = update, samples
-
-    def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
-        assert len(model_bytes) == 4 * P
-        return self.update, self.samples
 
 
 async def test_blob_round_recovers_exact_aggregates_and_pays_submitters(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ class FixedUpdate:
         self.update, self.samples = update, samples
 
     def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
-        assert len(model_bytes) == 4 * P
+        assert len(model_bytes) == 4 * self.update.size  # the model is as long as the update
         return self.update, self.samples
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from actors.chain import BoaChain
 from actors.market import Market, TaskConfig
-from protocol.commitments import deal_commitment, published_model_digest
+from protocol.commitments import published_model_digest
 from protocol.constants import (
     GROUP_FINALIZED,
     KIND_MASK_KEY,
@@ -22,10 +22,10 @@ from protocol.constants import (
     PHASE_SUBMIT,
     PHASE_UNMASK,
 )
+from protocol.dealing import deal_round
 from protocol.encoding import QuantConfig, pack_lanes, quantize
-from protocol.masks import MaskKeyPair, mask_update, new_self_seed
+from protocol.masks import mask_update
 from protocol.recovery import recover_group_aggregate
-from protocol.shamir import split_secret
 
 D = 3_000
 REWARD = 10**15
@@ -78,17 +78,13 @@ def test_round_through_contract_recovers_exact_aggregates(chain: BoaChain, lane_
         for dealer in members:
             if dealer == never_commits:
                 continue
-            keys[dealer] = MaskKeyPair.generate(os.urandom)
-            seeds[dealer] = new_self_seed(os.urandom)
-            seed_dealing = split_secret(seeds[dealer], 2, len(members), os.urandom)
-            key_dealing = split_secret(keys[dealer].secret, 2, len(members), os.urandom)
-            seed_shares, key_shares = seed_dealing.shares, key_dealing.shares
-            shares[dealer] = (seed_shares, key_shares)
-            dealt[dealer] = deal_commitment(
-                task, 0, int(dealer, 16), addrs, seed_shares, key_shares
+            dealing = deal_round(task, 0, int(dealer, 16), addrs, 2, os.urandom)
+            keys[dealer], seeds[dealer] = dealing.keys, dealing.self_seed
+            shares[dealer] = (dealing.seed.shares, dealing.key.shares)
+            dealt[dealer] = dealing.tree
+            market.commit_shares(
+                task, 0, dealing.keys.public, dealing.tree.root, dealing.points, dealer
             )
-            points = seed_dealing.commitments + key_dealing.commitments
-            market.commit_shares(task, 0, keys[dealer].public, dealt[dealer].root, points, dealer)
     chain.advance_time(config.share_duration)
     market.advance(task, mo)
     assert market.phase(task).phase == PHASE_SETTLE

@@ -93,7 +93,7 @@ def test_complaint_against_self(settling_run):
         r.court.settle(r.task, 0, _bits(big, big[0]), sender=big[0])
 
 
-def test_settle_needs_a_committed_holder_and_dealer(sharing_run, data_owners):
+def test_settle_needs_a_committed_holder_and_dealer(sharing_run):
     r = sharing_run
     big, small = r.groups()
     for do in big[:2] + small:
@@ -105,16 +105,16 @@ def test_settle_needs_a_committed_holder_and_dealer(sharing_run, data_owners):
         r.court.settle(r.task, 0, _bits(big, big[2]), sender=big[0])
 
 
-def test_settle_wrong_phase_round_and_deadline(sharing_run, settling_run):
+def test_settle_wrong_phase_round_and_deadline(settling_run):
     r = settling_run
     big, _ = r.groups()
     with boa.reverts("court: wrong round"):
         r.court.settle(r.task, 1, 0, sender=big[0])
+    boa.env.time_travel(seconds=r.cfg["share_duration"] // 2)
     with boa.reverts("court: complaints closed"):
-        boa.env.time_travel(seconds=r.cfg["share_duration"] // 2)
         r.court.settle(r.task, 0, 0, sender=big[0])
+    boa.env.time_travel(seconds=r.cfg["share_duration"])
     with boa.reverts("court: deadline passed"):
-        boa.env.time_travel(seconds=r.cfg["share_duration"])
         r.court.settle(r.task, 0, 0, sender=big[0])
     r.market.advance(r.task)
     assert r.market.task_phase(r.task) == PHASE_SUBMIT

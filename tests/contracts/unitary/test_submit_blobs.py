@@ -19,7 +19,7 @@ from actors.chain.base import BlobsUnsupported
 from actors.chain.rpc_backend import RpcChain
 from actors.market import Market, TaskConfig
 from protocol.blobs import blob_chunks, commitment, versioned_hash, words_to_blobs
-from protocol.commitments import chunk_digest, deal_commitment, published_model_digest
+from protocol.commitments import chunk_digest, published_model_digest
 from protocol.constants import (
     BLOB_WORDS,
     DATA_PATH_BLOB,
@@ -27,8 +27,8 @@ from protocol.constants import (
     STATUS_COMMITTED,
     STATUS_SUBMITTED,
 )
-from protocol.masks import MaskKeyPair, new_self_seed
-from protocol.shamir import split_secret
+from protocol.dealing import deal_round
+from protocol.masks import MaskKeyPair
 
 pytestmark = pytest.mark.anvil
 
@@ -80,14 +80,8 @@ def open_submit(market: Market, data_path: int) -> tuple[int, list[str]]:
     market.advance(task, owner)
     members = [int(m, 16) for m in market.group_members(task, 0)]
     for do in dos:
-        key = MaskKeyPair.generate(os.urandom)
-        seed_dealing = split_secret(new_self_seed(os.urandom), 2, 2, os.urandom)
-        key_dealing = split_secret(key.secret, 2, 2, os.urandom)
-        dealt = deal_commitment(
-            task, 0, int(do, 16), members, seed_dealing.shares, key_dealing.shares
-        )
-        points = seed_dealing.commitments + key_dealing.commitments
-        market.commit_shares(task, 0, key.public, dealt.root, points, do)
+        dealing = deal_round(task, 0, int(do, 16), members, 2, os.urandom)
+        market.commit_shares(task, 0, dealing.keys.public, dealing.tree.root, dealing.points, do)
     market.advance(task, owner)  # SETTLE: nobody complains, so it closes at once
     for do in dos:
         market.settle(task, 0, 0, do)
