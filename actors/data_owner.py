@@ -35,6 +35,7 @@ from actors.channels import (
 )
 from actors.market import ETH, Market, PhaseInfo, TaskConfig
 from actors.store import StateStore
+from protocol import bn254
 from protocol.blobs import blob_chunks
 from protocol.constants import (
     DATA_PATH_BLOB,
@@ -224,6 +225,8 @@ class DataOwner:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Register (once), then follow the task round by round until it is over."""
         self.config = await self._chain(self.market.config, self.task)
+        # the Feldman checks' fixed-base table: built at start-up, not in the middle of a round
+        await trio.to_thread.run_sync(bn254.warm)
         async with trio.open_nursery() as nursery:
             port = await nursery.start(self._serve)
             await self._register(port)

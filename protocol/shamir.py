@@ -14,8 +14,8 @@ the market contract runs the very same check when it settles a complaint.
 
 Why not pycryptodome's Shamir: it shares over GF(2^128), a field of characteristic 2 that is no
 group order, so its shares cannot be checked against group commitments. The arithmetic here is
-a few lines of modular interpolation; the curve operations come from ``py_ecc`` (the Ethereum
-Foundation's reference implementation, already a dependency of the chain stack).
+a few lines of modular interpolation; the curve operations are `protocol.bn254`'s, on integers
+(py_ecc, the Ethereum Foundation's reference implementation, is what its tests compare with).
 
 Commitments travel as ``64 · t`` bytes: ``x ‖ y`` of each ``C_j`` (32-byte big-endian
 coordinates, the point at infinity as ``(0, 0)``), exactly the words the contract's
@@ -24,59 +24,24 @@ coordinates, the point at infinity as ``(0, 0)``), exactly the words the contrac
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eth_utils import keccak
-from py_ecc.fields import optimized_bn128_FQ as FQ
-from py_ecc.optimized_bn128 import G1, Z1, add, curve_order, is_on_curve, multiply, normalize
-from py_ecc.optimized_bn128 import b as CURVE_B
 
+from protocol import bn254
+from protocol.bn254 import g_multiply
 from protocol.constants import MAX_GROUP, MAX_THRESHOLD, SECRET_BYTES
 from protocol.errors import ConfigError, LocalProtocolError, ShareError
 
 RandBytes = Callable[[int], bytes]
 
-FIELD_ORDER = curve_order  # r: the order of G1, and the field shares live in
+FIELD_ORDER = bn254.R  # r: the order of G1, and the field shares live in
 SHARE_BYTES = SECRET_BYTES
 POINT_BYTES = 64
 _SCALAR_MASK = (1 << FIELD_ORDER.bit_length()) - 1
 
-Point = tuple[FQ, FQ, FQ]
-
-# Fixed-base multiplication by G with 4-bit windows: every secret, coefficient and share is
-# multiplied by the same generator, so a table of k · 16^i · G (64 windows x 15 points, built
-# once in ~20 ms) turns a 254-bit multiplication into at most 64 additions (~1.5 ms instead of
-# ~11 ms for py_ecc's double-and-add).
-_WINDOW_BITS = 4
-
-
-@functools.cache
-def _g_table() -> tuple[tuple[Point, ...], ...]:
-    rows = []
-    base = G1
-    for _ in range(-(-FIELD_ORDER.bit_length() // _WINDOW_BITS)):
-        row = [Z1, base]
-        for _ in range(2, 1 << _WINDOW_BITS):
-            row.append(add(row[-1], base))
-        rows.append(tuple(row))
-        base = add(row[-1], base)  # 16 · base
-    return tuple(rows)
-
-
-def g_multiply(scalar: int) -> Point:
-    """``scalar · G`` for ``0 <= scalar < r`` (the same point py_ecc's ``multiply`` gives)."""
-    acc = Z1
-    mask = (1 << _WINDOW_BITS) - 1
-    for row in _g_table():
-        if not scalar:
-            break
-        digit = scalar & mask
-        if digit:
-            acc = add(acc, row[digit])
-        scalar >>= _WINDOW_BITS
-    return acc
+Point = bn254.Point
 
 
 def random_scalar(randbytes: RandBytes) -> int:
@@ -115,10 +80,11 @@ class Dealing:
 
 def encode_point(point: Point) -> bytes:
     """``x ‖ y`` of a G1 point, 32-byte big-endian each; infinity as 64 zero bytes."""
-    if point[2] == FQ.zero():
+    affine = bn254.to_affine(point)
+    if affine is None:
         return bytes(POINT_BYTES)
-    x, y = normalize(point)
-    return int(x).to_bytes(32, "big") + int(y).to_bytes(32, "big")
+    x, y = affine
+    return x.to_bytes(32, "big") + y.to_bytes(32, "big")
 
 
 def decode_points(data: bytes, count: int | None = None) -> list[Point]:
@@ -132,14 +98,13 @@ def decode_points(data: bytes, count: int | None = None) -> list[Point]:
         x = int.from_bytes(data[offset : offset + 32], "big")
         y = int.from_bytes(data[offset + 32 : offset + POINT_BYTES], "big")
         if x == 0 and y == 0:
-            points.append(Z1)
+            points.append(bn254.INFINITY)
             continue
-        if x >= FQ.field_modulus or y >= FQ.field_modulus:
+        if x >= bn254.P or y >= bn254.P:
             raise ShareError("a commitment coordinate is not a field element")
-        point = (FQ(x), FQ(y), FQ.one())
-        if not is_on_curve(point, CURVE_B):
+        if not bn254.is_on_curve(x, y):
             raise ShareError("a commitment point is not on the BN254 curve")
-        points.append(point)
+        points.append((x, y, 1))
     return points
 
 
@@ -187,10 +152,10 @@ def verify_share(x: int, share: bytes, commitments: bytes, threshold: int | None
     if not isinstance(x, int) or not 1 <= x <= MAX_GROUP:
         return False
     # Horner: ((C_{t-1} · x + C_{t-2}) · x + ...) + C_0; x is small, so each step is cheap.
-    expected = Z1
+    expected = bn254.INFINITY
     for point in reversed(points):
-        expected = add(multiply(expected, x), point)
-    return normalize(expected) == normalize(g_multiply(value))
+        expected = bn254.add(bn254.small_multiply(expected, x), point)
+    return bn254.equal(expected, g_multiply(value))
 
 
 def commitment_digest(commitments: bytes) -> bytes:

@@ -138,16 +138,3 @@ def test_combine_refusals_are_share_errors() -> None:
     for case in bad:
         with pytest.raises(ShareError):
             combine_shares(case)
-
-
-@settings(max_examples=20, deadline=None)
-@given(k=st.integers(0, FIELD_ORDER - 1))
-def test_fixed_base_multiplication_is_py_eccs(k: int) -> None:
-    from py_ecc.optimized_bn128 import G1, multiply, normalize
-
-    from protocol.shamir import g_multiply
-
-    if k == 0:
-        assert g_multiply(0)[2] == 0  # the point at infinity
-    else:
-        assert normalize(g_multiply(k)) == normalize(multiply(G1, k))
