@@ -77,6 +77,7 @@ _RECEIPT_TIMEOUT = 120.0
 # anvil's automine can leave a ready transaction pending (foundry-rs/foundry#10122: one round of
 # 40 data owners in three hung here): after this long without a receipt, mine a block for it
 _AUTOMINE_NUDGE = 1.0
+_METHOD_NOT_FOUND = -32601  # JSON-RPC's code for a method the node does not have
 _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
 
 
@@ -119,7 +120,7 @@ class _JsonRpc:
         body = json.dumps(payload).encode()
         # a request that never reached the node may be sent again on a fresh connection (the
         # node closed an idle one); a transaction is not, it may have been received
-        resend = '"eth_sendRawTransaction"' not in body.decode("ascii", "replace")
+        resend = '"eth_sendRawTransaction' not in body.decode("ascii", "replace")
         for attempt in (0, 1):
             connection = getattr(self._local, "connection", None)
             if connection is None:
@@ -219,6 +220,7 @@ class RpcChain:
         automine = dev and self._rpc("anvil_getAutomine", []) is True
         self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
         self._automine = automine
+        self._sync_send = True  # until the node says it has no eth_sendRawTransactionSync
         self._accounts: dict[str, LocalAccount] = {}
         self._nonces: dict[str, int] = {}
         # one send at a time per account (its nonces in order); accounts do not wait for each
@@ -389,13 +391,15 @@ class RpcChain:
                 fields["nonce"] = nonce
                 fields["maxFeePerGas"] = tx.get("maxFeePerGas") or self._fee_cap(attempt > 0)
                 if sidecar is None:
-                    raw = bytes(account.sign_transaction({**fields, "type": 2}).raw_transaction)
+                    signed = account.sign_transaction({**fields, "type": 2})
+                    raw = bytes(signed.raw_transaction)
                 else:
                     fields["maxFeePerBlobGas"] = self._blob_fee_cap(attempt > 0)
-                    signed = account.sign_transaction({**fields, "type": 3}).raw_transaction
-                    raw = sidecar.wrap(bytes(signed))
+                    signed = account.sign_transaction({**fields, "type": 3})
+                    raw = sidecar.wrap(bytes(signed.raw_transaction))
+                tx_hash = "0x" + bytes(signed.hash).hex()
                 try:
-                    tx_hash = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
+                    receipt = self._push(raw, tx_hash)
                 except Web3RPCError as error:
                     self._nonces.pop(sender, None)  # re-read the nonce next time
                     if attempt == 0 and self.gas_strategy == "cap":
@@ -406,10 +410,36 @@ class RpcChain:
                     raise ChainError(f"{what}: node refused the transaction: {error}") from None
                 self._nonces[sender] = nonce + 1
                 break
-        mined = self._wait_receipt(tx_hash)
+        mined = _mined(receipt) if receipt is not None else self._wait_receipt(tx_hash)
         if not mined.success:
             raise TransactionReverted(what, self._replay_reason(sender, fields, mined))
         return mined
+
+    def _push(self, raw: bytes, tx_hash: str) -> Mapping[str, Any] | None:
+        """Send a signed transaction; its receipt too when the node gives it in the same reply.
+
+        An automining node includes a transaction as it arrives, and one that speaks EIP-7966
+        (`eth_sendRawTransactionSync`, anvil does) answers with its receipt: one round trip where
+        sending and polling took two. A node without the method is asked once, then sent to as
+        usual. An error from it means a refusal only if the node does not know the transaction
+        (it may have taken it and timed out waiting for a block): then the node's error is raised
+        as the plain send's would be; otherwise the receipt is polled for (None).
+        """
+        payload = ["0x" + raw.hex()]
+        if not (self._automine and self._sync_send):
+            self._rpc("eth_sendRawTransaction", payload)
+            return None
+        try:
+            return self._rpc("eth_sendRawTransactionSync", payload)
+        except Web3RPCError as error:
+            response = error.rpc_response or {}
+            if response.get("error", {}).get("code") == _METHOD_NOT_FOUND:
+                self._sync_send = False
+                self._rpc("eth_sendRawTransaction", payload)
+                return None
+            if self._rpc("eth_getTransactionByHash", [tx_hash]) is None:
+                raise
+            return None
 
     def _wait_receipt(self, tx_hash: str) -> _Mined:
         started = time.monotonic()

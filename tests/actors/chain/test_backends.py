@@ -154,6 +154,77 @@ def test_stale_fee_cap_is_read_again_after_a_refusal(anvil_node: AnvilNode) -> N
     assert chain._max_fee > 1
 
 
+def _count_methods(chain: RpcChain) -> list[str]:
+    """Record the JSON-RPC methods the client sends (single requests)."""
+    sent: list[str] = []
+    request = chain._transport.request
+
+    def counting(method: str, params: list) -> dict:
+        sent.append(method)
+        return request(method, params)
+
+    chain._transport.request = counting  # type: ignore[method-assign]
+    return sent
+
+
+def test_automining_node_answers_a_send_with_its_receipt(anvil_node: AnvilNode) -> None:
+    chain = RpcChain(anvil_node.url, dev=True)
+    sender = chain.new_account(10**20)
+    address = chain.deploy(PROBE, [], sender)
+    sent = _count_methods(chain)
+    receipt = chain.transact(address, "bump", [3, [7]], sender)
+    # EIP-7966: one round trip, no receipt polling
+    assert sent == ["eth_sendRawTransactionSync"]
+    assert [e.args["words"] for e in receipt.events] == [(7,)]
+    with pytest.raises(TransactionReverted) as info:  # a mined revert still gets its reason
+        chain.transact(address, "bump", [0, []], sender)
+    assert info.value.reason == "probe: zero bump"
+
+
+def test_a_node_without_the_sync_send_is_asked_once(anvil_node: AnvilNode) -> None:
+    chain = RpcChain(anvil_node.url, dev=True)
+    sender = chain.new_account(10**20)
+    address = chain.deploy(PROBE, [], sender)
+    request = chain._transport.request
+    sent: list[str] = []
+
+    def without_sync(method: str, params: list) -> dict:
+        sent.append(method)
+        if method == "eth_sendRawTransactionSync":
+            return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32601, "message": "nope"}}
+        return request(method, params)
+
+    chain._transport.request = without_sync  # type: ignore[method-assign]
+    chain.transact(address, "bump", [1, []], sender)
+    assert sent[:2] == ["eth_sendRawTransactionSync", "eth_sendRawTransaction"]
+    sent.clear()
+    chain.transact(address, "bump", [2, []], sender)
+    assert sent[0] == "eth_sendRawTransaction"  # then polling, as with any other node
+    assert set(sent[1:]) == {"eth_getTransactionReceipt"}
+    assert chain.call(address, "count") == 3
+
+
+def test_a_sync_send_that_times_out_after_acceptance_polls_for_the_receipt(
+    anvil_node: AnvilNode,
+) -> None:
+    chain = RpcChain(anvil_node.url, dev=True)
+    sender = chain.new_account(10**20)
+    address = chain.deploy(PROBE, [], sender)
+    request = chain._transport.request
+
+    def accepted_then_timeout(method: str, params: list) -> dict:
+        if method == "eth_sendRawTransactionSync":
+            request("eth_sendRawTransaction", params)  # the node took it...
+            return {"jsonrpc": "2.0", "id": 0, "error": {"code": 4, "message": "timeout"}}
+        return request(method, params)
+
+    chain._transport.request = accepted_then_timeout  # type: ignore[method-assign]
+    receipt = chain.transact(address, "bump", [5, []], sender)  # ...so it is not sent again
+    assert receipt.gas_used > 21_000
+    assert chain.call(address, "count") == 5
+    assert chain._sync_send  # a timeout says nothing about the method
+
+
 # anvil's first default dev account (the public "test test ... junk" mnemonic), its funder
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
