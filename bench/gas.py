@@ -4,7 +4,9 @@ One task, 10 data owners in 2 groups, d = 50,000 parameters (plus the sample-cou
 the real actors (model owner, data owners, Noise channels, masked submissions) with synthetic
 updates in place of training. Prints gas per entry point, and the masked-submission gas per
 parameter beside the EIP-7623 calldata floor of the same words (40 gas per non-zero byte), and
-writes bench/results/gas.json.
+writes bench/results/gas.json: the round's totals, and `rows`, one per entry point (`function`,
+`calls`, `gas`, `gas_per_call`; the `submit` row also as a gas-path row: `path`, `d`,
+`lane_bits`, `gas_per_param`, `floor_gas_per_param`, `ratio`).
 
     python -m bench.gas [--dos 10] [--group-size 5] [--params 50000] [--lane-bits 32]
 """
@@ -123,6 +125,25 @@ def measure(dos: int, group_size: int, params: int, lane_bits: int, chunk_words:
         lanes = params + 1
         submitted = len(submissions)
         submit_gas = per_phase["submit"]
+    rows = []
+    for name, gas in sorted(per_phase.items(), key=lambda kv: -kv[1]):
+        row = {
+            "function": name,
+            "calls": calls[name],
+            "gas": gas,
+            "gas_per_call": gas // calls[name],
+        }
+        if name == "submit":
+            # the masked updates' data path, in bench.paths' row shape beside the floor
+            row |= {
+                "path": "event",
+                "d": params,
+                "lane_bits": lane_bits,
+                "gas_per_param": submit_gas / (submitted * params),
+                "floor_gas_per_param": floor / (submitted * params),
+                "ratio": submit_gas / floor,
+            }
+        rows.append(row)
     return {
         "d": params,
         "lanes": lanes,
@@ -139,6 +160,7 @@ def measure(dos: int, group_size: int, params: int, lane_bits: int, chunk_words:
         "chain": "anvil",
         "wall_seconds": wall,
         "chain_seconds": sum(r.seconds for r in market.receipts),
+        "rows": rows,
     }
 
 
@@ -161,9 +183,10 @@ def main() -> None:
     table.add_column("calls", justify="right")
     table.add_column("gas", justify="right")
     table.add_column("gas per call", justify="right")
-    for name, gas in sorted(result["per_phase"].items(), key=lambda kv: -kv[1]):
-        calls = result["calls"][name]
-        table.add_row(name, str(calls), f"{gas:,}", f"{gas // calls:,}")
+    for row in result["rows"]:
+        table.add_row(
+            row["function"], str(row["calls"]), f"{row['gas']:,}", f"{row['gas_per_call']:,}"
+        )
     table.add_row("total", "", f"{result['total_gas']:,}", "")
     console.print(table)
     console.print(

@@ -11,7 +11,8 @@ seeds, Mersenne Twister), pycryptodome Shamir on a PEM-encoded key.
 its own venv, ``.venv-flower`` (created on first use: ``python -m venv`` + ``pip install flwr
 numpy``), as a subprocess of this run; the two sides alternate repeat by repeat so that load on
 the machine hits both alike. Prints a table and the ratio ours/Flower (median of the repeats) and
-writes ``bench/results/mask.json``.
+writes ``bench/results/mask.json``: one row in ``rows`` (``d``, ``peers``, ``threshold``,
+``ours_seconds``, ``flower_seconds``, ``ratio``, ...), its fields also at the top level.
 
 Run: ``python -m bench.mask [--d 100000] [--peers 10] [--repeats 9]``.
 """
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "with 256-bit seeds, Flower's Mersenne Twister with 32-bit seeds"
     )
 
-    result: dict[str, object] = {
+    row = {
         "d": args.d,
         "peers": args.peers,
         "threshold": args.threshold,
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "flwr_version": version,
         "phases": {"ours": ours, "flower": theirs},
     }
+    # the row's fields stay at the top level too, where older readers look for them
+    result: dict[str, object] = {**row, "rows": [row]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     console.print(

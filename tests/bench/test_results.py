@@ -1,0 +1,52 @@
+"""bench/results/*.json as committed: each `{"rows": [...]}`, gas-path and round rows complete.
+
+Reads the files only (no node, no benchmark run), so a bench that writes another shape, or a
+file that is not a `just bench` output, fails here rather than in `bench.table` or a reader.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.gas import RESULTS
+
+GAS_PATH_KEYS = {"path", "d", "lane_bits", "gas_per_param", "floor_gas_per_param", "ratio"}
+ROUND_KEYS = {"dos", "d", "total_gas", "chain_seconds", "protocol_overhead"}
+MASK_KEYS = {"d", "peers", "threshold", "ours_seconds", "flower_seconds", "ratio"}
+FILES = sorted(RESULTS.glob("*.json"))
+
+
+def _rows(path: Path) -> list[dict]:
+    doc = json.loads(path.read_text())
+    assert isinstance(doc, dict), f"{path.name}: not an object"
+    rows = doc.get("rows")
+    assert isinstance(rows, list) and rows, f"{path.name}: no non-empty rows list"
+    assert all(isinstance(row, dict) for row in rows), f"{path.name}: a row is not an object"
+    return rows
+
+
+def test_the_results_are_there() -> None:
+    names = {path.name for path in FILES}
+    assert {"gas.json", "gas_paths.json", "rounds.json", "chain_time.json", "mask.json"} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda path: path.name)
+def test_rows_of_each_kind_carry_its_keys(path: Path) -> None:
+    for row in _rows(path):
+        if "path" in row:
+            assert not GAS_PATH_KEYS - row.keys(), f"{path.name}: {GAS_PATH_KEYS - row.keys()}"
+            assert row["ratio"] == pytest.approx(row["gas_per_param"] / row["floor_gas_per_param"])
+        if {"dos", "total_gas"} <= row.keys():
+            assert not ROUND_KEYS - row.keys(), f"{path.name}: {ROUND_KEYS - row.keys()}"
+
+
+def test_each_kind_of_row_is_present() -> None:
+    rows = {path.name: _rows(path) for path in FILES}
+    assert any("path" in row for row in rows["gas_paths.json"])
+    assert [row["function"] for row in rows["gas.json"] if "path" in row] == ["submit"]
+    assert all({"dos", "total_gas"} <= row.keys() for row in rows["rounds.json"])
+    (chain_time,) = rows["chain_time.json"]
+    assert chain_time["chain_seconds"] > 0 and chain_time["protocol_overhead"] is not None
+    (mask,) = rows["mask.json"]
+    assert not MASK_KEYS - mask.keys()
