@@ -133,6 +133,7 @@ class _Round:
     acked: set[str] = field(default_factory=set)
     blamed: set[int] = field(default_factory=set)
     answered: set[str] = field(default_factory=set)  # holders whose complaints we settled
+    chunks_done: int = 0  # our update's chunks on-chain when this batch of chunks began
 
     @property
     def members_int(self) -> list[int]:
@@ -180,6 +181,10 @@ class DataOwner:
         self._peer_keys: dict[int, bytes] = {}
         self._endpoints: dict[str, str] = {}
         self._wake = trio.Event()  # set by local work that wants the chain looked at now
+        # what the last poll read beside the phase: the chain's clock, and the views a live
+        # round needs on every poll of its stage (`_poll_views`), by (view, round)
+        self._now = 0
+        self._polled: dict[tuple[str, int], Any] = {}
         self.paid_wei = 0
         self.plaintext: dict[int, np.ndarray] = {}  # round -> submitted lanes (keep_plaintext)
         for key, raw in store.items("plaintext"):
@@ -294,7 +299,14 @@ class DataOwner:
 
     async def _follow_step(self, nursery: trio.Nursery) -> PhaseInfo | None:
         """One look at the chain: the task's phase, or None once the task is over for us."""
-        info, now = await self._chain(self.market.phase_and_clock, self.task)
+        wanted = self._poll_views()
+        info, now, values = await self._chain(
+            self.market.poll, self.task, [(view, args) for view, _, args in wanted]
+        )
+        self._now = now
+        self._polled = {
+            (view, number): value for (view, number, _), value in zip(wanted, values, strict=True)
+        }
         if info.phase in (PHASE_ENDED, PHASE_CANCELLED) and not self._live_rounds():
             return None
         if info.phase != PHASE_REGISTER:
@@ -318,6 +330,14 @@ class DataOwner:
             log.info("%s: advance not possible: %s", self.account, error.reason)
             return
         self.observe("advanced", phase=info.phase, round=info.round)
+
+    def _poll_views(self) -> list[tuple[str, int, tuple[Any, ...]]]:
+        """Views to read with the phase: a round that unmasked waits for its group's result."""
+        return [
+            ("group_result", number, (self.task, number, self._group))
+            for number in self._live_rounds()
+            if "unmask" in self.rounds[number].progress.fed and self._group is not None
+        ]
 
     def _live_rounds(self) -> list[int]:
         return [n for n, r in self.rounds.items() if not _finished(r.machine)]
@@ -478,7 +498,9 @@ class DataOwner:
             await self._feed(rnd, "unmask", UnmaskPhaseOpened(submitted=submitted))
         if _finished(rnd.machine):
             return
-        result = await self._chain(self._group_result, number)
+        result = self._polled.pop(("group_result", number), None)
+        if result is None:
+            result = await self._chain(self._group_result, number)
         if result == GROUP_FINALIZED:
             credited = await self._chain(self._submitted, number)
             await self._feed(rnd, "result", GroupFinalized(credited=credited))
@@ -515,8 +537,7 @@ class DataOwner:
             waiting = [c.member for c in onchain.commitments if c.member not in held]
             half = self.config.share_duration // 2
             cutoff = info.deadline - half
-            now = await self._chain(self.market.chain.timestamp)
-            if waiting and now < cutoff - max(2, half // 4):
+            if waiting and self._now < cutoff - max(2, half // 4):
                 return  # late deliveries may still come over the channels
             await self._feed(rnd, "settle", SettleDue(commitments=onchain.commitments))
         await self._answer_complaints(rnd)
@@ -672,8 +693,11 @@ class DataOwner:
                 if action is chunks[-1]:
                     self.observe("submitted", round=number)
                 return
-            done = await self._chain(self.market.chunk_count, self.task, number, self.account)
-            if action.chunk_index >= done:
+            if action is chunks[0]:  # chunks on-chain already (before a restart) are skipped
+                rnd.chunks_done = await self._chain(
+                    self.market.chunk_count, self.task, number, self.account
+                )
+            if action.chunk_index >= rnd.chunks_done:
                 self._check_drop(number, f"chunk{action.chunk_index}")
                 await self._chain(
                     self.market.submit,
@@ -684,7 +708,7 @@ class DataOwner:
                     self.account,
                 )
                 self.observe("chunk", round=number, index=action.chunk_index)
-            if action is [a for a in batch if isinstance(a, PostChunk)][-1]:
+            if action is chunks[-1]:
                 self.observe("submitted", round=number)
         elif isinstance(action, PostUnmask):
             await self._unmask(rnd, action)
@@ -707,10 +731,14 @@ class DataOwner:
 
     async def _unmask(self, rnd: _Round, action: PostUnmask) -> None:
         number = rnd.number
-        status = await self._chain(self.market.status, self.task, number, self.account)
-        if status >= STATUS_UNMASKED or await self._chain(self._group_result, number) != (
-            GROUP_PENDING
-        ):
+        status, result = await self._chain(
+            self.market.views,
+            [
+                ("do_status", (self.task, number, self.account)),
+                ("group_result", (self.task, number, self._my_group())),
+            ],
+        )
+        if status >= STATUS_UNMASKED or result != GROUP_PENDING:
             return
         reveals = [(_checksum(r.dealer), r.kind, r.share, r.proof) for r in action.reveals]
         try:

@@ -273,8 +273,17 @@ class Market:
     def phase_and_clock(self, task: int) -> tuple[PhaseInfo, int]:
         """A task's phase and the chain's clock (`Chain.timestamp`), read together: what a
         party polls while it waits for the next phase or a deadline."""
-        info, now = self.chain.call_many(self.address, [("task_phase_of", (task,))], clock=True)
-        return PhaseInfo(*info), now
+        info, now, _ = self.poll(task)
+        return info, now
+
+    def poll(
+        self, task: int, extra: Sequence[tuple[str, Sequence[Any]]] = ()
+    ) -> tuple[PhaseInfo, int, list[Any]]:
+        """`phase_and_clock` and the `extra` views with them, in the same request: what a party
+        needs to look at on every poll of a stage rides along instead of costing a request."""
+        calls = [("task_phase_of", (task,)), *extra]
+        values = self.chain.call_many(self.address, calls, clock=True)
+        return PhaseInfo(*values[0]), values[-1], values[1:-1]
 
     def task_count(self) -> int:
         return self._view("task_count")

@@ -9,6 +9,7 @@ large value type of the market, `uint256[]` (masked words), is packed and unpack
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -218,4 +219,10 @@ def _checksummed(parsed: ABIType, value: Any) -> Any:
         return tuple(_checksummed(parsed.item_type, v) for v in value)
     if isinstance(parsed, TupleType):
         return tuple(_checksummed(c, v) for c, v in zip(parsed.components, value, strict=True))
-    return to_checksum_address(value)
+    return _checksum(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    # EIP-55 hashes the address (keccak): a market's few addresses come back in every read
+    return to_checksum_address(address)

@@ -77,6 +77,8 @@ _RECEIPT_TIMEOUT = 120.0
 # anvil's automine can leave a ready transaction pending (foundry-rs/foundry#10122: one round of
 # 40 data owners in three hung here): after this long without a receipt, mine a block for it
 _AUTOMINE_NUDGE = 1.0
+# how long an eth_sendRawTransactionSync may wait for its receipt before the client polls
+_SYNC_SEND_TIMEOUT = _AUTOMINE_NUDGE
 _METHOD_NOT_FOUND = -32601  # JSON-RPC's code for a method the node does not have
 _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
 
@@ -100,9 +102,14 @@ class _JsonRpc:
         self._local = threading.local()
         self._ids = itertools.count(1)
 
-    def request(self, method: str, params: list[Any]) -> dict[str, Any]:
+    def request(
+        self, method: str, params: list[Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """One request; `timeout` (seconds) bounds this one's wait for the answer instead of
+        the client's (on timeout the connection is dropped: requests.ConnectionError)."""
         return self._post(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params},
+            timeout,
         )
 
     def batch(self, requests_: Sequence[tuple[str, list[Any]]]) -> Any:
@@ -116,7 +123,7 @@ class _JsonRpc:
             answer.sort(key=lambda response: response.get("id", -1))
         return answer
 
-    def _post(self, payload: Any) -> Any:
+    def _post(self, payload: Any, timeout: float | None = None) -> Any:
         body = json.dumps(payload).encode()
         # a request that never reached the node may be sent again on a fresh connection (the
         # node closed an idle one); a transaction is not, it may have been received
@@ -128,6 +135,8 @@ class _JsonRpc:
                 self._local.connection = connection
             try:
                 connection.request("POST", self._path, body, {"Content-Type": "application/json"})
+                if connection.sock is not None:
+                    connection.sock.settimeout(timeout or self._timeout)
                 response = connection.getresponse()
                 data = response.read()
             except (http.client.HTTPException, OSError) as error:
@@ -347,11 +356,12 @@ class RpcChain:
         """The timestamp of block `number`."""
         return _quantity(self._rpc("eth_getBlockByNumber", [hex(number), False])["timestamp"])
 
-    def _rpc(self, method: str, params: list[Any]) -> Any:
+    def _rpc(self, method: str, params: list[Any], timeout: float | None = None) -> Any:
         """One raw JSON-RPC request (no web3 formatting); the node's errors as Web3RPCError, an
-        unreachable node as NodeUnavailable (callers may wait and retry)."""
+        unreachable node (or no answer within `timeout`) as NodeUnavailable (callers may wait
+        and retry)."""
         try:
-            response = self._transport.request(method, params)
+            response = self._transport.request(method, params, timeout)
         except requests.RequestException as error:
             raise NodeUnavailable(f"{method}: node at {self.url} unreachable: {error}") from None
         if "error" in response:
@@ -398,6 +408,7 @@ class RpcChain:
                     signed = account.sign_transaction({**fields, "type": 3})
                     raw = sidecar.wrap(bytes(signed.raw_transaction))
                 tx_hash = "0x" + bytes(signed.hash).hex()
+                pushed = time.monotonic()
                 try:
                     receipt = self._push(raw, tx_hash)
                 except Web3RPCError as error:
@@ -410,7 +421,10 @@ class RpcChain:
                     raise ChainError(f"{what}: node refused the transaction: {error}") from None
                 self._nonces[sender] = nonce + 1
                 break
-        mined = _mined(receipt) if receipt is not None else self._wait_receipt(tx_hash)
+        if receipt is not None:
+            mined = _mined(receipt)
+        else:
+            mined = self._wait_receipt(tx_hash, time.monotonic() - pushed)
         if not mined.success:
             raise TransactionReverted(what, self._replay_reason(sender, fields, mined))
         return mined
@@ -421,16 +435,18 @@ class RpcChain:
         An automining node includes a transaction as it arrives, and one that speaks EIP-7966
         (`eth_sendRawTransactionSync`, anvil does) answers with its receipt: one round trip where
         sending and polling took two. A node without the method is asked once, then sent to as
-        usual. An error from it means a refusal only if the node does not know the transaction
-        (it may have taken it and timed out waiting for a block): then the node's error is raised
-        as the plain send's would be; otherwise the receipt is polled for (None).
+        usual. anvil takes no timeout argument and waits 30 s for a transaction its automine
+        left pending (see `_AUTOMINE_NUDGE`), so the client stops waiting after
+        `_SYNC_SEND_TIMEOUT` itself. An error or that timeout means a refusal only if the node
+        does not know the transaction: then the error is raised as the plain send's would be;
+        otherwise the receipt is polled for (None; the wait so far counts toward the nudge).
         """
         payload = ["0x" + raw.hex()]
         if not (self._automine and self._sync_send):
             self._rpc("eth_sendRawTransaction", payload)
             return None
         try:
-            return self._rpc("eth_sendRawTransactionSync", payload)
+            return self._rpc("eth_sendRawTransactionSync", payload, _SYNC_SEND_TIMEOUT)
         except Web3RPCError as error:
             response = error.rpc_response or {}
             if response.get("error", {}).get("code") == _METHOD_NOT_FOUND:
@@ -439,11 +455,16 @@ class RpcChain:
                 return None
             if self._rpc("eth_getTransactionByHash", [tx_hash]) is None:
                 raise
-            return None
+        except NodeUnavailable:
+            if self._rpc("eth_getTransactionByHash", [tx_hash]) is None:
+                raise
+        return None
 
-    def _wait_receipt(self, tx_hash: str) -> _Mined:
+    def _wait_receipt(self, tx_hash: str, waited: float = 0.0) -> _Mined:
+        """Poll for a receipt; on an automining node, mine a block for a transaction still
+        pending after `_AUTOMINE_NUDGE` (of which `waited` seconds have passed already)."""
         started = time.monotonic()
-        deadline, nudge = started + _RECEIPT_TIMEOUT, started + _AUTOMINE_NUDGE
+        deadline, nudge = started + _RECEIPT_TIMEOUT, started + _AUTOMINE_NUDGE - waited
         delay = _POLL_FIRST
         while (raw := self._rpc("eth_getTransactionReceipt", [tx_hash])) is None:
             now = time.monotonic()

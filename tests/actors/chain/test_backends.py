@@ -159,9 +159,9 @@ def _count_methods(chain: RpcChain) -> list[str]:
     sent: list[str] = []
     request = chain._transport.request
 
-    def counting(method: str, params: list) -> dict:
+    def counting(method: str, params: list, timeout: float | None = None) -> dict:
         sent.append(method)
-        return request(method, params)
+        return request(method, params, timeout)
 
     chain._transport.request = counting  # type: ignore[method-assign]
     return sent
@@ -188,11 +188,11 @@ def test_a_node_without_the_sync_send_is_asked_once(anvil_node: AnvilNode) -> No
     request = chain._transport.request
     sent: list[str] = []
 
-    def without_sync(method: str, params: list) -> dict:
+    def without_sync(method: str, params: list, timeout: float | None = None) -> dict:
         sent.append(method)
         if method == "eth_sendRawTransactionSync":
             return {"jsonrpc": "2.0", "id": 0, "error": {"code": -32601, "message": "nope"}}
-        return request(method, params)
+        return request(method, params, timeout)
 
     chain._transport.request = without_sync  # type: ignore[method-assign]
     chain.transact(address, "bump", [1, []], sender)
@@ -212,17 +212,33 @@ def test_a_sync_send_that_times_out_after_acceptance_polls_for_the_receipt(
     address = chain.deploy(PROBE, [], sender)
     request = chain._transport.request
 
-    def accepted_then_timeout(method: str, params: list) -> dict:
+    def accepted_then_timeout(method: str, params: list, timeout: float | None = None) -> dict:
         if method == "eth_sendRawTransactionSync":
             request("eth_sendRawTransaction", params)  # the node took it...
             return {"jsonrpc": "2.0", "id": 0, "error": {"code": 4, "message": "timeout"}}
-        return request(method, params)
+        return request(method, params, timeout)
 
     chain._transport.request = accepted_then_timeout  # type: ignore[method-assign]
     receipt = chain.transact(address, "bump", [5, []], sender)  # ...so it is not sent again
     assert receipt.gas_used > 21_000
     assert chain.call(address, "count") == 5
     assert chain._sync_send  # a timeout says nothing about the method
+
+
+def test_a_transaction_automine_left_pending_is_mined_by_a_nudge() -> None:
+    # anvil's automine can leave a transaction pending (foundry-rs/foundry#10122), and its
+    # eth_sendRawTransactionSync then waits 30 s: the client gives up on the reply after a
+    # second, finds the transaction known, and mines a block for it
+    with AnvilNode() as node:
+        chain = RpcChain(node.url, dev=True)
+        sender = chain.new_account(10**20)
+        address = chain.deploy(PROBE, [], sender)
+        chain._rpc("evm_setAutomine", [False])  # what the bug looks like from outside
+        started = time.monotonic()
+        receipt = chain.transact(address, "bump", [6, []], sender)
+        assert time.monotonic() - started < 10
+        assert receipt.gas_used > 21_000
+        assert chain.call(address, "count") == 6
 
 
 # anvil's first default dev account (the public "test test ... junk" mnemonic), its funder
