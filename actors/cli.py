@@ -198,6 +198,9 @@ def data_owner(
     host: Annotated[
         str, typer.Option(help="address our peer channel listens on and registers")
     ] = "127.0.0.1",
+    timings: Annotated[
+        bool, typer.Option(help="write where the time went (protocol, chain, training)")
+    ] = False,
 ) -> None:
     """Run a data owner process (private key in $OMNILYTICS_PRIVATE_KEY); resumes from state."""
     from actors.roles import load_scenario, run_data_owner
@@ -211,6 +214,7 @@ def data_owner(
         state_dir,
         keep_plaintext=keep_plaintext,
         host=host,
+        timings=timings,
     )
 
 

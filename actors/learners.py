@@ -32,6 +32,7 @@ from actors.learning.train import (
     finetune_head,
     train_local,
     train_model,
+    warm_up,
 )
 
 
@@ -59,6 +60,10 @@ class TorchDataOwner:
         self.data = data
         self.seed = seed
         self.schedule = schedule
+
+    def warm_up(self) -> None:
+        """Pay torch's first-steps cost now (`train.warm_up`), not in the first round."""
+        warm_up(self.data, seed=self.seed)
 
     def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
         public = public_model_from_bytes(model_bytes)

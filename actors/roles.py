@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import trio
 
+from actors import timing
 from actors.chain.blob_sources import blob_source
 from actors.chain.rpc_backend import RpcChain
 from actors.data_owner import DataOwner, DataOwnerSettings
@@ -97,13 +98,21 @@ def run_data_owner(
     *,
     keep_plaintext: bool = False,
     host: str = "127.0.0.1",
+    timings: bool = False,
 ) -> None:
     """Take part in `task` as data owner `index` of the scenario until the task is over; peers
-    reach our channel at `host` (the address we listen on and register as our endpoint)."""
+    reach our channel at `host` (the address we listen on and register as our endpoint). With
+    `timings`, `result.json` also tells where the time went (`actors.timing`)."""
     _log_to(state_dir)
     use_threads(1)
     chain, account = _connect(rpc_url)
     learner = data_owner_learner(scenario, split_data(scenario), index)
+    warm_up = getattr(learner, "warm_up", None)  # an attacker's learner may not have one
+    if warm_up is not None:
+        warm_up()  # torch's costly first steps at start-up, not inside the first round
+    times = timing.new_times()
+    if timings:
+        chain, learner = timing.TimedChain(chain, times), timing.TimedLearner(learner, times)
     drops = {i: (r, step) for i, r, step in scenario.drops}
     settings = DataOwnerSettings(
         host=host,
@@ -116,7 +125,13 @@ def run_data_owner(
     owner = DataOwner(Market(chain, market), account, task, learner, store, settings=settings)
 
     async def main() -> None:
+        clock = timing.StepClock()
+        if timings:
+            clock.roots[trio.lowlevel.current_task()] = times
+            trio.lowlevel.add_instrument(clock)
         await owner.run()
+        if timings:
+            trio.lowlevel.remove_instrument(clock)
         for number, lanes in owner.plaintext.items():
             np.save(state_dir / f"plaintext-{number}.npy", lanes, allow_pickle=False)
         result = {
@@ -125,6 +140,8 @@ def run_data_owner(
             "dropped": owner.settings.drop_at is not None,
             "chain_seconds": sum(r.seconds for r in owner.market.receipts),
         }
+        if timings:
+            result["seconds"] = dict(times)
         (state_dir / "result.json").write_text(json.dumps(result, indent=2))
 
     trio.run(main)

@@ -67,6 +67,7 @@ class Swarm:
     # Every process this launcher started (node included), sampled while it waits.
     memory: MemoryPeak = field(default_factory=lambda: MemoryPeak(os.getpid()))
     roles: dict[int, str] = field(default_factory=dict)  # pid -> role, for the memory report
+    timings: bool = False  # data owners write where their time went (`actors.timing`)
 
     # -- processes -------------------------------------------------------------------------
 
@@ -117,6 +118,8 @@ class Swarm:
             args.append("--keep-plaintext")
         if index in self.do_hosts:
             args += ["--host", self.do_hosts[index]]
+        if self.timings:
+            args.append("--timings")
         self.dos[index] = self._spawn(f"do-{index}", args, self.do_prefixes.get(index))
 
     def kill_data_owner(self, index: int) -> None:

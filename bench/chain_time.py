@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,20 +51,20 @@ from rich.table import Table
 from actors.chain.anvil import AnvilNode
 from actors.chain.base import Chain
 from actors.chain.rpc_backend import RpcChain
-from actors.data_owner import DataOwner, DataOwnerSettings, Learner
+from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.learning.model import public_parameter_count
 from actors.learning.train import use_threads
 from actors.market import Market
 from actors.model_owner import ModelOwner
 from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
 from actors.store import StateStore
+from actors.swarm import Swarm
+from actors.timing import StepClock, TimedChain, TimedLearner, new_times, summarize
 from bench.gas import RESULTS, one_round
 from protocol.constants import MAX_CHUNK_WORDS
 
 PAPER_SECONDS = 0.5  # "within 500 ms of blockchain processing time" (the seed paper)
 OVERHEAD_TARGET = 0.10
-# what a data owner polls while it waits for the next phase (with the chain's clock)
-_PHASE_VIEW = "task_phase_of"
 DOS = 10
 GROUP_SIZE = 5
 LANE_BITS = 32
@@ -167,98 +168,6 @@ def serialized_round(params: int) -> dict:
     }
 
 
-class TimedChain:
-    """One data owner's view of a shared chain: the wall time of its calls is summed, the
-    phase polls (waiting for the next phase, every `poll_interval`) apart from other reads."""
-
-    def __init__(self, chain: Chain, spent: dict[str, float]) -> None:
-        self._chain = chain
-        self._spent = spent
-        self.name = chain.name
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._chain, name)
-        if not callable(attr):
-            return attr
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started, cpu = time.perf_counter(), time.thread_time()
-            try:
-                return attr(*args, **kwargs)
-            finally:
-                spent = time.perf_counter() - started
-                poll = _is_phase_poll(name, args, kwargs)
-                self._spent["cpu phase_polls" if poll else "cpu chain"] += time.thread_time() - cpu
-                if name == "transact":
-                    self._spent["transactions"] += spent
-                elif poll:
-                    self._spent["phase_polls"] += spent
-                else:
-                    self._spent["reads"] += spent
-                    self._spent[f"read {name} {_read_label(name, args)}".strip()] += spent
-
-        return timed
-
-
-def _is_phase_poll(name: str, args: tuple, kwargs: dict) -> bool:
-    if name == "call_many":
-        # a poll's batch may carry views a round waits on: they ride along, no request of theirs
-        return kwargs.get("clock", False) and args[1][0][0] == _PHASE_VIEW
-    return name == "timestamp" or (name == "call" and args[1:2] == (_PHASE_VIEW,))
-
-
-def _read_label(name: str, args: tuple) -> str:
-    if name == "call_many" and len(args) > 1:
-        return "+".join(sorted({function for function, _ in args[1]}))
-    return args[1] if name in ("call", "events") and len(args) > 1 else ""
-
-
-class TimedLearner:
-    """A learner whose `train` wall time is recorded (the denominator of the overhead)."""
-
-    def __init__(self, learner: Learner, spent: dict[str, float]) -> None:
-        self._learner = learner
-        self._spent = spent
-
-    def train(self, model_bytes: bytes, round: int) -> Any:
-        started, cpu = time.perf_counter(), time.thread_time()
-        try:
-            return self._learner.train(model_bytes, round)
-        finally:
-            self._spent["training"] += time.perf_counter() - started
-            self._spent["cpu training"] += time.thread_time() - cpu
-
-
-class StepClock(trio.abc.Instrument):
-    """Sums the time each data owner's trio tasks run in the event loop thread."""
-
-    def __init__(self) -> None:
-        self.roots: dict[trio.lowlevel.Task, dict[str, float]] = {}
-        self._owner: dict[trio.lowlevel.Task, dict[str, float] | None] = {}
-        self._started = self._cpu = 0.0
-
-    def _find(self, task: trio.lowlevel.Task) -> dict[str, float] | None:
-        if task not in self._owner:
-            owner, walk = None, task
-            while walk is not None:
-                if walk in self.roots:
-                    owner = self.roots[walk]
-                    break
-                nursery = walk.parent_nursery
-                walk = nursery.parent_task if nursery is not None else None
-            self._owner[task] = owner
-        return self._owner[task]
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        self._started, self._cpu = time.perf_counter(), time.thread_time()
-
-    def after_task_step(self, task: trio.lowlevel.Task) -> None:
-        spent = self._find(task)
-        if spent is not None:
-            spent["steps"] += time.perf_counter() - self._started
-            spent["cpu steps"] += time.thread_time() - self._cpu
-
-
 async def _demo_market(scenario: Scenario, chain: Chain, state_dir: Path) -> list[dict]:
     """The demo's market (as `actors.run.run_market` builds it), each data owner timed."""
     data = await trio.to_thread.run_sync(split_data, scenario)
@@ -270,7 +179,7 @@ async def _demo_market(scenario: Scenario, chain: Chain, state_dir: Path) -> lis
     limiter = trio.CapacityLimiter(2)  # as the demo: one trainer per core
     clock = StepClock()
     trio.lowlevel.add_instrument(clock)
-    spent = [defaultdict(float) for _ in range(scenario.dos)]
+    spent = [new_times() for _ in range(scenario.dos)]
     dos = []
     for i in range(scenario.dos):
         account = chain.new_account(10**20)
@@ -300,29 +209,21 @@ async def _demo_market(scenario: Scenario, chain: Chain, state_dir: Path) -> lis
     return [dict(times) for times in spent]
 
 
-def client_overhead() -> dict:
-    """The demo scenario on anvil; per data owner, protocol time over training time."""
-    use_threads(1)
-    scenario = Scenario()
-    with tempfile.TemporaryDirectory() as state, AnvilNode() as node:
-        chain = RpcChain(node.url, dev=True)
-        started = time.perf_counter()
-        per_do = trio.run(_demo_market, scenario, chain, Path(state))
-        wall = time.perf_counter() - started
-    rows = []
-    for times in per_do:
-        protocol = sum(times.get(k, 0.0) for k in ("steps", "transactions", "reads"))
-        polling = protocol + times.get("phase_polls", 0.0)
-        rows.append(
-            {
-                **times,
-                "protocol": protocol,
-                "fraction": protocol / times["training"],
-                "fraction_with_phase_polls": polling / times["training"],
-                "cpu_fraction": (times.get("cpu steps", 0.0) + times.get("cpu chain", 0.0))
-                / times["cpu training"],
-            }
-        )
+MEDIAN_KEYS = (
+    "training",
+    "steps",
+    "transactions",
+    "reads",
+    "phase_polls",
+    "protocol",
+    "cpu training",
+    "cpu steps",
+    "cpu chain",
+    "cpu phase_polls",
+)
+
+
+def _overhead(rows: list[dict], wall: float) -> dict:
     fractions = [r["fraction"] for r in rows]
     return {
         "protocol_overhead": statistics.median(fractions),
@@ -331,24 +232,55 @@ def client_overhead() -> dict:
             r["fraction_with_phase_polls"] for r in rows
         ),
         "protocol_overhead_cpu": statistics.median(r["cpu_fraction"] for r in rows),
-        "median_seconds": {
-            key: statistics.median(r.get(key, 0.0) for r in rows)
-            for key in (
-                "training",
-                "steps",
-                "transactions",
-                "reads",
-                "phase_polls",
-                "protocol",
-                "cpu training",
-                "cpu steps",
-                "cpu chain",
-                "cpu phase_polls",
-            )
-        },
+        "median_seconds": {k: statistics.median(r.get(k, 0.0) for r in rows) for k in MEDIAN_KEYS},
         "per_do": rows,
         "wall_seconds": wall,
     }
+
+
+def client_overhead() -> dict:
+    """The demo scenario in one process on anvil; per data owner, protocol over training."""
+    use_threads(1)
+    scenario = Scenario()
+    with tempfile.TemporaryDirectory() as state, AnvilNode() as node:
+        chain = RpcChain(node.url, dev=True)
+        started = time.perf_counter()
+        per_do = trio.run(_demo_market, scenario, chain, Path(state))
+        wall = time.perf_counter() - started
+    return _overhead([summarize(times) for times in per_do], wall)
+
+
+def own_core_overhead(targets: Sequence[int]) -> dict | None:
+    """The demo scenario as a swarm (one process per actor) on anvil, once per target data
+    owner: the target alone on the first core, everything else (node, model owner, the other
+    nine) on the rest. None on a machine with one core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    own, rest = cores[0], set(cores[1:])
+    rows = []
+    started = time.perf_counter()
+    for target in targets:
+        os.sched_setaffinity(0, rest)  # the node and every process started below inherit it
+        try:
+            with tempfile.TemporaryDirectory() as state, AnvilNode() as node:
+                swarm = Swarm(
+                    Scenario(),
+                    RpcChain(node.url, dev=True),
+                    Path(state),
+                    timings=True,
+                    do_prefixes={target: ["taskset", "--cpu-list", str(own)]},
+                )
+                try:
+                    swarm.start()
+                    swarm.wait(timeout=900)
+                finally:
+                    swarm.stop()
+                result = json.loads((Path(state) / f"do-{target}" / "result.json").read_text())
+        finally:
+            os.sched_setaffinity(0, cores)
+        rows.append({"index": target, **summarize(result["seconds"])})
+    return _overhead(rows, time.perf_counter() - started)
 
 
 def measure(repeats: int, params: int, demo: bool) -> dict:

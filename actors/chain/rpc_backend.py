@@ -410,7 +410,7 @@ class RpcChain:
                 tx_hash = "0x" + bytes(signed.hash).hex()
                 pushed = time.monotonic()
                 try:
-                    receipt = self._push(raw, tx_hash)
+                    receipt = self._push(raw, tx_hash, sync=sidecar is None)
                 except Web3RPCError as error:
                     self._nonces.pop(sender, None)  # re-read the nonce next time
                     if attempt == 0 and self.gas_strategy == "cap":
@@ -424,12 +424,16 @@ class RpcChain:
         if receipt is not None:
             mined = _mined(receipt)
         else:
-            mined = self._wait_receipt(tx_hash, time.monotonic() - pushed)
+            try:
+                mined = self._wait_receipt(tx_hash, time.monotonic() - pushed)
+            except ChainError:
+                self._nonces.pop(sender, None)  # it may never have landed: read the nonce again
+                raise
         if not mined.success:
             raise TransactionReverted(what, self._replay_reason(sender, fields, mined))
         return mined
 
-    def _push(self, raw: bytes, tx_hash: str) -> Mapping[str, Any] | None:
+    def _push(self, raw: bytes, tx_hash: str, sync: bool) -> Mapping[str, Any] | None:
         """Send a signed transaction; its receipt too when the node gives it in the same reply.
 
         An automining node includes a transaction as it arrives, and one that speaks EIP-7966
@@ -437,12 +441,13 @@ class RpcChain:
         sending and polling took two. A node without the method is asked once, then sent to as
         usual. anvil takes no timeout argument and waits 30 s for a transaction its automine
         left pending (see `_AUTOMINE_NUDGE`), so the client stops waiting after
-        `_SYNC_SEND_TIMEOUT` itself. An error or that timeout means a refusal only if the node
-        does not know the transaction: then the error is raised as the plain send's would be;
-        otherwise the receipt is polled for (None; the wait so far counts toward the nudge).
+        `_SYNC_SEND_TIMEOUT` itself and polls for the receipt (None; the wait so far counts
+        toward the nudge). An error means a refusal if the node does not know the transaction:
+        it is raised as the plain send's would be. Blob transactions are sent plainly (`sync`
+        False): anvil checks their KZG proofs before it answers, which can outlast the timeout.
         """
         payload = ["0x" + raw.hex()]
-        if not (self._automine and self._sync_send):
+        if not (sync and self._automine and self._sync_send):
             self._rpc("eth_sendRawTransaction", payload)
             return None
         try:
@@ -456,8 +461,7 @@ class RpcChain:
             if self._rpc("eth_getTransactionByHash", [tx_hash]) is None:
                 raise
         except NodeUnavailable:
-            if self._rpc("eth_getTransactionByHash", [tx_hash]) is None:
-                raise
+            pass  # no answer in time: the node has it or is down, and polling tells which
         return None
 
     def _wait_receipt(self, tx_hash: str, waited: float = 0.0) -> _Mined:
