@@ -8,10 +8,11 @@ fresh anvil node:
 - `answer_gas`: the dealer's answer (two Merkle proofs, two Feldman checks of t ecMul + t - 1
   ecAdd each on the precompiles).
 
-Client side (Python, py_ecc with a fixed-base table for G): `deal_ms` to deal both secrets with
-commitments, `verify_ms` to check one delivery (both shares), `verify_ms_per_round` for the t
-deliveries of a group of t + 1. The ratio printed: settling (one transaction per data owner per
-round) against all a data owner pays for a round at the demo's size (`rounds.json`, N = 10).
+Client side (Python, `protocol.bn254`: integer G1 arithmetic, an 8-bit fixed-base table for G):
+`deal_ms` to deal both secrets with commitments, `verify_ms` to check one delivery (both
+shares), `verify_ms_per_round` for the t deliveries of a group of t + 1. The ratio printed:
+settling (one transaction per data owner per round) against all a data owner pays for a round
+at the demo's size (`rounds.json`, N = 10).
 
     python -m bench.vss [--thresholds 2 3 5 8]
 """
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if per_do is not None:
                 row["settle_share_of_round_gas"] = row["settle_gas"] / per_do
             rows.append(row)
-    table = Table(title="verifiable shares: gas on anvil, client time (py_ecc, fixed-base G)")
+    table = Table(title="verifiable shares: gas on anvil, client time (protocol.bn254)")
     for name in (
         "t",
         "commit",
