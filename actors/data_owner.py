@@ -348,6 +348,7 @@ class DataOwner:
         return stored is not None or info.phase == PHASE_SHARE
 
     async def _open_round(self, number: int, nursery: trio.Nursery) -> None:
+        self.observe("opening", round=number)
         stored = self.store.get("round", f"{number}/machine")
         members, model_hash = await self._chain(self._round_facts, number)
         if stored is not None:

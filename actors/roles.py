@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -88,6 +89,12 @@ def run_model_owner(
     trio.run(main)
 
 
+# The training thread holds the GIL between torch's operations; a protocol thread waiting for it
+# (a chain call's reply, a peer's frame) waited up to Python's default 5 ms switch interval each
+# time. A data owner asks for the GIL to change hands after 1 ms instead.
+_SWITCH_INTERVAL = 0.001
+
+
 def run_data_owner(
     rpc_url: str,
     market: str,
@@ -105,6 +112,7 @@ def run_data_owner(
     `timings`, `result.json` also tells where the time went (`actors.timing`)."""
     _log_to(state_dir)
     use_threads(1)
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     chain, account = _connect(rpc_url)
     learner = data_owner_learner(scenario, split_data(scenario), index)
     warm_up = getattr(learner, "warm_up", None)  # an attacker's learner may not have one
@@ -122,7 +130,17 @@ def run_data_owner(
         drop_at=drops.get(index),
     )
     store = StateStore(state_dir / "state.sqlite")
-    owner = DataOwner(Market(chain, market), account, task, learner, store, settings=settings)
+    # with timings, where the time stood as each round opened (a round's own share: the next
+    # mark, or the end, minus its own)
+    marks: dict[str, dict[str, float]] = {}
+
+    def mark(role: str, who: str, what: str, **fields: object) -> None:
+        if timings and what == "opening":
+            marks[str(fields["round"])] = dict(times)
+
+    owner = DataOwner(
+        Market(chain, market), account, task, learner, store, settings=settings, observe=mark
+    )
 
     async def main() -> None:
         clock = timing.StepClock()
@@ -142,6 +160,7 @@ def run_data_owner(
         }
         if timings:
             result["seconds"] = dict(times)
+            result["seconds_at_round_opening"] = marks
         (state_dir / "result.json").write_text(json.dumps(result, indent=2))
 
     trio.run(main)

@@ -68,6 +68,9 @@ class Swarm:
     memory: MemoryPeak = field(default_factory=lambda: MemoryPeak(os.getpid()))
     roles: dict[int, str] = field(default_factory=dict)  # pid -> role, for the memory report
     timings: bool = False  # data owners write where their time went (`actors.timing`)
+    mo_prefix: list[str] = field(default_factory=list)  # what runs the model owner's process
+    # sampling reads every process's smaps (~10 ms each): a timing run turns it off
+    sample_memory: bool = True
 
     # -- processes -------------------------------------------------------------------------
 
@@ -96,14 +99,15 @@ class Swarm:
         mo_args = ["mo", *common, "--state-dir", str(self.state_dir / "mo")]
         if self.beacon_url:
             mo_args += ["--beacon-url", self.beacon_url]
-        self.mo = self._spawn("mo", mo_args)
+        self.mo = self._spawn("mo", mo_args, self.mo_prefix)
         task_file = self.state_dir / "mo" / "task"
         deadline = time.monotonic() + timeout
         while not task_file.exists():
             self._check_alive()
             if time.monotonic() > deadline:
                 raise SwarmError("the model owner did not create its task in time")
-            self.memory.sample()
+            if self.sample_memory:
+                self.memory.sample()
             time.sleep(0.2)
         self.task = int(task_file.read_text())
         for i in range(self.scenario.dos):
@@ -155,7 +159,8 @@ class Swarm:
                     raise SwarmError(f"the swarm did not finish within {timeout:.0f} s")
                 if live is not None:
                     live.update(render([read_task(self.market, self.task)]))
-                self.memory.sample()
+                if self.sample_memory:
+                    self.memory.sample()
                 time.sleep(0.5)
         self._check_alive()
 

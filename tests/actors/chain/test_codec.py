@@ -117,3 +117,44 @@ def test_view_results_as_web3_returns_them(members: list[str], phase: tuple) -> 
     encoded = eth_abi.encode(["uint256", "uint256", "uint256"], list(phase))
     assert CODEC.decode_result("task_phase_of", encoded) == phase
     assert CODEC.decode_result("task_count", eth_abi.encode(["uint256"], [3])) == 3
+
+
+one_word = st.one_of(
+    st.tuples(st.just("uint256"), uint256),
+    st.tuples(st.just("uint8"), st.integers(0, 255)),
+    st.tuples(st.just("uint64"), st.integers(0, 2**64 - 1)),
+    st.tuples(st.just("address"), addresses),
+    st.tuples(st.just("bool"), st.booleans()),
+    st.tuples(st.just("bytes32"), bytes32),
+)
+
+
+@given(values=st.lists(one_word, min_size=1, max_size=5))
+def test_one_word_types_are_coded_as_eth_abi_codes_them(values: list[tuple[str, Any]]) -> None:
+    from eth_abi.grammar import parse
+
+    from actors.chain.codec import _decode, _encode
+
+    types = [t for t, _ in values]
+    args = [v for _, v in values]
+    data = _encode(types, args)
+    assert data == eth_abi.encode(types, args)
+    expected = [v.lower() if isinstance(v, str) else v for v in eth_abi.decode(types, data)]
+    assert _decode([(t, parse(t)) for t in types], data) == expected
+
+
+def test_bad_one_word_values_are_refused() -> None:
+    import pytest
+    from eth_abi.exceptions import EncodingError
+
+    from actors.chain.base import ChainError
+    from actors.chain.codec import _decode, _encode
+
+    for abi_type, value in [("uint8", 256), ("uint256", -1), ("address", "0x12"), ("bool", 2)]:
+        with pytest.raises(EncodingError):  # left to eth_abi, which names it
+            _encode([abi_type], [value])
+    from eth_abi.grammar import parse
+
+    for abi_type, word in [("uint8", 256), ("bool", 2), ("address", 1 << 160)]:
+        with pytest.raises(ChainError):
+            _decode([(abi_type, parse(abi_type))], word.to_bytes(32, "big"))
