@@ -226,7 +226,7 @@ class RpcChain:
         # An automining dev node mines a transaction as it arrives, in a block of its own, so a
         # transaction may ask for the whole block's gas. With interval mining, many transactions
         # share a block, so they keep estimating.
-        automine = dev and self._rpc("anvil_getAutomine", []) is True
+        automine = self._automining()
         self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
         self._automine = automine
         self._sync_send = True  # until the node says it has no eth_sendRawTransactionSync
@@ -332,14 +332,18 @@ class RpcChain:
             blob_gas_used=mined.blob_gas_used,
         )
 
+    def _automining(self) -> bool:
+        """Whether the node mines each transaction as it arrives (anvil's automine). Any node is
+        asked: one without the method (a public node) answers with an error, and does not."""
+        try:
+            return self._rpc("anvil_getAutomine", []) is True
+        except (Web3RPCError, NodeUnavailable):
+            return False
+
     def _estimate(self, function: str, call: Mapping[str, Any]) -> int:
-        """Gas a call needs; its revert as TransactionReverted. A blob call goes raw: web3 has
-        no formatter for `blobVersionedHashes`, and without them BLOBHASH reads nothing."""
-        if "blobVersionedHashes" not in call:
-            try:
-                return self.w3.eth.estimate_gas(dict(call))
-            except ContractLogicError as error:
-                raise TransactionReverted(function, _reason(error)) from None
+        """Gas a call needs; its revert as TransactionReverted. Raw JSON-RPC: web3's estimate
+        took 3.0 ms of CPU a call against anvil (its middleware validates and asks the chain id
+        each time), this 0.15 ms; and web3 has no formatter for `blobVersionedHashes`."""
         try:
             return _quantity(self._rpc("eth_estimateGas", [_raw_call(call)]))
         except Web3RPCError as error:

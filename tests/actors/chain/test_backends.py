@@ -245,8 +245,20 @@ def test_a_transaction_automine_left_pending_is_mined_by_a_nudge() -> None:
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 
-def test_public_node_path_estimates_and_polls_receipts(anvil_node: AnvilNode) -> None:
+def test_an_automining_node_is_recognised_without_dev(anvil_node: AnvilNode) -> None:
+    # a swarm's actors connect without cheat methods, and still send as to an automining node
     chain = RpcChain(anvil_node.url, funder_key=ANVIL_DEV_KEY)
+    assert chain.gas_strategy == "cap" and chain._automine
+    sender = chain.new_account(10**19)
+    address = chain.deploy(PROBE, [], sender)
+    sent = _count_methods(chain)
+    chain.transact(address, "bump", [2, []], sender)
+    assert sent == ["eth_sendRawTransactionSync"]
+
+
+def test_public_node_path_estimates(anvil_node: AnvilNode) -> None:
+    # as on a public node: no cheat methods (dev), estimates before sending
+    chain = RpcChain(anvil_node.url, funder_key=ANVIL_DEV_KEY, gas_strategy="estimate")
     assert chain.gas_strategy == "estimate"
     sender = chain.new_account(10**19)  # a transfer from the funder, not a cheat method
     assert chain.balance(sender) == 10**19
