@@ -107,7 +107,11 @@ class DataOwnerSettings:
     poll_max: float = 0.4
     chunk_words: int = MAX_CHUNK_WORDS
     sample_cap: int = 2_000  # the task's weight cap: one DO counts at most this many samples
+    # A delivery a peer has not acknowledged is offered again after share_retry seconds, then
+    # after twice as long each time, up to share_retry_max: a peer still busy (training, say)
+    # is not asked for a fresh Noise handshake on every poll.
     share_retry: float = 0.2
+    share_retry_max: float = 2.0
     ack_timeout: float = 5.0
     # After a phase's deadline plus this grace (chain seconds), a data owner advances the task
     # itself: the model owner normally does, but must not be able to stall the data owners.
@@ -134,6 +138,9 @@ class _Round:
     blamed: set[int] = field(default_factory=set)
     answered: set[str] = field(default_factory=set)  # holders whose complaints we settled
     chunks_done: int = 0  # our update's chunks on-chain when this batch of chunks began
+    # per peer: failed deliveries so far, and when (trio clock) to offer ours again
+    failed_sends: dict[str, int] = field(default_factory=dict)
+    retry_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def members_int(self) -> list[int]:
@@ -771,14 +778,21 @@ class DataOwner:
                 rnd.acked.add(peer)
         except (ChannelError, DecodeError, OSError, trio.TooSlowError, ValueError) as error:
             log.info("%s: share to %s not delivered yet: %r", self.account, peer, error)
+        if peer not in rnd.acked:
+            failed = rnd.failed_sends.get(peer, 0)
+            rnd.failed_sends[peer] = failed + 1
+            wait = min(self.settings.share_retry * 2**failed, self.settings.share_retry_max)
+            rnd.retry_at[peer] = trio.current_time() + wait
 
     async def _resend_shares(self, rnd: _Round) -> None:
         """Retry deliveries peers have not acknowledged (they may have started late, or restarted
         and lost what we sent before)."""
         if rnd.machine.state not in (State.SHARED, State.SUBMITTED):
             return
+        now = trio.current_time()
         for action in rnd.machine.deliveries():
-            if _checksum(action.to) not in rnd.acked:
+            peer = _checksum(action.to)
+            if peer not in rnd.acked and now >= rnd.retry_at.get(peer, 0.0):
                 await self._send_share(rnd, action)
 
     async def _handle_peer(self, peer: int, channel: PeerChannel) -> None:

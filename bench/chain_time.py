@@ -75,9 +75,11 @@ MEASURE = (
     "over the round's transactions of send-to-receipt wall time (encode, fee, sign, send, "
     "execute and mine, receipt, decode), deployment excluded; median of repeats. "
     "node_seconds: the part inside eth_sendRawTransaction(Sync). protocol_overhead: the demo "
-    "scenario (10 DOs, real MNIST training) as a swarm on anvil, once per measured DO, that DO's "
-    "process alone on one core (a machine of its own) and the node, model owner and other nine "
-    "DOs on the other; its (trio step time + wall time of its chain calls, except the phase "
+    "scenario (10 DOs, real MNIST training, 3 rounds) as a swarm on anvil, once per measured "
+    "DO, that DO's process alone on one core (a machine of its own) and the node, model owner "
+    "and other nine DOs (at nice 19) on the other; in its middle round (protocol_overhead_last_"
+    "round: its last, with the payout), its (trio step time + wall time of its chain calls, "
+    "except the phase "
     "polls while it waits for the next phase, reported apart as "
     "protocol_overhead_with_phase_polls, and its one-off contract attach at start-up) / wall "
     "time of its local training; median over the measured DOs. protocol_overhead_one_process: "
@@ -253,15 +255,16 @@ def client_overhead() -> dict:
     return _overhead([summarize(times) for times in per_do], wall)
 
 
-OWN_CORE_ROUNDS = 2
+OWN_CORE_ROUNDS = 3
+MIDDLE_ROUND = 1  # measured: neither the first (start-up, registration) nor the last (payout)
 
 
-def _last_round(result: dict) -> dict[str, float]:
-    """A data owner's times in the last round of its task: from the round's opening to the end
-    (its withdrawal included); start-up and the first round's one-off costs left out."""
-    end = result["seconds"]
+def _round_window(result: dict, number: int) -> dict[str, float]:
+    """A data owner's times from round `number`'s opening to the next round's (or, for the last
+    round, to the end: its withdrawal included)."""
     marks = result["seconds_at_round_opening"]
-    start = marks[max(marks, key=int)]
+    start = marks[str(number)]
+    end = marks.get(str(number + 1), result["seconds"])
     return {key: value - start.get(key, 0.0) for key, value in end.items()}
 
 
@@ -269,8 +272,9 @@ def own_core_overhead(targets: Sequence[int]) -> dict | None:
     """The demo scenario, over `OWN_CORE_ROUNDS` rounds, as a swarm (one process per actor) on
     anvil, once per target data owner: the target alone on the first core, the node at normal
     priority on the rest, the model owner and the other nine data owners there too at the lowest
-    priority (`nice 19`), so the node answers as a node of its own would. The target's last
-    round is measured (steady state). None on a machine with one core."""
+    priority (`nice 19`), so the node answers as a node of its own would. The target's middle
+    round is measured (steady state); its last round, with the payout, is kept beside it
+    (`last_round`). None on a machine with one core."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return None
@@ -302,8 +306,19 @@ def own_core_overhead(targets: Sequence[int]) -> dict | None:
                 result = json.loads((Path(state) / f"do-{target}" / "result.json").read_text())
         finally:
             os.sched_setaffinity(0, cores)
-        rows.append({"index": target, **summarize(_last_round(result))})
-    return _overhead(rows, time.perf_counter() - started)
+        last = summarize(_round_window(result, OWN_CORE_ROUNDS - 1))
+        rows.append(
+            {
+                "index": target,
+                **summarize(_round_window(result, MIDDLE_ROUND)),
+                "last_round": last,
+            }
+        )
+    overhead = _overhead(rows, time.perf_counter() - started)
+    overhead["protocol_overhead_last_round"] = statistics.median(
+        r["last_round"]["fraction"] for r in rows
+    )
+    return overhead
 
 
 def measure(repeats: int, params: int, demo: bool, targets: Sequence[int]) -> dict:
@@ -330,6 +345,7 @@ def measure(repeats: int, params: int, demo: bool, targets: Sequence[int]) -> di
         "chain_to_paper": chain_seconds / PAPER_SECONDS,
         "protocol_overhead": pick(own_core, "protocol_overhead"),
         "protocol_overhead_with_phase_polls": pick(own_core, "protocol_overhead_with_phase_polls"),
+        "protocol_overhead_last_round": pick(own_core, "protocol_overhead_last_round"),
         "protocol_overhead_one_process": pick(one_process, "protocol_overhead"),
         "protocol_overhead_cpu": pick(one_process, "protocol_overhead_cpu"),
         "overhead_target": OVERHEAD_TARGET,

@@ -117,10 +117,15 @@ def chain_time(doc: dict) -> list[str]:
         out.append(
             [
                 "a data owner's protocol time / its local training time (demo scenario on "
-                "anvil; the data owner's process on a core of its own, median)",
+                "anvil, a middle round; the data owner's process on a core of its own, median)",
                 f"**{row['protocol_overhead']:.3f}**{detail}",
                 f"target {row.get('overhead_target', 0.1):.2f}; with phase polls "
-                f"{row['protocol_overhead_with_phase_polls']:.3f}",
+                f"{row['protocol_overhead_with_phase_polls']:.3f}"
+                + (
+                    f"; last round, with the payout, {row['protocol_overhead_last_round']:.3f}"
+                    if row.get("protocol_overhead_last_round") is not None
+                    else ""
+                ),
             ]
         )
     if row.get("protocol_overhead_one_process") is not None:
