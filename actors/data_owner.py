@@ -631,6 +631,16 @@ class DataOwner:
     def _group_result(self, number: int) -> int:
         return self.market.group_result(self.task, number, self._my_group())
 
+    def _status_and_result(self, number: int) -> tuple[int, int]:
+        """Our status and our group's result in one request (before unmasking)."""
+        status, result = self.market.views(
+            [
+                ("do_status", (self.task, number, self.account)),
+                ("group_result", (self.task, number, self._my_group())),
+            ]
+        )
+        return status, result
+
     # -- feeding the machine and performing its actions -------------------------------------
 
     async def _feed(self, rnd: _Round, step: str, event: Any) -> None:
@@ -739,13 +749,7 @@ class DataOwner:
 
     async def _unmask(self, rnd: _Round, action: PostUnmask) -> None:
         number = rnd.number
-        status, result = await self._chain(
-            self.market.views,
-            [
-                ("do_status", (self.task, number, self.account)),
-                ("group_result", (self.task, number, self._my_group())),
-            ],
-        )
+        status, result = await self._chain(self._status_and_result, number)
         if status >= STATUS_UNMASKED or result != GROUP_PENDING:
             return
         reveals = [(_checksum(r.dealer), r.kind, r.share, r.proof) for r in action.reveals]

@@ -270,17 +270,12 @@ class Market:
         """Several views at once, by contract function name (one round trip to a node)."""
         return self.chain.call_many(self.address, calls)
 
-    def phase_and_clock(self, task: int) -> tuple[PhaseInfo, int]:
-        """A task's phase and the chain's clock (`Chain.timestamp`), read together: what a
-        party polls while it waits for the next phase or a deadline."""
-        info, now, _ = self.poll(task)
-        return info, now
-
     def poll(
         self, task: int, extra: Sequence[tuple[str, Sequence[Any]]] = ()
     ) -> tuple[PhaseInfo, int, list[Any]]:
-        """`phase_and_clock` and the `extra` views with them, in the same request: what a party
-        needs to look at on every poll of a stage rides along instead of costing a request."""
+        """A task's phase, the chain's clock (`Chain.timestamp`) and the `extra` views, in one
+        request: what a party polls while it waits for the next phase or a deadline, with what
+        a stage needs on every poll riding along instead of costing a request of its own."""
         calls = [("task_phase_of", (task,)), *extra]
         values = self.chain.call_many(self.address, calls, clock=True)
         return PhaseInfo(*values[0]), values[-1], values[1:-1]
