@@ -23,6 +23,7 @@ import numpy as np
 import trio
 from eth_utils import to_checksum_address
 
+from actors.background import run_training
 from actors.chain.aio import on_chain
 from actors.chain.base import NodeUnavailable, TransactionReverted
 from actors.channels import (
@@ -141,6 +142,7 @@ class _Round:
     # per peer: failed deliveries so far, and when (trio clock) to offer ours again
     failed_sends: dict[str, int] = field(default_factory=dict)
     retry_at: dict[str, float] = field(default_factory=dict)
+    update_saved: bool = False  # the machine's update is in the store (it is written once)
 
     @property
     def members_int(self) -> list[int]:
@@ -359,13 +361,15 @@ class DataOwner:
         stored = self.store.get("round", f"{number}/machine")
         members, model_hash = await self._chain(self._round_facts, number)
         if stored is not None:
-            machine = RoundMachine.restore(stored, self.randbytes)
+            update = self.store.get("round", f"{number}/update")
+            machine = RoundMachine.restore(stored, self.randbytes, update=update)
             progress = msgspec.msgpack.decode(
                 self.store.get("round", f"{number}/progress") or b"\x80", type=_Progress
             )
         else:
             machine, progress = RoundMachine(self.randbytes), _Progress()
         rnd = _Round(number, machine, progress, members)
+        rnd.update_saved = machine.update_bytes is not None
         if "opened" not in progress.fed:
             config = self.config
             await self._feed(
@@ -394,7 +398,7 @@ class DataOwner:
         if "update" not in progress.fed:
             send, receive = trio.open_memory_channel[np.ndarray](1)
             self._updates[number] = receive
-            nursery.start_soon(self._train, number, send)
+            nursery.start_soon(self._train, number, model_hash, send)
 
     async def _resume(self, rnd: _Round) -> None:
         """After a restart: redo what the last persisted step decided (each action checks the
@@ -410,7 +414,7 @@ class DataOwner:
             redo.extend(machine.chunks())
         elif machine.state is State.UNMASKED and (unmask := machine.unmask()) is not None:
             redo.append(unmask)
-        await self._perform(rnd, redo)
+        await self._perform(rnd, redo, resumed=True)
 
     def _round_facts(self, number: int) -> tuple[tuple[str, ...], bytes]:
         """A round's group members and model hash; the first time, also every member's channel
@@ -437,11 +441,13 @@ class DataOwner:
             self._group = self.market.group_of(self.task, self.account)
         return self._group
 
-    async def _train(self, number: int, send: trio.MemorySendChannel[np.ndarray]) -> None:
+    async def _train(
+        self, number: int, model_hash: bytes, send: trio.MemorySendChannel[np.ndarray]
+    ) -> None:
         async with send:
-            model = await self._chain(self.market.model_bytes, self.task, number)
+            model = await self._chain(self.market.model_bytes, self.task, number, model_hash)
             self.observe("training", round=number)
-            update, samples = await trio.to_thread.run_sync(
+            update, samples = await run_training(
                 self.learner.train, model, number, limiter=self.train_limiter
             )
             rng = np.random.default_rng(int.from_bytes(self.randbytes(32), "big"))
@@ -662,32 +668,44 @@ class DataOwner:
                 self.observe("peer_error", round=rnd.number, peer=_checksum(peer), error=str(error))
 
     def _save(self, rnd: _Round) -> None:
-        # machine and progress in one transaction: a crash leaves both old or both new
-        self.store.put_many(
-            "round",
-            {
-                f"{rnd.number}/machine": rnd.machine.snapshot(),
-                f"{rnd.number}/progress": msgspec.msgpack.encode(rnd.progress),
-            },
-        )
+        # machine and progress in one transaction: a crash leaves both old or both new. The
+        # update (the bulk of a snapshot, fixed once in) is written once, with the first
+        # snapshot that has it: rewriting it on every save cost half a round's step time.
+        items = {
+            f"{rnd.number}/machine": rnd.machine.snapshot(update=False),
+            f"{rnd.number}/progress": msgspec.msgpack.encode(rnd.progress),
+        }
+        update = rnd.machine.update_bytes
+        if update is not None and not rnd.update_saved:
+            items[f"{rnd.number}/update"] = update
+        self.store.put_many("round", items)
+        rnd.update_saved = update is not None
 
-    async def _perform(self, rnd: _Round, actions: list[Action]) -> None:
+    async def _perform(self, rnd: _Round, actions: list[Action], *, resumed: bool = False) -> None:
         """Carry out the machine's actions in order. A transaction the market refuses (we were
-        too late, say) ends this batch: the chain's next facts tell the machine we missed out."""
+        too late, say) ends this batch: the chain's next facts tell the machine we missed out.
+
+        The machine emits each posting once, and it is persisted before it is performed, so
+        only a batch redone after a restart (`resumed`) may find its transactions on-chain
+        already: only then are they looked up first."""
         try:
             for action in actions:
-                await self._perform_one(rnd, action, actions)
+                await self._perform_one(rnd, action, actions, resumed)
         except TransactionReverted as refused:
             log.error("%s round %d: %s", self.account, rnd.number, refused)
             self.observe("refused", round=rnd.number, reason=refused.reason)
 
-    async def _perform_one(self, rnd: _Round, action: Action, batch: list[Action]) -> None:
+    async def _perform_one(
+        self, rnd: _Round, action: Action, batch: list[Action], resumed: bool
+    ) -> None:
         number = rnd.number
         if isinstance(action, SendShares):
             await self._send_share(rnd, action)
         elif isinstance(action, PostCommitment):
-            status = await self._chain(self.market.status, self.task, number, self.account)
-            if status < STATUS_COMMITTED:
+            if not resumed or (
+                await self._chain(self.market.status, self.task, number, self.account)
+                < STATUS_COMMITTED
+            ):
                 await self._chain(
                     self.market.commit_shares,
                     self.task,
@@ -699,7 +717,9 @@ class DataOwner:
                 )
                 self.observe("committed", round=number)
         elif isinstance(action, PostSettle):
-            if not await self._chain(self.market.settled, self.task, number, self.account):
+            if not resumed or not await self._chain(
+                self.market.settled, self.task, number, self.account
+            ):
                 accused = sum(1 << rnd.members_int.index(d) for d in action.accused)
                 await self._chain(self.market.settle, self.task, number, accused, self.account)
                 self.observe("settled", round=number, accused=len(action.accused))
@@ -707,13 +727,15 @@ class DataOwner:
             chunks = [a for a in batch if isinstance(a, PostChunk)]
             if self.config.data_path == DATA_PATH_BLOB:
                 if action is chunks[0]:
-                    await self._post_blobs(number, chunks)
+                    await self._post_blobs(number, chunks, resumed)
                 if action is chunks[-1]:
                     self.observe("submitted", round=number)
                 return
             if action is chunks[0]:  # chunks on-chain already (before a restart) are skipped
-                rnd.chunks_done = await self._chain(
-                    self.market.chunk_count, self.task, number, self.account
+                rnd.chunks_done = (
+                    await self._chain(self.market.chunk_count, self.task, number, self.account)
+                    if resumed
+                    else 0
                 )
             if action.chunk_index >= rnd.chunks_done:
                 self._check_drop(number, f"chunk{action.chunk_index}")
@@ -733,11 +755,15 @@ class DataOwner:
         else:
             self.observe(type(action).__name__.lower(), round=number)
 
-    async def _post_blobs(self, number: int, chunks: list[PostChunk]) -> None:
+    async def _post_blobs(self, number: int, chunks: list[PostChunk], resumed: bool) -> None:
         """A blob task's update: the machine's words again, cut into transactions of full
         blobs (docs/interfaces.md §3b); chunks already on-chain (before a restart) are skipped."""
         words = [w for chunk in chunks for w in chunk.words]
-        done = await self._chain(self.market.chunk_count, self.task, number, self.account)
+        done = (
+            await self._chain(self.market.chunk_count, self.task, number, self.account)
+            if resumed
+            else 0
+        )
         for index, chunk in enumerate(blob_chunks(words)):
             if index < done:
                 continue

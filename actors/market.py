@@ -387,8 +387,9 @@ class Market:
 
     # event readers (everything below needs nothing but chain data)
 
-    def model_bytes(self, task: int, round: int) -> bytes:
-        """A round's public model bytes, checked against the round's on-chain model hash."""
+    def model_bytes(self, task: int, round: int, expected: bytes | None = None) -> bytes:
+        """A round's public model bytes, checked against the round's on-chain model hash
+        (`expected`: that hash as the caller read it already)."""
         events = self.chain.events(
             self.address, "ModelChunk", filters={"task": task, "round": round}
         )
@@ -396,7 +397,8 @@ class Market:
         digest = bytes(32)
         for _, data in chunks:
             digest = model_digest(digest, data)
-        expected = self.round_model_hash(task, round)
+        if expected is None:
+            expected = self.round_model_hash(task, round)
         if expected == bytes(32) and round == 0:
             expected = self.config(task).model_hash  # round 0 before it opens
         if digest != expected:

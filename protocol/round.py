@@ -333,6 +333,7 @@ class _Record(msgspec.Struct, kw_only=True):
     settled: bool = False
     accused: list[bytes] = []
     update: bytes | None = None  # quantized ring vector, little-endian lanes
+    update_apart: bool = False  # a snapshot that left the update out (`snapshot(update=False)`)
     revealed: list[_Revealed] = []
     peer_errors: list[_PeerError] = []
 
@@ -973,19 +974,46 @@ class RoundMachine:
 
     # -- persistence -----------------------------------------------------------------------
 
-    def snapshot(self) -> bytes:
-        """Everything the machine knows, as msgpack (contains secrets: store it privately)."""
-        return msgspec.msgpack.encode(self._record)
+    def snapshot(self, *, update: bool = True) -> bytes:
+        """Everything the machine knows, as msgpack (contains secrets: store it privately).
+
+        Once in, the local update (``d`` lanes: nearly all of a snapshot's bytes) never changes.
+        An actor that saves after every event may leave it out (``update=False``), persist
+        ``update_bytes`` once, and give it back to ``restore``.
+        """
+        rec = self._record
+        if update or rec.update is None:
+            return msgspec.msgpack.encode(rec)
+        return msgspec.msgpack.encode(msgspec.structs.replace(rec, update=None, update_apart=True))
+
+    @property
+    def update_bytes(self) -> bytes | None:
+        """The quantized local update as the snapshot stores it (None before it is in)."""
+        return self._record.update
 
     @classmethod
-    def restore(cls, data: bytes, randbytes: RandBytes) -> RoundMachine:
-        """A machine continuing exactly where ``snapshot()`` left off."""
+    def restore(
+        cls, data: bytes, randbytes: RandBytes, *, update: bytes | None = None
+    ) -> RoundMachine:
+        """A machine continuing exactly where ``snapshot()`` left off; ``update`` is the
+        ``update_bytes`` saved apart when the snapshot was taken with ``update=False``."""
         try:
             record = _decode_record(data)
         except msgspec.MsgspecError as exc:
             raise LocalProtocolError(f"not a round snapshot: {exc}") from exc
         if record.version != SNAPSHOT_VERSION:
             raise LocalProtocolError(f"unknown round snapshot version {record.version}")
+        if record.update_apart:
+            if update is None:
+                raise LocalProtocolError("the snapshot's update was saved apart and is missing")
+            expected = record.d * record.lane_bits // 8
+            if len(update) != expected:
+                raise LocalProtocolError(
+                    f"the update saved apart has {len(update)} bytes, the round's has {expected}"
+                )
+            record.update, record.update_apart = update, False
+        elif update is not None and update != record.update:
+            raise LocalProtocolError("an update given for a snapshot that keeps its own")
         machine = cls(randbytes)
         machine._record = record
         return machine

@@ -56,7 +56,7 @@ class Receipt:
     block: int
     timestamp: int
     seconds: float  # wall time from send to receipt
-    events: tuple[Event, ...] = field(default=())
+    events: Sequence[Event] = field(default=())  # in log order (a backend may decode lazily)
     blob_gas_used: int = 0  # EIP-4844 blob gas, charged apart from `gas_used`
 
 

@@ -163,11 +163,11 @@ class Withholder(DataOwner):
 class FalseAccuser(DataOwner):
     """A holder that complains about every other member of its group, whatever it received."""
 
-    async def _perform_one(self, rnd, action, batch) -> None:
+    async def _perform_one(self, rnd, action, batch, resumed) -> None:
         if isinstance(action, PostSettle):
             me = int(self.account, 16)
             action = PostSettle(tuple(m for m in rnd.members_int if m != me))
-        await super()._perform_one(rnd, action, batch)
+        await super()._perform_one(rnd, action, batch, resumed)
 
 
 @pytest.mark.parametrize("who", [Withholder, FalseAccuser])

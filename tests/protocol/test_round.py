@@ -500,6 +500,42 @@ def test_snapshot_restore_mid_round_gives_the_same_outputs(cut: int) -> None:
     assert original.state == State.DONE
 
 
+@pytest.mark.parametrize("cut", range(2, 10))
+def test_snapshot_without_the_update_restores_with_it_given_back(cut: int) -> None:
+    script = Script(seed=10, n=4, threshold=2)
+    source = random.Random(42)
+    original = RoundMachine(source.randbytes)
+    events = _script_events(script, original)
+    for thunk in events[:cut]:
+        original.send(thunk())
+    update = original.update_bytes
+    slim = original.snapshot(update=False)
+    if update is None:
+        assert slim == original.snapshot()
+    else:
+        assert len(slim) < len(original.snapshot()) - len(update) // 2
+        with pytest.raises(LocalProtocolError, match="saved apart and is missing"):
+            RoundMachine.restore(slim, random.Random(0).randbytes)
+        with pytest.raises(LocalProtocolError, match="has 3 bytes"):
+            RoundMachine.restore(slim, random.Random(0).randbytes, update=b"abc")
+    clone_source = random.Random()
+    clone_source.setstate(source.getstate())
+    restored = RoundMachine.restore(slim, clone_source.randbytes, update=update)
+    assert restored.snapshot() == original.snapshot()
+    for thunk in events[cut:]:
+        event = thunk()
+        assert restored.send(event) == original.send(event)
+    assert restored.snapshot() == original.snapshot()
+
+
+def test_restore_refuses_an_update_for_a_snapshot_that_keeps_its_own() -> None:
+    script = Script(seed=10, n=4, threshold=2)
+    machine = RoundMachine(random.Random(1).randbytes)
+    machine.send(script.opened())
+    with pytest.raises(LocalProtocolError, match="keeps its own"):
+        RoundMachine.restore(machine.snapshot(), random.Random(0).randbytes, update=b"\x00" * 8)
+
+
 @pytest.mark.parametrize("cut", [0, 1])
 def test_restore_before_dealing_deals_the_same_keys(cut: int) -> None:
     # Shamir's coefficients come from pycryptodome's own CSPRNG (protocol.shamir), so share
