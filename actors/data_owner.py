@@ -143,6 +143,8 @@ class _Round:
     failed_sends: dict[str, int] = field(default_factory=dict)
     retry_at: dict[str, float] = field(default_factory=dict)
     update_saved: bool = False  # the machine's update is in the store (it is written once)
+    before_unmask: tuple[int, int] | None = None  # our status, our group's result at UNMASK
+    commitments_read: dict[str, MemberCommitment] | None = None  # by member, as last read
 
     @property
     def members_int(self) -> list[int]:
@@ -508,7 +510,7 @@ class DataOwner:
             return
         if "unmask" not in fed:
             self._check_drop(number, "unmask")
-            submitted = await self._chain(self._submitted, number)
+            submitted, rnd.before_unmask = await self._chain(self._submitted_and_result, number)
             await self._feed(rnd, "unmask", UnmaskPhaseOpened(submitted=submitted))
         if _finished(rnd.machine):
             return
@@ -525,18 +527,29 @@ class DataOwner:
     # writes what they read (SHARE, SUBMIT) is closed, so the values cannot move between them.
 
     def _commitments(self, number: int) -> SharesCommittedOnChain:
-        members = self.rounds[number].members
+        """The round's standing commitments. A commitment is written in SHARE and never changes;
+        SETTLE can only take one back (its dealer left a complaint unanswered). So once SETTLE
+        read them in full, a later read asks for the statuses alone."""
+        rnd = self.rounds[number]
+        members, known = rnd.members, rnd.commitments_read
+        if known is not None:
+            statuses = self.market.views([("do_status", (self.task, number, m)) for m in members])
+            standing = [
+                m for m, status in zip(members, statuses, strict=True) if status >= STATUS_COMMITTED
+            ]
+            if all(m in known for m in standing):
+                return SharesCommittedOnChain(commitments=tuple(known[m] for m in standing))
         views = ("do_status", "mask_pk", "shares_root", "points_digest")
         values = self.market.views([(v, (self.task, number, m)) for m in members for v in views])
-        return SharesCommittedOnChain(
-            commitments=tuple(
-                MemberCommitment(
-                    member=int(member, 16), mask_public=pk, shares_root=root, points_digest=points
-                )
-                for member, (status, pk, root, points) in zip(members, _quads(values), strict=True)
-                if status >= STATUS_COMMITTED
+        read = {
+            member: MemberCommitment(
+                member=int(member, 16), mask_public=pk, shares_root=root, points_digest=points
             )
-        )
+            for member, (status, pk, root, points) in zip(members, _quads(values), strict=True)
+            if status >= STATUS_COMMITTED
+        }
+        rnd.commitments_read = read
+        return SharesCommittedOnChain(commitments=tuple(read.values()))
 
     # -- SETTLE: complaints about dealt shares ----------------------------------------------
 
@@ -633,6 +646,25 @@ class DataOwner:
             for member, status in zip(members, statuses, strict=True)
             if status >= STATUS_SUBMITTED
         )
+
+    def _submitted_and_result(self, number: int) -> tuple[tuple[int, ...], tuple[int, int]]:
+        """Who submitted, with our status and our group's result (what `_unmask` checks), in
+        one request as UNMASK opens."""
+        members = self.rounds[number].members
+        values = self.market.views(
+            [
+                *[("do_status", (self.task, number, m)) for m in members],
+                ("group_result", (self.task, number, self._my_group())),
+            ]
+        )
+        statuses, result = values[:-1], values[-1]
+        submitted = tuple(
+            int(member, 16)
+            for member, status in zip(members, statuses, strict=True)
+            if status >= STATUS_SUBMITTED
+        )
+        mine = [m.lower() for m in members].index(self.account.lower())
+        return submitted, (statuses[mine], result)
 
     def _group_result(self, number: int) -> int:
         return self.market.group_result(self.task, number, self._my_group())
@@ -751,7 +783,7 @@ class DataOwner:
             if action is chunks[-1]:
                 self.observe("submitted", round=number)
         elif isinstance(action, PostUnmask):
-            await self._unmask(rnd, action)
+            await self._unmask(rnd, action, resumed)
         else:
             self.observe(type(action).__name__.lower(), round=number)
 
@@ -773,9 +805,12 @@ class DataOwner:
             )
             self.observe("chunk", round=number, index=index)
 
-    async def _unmask(self, rnd: _Round, action: PostUnmask) -> None:
+    async def _unmask(self, rnd: _Round, action: PostUnmask, resumed: bool) -> None:
         number = rnd.number
-        status, result = await self._chain(self._status_and_result, number)
+        if resumed or rnd.before_unmask is None:
+            status, result = await self._chain(self._status_and_result, number)
+        else:  # read with the statuses as UNMASK opened, just before the machine chose these
+            (status, result), rnd.before_unmask = rnd.before_unmask, None
         if status >= STATUS_UNMASKED or result != GROUP_PENDING:
             return
         reveals = [(_checksum(r.dealer), r.kind, r.share, r.proof) for r in action.reveals]
@@ -819,6 +854,8 @@ class DataOwner:
         and lost what we sent before)."""
         if rnd.machine.state not in (State.SHARED, State.SUBMITTED):
             return
+        if len(rnd.acked) >= len(rnd.members) - 1:
+            return  # every peer has ours (checked on every poll: no deliveries rebuilt)
         now = trio.current_time()
         for action in rnd.machine.deliveries():
             peer = _checksum(action.to)

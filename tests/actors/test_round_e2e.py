@@ -194,6 +194,35 @@ async def test_complaints_are_answered_on_chain_and_the_round_completes(
             assert do.paid_wei == REWARD
 
 
+class SilentWithholder(Withholder):
+    """A withholding dealer that never answers the complaint it earns."""
+
+    async def _answer_complaints(self, rnd) -> None:
+        return
+
+
+async def test_a_dealer_that_leaves_a_complaint_unanswered_is_excluded(tmp_path: Path) -> None:
+    """SETTLE closes with the complaint open: the dealer's commitment is taken back; its group's
+    other members read the standing commitments again (statuses only, the rest as SETTLE read
+    it), mask without it, and their aggregate is exact without it."""
+    with boa.env.anchor(), trio.fail_after(90):
+        _, market, mo, dos, reports, _ = await run_market(tmp_path, {}, kinds={0: SilentWithholder})
+        (report,) = reports
+        task, dealer = mo.task, dos[0]
+        assert [c[0] for c in market.complaints(task, 0)] == [dealer.account]
+        assert market.answers(task, 0) == []
+        assert market.status(task, 0, dealer.account) == 0  # its commitment was taken back
+        assert not market.is_credited(task, 0, dealer.account)
+        assert report.finalized_groups == 2
+        for group in range(market.group_count(task)):
+            members = market.group_members(task, group)
+            submitters = [do for do in dos[1:] if do.account in members]
+            expected = sum(do.plaintext[0] for do in submitters)
+            np.testing.assert_array_equal(report.aggregates[group], expected)
+        for do in dos[1:]:
+            assert market.is_credited(task, 0, do.account)
+
+
 @pytest.mark.parametrize("kill_after", ["committed", "settled", "chunk", "submitted", "unmasked"])
 async def test_killed_data_owner_resumes_from_its_store(tmp_path: Path, kill_after: str) -> None:
     """A data owner killed mid-round restarts from its SQLite state: the same secrets, no second
