@@ -31,6 +31,7 @@ from actors.channels import (
     ChannelKeys,
     MalformedFrame,
     PeerChannel,
+    ReadTimeout,
     open_channel,
     serve_channels,
 )
@@ -192,6 +193,7 @@ class DataOwner:
         self._peer_keys: dict[int, bytes] = {}
         self._endpoints: dict[str, str] = {}
         self._wake = trio.Event()  # set by local work that wants the chain looked at now
+        self._channels: dict[int, PeerChannel] = {}  # open channels to peers, by address
         # what the last poll read beside the phase: the chain's clock, and the views a live
         # round needs on every poll of its stage (`_poll_views`), by (view, round)
         self._now = 0
@@ -243,17 +245,21 @@ class DataOwner:
         self.config = await self._chain(self.market.config, self.task)
         # the Feldman checks' fixed-base table: built at start-up, not in the middle of a round
         await trio.to_thread.run_sync(bn254.warm)
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(self._serve)
-            await self._register(port)
-            task_status.started()
-            try:
-                await self._follow_task(nursery)
-            except DroppedOut:
+        try:
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(self._serve)
+                await self._register(port)
+                task_status.started()
+                try:
+                    await self._follow_task(nursery)
+                except DroppedOut:
+                    nursery.cancel_scope.cancel()
+                    return
+                await self._collect()
                 nursery.cancel_scope.cancel()
-                return
-            await self._collect()
-            nursery.cancel_scope.cancel()
+        finally:
+            for peer in list(self._channels):
+                await self._drop_channel(peer)
 
     async def _serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED):
         saved = self.store.get("identity", "port")
@@ -830,24 +836,41 @@ class DataOwner:
         peer = _checksum(action.to)
         if peer in rnd.acked:
             return
-        try:
-            host, port = (await self._endpoint(peer)).rsplit(":", 1)
-            with trio.fail_after(self.settings.ack_timeout):
-                channel = await open_channel(
-                    host, int(port), self.keys, self.me, action.to, self._registry, task=self.task
-                )
-                async with channel:
-                    await channel.send(encode(action.delivery))
-                    reply = decode(await channel.receive())
+        # A channel that carried an earlier round's delivery is used again (a peer serves every
+        # frame of a connection); one the peer closed since is dropped and dialled afresh, once.
+        for fresh in (False, True) if action.to in self._channels else (True,):
+            try:
+                reply = await self._exchange(peer, action, fresh)
+            except (ChannelError, DecodeError, OSError, trio.TooSlowError, ValueError) as error:
+                await self._drop_channel(action.to)
+                if fresh:
+                    log.info("%s: share to %s not delivered yet: %r", self.account, peer, error)
+                continue
             if isinstance(reply, ShareAck) and reply.shares_root == action.delivery.shares_root:
                 rnd.acked.add(peer)
-        except (ChannelError, DecodeError, OSError, trio.TooSlowError, ValueError) as error:
-            log.info("%s: share to %s not delivered yet: %r", self.account, peer, error)
+            break
         if peer not in rnd.acked:
             failed = rnd.failed_sends.get(peer, 0)
             rnd.failed_sends[peer] = failed + 1
             wait = min(self.settings.share_retry * 2**failed, self.settings.share_retry_max)
             rnd.retry_at[peer] = trio.current_time() + wait
+
+    async def _exchange(self, peer: str, action: SendShares, fresh: bool) -> Any:
+        """Send one delivery and read the peer's reply, over a new channel or the open one."""
+        with trio.fail_after(self.settings.ack_timeout):
+            if fresh:
+                host, port = (await self._endpoint(peer)).rsplit(":", 1)
+                self._channels[action.to] = await open_channel(
+                    host, int(port), self.keys, self.me, action.to, self._registry, task=self.task
+                )
+            channel = self._channels[action.to]
+            await channel.send(encode(action.delivery))
+            return decode(await channel.receive())
+
+    async def _drop_channel(self, peer: int) -> None:
+        channel = self._channels.pop(peer, None)
+        if channel is not None:
+            await trio.aclose_forcefully(channel)
 
     async def _resend_shares(self, rnd: _Round) -> None:
         """Retry deliveries peers have not acknowledged (they may have started late, or restarted
@@ -863,6 +886,15 @@ class DataOwner:
                 await self._send_share(rnd, action)
 
     async def _handle_peer(self, peer: int, channel: PeerChannel) -> None:
+        """Serve a peer's deliveries, as many as it sends over this channel (a dealer keeps its
+        channel for the next round); one left idle past the read timeout is closed quietly."""
+        try:
+            await self._serve_deliveries(channel)
+        except ReadTimeout:
+            return
+
+    async def _serve_deliveries(self, channel: PeerChannel) -> None:
+        peer = channel.peer_address
         async for payload in channel:
             try:
                 message = decode(payload)

@@ -2,6 +2,7 @@
 trio tasks, shares over authenticated loopback channels, a data owner dropping out; the recovered
 group aggregates are exact and exactly the submitters are paid."""
 
+import collections
 import random
 import threading
 from pathlib import Path
@@ -221,6 +222,58 @@ async def test_a_dealer_that_leaves_a_complaint_unanswered_is_excluded(tmp_path:
             np.testing.assert_array_equal(report.aggregates[group], expected)
         for do in dos[1:]:
             assert market.is_credited(task, 0, do.account)
+
+
+class CountingDialer(DataOwner):
+    """A data owner that counts the channels it dials, by round."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.dials: collections.Counter[int] = collections.Counter()
+
+    async def _exchange(self, peer, action, fresh):
+        if fresh:
+            self.dials[action.delivery.round] += 1
+        return await super()._exchange(peer, action, fresh)
+
+
+class OneDeliveryServer(CountingDialer):
+    """A peer that closes each connection once it has acknowledged one delivery (as one that
+    restarted between rounds would have)."""
+
+    async def _serve_deliveries(self, channel) -> None:
+        with trio.CancelScope() as scope:
+            send = channel.send
+
+            async def send_then_close(payload: bytes) -> None:
+                await send(payload)
+                scope.cancel()
+
+            channel.send = send_then_close
+            await super()._serve_deliveries(channel)
+
+
+async def test_channels_carry_the_next_rounds_deliveries_and_closed_ones_are_redialled(
+    tmp_path: Path,
+) -> None:
+    """Round 1's deliveries go over the channels round 0 opened; only channels to the peer that
+    closed its connections are dialled again, and both rounds aggregate exactly."""
+    kinds = {i: CountingDialer for i in range(6)} | {0: OneDeliveryServer}
+    with boa.env.anchor(), trio.fail_after(120):
+        _, market, mo, dos, reports, _ = await run_market(tmp_path, {}, rounds=2, kinds=kinds)
+        task = mo.task
+        assert [r.finalized_groups for r in reports] == [2, 2]
+        for number, report in enumerate(reports):
+            for group in range(market.group_count(task)):
+                members = market.group_members(task, group)
+                expected = sum(do.plaintext[number] for do in dos if do.account in members)
+                np.testing.assert_array_equal(report.aggregates[group], expected)
+        closer = market.group_of(task, dos[0].account)
+        for do in dos:
+            assert do.dials[0] == 2  # one channel to each of its two peers
+            in_group = market.group_of(task, do.account) == closer and do is not dos[0]
+            assert do.dials[1] == (1 if in_group else 0)
+            assert do._channels == {}  # closed when the task ended
 
 
 @pytest.mark.parametrize("kill_after", ["committed", "settled", "chunk", "submitted", "unmasked"])
