@@ -9,7 +9,7 @@ import threading
 import pytest
 import trio
 
-from actors.background import TRAINING_NICE, lower_this_thread, run_training
+from actors.background import SWITCH_INTERVAL, TRAINING_NICE, lower_this_thread, run_training
 
 
 def _nice_of_this_thread() -> int:
@@ -66,3 +66,8 @@ def test_lowering_a_thread_caps_at_19() -> None:
     thread.start()
     thread.join()
     assert result == [19]
+
+
+async def test_a_training_process_shortens_the_switch_interval() -> None:
+    await run_training(int)
+    assert sys.getswitchinterval() <= SWITCH_INTERVAL
