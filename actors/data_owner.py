@@ -318,11 +318,11 @@ class DataOwner:
         """One look at the chain: the task's phase, or None once the task is over for us."""
         wanted = self._poll_views()
         info, now, values = await self._chain(
-            self.market.poll, self.task, [(view, args) for view, _, args in wanted]
+            self.market.poll, self.task, [(view, *call) for view, _, *call in wanted]
         )
         self._now = now
         self._polled = {
-            (view, number): value for (view, number, _), value in zip(wanted, values, strict=True)
+            (view, number): value for (view, number, *_), value in zip(wanted, values, strict=True)
         }
         if info.phase in (PHASE_ENDED, PHASE_CANCELLED) and not self._live_rounds():
             return None
@@ -348,13 +348,19 @@ class DataOwner:
             return
         self.observe("advanced", phase=info.phase, round=info.round)
 
-    def _poll_views(self) -> list[tuple[str, int, tuple[Any, ...]]]:
-        """Views to read with the phase: a round that unmasked waits for its group's result."""
-        return [
-            ("group_result", number, (self.task, number, self._group))
-            for number in self._live_rounds()
-            if "unmask" in self.rounds[number].progress.fed and self._group is not None
-        ]
+    def _poll_views(self) -> list[tuple[Any, ...]]:
+        """Views to read with the phase, `(view, round, args[, contract])`: a round that
+        unmasked waits for its group's result; one that dealt and has not seen the standing
+        commitments (SHARE, SETTLE) watches for complaints against us (a view of the court)."""
+        views: list[tuple[Any, ...]] = []
+        for number in self._live_rounds():
+            fed = self.rounds[number].progress.fed
+            if "unmask" in fed and self._group is not None:
+                views.append(("group_result", number, (self.task, number, self._group)))
+            elif "share" in fed and "commitments" not in fed:
+                args = (self.task, number, self.account)
+                views.append(("open_against", number, args, self.market.court))
+        return views
 
     def _live_rounds(self) -> list[int]:
         return [n for n, r in self.rounds.items() if not _finished(r.machine)]
@@ -578,8 +584,12 @@ class DataOwner:
 
     async def _answer_complaints(self, rnd: _Round) -> None:
         number = rnd.number
-        # one cheap view per poll; the complaint events only when some are open against us
-        if not await self._chain(self.market.open_against, self.task, number, self.account):
+        # a view riding along with every poll; the complaint events only when some are open
+        # against us
+        against = self._polled.pop(("open_against", number), None)
+        if against is None:
+            against = await self._chain(self.market.open_against, self.task, number, self.account)
+        if not against:
             return
         complaints = await self._chain(self.market.complaints, self.task, number)
         for dealer, holder in complaints:

@@ -271,11 +271,12 @@ class Market:
         return self.chain.call_many(self.address, calls)
 
     def poll(
-        self, task: int, extra: Sequence[tuple[str, Sequence[Any]]] = ()
+        self, task: int, extra: Sequence[tuple[Any, ...]] = ()
     ) -> tuple[PhaseInfo, int, list[Any]]:
         """A task's phase, the chain's clock (`Chain.timestamp`) and the `extra` views, in one
         request: what a party polls while it waits for the next phase or a deadline, with what
-        a stage needs on every poll riding along instead of costing a request of its own."""
+        a stage needs on every poll riding along instead of costing a request of its own
+        (`(function, args)`, or `(function, args, self.court)` for a view of the court)."""
         calls = [("task_phase_of", (task,)), *extra]
         values = self.chain.call_many(self.address, calls, clock=True)
         return PhaseInfo(*values[0]), values[-1], values[1:-1]

@@ -74,7 +74,7 @@ def _is_phase_poll(name: str, args: tuple, kwargs: dict) -> bool:
 
 def _read_label(name: str, args: tuple) -> str:
     if name == "call_many" and len(args) > 1:
-        return "+".join(sorted({function for function, _ in args[1]}))
+        return "+".join(sorted({call[0] for call in args[1]}))
     return args[1] if name in ("call", "events") and len(args) > 1 else ""
 
 

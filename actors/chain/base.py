@@ -111,10 +111,11 @@ class Chain(Protocol):
         ...
 
     def call_many(
-        self, address: str, calls: Sequence[tuple[str, Sequence[Any]]], *, clock: bool = False
+        self, address: str, calls: Sequence[tuple[Any, ...]], *, clock: bool = False
     ) -> list[Any]:
-        """Read several views (`(function, args)` each) at once, in order; with `clock`, the
-        value of `timestamp()` follows them (a node answers all in one round trip)."""
+        """Read several views (`(function, args)` each, or `(function, args, other)` for a view
+        of another attached contract) at once, in order; with `clock`, the value of
+        `timestamp()` follows them (a node answers all in one round trip)."""
         ...
 
     def events(

@@ -170,9 +170,9 @@ class BoaChain:
             raise TransactionReverted(function, revert_reason(error)) from None
 
     def call_many(
-        self, address: str, calls: Sequence[tuple[str, Sequence[Any]]], *, clock: bool = False
+        self, address: str, calls: Sequence[tuple[Any, ...]], *, clock: bool = False
     ) -> list[Any]:
-        results = [self.call(address, function, args) for function, args in calls]
+        results = [self.call(c[2] if len(c) > 2 else address, c[0], c[1]) for c in calls]
         return [*results, self.timestamp()] if clock else results
 
     def events(

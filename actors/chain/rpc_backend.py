@@ -548,17 +548,21 @@ class RpcChain:
         return codec.decode_result(function, bytes.fromhex(result[2:]))
 
     def call_many(
-        self, address: str, calls: Sequence[tuple[str, Sequence[Any]]], *, clock: bool = False
+        self, address: str, calls: Sequence[tuple[Any, ...]], *, clock: bool = False
     ) -> list[Any]:
-        """Several views, and with `clock` the chain's `timestamp()` after them, in one JSON-RPC
-        batch: one round trip to the node, where a data owner's polls used to make one each."""
-        if address not in self._codecs:
-            address = Web3.to_checksum_address(address)
-        codec = self._codecs[address]
-        batch: list[tuple[str, list[Any]]] = [
-            ("eth_call", [{"to": address, "data": "0x" + codec.encode_call(f, a).hex()}, "latest"])
-            for f, a in calls
-        ]
+        """Several views (a call's third element: another attached contract), and with `clock`
+        the chain's `timestamp()` after them, in one JSON-RPC batch: one round trip to the
+        node, where a data owner's polls used to make one each."""
+        batch: list[tuple[str, list[Any]]] = []
+        codecs = []
+        for call in calls:
+            to = call[2] if len(call) > 2 else address
+            if to not in self._codecs:
+                to = Web3.to_checksum_address(to)
+            codec = self._codecs[to]
+            codecs.append(codec)
+            data = "0x" + codec.encode_call(call[0], call[1]).hex()
+            batch.append(("eth_call", [{"to": to, "data": data}, "latest"]))
         if clock:
             batch.append(("eth_getBlockByNumber", ["latest", False]))
         if not batch:
@@ -570,10 +574,10 @@ class RpcChain:
         if not isinstance(responses, list) or len(responses) != len(batch):
             raise ChainError(f"the node refused a batch of {len(batch)} requests: {responses}")
         results = []
-        for (function, _), response in zip(calls, responses[: len(calls)], strict=True):
+        for call, codec, response in zip(calls, codecs, responses[: len(calls)], strict=True):
             if "error" in response:
-                raise _call_error(function, response)
-            results.append(codec.decode_result(function, bytes.fromhex(response["result"][2:])))
+                raise _call_error(call[0], response)
+            results.append(codec.decode_result(call[0], bytes.fromhex(response["result"][2:])))
         if clock:
             block = responses[-1]
             if "error" in block:

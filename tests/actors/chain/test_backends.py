@@ -102,6 +102,22 @@ def test_call_many_reads_views_and_the_clock_at_once(chain: Chain, probe: tuple[
     assert info.value.reason == "probe: zero"
 
 
+def test_call_many_reads_views_of_another_contract_in_the_same_batch(
+    chain: Chain, probe: tuple[str, str]
+) -> None:
+    sender, address = probe
+    other = chain.deploy(PROBE, [], sender)
+    chain.transact(address, "bump", [4, []], sender)
+    chain.transact(other, "bump", [7, []], sender)
+    calls = [("count", ()), ("count", (), other), ("checked", (5,), other)]
+    *values, now = chain.call_many(address, calls, clock=True)
+    assert values == [4, 7, 5]
+    assert now <= chain.timestamp() <= now + 2
+    with pytest.raises(TransactionReverted) as info:
+        chain.call_many(address, [("count", ()), ("checked", (0,), other)])
+    assert info.value.reason == "probe: zero"
+
+
 def test_advance_time_moves_block_timestamp(chain: Chain, probe: tuple[str, str]) -> None:
     sender, address = probe
     before = chain.timestamp()
