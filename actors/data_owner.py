@@ -14,7 +14,7 @@ import functools
 import io
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -657,11 +657,7 @@ class DataOwner:
     def _submitted(self, number: int) -> tuple[int, ...]:
         members = self.rounds[number].members
         statuses = self.market.views([("do_status", (self.task, number, m)) for m in members])
-        return tuple(
-            int(member, 16)
-            for member, status in zip(members, statuses, strict=True)
-            if status >= STATUS_SUBMITTED
-        )
+        return _submitters(members, statuses)
 
     def _submitted_and_result(self, number: int) -> tuple[tuple[int, ...], tuple[int, int]]:
         """Who submitted, with our status and our group's result (what `_unmask` checks), in
@@ -674,13 +670,8 @@ class DataOwner:
             ]
         )
         statuses, result = values[:-1], values[-1]
-        submitted = tuple(
-            int(member, 16)
-            for member, status in zip(members, statuses, strict=True)
-            if status >= STATUS_SUBMITTED
-        )
         mine = [m.lower() for m in members].index(self.account.lower())
-        return submitted, (statuses[mine], result)
+        return _submitters(members, statuses), (statuses[mine], result)
 
     def _group_result(self, number: int) -> int:
         return self.market.group_result(self.task, number, self._my_group())
@@ -976,6 +967,15 @@ def _stage(info: Any, number: int) -> int:
 
 def _finished(machine: RoundMachine) -> bool:
     return machine.state in (State.DONE, State.FAILED, State.ERROR)
+
+
+def _submitters(members: Sequence[str], statuses: Sequence[int]) -> tuple[int, ...]:
+    """The members whose status says they submitted, as addresses."""
+    return tuple(
+        int(member, 16)
+        for member, status in zip(members, statuses, strict=True)
+        if status >= STATUS_SUBMITTED
+    )
 
 
 def _quads(values: list[Any]) -> list[tuple[Any, Any, Any, Any]]:

@@ -481,19 +481,26 @@ def _script_events(script: Script, machine: RoundMachine) -> list[Callable[[], E
     ]
 
 
-@pytest.mark.parametrize("cut", range(2, 10))
-def test_snapshot_restore_mid_round_gives_the_same_outputs(cut: int) -> None:
+def _cut_round(cut: int) -> tuple[random.Random, RoundMachine, list[Callable[[], Event]]]:
+    """A machine fed the first `cut` events of a scripted round: its random source, the
+    machine, and the rest of the round's events."""
     script = Script(seed=10, n=4, threshold=2)
     source = random.Random(42)
     original = RoundMachine(source.randbytes)
     events = _script_events(script, original)
     for thunk in events[:cut]:
         original.send(thunk())
+    return source, original, events[cut:]
+
+
+@pytest.mark.parametrize("cut", range(2, 10))
+def test_snapshot_restore_mid_round_gives_the_same_outputs(cut: int) -> None:
+    source, original, rest = _cut_round(cut)
     clone_source = random.Random()
     clone_source.setstate(source.getstate())
     restored = RoundMachine.restore(original.snapshot(), clone_source.randbytes)
     assert restored.snapshot() == original.snapshot()
-    for thunk in events[cut:]:
+    for thunk in rest:
         event = thunk()
         assert restored.send(event) == original.send(event)
         assert restored.snapshot() == original.snapshot()
@@ -502,12 +509,7 @@ def test_snapshot_restore_mid_round_gives_the_same_outputs(cut: int) -> None:
 
 @pytest.mark.parametrize("cut", range(2, 10))
 def test_snapshot_without_the_update_restores_with_it_given_back(cut: int) -> None:
-    script = Script(seed=10, n=4, threshold=2)
-    source = random.Random(42)
-    original = RoundMachine(source.randbytes)
-    events = _script_events(script, original)
-    for thunk in events[:cut]:
-        original.send(thunk())
+    source, original, rest = _cut_round(cut)
     update = original.update_bytes
     slim = original.snapshot(update=False)
     if update is None:
@@ -522,7 +524,7 @@ def test_snapshot_without_the_update_restores_with_it_given_back(cut: int) -> No
     clone_source.setstate(source.getstate())
     restored = RoundMachine.restore(slim, clone_source.randbytes, update=update)
     assert restored.snapshot() == original.snapshot()
-    for thunk in events[cut:]:
+    for thunk in rest:
         event = thunk()
         assert restored.send(event) == original.send(event)
     assert restored.snapshot() == original.snapshot()
