@@ -14,6 +14,7 @@ import functools
 import io
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from eth_utils import to_checksum_address
 from actors.background import run_training
 from actors.chain.aio import on_chain
 from actors.chain.base import NodeUnavailable, TransactionReverted
+from actors.chain.watch import Polled, Watch, watch
 from actors.channels import (
     ChannelError,
     ChannelKeys,
@@ -87,6 +89,9 @@ log = logging.getLogger("omnilytics.do")
 Observer = Callable[..., None]
 # deliveries held for a round this data owner has not opened yet (one per group peer suffices)
 _MAX_EARLY = 128
+# A wait for news hands its latest poll back after this long even when nothing changed (the
+# rounds' bookkeeping runs then, as on every poll before; news and due times come first).
+_WATCH_HEARTBEAT = 2.0
 
 
 class Learner(Protocol):
@@ -143,6 +148,8 @@ class _Round:
     # per peer: failed deliveries so far, and when (trio clock) to offer ours again
     failed_sends: dict[str, int] = field(default_factory=dict)
     retry_at: dict[str, float] = field(default_factory=dict)
+    # SETTLE: waiting for late deliveries until this chain time (then we settle without them)
+    settle_until: int | None = None
     update_saved: bool = False  # the machine's update is in the store (it is written once)
     before_unmask: tuple[int, int] | None = None  # our status, our group's result at UNMASK
     commitments_read: dict[str, MemberCommitment] | None = None  # by member, as last read
@@ -193,6 +200,12 @@ class DataOwner:
         self._peer_keys: dict[int, bytes] = {}
         self._endpoints: dict[str, str] = {}
         self._wake = trio.Event()  # set by local work that wants the chain looked at now
+        self._watching: trio.CancelScope | None = None  # a wait for news in a worker thread
+        # polls wait in a worker thread where the chain client may be called from one
+        chain = market.chain
+        self._threaded_polls = chain.name != "boa" and getattr(chain, "latency", None) is None
+        # the last poll processed: its views, phase info and values (a watch's baseline)
+        self._seen_poll: tuple[list[tuple[Any, ...]], PhaseInfo, list[Any]] | None = None
         self._channels: dict[int, PeerChannel] = {}  # open channels to peers, by address
         # what the last poll read beside the phase: the chain's clock, and the views a live
         # round needs on every poll of its stage (`_poll_views`), by (view, round)
@@ -291,35 +304,108 @@ class DataOwner:
         self.observe("registered", endpoint=endpoint)
 
     async def _follow_task(self, nursery: trio.Nursery) -> None:
-        interval, seen = self.settings.poll_interval, None
+        interval, seen, news = self.settings.poll_interval, None, None
         ceiling = max(self.settings.poll_max, self.settings.poll_interval)
         while True:
             try:
-                info = await self._follow_step(nursery)
+                info = await self._follow_step(nursery, news)
+                if info is None:
+                    return
+                if (info.phase, info.round) == seen:
+                    interval = min(2 * interval, ceiling)
+                else:
+                    interval, seen = self.settings.poll_interval, (info.phase, info.round)
+                news = await self._wait_for_news(info, interval, ceiling)
             except NodeUnavailable as error:
                 # the node is down or unreachable: wait for it, our state is safe in the store
                 log.error("%s: %s; retrying", self.account, error)
                 self.observe("node_unavailable", error=str(error))
+                news = None
                 await trio.sleep(max(1.0, self.settings.poll_interval))
                 continue
-            if info is None:
-                return
-            if (info.phase, info.round) == seen:
-                interval = min(2 * interval, ceiling)
-            else:
-                interval, seen = self.settings.poll_interval, (info.phase, info.round)
-            with trio.move_on_after(interval):
-                await self._wake.wait()
             if self._wake.is_set():
                 self._wake = trio.Event()
                 interval = self.settings.poll_interval
 
-    async def _follow_step(self, nursery: trio.Nursery) -> PhaseInfo | None:
-        """One look at the chain: the task's phase, or None once the task is over for us."""
+    def _wake_up(self) -> None:
+        """Have the chain read now, not at the next poll (local work that needs it)."""
+        self._wake.set()
+        if self._watching is not None:
+            self._watching.cancel()
+
+    async def _wait_for_news(
+        self, info: PhaseInfo, interval: float, ceiling: float
+    ) -> tuple[list[tuple[Any, ...]], Polled] | None:
+        """Wait until the chain has news for us (`actors.chain.watch`): the poll that brought
+        it, with the views it read; None when woken (or on the embedded chain, after one
+        interval), and the caller polls itself."""
+        if not self._threaded_polls:
+            with trio.move_on_after(interval):
+                await self._wake.wait()
+            return None
         wanted = self._poll_views()
-        info, now, values = await self._chain(
-            self.market.poll, self.task, [(view, *call) for view, _, *call in wanted]
+        seen = self._seen_poll
+        plan = Watch(
+            baseline=(seen[1], seen[2]) if seen is not None and seen[0] == wanted else None,
+            chain_due=self._chain_due(info),
+            interval=interval,
+            ceiling=ceiling,
+            timeout=self._retry_wait(info),
         )
+        poll = functools.partial(self.market.poll, self.task, _poll_calls(wanted))
+        stop, polled = threading.Event(), None
+        with trio.CancelScope() as scope:
+            self._watching = scope
+            if self._wake.is_set():
+                scope.cancel()
+            try:
+                polled = await trio.to_thread.run_sync(
+                    watch, poll, plan, stop, abandon_on_cancel=True
+                )
+            finally:
+                stop.set()
+                self._watching = None
+        return None if polled is None else (wanted, polled)
+
+    def _chain_due(self, info: PhaseInfo) -> int | None:
+        """The chain time at which a poll is news even if nothing changed: our nudge of a
+        phase past its deadline (`_nudge`), the end of a wait for late deliveries (`_settle`)."""
+        settling = [self.rounds[n].settle_until for n in self._live_rounds()]
+        due = [until for until in settling if until is not None]
+        if info.phase not in (PHASE_ENDED, PHASE_CANCELLED):
+            due.append(info.deadline + self.settings.advance_grace)
+        return min(due, default=None)
+
+    def _retry_wait(self, info: PhaseInfo) -> float:
+        """Seconds until we owe a peer another offer of its shares (`_resend_shares`), at most
+        the heartbeat."""
+        wait = _WATCH_HEARTBEAT
+        now = trio.current_time()
+        for number in self._live_rounds():
+            rnd = self.rounds[number]
+            if not _SHARE <= _stage(info, number) <= _SUBMIT:
+                continue
+            if rnd.machine.state not in (State.SHARED, State.SUBMITTED):
+                continue
+            acked = {int(peer, 16) for peer in rnd.acked}
+            for member in rnd.members_int:
+                if member != self.me and member not in acked:
+                    retry_at = rnd.retry_at.get(_checksum(member), 0.0)
+                    wait = min(wait, max(0.0, retry_at - now))
+        return wait
+
+    async def _follow_step(
+        self, nursery: trio.Nursery, news: tuple[list[tuple[Any, ...]], Polled] | None = None
+    ) -> PhaseInfo | None:
+        """One look at the chain (a poll of ours, or the news a wait brought): the task's phase,
+        or None once the task is over for us."""
+        if news is None:
+            wanted = self._poll_views()
+            polled = await self._chain(self.market.poll, self.task, _poll_calls(wanted))
+        else:
+            wanted, polled = news
+        info, now, values = polled
+        self._seen_poll = (wanted, info, values)
         self._now = now
         self._polled = {
             (view, number): value for (view, number, *_), value in zip(wanted, values, strict=True)
@@ -479,7 +565,7 @@ class DataOwner:
                 np.save(buffer, lanes, allow_pickle=False)
                 self.store.put("plaintext", str(number), buffer.getvalue())
             await send.send(lanes)
-            self._wake.set()  # the update waits for the next poll: make it now
+            self._wake_up()  # the update waits for the next poll: make it now
 
     async def _step_round(self, rnd: _Round, info: Any) -> None:
         """Feed the machine every chain fact about its round it has not seen yet, in order."""
@@ -576,8 +662,10 @@ class DataOwner:
             waiting = [c.member for c in onchain.commitments if c.member not in held]
             half = self.config.share_duration // 2
             cutoff = info.deadline - half
-            if waiting and self._now < cutoff - max(2, half // 4):
+            rnd.settle_until = cutoff - max(2, half // 4)
+            if waiting and self._now < rnd.settle_until:
                 return  # late deliveries may still come over the channels
+            rnd.settle_until = None
             await self._feed(rnd, "settle", SettleDue(commitments=onchain.commitments))
         await self._answer_complaints(rnd)
         await self._take_answers(rnd)
@@ -912,6 +1000,8 @@ class DataOwner:
                 self._early.append((peer, message))
             else:
                 await self._deliver(rnd, peer, message)
+                if rnd.settle_until is not None:
+                    self._wake_up()  # SETTLE waits for deliveries: maybe this was the last
             ack = ShareAck(
                 task=message.task,
                 round=message.round,
@@ -963,6 +1053,11 @@ def _stage(info: Any, number: int) -> int:
     if info.round > number:
         return _RESOLVED
     return _PHASE_STAGE.get(info.phase, _RESOLVED)
+
+
+def _poll_calls(wanted: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """`Market.poll`'s extra calls for `_poll_views`' `(view, round, args[, contract])`."""
+    return [(view, *call) for view, _, *call in wanted]
 
 
 def _finished(machine: RoundMachine) -> bool:

@@ -1,0 +1,103 @@
+"""Data owners on a real node wait for news in a worker thread (`actors.chain.watch`): a round
+with slow local training completes with exact aggregates and every data owner paid, the update
+wakes its data owner at once, and the polls that brought nothing new never reached a data
+owner's round bookkeeping in the trio thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trio
+
+from actors.chain.anvil import AnvilNode
+from actors.chain.rpc_backend import RpcChain
+from actors.data_owner import DataOwner, DataOwnerSettings
+from actors.market import Market
+from actors.model_owner import ModelOwner, TaskPlan
+from actors.store import StateStore
+from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
+
+pytestmark = pytest.mark.anvil
+
+P = 500
+REWARD = 10**16
+TRAINING_SECONDS = 1.2
+
+
+class SlowUpdate(FixedUpdate):
+    """A fixed update that takes a while to train, so the data owners wait in SUBMIT."""
+
+    def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
+        time.sleep(TRAINING_SECONDS)
+        return super().train(model_bytes, round)
+
+
+class CountingMarket(Market):
+    """One data owner's market: counts its polls (from any thread)."""
+
+    polls = 0
+
+    def poll(self, *args, **kwargs):
+        self.polls += 1
+        return super().poll(*args, **kwargs)
+
+
+class CountingDataOwner(DataOwner):
+    """Counts the looks at the chain its trio thread processed."""
+
+    steps = 0
+
+    async def _follow_step(self, nursery, news=None):
+        self.steps += 1
+        return await super()._follow_step(nursery, news)
+
+
+async def test_polls_without_news_stay_in_the_watch_thread(tmp_path: Path) -> None:
+    with AnvilNode() as node, trio.fail_after(120):
+        chain = RpcChain(node.url, dev=True)
+        mo_account = chain.new_account(10**21)
+        market = Market.deploy(chain, mo_account)
+        plan = TaskPlan(
+            max_dos=4,
+            min_dos=4,
+            group_size=2,
+            threshold=2,
+            reward_per_do=REWARD,
+            share_duration=30,
+            submit_duration=30,
+            unmask_duration=30,
+        )
+        mo = ModelOwner(market, mo_account, VectorOwner(P), plan, poll_interval=0.05)
+        task = await mo.create_task()
+        rng = np.random.default_rng(3)
+        dos = []
+        for i in range(4):
+            account = chain.new_account(10**20)
+            dos.append(
+                CountingDataOwner(
+                    CountingMarket(chain, market.address),
+                    account,
+                    task,
+                    SlowUpdate(rng.normal(0, 0.01, P), samples=100),
+                    StateStore(tmp_path / f"do{i}.sqlite"),
+                    settings=DataOwnerSettings(poll_interval=0.05, keep_plaintext=True),
+                )
+            )
+        async with trio.open_nursery() as nursery:
+            for do in dos:
+                await nursery.start(do.run)
+            (report,) = await mo.run()
+
+        assert report.finalized_groups == 2
+        for group, aggregate in report.aggregates.items():
+            members = market.group_members(task, group)
+            expected = sum(do.plaintext[0] for do in dos if do.account in members)
+            np.testing.assert_array_equal(aggregate, expected)
+        assert all(do.paid_wei == REWARD for do in dos)
+        for do in dos:
+            # while it trained, a data owner polled at 50, 100, 200, 400 ms, ... with nothing new
+            # on-chain: those polls stayed in the watch thread
+            assert do.market.polls - do.steps >= 3, (do.market.polls, do.steps)
