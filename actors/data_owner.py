@@ -3,9 +3,10 @@ masked update, unmasks, and collects its pay.
 
 The protocol rules live in `protocol.round.RoundMachine`; this actor only translates between the
 world and that machine: chain phases and views become events, and the machine's actions become
-transactions and channel messages. Every machine step is persisted (snapshot plus what was fed)
-before its actions run, and every action checks the chain first, so a killed and restarted data
-owner resumes without dealing fresh secrets or posting anything twice.
+transactions and channel messages. Every machine step that sends something is persisted
+(snapshot plus what was fed) before its actions run (one that sends nothing, with the next), and
+a batch redone after a restart checks the chain first, so a killed and restarted data owner
+resumes without dealing fresh secrets or posting anything twice.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ log = logging.getLogger("omnilytics.do")
 Observer = Callable[..., None]
 # deliveries held for a round this data owner has not opened yet (one per group peer suffices)
 _MAX_EARLY = 128
+# machine actions that reach the world: a step that emits one is persisted before it runs
+_OUTWARD = (SendShares, PostCommitment, PostSettle, PostChunk, PostUnmask)
 # A wait for news hands its latest poll back after this long even when nothing changed (the
 # rounds' bookkeeping runs then, as on every poll before; news and due times come first).
 _WATCH_HEARTBEAT = 2.0
@@ -780,7 +783,13 @@ class DataOwner:
         actions = rnd.machine.send(event)
         if step not in rnd.progress.fed:
             rnd.progress.fed.append(step)
-        self._save(rnd)
+        # Write-ahead: a step is persisted before any of its actions reaches the world. A step
+        # that sends nothing (the round opened, the update is ready, the commitments are read,
+        # the group is paid) is persisted with the next one; after a crash it is fed again
+        # from the same chain facts or a fresh training run. (A share delivery is always
+        # persisted: the acknowledgement the dealer gets is the world's.)
+        if any(isinstance(action, _OUTWARD) for action in actions):
+            self._save(rnd)
         self._log_problems(rnd)
         await self._perform(rnd, actions)
 

@@ -1,19 +1,21 @@
 """Data owner details: a round's machine is visible to the peer handler only once it is opened
 (a delivery that arrives while the data owner still reads the chain must wait, not hit a machine
-that has not seen `RoundOpened`), and a refused transaction is named, not fatal."""
+that has not seen `RoundOpened`), a refused transaction is named, not fatal, and a step is
+written to the store before its actions run (one that sends nothing, with the next)."""
 
 from pathlib import Path
 
 import boa
+import msgspec
 import numpy as np
 import trio
 
 from actors.chain import BoaChain
-from actors.data_owner import DataOwner
+from actors.data_owner import DataOwner, _Progress
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
-from protocol.round import PostCommitment, State
+from protocol.round import PostCommitment, RoundMachine, SendShares, SharePhaseOpened, State
 from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
 
 
@@ -82,3 +84,33 @@ async def test_a_refused_transaction_is_logged_not_fatal(tmp_path: Path) -> None
         commitment = PostCommitment(b"\x01" * 32, b"\x02" * 32, bytes(256))
         await owner._perform(rnd, [commitment])
         assert ("refused", {"round": 0, "reason": "rounds: wrong phase"}) in seen
+
+
+async def test_a_step_is_stored_before_its_actions_run_one_that_sends_nothing_with_the_next(
+    tmp_path: Path,
+) -> None:
+    with boa.env.anchor(), trio.fail_after(30):
+        _, market, task, _, accounts = await _round_zero_open()
+        store = StateStore(tmp_path / "do.sqlite")
+        owner = DataOwner(market, accounts[0], task, FixedUpdate(np.zeros(500), 1), store)
+        owner.config = market.config(task)
+        performed: list[tuple[list, bytes | None]] = []
+
+        async def perform(rnd, actions, *, resumed=False) -> None:
+            performed.append((actions, store.get("round", "0/progress")))
+
+        owner._perform = perform  # type: ignore[method-assign]
+        async with trio.open_nursery() as nursery:
+            await owner._open_round(0, nursery)
+            nursery.cancel_scope.cancel()
+        # the round opened: nothing reached the world, nothing was written
+        assert performed == [([], None)]
+        assert store.get("round", "0/machine") is None
+
+        await owner._feed(owner.rounds[0], "share", SharePhaseOpened())
+        actions, progress = performed[-1]
+        assert any(isinstance(a, SendShares) for a in actions)
+        assert progress is not None  # written before the deliveries went out, with the opening
+        assert msgspec.msgpack.decode(progress, type=_Progress).fed == ["opened", "share"]
+        restored = RoundMachine.restore(store.get("round", "0/machine"), owner.randbytes)
+        assert restored.state is State.SHARED
