@@ -29,6 +29,7 @@ from protocol.commitments import (
     split_chunks,
 )
 from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS, STATUS_SUBMITTED
+from protocol.encoding import PackedWords
 from protocol.errors import RemoteProtocolError
 from protocol.recovery import BlobChunk, RevealedShare, Submission
 
@@ -186,7 +187,9 @@ class Market:
     def submit(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
     ) -> Receipt:
-        return self._send("submit", [task, round, chunk_index, list(words)], sender)
+        if not isinstance(words, PackedWords):
+            words = list(words)
+        return self._send("submit", [task, round, chunk_index, words], sender)
 
     def submit_update(
         self,

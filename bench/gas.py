@@ -30,6 +30,7 @@ from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
+from protocol.encoding import words_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FLOOR_PER_NONZERO_BYTE = 40  # EIP-7623: 10 gas per token, 4 tokens per non-zero byte
@@ -70,7 +71,7 @@ class SyntheticOwner:
 
 def calldata_floor(words: list[int] | tuple[int, ...]) -> int:
     """EIP-7623 floor of the words' own bytes (no selector, no transaction base cost)."""
-    data = b"".join(w.to_bytes(32, "big") for w in words)
+    data = words_bytes(words)
     zeros = data.count(0)
     return FLOOR_PER_NONZERO_BYTE * (len(data) - zeros) + FLOOR_PER_ZERO_BYTE * zeros
 

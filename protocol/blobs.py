@@ -23,7 +23,8 @@ import eth_account
 import numpy as np
 
 from protocol.constants import BLOB_WORDS
-from protocol.errors import RemoteProtocolError
+from protocol.encoding import words_bytes
+from protocol.errors import EncodingError, RemoteProtocolError
 
 FIELD_ELEMENTS_PER_BLOB = 4096
 BYTES_PER_FIELD_ELEMENT = 32
@@ -74,8 +75,8 @@ def words_to_blobs(words: Sequence[int]) -> list[bytes]:
     if not words:
         return []
     try:
-        data = b"".join([w.to_bytes(WORD_BYTES, "big") for w in words])
-    except (AttributeError, OverflowError):
+        data = words_bytes(words)
+    except EncodingError:
         raise ValueError("words must be integers in [0, 2**256)") from None
     count = blob_count(len(words))
     payload = np.zeros(count * FIELD_ELEMENTS_PER_BLOB * PAYLOAD_BYTES, dtype=np.uint8)

@@ -23,6 +23,7 @@ from protocol.constants import (
     SECRET_KINDS,
     WORD_BITS,
 )
+from protocol.encoding import PackedWords
 from protocol.errors import CommitmentError, LocalProtocolError
 
 HASH_BYTES = 32
@@ -216,7 +217,10 @@ def deal_commitment(
 
 def abi_encode_words(words: Sequence[int]) -> bytes:
     """ABI encoding of one ``uint256[]`` argument: offset ``0x20`` ‖ length ‖ words (§3)."""
-    body = b"".join(_word(w, WORD_BITS, "word") for w in words)
+    if isinstance(words, PackedWords):
+        body = words.data
+    else:
+        body = b"".join(_word(w, WORD_BITS, "word") for w in words)
     return _ABI_ARRAY_OFFSET + len(words).to_bytes(32, "big") + body
 
 
@@ -231,9 +235,10 @@ def chunk_digest(prev: bytes, words: Sequence[int]) -> bytes:
     return keccak(prev + keccak(abi_encode_words(words)))
 
 
-def split_chunks(words: Sequence[int], chunk_words: int = MAX_CHUNK_WORDS) -> list[list[int]]:
+def split_chunks(words: Sequence[int], chunk_words: int = MAX_CHUNK_WORDS) -> list[Sequence[int]]:
     """Cut a packed update into the fewest in-order chunks of at most ``chunk_words`` words,
-    evenly: sizes differ by at most one, the longer ones first.
+    evenly: sizes differ by at most one, the longer ones first. Chunks are slices of `words`
+    (of `PackedWords`, packed words again).
 
     Each transaction pays its base cost once, so the fewest chunks win; each chunk also pays a
     fixed execution cost that only a long chunk's calldata floor hides, so a short remainder
@@ -248,7 +253,7 @@ def split_chunks(words: Sequence[int], chunk_words: int = MAX_CHUNK_WORDS) -> li
     chunks, start = [], 0
     for index in range(count):
         end = start + size + (index < longer)
-        chunks.append(list(words[start:end]))
+        chunks.append(words[start:end])
         start = end
     return chunks
 

@@ -40,7 +40,7 @@ after ``send`` returns and *before* performing the actions, then after a crash r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -246,7 +246,7 @@ class PostChunk:
     """Call ``submit(task, round, chunk_index, words)``; chunks go in index order."""
 
     chunk_index: int
-    words: tuple[int, ...]
+    words: Sequence[int]  # the packed words (`PackedWords`: their calldata bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,9 +674,7 @@ def _masked(rec: _Record) -> np.ndarray:
 
 def _chunks(rec: _Record) -> list[Action]:
     words = pack_lanes(_masked(rec), rec.lane_bits)
-    return [
-        PostChunk(i, tuple(chunk)) for i, chunk in enumerate(split_chunks(words, rec.chunk_words))
-    ]
+    return [PostChunk(i, chunk) for i, chunk in enumerate(split_chunks(words, rec.chunk_words))]
 
 
 def _not_submitted(rec: _Record, ev: UnmaskPhaseOpened, randbytes: RandBytes) -> list[Action]:

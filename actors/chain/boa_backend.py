@@ -29,6 +29,7 @@ from actors.chain.base import (
     TxRecord,
     normalise,
 )
+from protocol.encoding import PackedWords
 
 
 @cache
@@ -113,6 +114,8 @@ class BoaChain:
             raise BlobsUnsupported("the embedded chain cannot carry blobs: use a node (anvil)")
         contract = self._contracts[str(address)]
         self._sync_clock()
+        # boa's encoder takes plain lists for arrays
+        args = [list(a) if isinstance(a, PackedWords) else a for a in args]
         started = time.perf_counter()
         try:
             getattr(contract, function)(*args, sender=sender, value=value)

@@ -20,6 +20,7 @@ from eth_utils import to_checksum_address
 from eth_utils.abi import collapse_if_tuple, event_abi_to_log_topic, function_abi_to_4byte_selector
 
 from actors.chain.base import ChainError, Event, normalise
+from protocol.encoding import PackedWords
 
 _WORDS = "uint256[]"
 _WORD = 32
@@ -191,6 +192,8 @@ def _decode_word(abi_type: str, word: memoryview) -> Any:
 
 
 def _pack_words(words: Sequence[int]) -> bytes:
+    if isinstance(words, PackedWords):  # already the body's bytes
+        return len(words).to_bytes(_WORD, "big") + words.data
     if bool in set(map(type, words)):
         raise ChainError("uint256[] values must be integers, not booleans")
     try:

@@ -127,7 +127,8 @@ class _JsonRpc:
         body = json.dumps(payload).encode()
         # a request that never reached the node may be sent again on a fresh connection (the
         # node closed an idle one); a transaction is not, it may have been received
-        resend = '"eth_sendRawTransaction' not in body.decode("ascii", "replace")
+        calls = payload if isinstance(payload, list) else [payload]
+        resend = not any(c["method"].startswith("eth_sendRawTransaction") for c in calls)
         for attempt in (0, 1):
             connection = getattr(self._local, "connection", None)
             if connection is None:

@@ -91,8 +91,8 @@ def test_accumulator_known_answer_with_wrap_around(accumulator):
     first = np.array([top, 1, half, 5] + [top] * (lanes - 4), dtype=np.uint64)
     second = np.array([1, top, half, 6] + [top] * (lanes - 4), dtype=np.uint64)
     expected = [0, 0, 0, 11] + [top - 1] * (lanes - 4)
-    accumulator.add(0, pack_lanes(first, k))
-    accumulator.add(0, pack_lanes(second, k))
+    accumulator.add(0, list(pack_lanes(first, k)))
+    accumulator.add(0, list(pack_lanes(second, k)))
     assert _sum(accumulator, 1, lanes).tolist() == expected
 
 
@@ -121,7 +121,7 @@ def test_accumulator_matches_the_sum_modulo_2k(accumulator_deployer, lane_bits, 
         np.random.default_rng(seed).integers(0, 2**lane_bits, d, dtype=np.uint64) for seed in seeds
     ]
     for update in updates:
-        words = pack_lanes(update, lane_bits)
+        words = list(pack_lanes(update, lane_bits))  # boa takes arrays as lists
         # two chunks, as a data owner would send a long update
         cut = len(words) // 2
         if cut:

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.encoding import (
+    PackedWords,
     QuantConfig,
     check_headroom,
     clip,
@@ -16,6 +17,7 @@ from protocol.encoding import (
     quantize,
     unpack_lanes,
     word_count,
+    words_bytes,
 )
 from protocol.errors import ConfigError, DecodeError, DecodeReason, EncodingError
 
@@ -120,6 +122,35 @@ def test_pack_bit_layout_lane_zero_low(k: int, data: st.DataObject) -> None:
     for i, value in enumerate(v.tolist()):
         expected[i // lanes] |= value << (k * (i % lanes))
     assert words == expected
+
+
+@given(k=lane_bits, data=st.data())
+def test_packed_words_read_as_the_ints_they_hold(k: int, data: st.DataObject) -> None:
+    v = data.draw(ring_vectors(k))
+    words = pack_lanes(v, k)
+    ints = list(words)
+    assert isinstance(words, PackedWords)
+    assert words.data == words_bytes(ints) == b"".join(w.to_bytes(32, "big") for w in ints)
+    assert words == ints and ints == words and words == tuple(ints)
+    start = data.draw(st.integers(-len(ints) - 1, len(ints) + 1))
+    stop = data.draw(st.integers(-len(ints) - 1, len(ints) + 1))
+    assert words[start:stop] == ints[start:stop]
+    assert isinstance(words[start:stop], PackedWords)
+    assert words[::2] == ints[::2]
+    assert [words[i] for i in range(-len(ints), len(ints))] == ints + ints
+    with pytest.raises(IndexError):
+        words[len(ints)]
+    assert hash(words) == hash(PackedWords(words.data))
+
+
+def test_packed_words_are_whole_words_and_words_bytes_checks_plain_ones() -> None:
+    with pytest.raises(EncodingError):
+        PackedWords(bytes(33))
+    assert PackedWords(b"") == [] and len(PackedWords(b"")) == 0
+    assert PackedWords(bytes(32)) != [0, 0] and PackedWords(bytes(32)) != "x"
+    for bad in ([-1], [2**256], [True], ["1"]):
+        with pytest.raises(EncodingError):
+            words_bytes(bad)
 
 
 def test_pack_small_example() -> None:

@@ -10,6 +10,7 @@ from web3 import Web3
 
 from actors.chain.artifacts import MARKET_SOURCE, artifact_for
 from actors.chain.codec import ContractCodec
+from protocol.encoding import PackedWords, words_bytes
 
 ABI = artifact_for(MARKET_SOURCE).abi
 CODEC = ContractCodec(ABI)
@@ -28,6 +29,14 @@ def _same_as_web3(function: str, args: list[Any]) -> None:
 @given(task=uint256, round=uint256, index=uint256, words=st.lists(uint256, max_size=50))
 def test_submit_calldata(task: int, round: int, index: int, words: list[int]) -> None:
     _same_as_web3("submit", [task, round, index, words])
+
+
+@given(index=uint256, words=st.lists(uint256, min_size=1, max_size=50))
+def test_submit_calldata_of_packed_words_is_the_same(index: int, words: list[int]) -> None:
+    packed = PackedWords(words_bytes(words))
+    assert CODEC.encode_call("submit", [1, 2, index, packed]) == CODEC.encode_call(
+        "submit", [1, 2, index, words]
+    )
 
 
 @given(
