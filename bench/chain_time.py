@@ -75,10 +75,11 @@ MEASURE = (
     "over the round's transactions of send-to-receipt wall time (encode, fee, sign, send, "
     "execute and mine, receipt, decode), deployment excluded; median of repeats. "
     "node_seconds: the part inside eth_sendRawTransaction(Sync). protocol_overhead: the demo "
-    "scenario (10 DOs, real MNIST training, 3 rounds) as a swarm on anvil, once per measured "
+    "scenario (10 DOs, real MNIST training, 5 rounds) as a swarm on anvil, once per measured "
     "DO, that DO's process alone on one core (a machine of its own) and the node, model owner "
-    "and other nine DOs (at nice 19) on the other; in its middle round (protocol_overhead_last_"
-    "round: its last, with the payout), its (trio step time + wall time of its chain calls, "
+    "and other nine DOs (at nice 19) on the other; over its middle rounds 1-3 together "
+    "(protocol_overhead_last_round: its last, with the payout), its (trio step time + wall time "
+    "of its chain calls, "
     "except the phase "
     "polls while it waits for the next phase, reported apart as "
     "protocol_overhead_with_phase_polls, and its one-off contract attach at start-up) / wall "
@@ -255,16 +256,20 @@ def client_overhead() -> dict:
     return _overhead([summarize(times) for times in per_do], wall)
 
 
-OWN_CORE_ROUNDS = 3
-MIDDLE_ROUND = 1  # measured: neither the first (start-up, registration) nor the last (payout)
+OWN_CORE_ROUNDS = 5
+# measured together: the steady state, neither the first round (start-up, registration) nor the
+# last (payout); one round alone moved by a tenth from run to run on this shared machine
+MIDDLE_ROUNDS = (1, 2, 3)
 
 
-def _round_window(result: dict, number: int) -> dict[str, float]:
-    """A data owner's times from round `number`'s opening to the next round's (or, for the last
-    round, to the end: its withdrawal included)."""
+def _round_window(result: dict, first: int, last: int | None = None) -> dict[str, float]:
+    """A data owner's times from round `first`'s opening to round `last`'s end (default: the
+    same round), the next round's opening (or, for the task's last round, the end of the run:
+    its withdrawal included)."""
+    last = first if last is None else last
     marks = result["seconds_at_round_opening"]
-    start = marks[str(number)]
-    end = marks.get(str(number + 1), result["seconds"])
+    start = marks[str(first)]
+    end = marks.get(str(last + 1), result["seconds"])
     return {key: value - start.get(key, 0.0) for key, value in end.items()}
 
 
@@ -273,8 +278,8 @@ def own_core_overhead(targets: Sequence[int]) -> dict | None:
     anvil, once per target data owner: the target alone on the first core, the node at normal
     priority on the rest, the model owner and the other nine data owners there too at the lowest
     priority (`nice 19`), so the node answers as a node of its own would. The target's middle
-    round is measured (steady state); its last round, with the payout, is kept beside it
-    (`last_round`). None on a machine with one core."""
+    rounds (`MIDDLE_ROUNDS`, the steady state) are measured together; its last round, with the
+    payout, is kept beside them (`last_round`). None on a machine with one core."""
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return None
@@ -310,11 +315,13 @@ def own_core_overhead(targets: Sequence[int]) -> dict | None:
         rows.append(
             {
                 "index": target,
-                **summarize(_round_window(result, MIDDLE_ROUND)),
+                **summarize(_round_window(result, MIDDLE_ROUNDS[0], MIDDLE_ROUNDS[-1])),
+                "rounds_measured": len(MIDDLE_ROUNDS),
                 "last_round": last,
             }
         )
     overhead = _overhead(rows, time.perf_counter() - started)
+    overhead["rounds_measured"] = len(MIDDLE_ROUNDS)
     overhead["protocol_overhead_last_round"] = statistics.median(
         r["last_round"]["fraction"] for r in rows
     )
@@ -411,7 +418,7 @@ def main() -> None:
     parser.add_argument("--skip-demo", action="store_true", help="chain time only")
     parser.add_argument(
         "--own-core",
-        default="2,7",
+        default="2,5,7",
         help="data owners measured on a core of their own, one swarm run each ('' for none)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "chain_time.json")

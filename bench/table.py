@@ -108,16 +108,18 @@ def chain_time(doc: dict) -> list[str]:
     if row.get("protocol_overhead") is not None:
         client = doc.get("client_own_core") or doc.get("client") or {}
         seconds = client.get("median_seconds", {})
+        rounds = client.get("rounds_measured", 1)
         detail = ""
         if seconds:
             detail = (
-                f" ({seconds['protocol'] * 1e3:.0f} ms of protocol per "
-                f"{seconds['training']:.2f} s of training)"
+                f" ({seconds['protocol'] * 1e3 / rounds:.0f} ms of protocol per "
+                f"{seconds['training'] / rounds:.2f} s of training, a round)"
             )
         out.append(
             [
                 "a data owner's protocol time / its local training time (demo scenario on "
-                "anvil, a middle round; the data owner's process on a core of its own, median)",
+                "anvil, middle rounds 1-3 of 5; the data owner's process on a core of its "
+                "own, median of 3)",
                 f"**{row['protocol_overhead']:.3f}**{detail}",
                 f"target {row.get('overhead_target', 0.1):.2f}; with phase polls "
                 f"{row['protocol_overhead_with_phase_polls']:.3f}"
