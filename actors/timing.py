@@ -58,7 +58,9 @@ class TimedChain:
                 else:
                     self._spent["transactions" if name == "transact" else "reads"] += spent
                     self._spent["cpu chain"] += cpu
-                    if name != "transact":
+                    if name == "transact":
+                        self._spent[f"transact {args[1]}"] += spent
+                    else:
                         label = f"read {name} {_read_label(name, args)}".strip()
                         self._spent[label] += spent
 
