@@ -390,11 +390,9 @@ class DataOwner:
                 continue
             if rnd.machine.state not in (State.SHARED, State.SUBMITTED):
                 continue
-            acked = {int(peer, 16) for peer in rnd.acked}
-            for member in rnd.members_int:
-                if member != self.me and member not in acked:
-                    retry_at = rnd.retry_at.get(_checksum(member), 0.0)
-                    wait = min(wait, max(0.0, retry_at - now))
+            for peer in (_checksum(m) for m in rnd.members_int if m != self.me):
+                if peer not in rnd.acked:
+                    wait = min(wait, max(0.0, rnd.retry_at.get(peer, 0.0) - now))
         return wait
 
     async def _follow_step(

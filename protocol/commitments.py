@@ -23,7 +23,7 @@ from protocol.constants import (
     SECRET_KINDS,
     WORD_BITS,
 )
-from protocol.encoding import PackedWords
+from protocol.encoding import words_bytes
 from protocol.errors import CommitmentError, LocalProtocolError
 
 HASH_BYTES = 32
@@ -217,11 +217,7 @@ def deal_commitment(
 
 def abi_encode_words(words: Sequence[int]) -> bytes:
     """ABI encoding of one ``uint256[]`` argument: offset ``0x20`` ‖ length ‖ words (§3)."""
-    if isinstance(words, PackedWords):
-        body = words.data
-    else:
-        body = b"".join(_word(w, WORD_BITS, "word") for w in words)
-    return _ABI_ARRAY_OFFSET + len(words).to_bytes(32, "big") + body
+    return _ABI_ARRAY_OFFSET + len(words).to_bytes(32, "big") + words_bytes(words)
 
 
 def chunk_digest(prev: bytes, words: Sequence[int]) -> bytes:

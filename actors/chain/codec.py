@@ -20,7 +20,8 @@ from eth_utils import to_checksum_address
 from eth_utils.abi import collapse_if_tuple, event_abi_to_log_topic, function_abi_to_4byte_selector
 
 from actors.chain.base import ChainError, Event, normalise
-from protocol.encoding import PackedWords
+from protocol.encoding import words_bytes
+from protocol.errors import EncodingError
 
 _WORDS = "uint256[]"
 _WORD = 32
@@ -192,14 +193,10 @@ def _decode_word(abi_type: str, word: memoryview) -> Any:
 
 
 def _pack_words(words: Sequence[int]) -> bytes:
-    if isinstance(words, PackedWords):  # already the body's bytes
-        return len(words).to_bytes(_WORD, "big") + words.data
-    if bool in set(map(type, words)):
-        raise ChainError("uint256[] values must be integers, not booleans")
     try:
-        body = b"".join([w.to_bytes(_WORD, "big") for w in words])
-    except (AttributeError, OverflowError):
-        raise ChainError("uint256[] values must be integers in [0, 2**256)") from None
+        body = words_bytes(words)  # packed words are their body's bytes already
+    except EncodingError as error:
+        raise ChainError(f"uint256[] values: {error}") from None
     return len(words).to_bytes(_WORD, "big") + body
 
 

@@ -14,6 +14,7 @@ import trio
 
 from actors.aggregation import recover_round
 from actors.chain import BoaChain
+from actors.chain.base import Chain
 from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
@@ -60,7 +61,7 @@ class VectorOwner:
         return float(-np.linalg.norm(self.vector - 0.01))
 
 
-async def new_task(chain: BoaChain, **plan: int) -> tuple[Market, ModelOwner, VectorOwner, int]:
+async def new_task(chain: Chain, **plan: int) -> tuple[Market, ModelOwner, VectorOwner, int]:
     """A market on `chain` and a model owner's task with a group of `plan`'s shape."""
     mo_account = chain.new_account(10**21)
     market = Market.deploy(chain, mo_account)

@@ -16,14 +16,11 @@ from actors.chain.anvil import AnvilNode
 from actors.chain.rpc_backend import RpcChain
 from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.market import Market
-from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
-from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
+from tests.actors.test_round_e2e import REWARD, FixedUpdate, P, new_task
 
 pytestmark = pytest.mark.anvil
 
-P = 500
-REWARD = 10**16
 TRAINING_SECONDS = 1.2
 
 
@@ -58,20 +55,16 @@ class CountingDataOwner(DataOwner):
 async def test_polls_without_news_stay_in_the_watch_thread(tmp_path: Path) -> None:
     with AnvilNode() as node, trio.fail_after(120):
         chain = RpcChain(node.url, dev=True)
-        mo_account = chain.new_account(10**21)
-        market = Market.deploy(chain, mo_account)
-        plan = TaskPlan(
+        market, mo, _, task = await new_task(
+            chain,
             max_dos=4,
             min_dos=4,
             group_size=2,
             threshold=2,
-            reward_per_do=REWARD,
             share_duration=30,
             submit_duration=30,
             unmask_duration=30,
         )
-        mo = ModelOwner(market, mo_account, VectorOwner(P), plan, poll_interval=0.05)
-        task = await mo.create_task()
         rng = np.random.default_rng(3)
         dos = []
         for i in range(4):
