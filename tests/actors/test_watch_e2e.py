@@ -6,6 +6,7 @@ owner's round bookkeeping in the trio thread."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,20 @@ from tests.actors.test_round_e2e import REWARD, FixedUpdate, P, new_task
 
 pytestmark = pytest.mark.anvil
 
-TRAINING_SECONDS = 1.2
+TRAINING_SECONDS = 2.0
 
 
 class SlowUpdate(FixedUpdate):
-    """A fixed update that takes a while to train, so the data owners wait in SUBMIT."""
+    """A fixed update that trains for a while after every data owner committed its shares, so
+    the data owners wait in SUBMIT with nothing new on-chain, however long sharing took."""
+
+    def __init__(self, update: np.ndarray, samples: int, shared: Callable[[], bool]) -> None:
+        super().__init__(update, samples=samples)
+        self.shared = shared
 
     def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
+        while not self.shared():
+            time.sleep(0.05)
         time.sleep(TRAINING_SECONDS)
         return super().train(model_bytes, round)
 
@@ -65,6 +73,12 @@ async def test_polls_without_news_stay_in_the_watch_thread(tmp_path: Path) -> No
             submit_duration=30,
             unmask_duration=30,
         )
+        # the trainers' own view of the chain, off the data owners' clients
+        reader = Market(RpcChain(node.url, dev=True), market.address)
+
+        def shared() -> bool:
+            return reader.round_committed(task, 0) == 4
+
         rng = np.random.default_rng(3)
         dos = []
         for i in range(4):
@@ -74,7 +88,7 @@ async def test_polls_without_news_stay_in_the_watch_thread(tmp_path: Path) -> No
                     CountingMarket(chain, market.address),
                     account,
                     task,
-                    SlowUpdate(rng.normal(0, 0.01, P), samples=100),
+                    SlowUpdate(rng.normal(0, 0.01, P), 100, shared),
                     StateStore(tmp_path / f"do{i}.sqlite"),
                     settings=DataOwnerSettings(poll_interval=0.05, keep_plaintext=True),
                 )
@@ -91,6 +105,7 @@ async def test_polls_without_news_stay_in_the_watch_thread(tmp_path: Path) -> No
             np.testing.assert_array_equal(aggregate, expected)
         assert all(do.paid_wei == REWARD for do in dos)
         for do in dos:
-            # while it trained, a data owner polled at 50, 100, 200, 400 ms, ... with nothing new
-            # on-chain: those polls stayed in the watch thread
+            # once SUBMIT opened, the data owner polled at 50, 100, 200, 400, 400 ms ... with
+            # nothing new on-chain while the update trained: those polls stayed in the watch
+            # thread (2 s after the last commitment leaves 4-6 of them, whatever the load)
             assert do.market.polls - do.steps >= 3, (do.market.polls, do.steps)
