@@ -1034,10 +1034,12 @@ class DataOwner:
     async def _collect(self) -> None:
         """Withdraw what the market credited us, and our bond once the task is over."""
         token = self.config.token
-        bond = await self._chain(self.market.bond_of, self.task, self.account)
+        reads = [("bond_of", (self.task, self.account)), ("credits", (token, self.account))]
+        bond, owed = await self._chain(self.market.views, reads)
         if bond:
+            # the bond comes back as credits (or goes to the model owner): read them again
             await self._chain(self.market.release_bond, self.task, self.account, self.account)
-        owed = await self._chain(self.market.credits, self.account, token)
+            owed = await self._chain(self.market.credits, self.account, token)
         if owed:
             await self._chain(self.market.withdraw, self.account, token)
             self.paid_wei += owed

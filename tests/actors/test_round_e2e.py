@@ -446,3 +446,43 @@ async def test_data_owners_finish_and_get_paid_when_the_model_owner_vanishes(
         assert all(do.paid_wei == REWARD for do in dos)
         (aggregate,) = recover_round(market, task, 0).aggregates.values()
         np.testing.assert_array_equal(aggregate.ring_sum, sum(do.plaintext[0] for do in dos))
+
+
+async def test_data_owners_collect_their_bond_with_their_pay(tmp_path: Path) -> None:
+    """With a bond, every data owner that took part gets it back after the task, beside its
+    reward: one read of both, the release, a second read of the credits, one withdrawal."""
+    bond = 10**15
+    with boa.env.anchor(), trio.fail_after(90):
+        chain = BoaChain(realtime=True)
+        market, mo, _, task = await new_task(
+            chain,
+            max_dos=3,
+            min_dos=3,
+            group_size=3,
+            threshold=2,
+            bond=bond,
+            share_duration=4,
+            submit_duration=4,
+            unmask_duration=4,
+        )
+        rng = np.random.default_rng(11)
+        dos = [
+            DataOwner(
+                market,
+                chain.new_account(10**20),
+                task,
+                FixedUpdate(rng.normal(0, 0.01, P), samples=100),
+                StateStore(tmp_path / f"do{i}.sqlite"),
+                settings=DataOwnerSettings(poll_interval=0.02),
+            )
+            for i in range(3)
+        ]
+        async with trio.open_nursery() as nursery:
+            for do in dos:
+                await nursery.start(do.run)
+            (report,) = await mo.run()
+        assert report.finalized_groups == 1
+        for do in dos:
+            assert do.paid_wei == REWARD + bond
+            assert market.bond_of(task, do.account) == 0
+            assert market.credits(do.account) == 0
