@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from protocol.constants import MAX_CHUNK_WORDS
+
 if TYPE_CHECKING:
     from actors.scenario import Scenario
 
@@ -201,6 +203,15 @@ def data_owner(
     timings: Annotated[
         bool, typer.Option(help="write where the time went (protocol, chain, training)")
     ] = False,
+    chunk_words: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_CHUNK_WORDS,
+            help="most words a submission transaction carries (a node whose transaction-size "
+            "limit is 128 KiB, as geth's pool, takes up to 4,000)",
+        ),
+    ] = MAX_CHUNK_WORDS,
 ) -> None:
     """Run a data owner process (private key in $OMNILYTICS_PRIVATE_KEY); resumes from state."""
     from actors.roles import load_scenario, run_data_owner
@@ -215,6 +226,7 @@ def data_owner(
         keep_plaintext=keep_plaintext,
         host=host,
         timings=timings,
+        chunk_words=chunk_words,
     )
 
 

@@ -26,6 +26,7 @@ from actors.market import Market
 from actors.model_owner import ModelOwner
 from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
 from actors.store import StateStore
+from protocol.constants import MAX_CHUNK_WORDS
 
 KEY_ENV = "OMNILYTICS_PRIVATE_KEY"
 
@@ -106,10 +107,12 @@ def run_data_owner(
     keep_plaintext: bool = False,
     host: str = "127.0.0.1",
     timings: bool = False,
+    chunk_words: int = MAX_CHUNK_WORDS,
 ) -> None:
     """Take part in `task` as data owner `index` of the scenario until the task is over; peers
-    reach our channel at `host` (the address we listen on and register as our endpoint). With
-    `timings`, `result.json` also tells where the time went (`actors.timing`)."""
+    reach our channel at `host` (the address we listen on and register as our endpoint); a
+    submission transaction carries at most `chunk_words` words. With `timings`, `result.json`
+    also tells where the time went (`actors.timing`)."""
     _log_to(state_dir)
     use_threads(1)
     sys.setswitchinterval(_SWITCH_INTERVAL)
@@ -128,6 +131,7 @@ def run_data_owner(
         sample_cap=scenario.do_samples,
         keep_plaintext=keep_plaintext,
         drop_at=drops.get(index),
+        chunk_words=chunk_words,
     )
     store = StateStore(state_dir / "state.sqlite")
     # with timings, where the time stood as each round opened (a round's own share: the next

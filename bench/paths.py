@@ -17,7 +17,7 @@ For d in {10,000, 50,000, 200,000} parameters and 16/32-bit lanes, from transact
   on its own fee market) is `blob_gas_per_param`. The row also times KZG on the client
   (commitments and EIP-7594 cell proofs, the trusted setup loaded once beforehand).
 
-Event chunks: the fewest transactions of at most 4,096 words (the contract's limit; a 30M-gas
+Event chunks: the fewest transactions of at most 6,144 words (the contract's limit; a 30M-gas
 block would carry about 23,000 at the floor), cut evenly; a sweep at d = 50,000 shows what
 smaller chunks cost.
 

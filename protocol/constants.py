@@ -41,7 +41,7 @@ DATA_PATH_BLOB: Final = 1
 DATA_PATHS: Final = {"event": DATA_PATH_EVENT, "blob": DATA_PATH_BLOB}
 
 # Size limits (§3, §4, §7).
-MAX_CHUNK_WORDS: Final = 4096
+MAX_CHUNK_WORDS: Final = 6144
 # Blobs (§3b): 4096 field elements of 31 payload bytes carry 3968 words; the contract reads at
 # most MAX_CHUNK_BLOBS blob hashes of a transaction (nodes allow fewer, 6 under Osaka).
 BLOB_WORDS: Final = 3968

@@ -13,7 +13,7 @@
 from . import registry
 
 # @dev Most words in one submitted chunk (128 KiB of calldata).
-MAX_CHUNK_WORDS: constant(uint256) = 4096
+MAX_CHUNK_WORDS: constant(uint256) = 6144
 # @dev Most rounds a task may ask for.
 MAX_ROUNDS: constant(uint256) = 1024
 # @dev Most model parameters (lanes) per update.

@@ -5,6 +5,9 @@ from typer.testing import CliRunner
 
 from actors.cli import app
 
+_DO_ARGS = ["--rpc-url", "http://127.0.0.1:9", "--market", "0x" + "00" * 20, "--task", "0"]
+_DO_ARGS += ["--index", "0", "--scenario", "scenario.json", "--state-dir", "state"]
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -17,6 +20,8 @@ from actors.cli import app
         (["demo", "--data-path", "blob"], "cannot carry blob transactions"),
         (["demo", "--data-path", "blobs", "--chain", "anvil"], "--data-path is one of"),
         (["swarm", "--data-path", "calldata"], "--data-path is one of"),
+        (["do", *_DO_ARGS, "--chunk-words", "0"], "--chunk-words"),
+        (["do", *_DO_ARGS, "--chunk-words", "6145"], "--chunk-words"),
     ],
 )
 def test_bad_input_is_refused_with_a_message(args: list[str], message: str) -> None:

@@ -183,12 +183,14 @@ def test_split_chunks_fewest_and_even(words: list[int], limit: int) -> None:
 
 
 def test_split_chunks_of_the_demo_update() -> None:
-    # 46,731 lanes of 32 bits: 5,842 words, two chunks of 2,921 rather than 4,096 + 1,746
-    assert [len(c) for c in split_chunks(list(range(5_842)))] == [2_921, 2_921]
+    # 46,731 lanes of 32 bits: 5,842 words, one transaction
+    assert [len(c) for c in split_chunks(list(range(5_842)))] == [5_842]
+    # an update one word over the limit: two chunks of 3,073 + 3,072, not 6,144 + 1
+    assert [len(c) for c in split_chunks(list(range(6_145)))] == [3_073, 3_072]
     with pytest.raises(LocalProtocolError):
         split_chunks([], 4)
     with pytest.raises(LocalProtocolError):
-        split_chunks([1], 4_097)
+        split_chunks([1], 6_145)
 
 
 @given(data=st.binary(min_size=1, max_size=300), prev=hashes)
