@@ -78,7 +78,9 @@ async def run_market(
     rounds: int = 1,
     slow: bool = False,
     kinds: dict[int, type[DataOwner]] | None = None,
+    **plan: int,
 ):
+    """Six data owners in two groups of three; `plan` adds terms to the task (a bond, ...)."""
     chain = BoaChain(realtime=True)
     if slow:
         # a slow node: every chain call waits 0-30 ms, so actors interleave in new orders
@@ -94,6 +96,7 @@ async def run_market(
         share_duration=4,
         submit_duration=4,
         unmask_duration=4,
+        **plan,
     )
     rng = np.random.default_rng(7)
     dos = []
@@ -453,36 +456,10 @@ async def test_data_owners_collect_their_bond_with_their_pay(tmp_path: Path) -> 
     reward: one read of both, the release, a second read of the credits, one withdrawal."""
     bond = 10**15
     with boa.env.anchor(), trio.fail_after(90):
-        chain = BoaChain(realtime=True)
-        market, mo, _, task = await new_task(
-            chain,
-            max_dos=3,
-            min_dos=3,
-            group_size=3,
-            threshold=2,
-            bond=bond,
-            share_duration=4,
-            submit_duration=4,
-            unmask_duration=4,
-        )
-        rng = np.random.default_rng(11)
-        dos = [
-            DataOwner(
-                market,
-                chain.new_account(10**20),
-                task,
-                FixedUpdate(rng.normal(0, 0.01, P), samples=100),
-                StateStore(tmp_path / f"do{i}.sqlite"),
-                settings=DataOwnerSettings(poll_interval=0.02),
-            )
-            for i in range(3)
-        ]
-        async with trio.open_nursery() as nursery:
-            for do in dos:
-                await nursery.start(do.run)
-            (report,) = await mo.run()
-        assert report.finalized_groups == 1
+        _, market, mo, dos, reports, _ = await run_market(tmp_path, {}, bond=bond)
+        (report,) = reports
+        assert report.finalized_groups == 2
         for do in dos:
             assert do.paid_wei == REWARD + bond
-            assert market.bond_of(task, do.account) == 0
+            assert market.bond_of(mo.task, do.account) == 0
             assert market.credits(do.account) == 0
