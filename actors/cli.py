@@ -182,10 +182,16 @@ def model_owner(
         str | None, typer.Option(help="read blobs from this beacon node (default: the node)")
     ] = None,
 ) -> None:
-    """Run a model owner process (private key in $OMNILYTICS_PRIVATE_KEY)."""
+    """Run a model owner process (private key in $OMNILYTICS_PRIVATE_KEY); run again with the
+    same state directory, it resumes its task."""
+    from actors.model_owner import ResumeError
     from actors.roles import load_scenario, run_model_owner
 
-    run_model_owner(rpc_url, market, load_scenario(scenario), state_dir, beacon_url=beacon_url)
+    try:
+        run_model_owner(rpc_url, market, load_scenario(scenario), state_dir, beacon_url=beacon_url)
+    except ResumeError as error:
+        typer.echo(f"cannot resume: {error}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 @app.command("do")

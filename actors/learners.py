@@ -8,9 +8,11 @@ head on its own few samples (DESIGN.md §7).
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
+import torch
 
 from actors.learning.data import Samples
 from actors.learning.model import (
@@ -124,3 +126,23 @@ class TorchModelOwner:
 
     def accuracy(self) -> float:
         return evaluate(self.public.body, self.head, self.test)
+
+    def state(self) -> bytes:
+        """The public part and the private head as one `.npz` of float32 vectors (no pickle)."""
+        head = torch.nn.utils.parameters_to_vector(self.head.parameters()).detach()
+        out = io.BytesIO()
+        np.savez(out, public=public_vector(self.public), head=head.numpy())
+        return out.getvalue()
+
+    def restore(self, state: bytes) -> None:
+        """Load `state()`'s bytes; a model of another shape is refused (`ValueError`)."""
+        with np.load(io.BytesIO(state), allow_pickle=False) as saved:
+            public, head = saved["public"], saved["head"]
+        size = sum(p.numel() for p in self.head.parameters())
+        if head.shape != (size,):
+            raise ValueError(f"saved private head has shape {head.shape}, want ({size},)")
+        self.public = public_model_from_vector(self.public, public)
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(
+                torch.from_numpy(head.copy()), self.head.parameters()
+            )

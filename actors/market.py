@@ -150,8 +150,19 @@ class Market:
     def publish_model(self, task: int, round: int, data: bytes, sender: str) -> bytes:
         """Publish a round's model bytes in chunks; return their digest (the model hash)."""
         for chunk in model_chunks(data):
-            self._send("publish_model", [task, round, chunk], sender)
+            self.publish_chunk(task, round, chunk, sender)
         return published_model_digest(data)
+
+    def publish_chunk(self, task: int, round: int, chunk: bytes, sender: str) -> Receipt:
+        """Publish the next chunk of a round's model bytes (`model_chunks` cuts them)."""
+        return self._send("publish_model", [task, round, chunk], sender)
+
+    def publication(self, task: int, round: int) -> tuple[int, bytes]:
+        """How far a round's model is published: its chunk count and running digest so far."""
+        count, digest = self.views(
+            [("model_chunks", (task, round)), ("model_digest", (task, round))]
+        )
+        return count, digest
 
     def register(
         self, task: int, channel_pk: bytes, endpoint: str, sender: str, bond: int = 0

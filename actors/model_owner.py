@@ -4,6 +4,11 @@ recovers each group's aggregate from chain data, combines them robustly, and ope
 Its private head never leaves its `OwnerLearner`; what it publishes is the public part plus the
 public auxiliary head. It calls `advance` as soon as a phase is complete (or its deadline passed);
 anyone could, so a model owner that stops driving cannot stall the data owners.
+
+Given a `StateStore`, it saves its task, its model (public part and private head) and the rounds
+it has applied, so a killed process resumes its task: it finishes publishing a model it had half
+published, drives the round the chain is in, recovers and applies an aggregate it had not yet
+applied, and opens the next round; it never creates a second task or publishes a model twice.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 import trio
 
@@ -20,7 +26,8 @@ from actors.aggregation import recover_round
 from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
 from actors.market import ETH, Market, TaskConfig
-from protocol.commitments import published_model_digest
+from actors.store import StateStore
+from protocol.commitments import model_chunks, model_digest, published_model_digest
 from protocol.constants import (
     DATA_PATH_EVENT,
     PHASE_CANCELLED,
@@ -64,6 +71,47 @@ class OwnerLearner(Protocol):
     def accuracy(self) -> float:
         """Test accuracy of the public part under the private head."""
         ...
+
+
+class ResumableLearner(OwnerLearner, Protocol):
+    """A learner whose whole model (public part and private head) a store can keep."""
+
+    def state(self) -> bytes:
+        """The model as bytes (no pickle)."""
+        ...
+
+    def restore(self, state: bytes) -> None:
+        """Load the model from `state()`'s bytes."""
+        ...
+
+
+class ResumeError(RuntimeError):
+    """The state directory does not describe a task this model owner can resume."""
+
+
+class _SavedRound(msgspec.Struct, frozen=True):
+    """What a round the model owner applied did (a `RoundReport` without its arrays)."""
+
+    round: int
+    accuracy_before: float
+    accuracy_after: float
+    groups: int
+    finalized_groups: int
+    submitters: int
+    samples: int
+    failed_groups: list[int]
+    recovery_errors: dict[int, str]
+    chain_seconds: float
+
+
+class _Saved(msgspec.Struct, frozen=True):
+    """The model owner's progress: its task and the rounds whose aggregate it applied (its
+    saved model is the one after the last of them)."""
+
+    market: str
+    task: int
+    rounds: list[_SavedRound] = []
+    refunded_wei: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +158,27 @@ class RoundReport:
     aggregates: dict[int, np.ndarray] = field(default_factory=dict)  # ring sums, for checks
     chain_seconds: float = 0.0
 
+    def saved(self) -> _SavedRound:
+        return _SavedRound(
+            self.round,
+            self.accuracy_before,
+            self.accuracy_after,
+            self.groups,
+            self.finalized_groups,
+            self.submitters,
+            self.samples,
+            list(self.failed_groups),
+            dict(self.recovery_errors),
+            self.chain_seconds,
+        )
+
+    @classmethod
+    def from_saved(cls, saved: _SavedRound) -> RoundReport:
+        return cls(**{f: getattr(saved, f) for f in saved.__struct_fields__})
+
+
+_NS = "mo"  # the store's namespace: "progress" (msgpack `_Saved`) and "model" (learner bytes)
+
 
 class ModelOwner:
     """One model owner running one task."""
@@ -123,8 +192,12 @@ class ModelOwner:
         *,
         poll_interval: float = 0.05,
         observe: Observer | None = None,
+        store: StateStore | None = None,
     ) -> None:
+        """With a `store`, the learner must be a `ResumableLearner`: the model owner saves its
+        progress there and `start` resumes it."""
         self.market = market
+        self.store = store
         self.account = account
         self.learner = learner
         self.plan = plan
@@ -145,6 +218,31 @@ class ModelOwner:
         self._observe("mo", self.account, what, **fields)
 
     # -- setting the task up -------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Resume the task our store holds, or create one; return the task id."""
+        saved = self._load()
+        if saved is None:
+            return await self.create_task()
+        if saved.market.lower() != self.market.address.lower():
+            raise ResumeError(
+                f"the state holds task {saved.task} of market {saved.market}, "
+                f"not of {self.market.address}"
+            )
+        owner = await self._chain(self.market.owner, saved.task)
+        if owner.lower() != self.account.lower():
+            raise ResumeError(f"task {saved.task} belongs to {owner}, not to {self.account}")
+        model = self.store.get(_NS, "model")
+        if model is None:
+            raise ResumeError("the state holds a task but no model")
+        await trio.to_thread.run_sync(self.learner.restore, model)
+        self.task = saved.task
+        self.config = await self._chain(self.market.config, saved.task)
+        self.reports = [RoundReport.from_saved(r) for r in saved.rounds]
+        self.refunded_wei = saved.refunded_wei
+        log.info("resumed task %d with %d rounds applied", self.task, len(self.reports))
+        self.observe("resumed", task=self.task, applied=len(self.reports))
+        return self.task
 
     async def create_task(self) -> int:
         """Escrow the reward and publish the round-0 model; return the task id."""
@@ -172,17 +270,62 @@ class ModelOwner:
         )
         self.task, _ = await self._chain(self.market.create_task, config, self.account)
         self.config = config
-        await self._chain(self.market.publish_model, self.task, 0, model, self.account)
+        await self._save(model=True)
         self.observe("task_created", task=self.task, escrow=config.escrow, d=config.d)
+        await self._publish(0, model)
         return self.task
+
+    async def _publish(self, number: int, model: bytes) -> bytes:
+        """Publish round `number`'s model, or what a killed predecessor left of it; return its
+        digest. The chunks on chain must be the first of ours (`ResumeError` if not)."""
+        chunks = model_chunks(model)
+        done, digest = await self._chain(self.market.publication, self.task, number)
+        ours = bytes(32)
+        for chunk in chunks[:done]:
+            ours = model_digest(ours, chunk)
+        if done > len(chunks) or ours != digest:
+            raise ResumeError(f"round {number}'s model on chain is not the one this state holds")
+        for index in range(done, len(chunks)):
+            await self._chain(
+                self.market.publish_chunk, self.task, number, chunks[index], self.account
+            )
+            self.observe("model_chunk", round=number, index=index, chunks=len(chunks))
+        return published_model_digest(model)
+
+    # -- what the store keeps ------------------------------------------------------------
+
+    def _load(self) -> _Saved | None:
+        if self.store is None:
+            return None
+        raw = self.store.get(_NS, "progress")
+        return None if raw is None else msgspec.msgpack.decode(raw, type=_Saved)
+
+    async def _save(self, *, model: bool) -> None:
+        """Save the progress (and, with `model`, the learner's model) in one transaction."""
+        if self.store is None:
+            return
+        progress = _Saved(
+            self.market.address,
+            self.task,
+            [r.saved() for r in self.reports],
+            self.refunded_wei,
+        )
+        items = {"progress": msgspec.msgpack.encode(progress)}
+        if model:
+            items["model"] = await trio.to_thread.run_sync(self.learner.state)
+        self.store.put_many(_NS, items)
 
     # -- driving the task ----------------------------------------------------------------
 
     async def run(self) -> list[RoundReport]:
-        """Drive every round to its end; return what each round did."""
+        """Drive every round to its end (from where a resumed task stands); return what each
+        round did."""
         if self.task is None:
-            await self.create_task()
+            await self.start()
         task = self.task
+        info = await self._chain(self.market.phase, task)
+        if info.phase == PHASE_REGISTER:  # a resumed task may have its model half published
+            await self._publish(0, await trio.to_thread.run_sync(self.learner.model_bytes))
         await self._drive(PHASE_REGISTER, 0, self._registration_full)
         if (await self._chain(self.market.phase, task)).phase == PHASE_CANCELLED:
             self.observe("cancelled")
@@ -190,17 +333,20 @@ class ModelOwner:
             return self.reports
         groups = await self._chain(self.market.group_count, task)
         self.observe("groups_fixed", groups=groups)
-        for number in range(self.plan.rounds):
+        for number in range(len(self.reports), self.plan.rounds):
+            if number > 0 and not await self._open(number):
+                break  # the task ended before we opened this round
             report = RoundReport(
                 round=number, accuracy_before=self.learner.accuracy(), groups=groups
             )
-            self.reports.append(report)
             await self._drive(PHASE_SHARE, number, self._all_committed)
             await self._drive(PHASE_SETTLE, number, self._all_settled)
             await self._drive(PHASE_SUBMIT, number, self._all_submitted)
             await self._drive(PHASE_UNMASK, number, None)
             await self._aggregate(report)
             report.accuracy_after = await trio.to_thread.run_sync(self.learner.accuracy)
+            self.reports.append(report)
+            await self._save(model=True)
             self.observe(
                 "round_done",
                 round=number,
@@ -208,8 +354,6 @@ class ModelOwner:
                 accuracy_after=report.accuracy_after,
                 finalized=report.finalized_groups,
             )
-            if number + 1 < self.plan.rounds:
-                await self._open_next(number + 1)
         await self._collect()
         return self.reports
 
@@ -288,13 +432,19 @@ class ModelOwner:
             means.append(mean)
         return means
 
-    async def _open_next(self, number: int) -> None:
+    async def _open(self, number: int) -> bool:
+        """Open round `number` on the model we hold, unless it is open already; False if the
+        task ended first (its window to open passed while we were away)."""
+        info = await self._chain(self.market.phase, self.task)
+        if info.round >= number:
+            return True
+        if info.phase != PHASE_ROUND_DONE:
+            return False
         model = await trio.to_thread.run_sync(self.learner.model_bytes)
-        digest = await self._chain(
-            self.market.publish_model, self.task, number, model, self.account
-        )
+        digest = await self._publish(number, model)
         await self._chain(self.market.open_round, self.task, number, digest, self.account)
         self.observe("round_opened", round=number)
+        return True
 
     async def _collect(self) -> None:
         """Take back the escrow no data owner is owed (empty slots, failed groups)."""
@@ -308,6 +458,7 @@ class ModelOwner:
         if owed:
             await self._chain(self.market.withdraw, self.account, token)
             self.refunded_wei += owed
+            await self._save(model=False)
             self.observe("refunded", amount=owed)
 
 

@@ -61,20 +61,22 @@ def _log_to(state_dir: Path) -> None:
 def run_model_owner(
     rpc_url: str, market: str, scenario: Scenario, state_dir: Path, beacon_url: str | None = None
 ) -> None:
-    """Create the task, drive it to its end, and write `result.json` in `state_dir`; a blob
-    task's updates are read from the beacon node at `beacon_url` if given, else the node."""
+    """Create the task (or resume the one `state_dir` holds), drive it to its end, and write
+    `result.json` in `state_dir`; a blob task's updates are read from the beacon node at
+    `beacon_url` if given, else the node."""
     _log_to(state_dir)
     use_threads(1)  # the data owners' processes train beside us on the same cores
     chain, account = _connect(rpc_url)
     learner = model_owner_learner(scenario, split_data(scenario))
     view = Market(chain, market, blob_source=blob_source(chain, beacon_url))
-    owner = ModelOwner(view, account, learner, scenario.plan(), poll_interval=0.1)
+    store = StateStore(state_dir / "state.sqlite")
+    owner = ModelOwner(view, account, learner, scenario.plan(), poll_interval=0.1, store=store)
 
     async def main() -> None:
-        task = await owner.create_task()
+        task = await owner.start()
         # the launcher waits for this file to start the data owners
         (state_dir / "task.tmp").write_text(str(task))
-        (state_dir / "task.tmp").rename(state_dir / "task")
+        (state_dir / "task.tmp").replace(state_dir / "task")
         reports = await owner.run()
         result = {
             "task": task,

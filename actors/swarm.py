@@ -94,12 +94,7 @@ class Swarm:
         source = blob_source(self.chain, self.beacon_url)
         self.market = Market.deploy(self.chain, deployer, blob_source=source)
         save_scenario(self.scenario, self.state_dir / "scenario.json")
-        common = ["--rpc-url", self.chain.url, "--market", self.market.address]
-        common += ["--scenario", str(self.state_dir / "scenario.json")]
-        mo_args = ["mo", *common, "--state-dir", str(self.state_dir / "mo")]
-        if self.beacon_url:
-            mo_args += ["--beacon-url", self.beacon_url]
-        self.mo = self._spawn("mo", mo_args, self.mo_prefix)
+        self.start_model_owner()
         task_file = self.state_dir / "mo" / "task"
         deadline = time.monotonic() + timeout
         while not task_file.exists():
@@ -112,6 +107,20 @@ class Swarm:
         self.task = int(task_file.read_text())
         for i in range(self.scenario.dos):
             self.start_data_owner(i)
+
+    def start_model_owner(self) -> None:
+        """(Re)start the model owner: a restarted one resumes its task from its state directory."""
+        args = ["mo", "--rpc-url", self.chain.url, "--market", self.market.address]
+        args += ["--scenario", str(self.state_dir / "scenario.json")]
+        args += ["--state-dir", str(self.state_dir / "mo")]
+        if self.beacon_url:
+            args += ["--beacon-url", self.beacon_url]
+        self.mo = self._spawn("mo", args, self.mo_prefix)
+
+    def kill_model_owner(self) -> None:
+        """SIGKILL the model owner (no clean-up: its state is what it persisted)."""
+        self.mo.send_signal(signal.SIGKILL)
+        self.mo.wait()
 
     def start_data_owner(self, index: int) -> None:
         """(Re)start data owner `index`: a restarted one resumes from its state directory."""

@@ -1,6 +1,7 @@
 """A short swarm on a real node: the model owner and each data owner in their own OS process on
-anvil; one data owner is SIGKILLed after committing its shares and restarted from its state
-directory. The aggregates recovered from chain data are exact and every data owner is paid."""
+anvil; one data owner is SIGKILLed after committing its shares, and the model owner once a data
+owner has submitted; each is restarted from its state directory. The aggregates recovered from
+chain data are exact, every data owner is paid, and the task is the one task created."""
 
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from protocol.constants import STATUS_COMMITTED
 pytestmark = pytest.mark.anvil
 
 
-def test_swarm_of_processes_survives_a_killed_data_owner(tmp_path: Path) -> None:
+def test_swarm_of_processes_survives_killed_owners(tmp_path: Path) -> None:
     scenario = Scenario(
         dos=4, rounds=1, group_size=2, threshold=2, do_samples=200, test_limit=1_000
     )
@@ -31,6 +32,11 @@ def test_swarm_of_processes_survives_a_killed_data_owner(tmp_path: Path) -> None
                 time.sleep(0.1)
             swarm.kill_data_owner(0)
             swarm.start_data_owner(0)
+            while swarm.market.round_submitted(swarm.task, 0) < 1:
+                assert time.monotonic() < deadline, "no data owner submitted"
+                time.sleep(0.1)
+            swarm.kill_model_owner()
+            swarm.start_model_owner()
             swarm.wait(timeout=300)
             report = swarm.report()
             calls = [tx.function for tx in swarm.chain.transactions(swarm.market.address)]
@@ -41,3 +47,5 @@ def test_swarm_of_processes_survives_a_killed_data_owner(tmp_path: Path) -> None
     assert len(report.paid_wei) == 4
     assert report.accuracy_after[0] > report.accuracy_before[0]
     assert calls.count("commit_shares") == 4  # the restarted data owner did not commit again
+    assert calls.count("create_task") == 1  # the restarted model owner resumed its task
+    assert "resumed" in (tmp_path / "mo" / "actor.log").read_text()

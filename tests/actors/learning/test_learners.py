@@ -1,9 +1,12 @@
-"""The model owner's reference update (actors.learners): as many SGD steps as a data owner."""
+"""The model owner's learner (actors.learners): its reference update takes as many SGD steps as a
+data owner's, and its saved model restores."""
 
 from __future__ import annotations
 
+import io
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,3 +47,30 @@ def test_model_owner_trains_its_reference_for_the_data_owners_steps() -> None:
     given = TorchModelOwner(own, own, seed=1, alone=tiny, finetune=tiny, reference=tiny)
     assert given.reference == tiny
     assert given.reference_update().shape == (owner.public_size(),)
+
+
+def test_model_owner_state_restores_public_part_and_private_head() -> None:
+    """A model owner's saved model (public part and private head) loads into a fresh learner,
+    which then predicts exactly as the saved one; a model of another shape is refused."""
+    generator = torch.Generator().manual_seed(0)
+    own = Samples(torch.randn(8, 1, 28, 28, generator=generator), torch.arange(8) % 10)
+    tiny = Schedule(epochs=1, lr=0.02, batch_size=8)
+    trained = TorchModelOwner(own, own, seed=1, alone=tiny, finetune=tiny, reference=tiny)
+    trained.apply(np.full(trained.public_size(), 0.01))  # moves both public part and head
+    fresh = TorchModelOwner(own, own, seed=2, alone=tiny, finetune=tiny, reference=tiny)
+    assert fresh.model_bytes() != trained.model_bytes()
+    fresh.restore(trained.state())
+    assert fresh.model_bytes() == trained.model_bytes()
+    with torch.no_grad():
+        features = trained.public.body(own.x)
+        assert torch.equal(fresh.head(features), trained.head(features))
+    right_head = np.zeros(sum(p.numel() for p in trained.head.parameters()), np.float32)
+    for public, head, what in [
+        (np.zeros(3, np.float32), np.zeros(3, np.float32), "private head"),
+        (np.zeros(3, np.float32), right_head, "public vector"),
+    ]:
+        other = io.BytesIO()
+        np.savez(other, public=public, head=head)
+        with pytest.raises(ValueError, match=what):
+            fresh.restore(other.getvalue())
+    assert fresh.model_bytes() == trained.model_bytes()  # a refused state changes nothing
