@@ -42,6 +42,7 @@ from actors.market import ETH, Market, PhaseInfo, TaskConfig
 from actors.store import StateStore
 from protocol import bn254
 from protocol.blobs import blob_chunks
+from protocol.chain_data import answered_delivery, member_commitment
 from protocol.constants import (
     DATA_PATH_BLOB,
     GROUP_FAILED,
@@ -641,9 +642,7 @@ class DataOwner:
         views = ("do_status", "mask_pk", "shares_root", "points_digest")
         values = self.market.views([(v, (self.task, number, m)) for m in members for v in views])
         read = {
-            member: MemberCommitment(
-                member=int(member, 16), mask_public=pk, shares_root=root, points_digest=points
-            )
+            member: member_commitment(member, pk, root, points)
             for member, (status, pk, root, points) in zip(members, _quads(values), strict=True)
             if status >= STATUS_COMMITTED
         }
@@ -727,17 +726,17 @@ class DataOwner:
         points = await self._chain(self.market.dealt_points, self.task, number)
         for a in mine:
             dealer = a["dealer"]
-            delivery = ShareDelivery(
-                task=self.task,
-                round=number,
-                dealer=bytes.fromhex(dealer[2:]),
-                holder=bytes.fromhex(self.account[2:]),
+            delivery = answered_delivery(
+                self.task,
+                number,
+                dealer=dealer,
+                holder=self.account,
                 seed_share=a["seed_share"],
                 key_share=a["key_share"],
+                seed_proof=a["seed_proof"],
+                key_proof=a["key_proof"],
                 mask_public=await self._chain(self.market.mask_pk, self.task, number, dealer),
                 shares_root=await self._chain(self.market.shares_root, self.task, number, dealer),
-                seed_proof=tuple(a["seed_proof"]),
-                key_proof=tuple(a["key_proof"]),
                 points=points[dealer],
             )
             self.observe("answer_received", round=number, dealer=dealer)

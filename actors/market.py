@@ -3,7 +3,8 @@
 A thin facade over one `Chain` backend and one deployed `DataMarket`: every entry point of the
 contract as a method (the caller passed as `sender`), the views an actor needs, and readers that
 turn events into the plain values `protocol/` consumes (masked words, revealed shares, model
-bytes). Every receipt is kept, so reports can sum gas per entry point.
+bytes), each record through `protocol.chain_data`'s strict decode step. Every receipt is kept,
+so reports can sum gas per entry point.
 
 A blob task's updates come back through a blob source (actors.chain.blob_sources): the node's
 own blob store by default on a node, a beacon node when given one; the embedded chain has none.
@@ -21,7 +22,9 @@ from actors.chain.artifacts import COURT_SOURCE, MARKET_SOURCE
 from actors.chain.base import Chain, Event, Receipt, TxRecord
 from actors.chain.blob_sources import BlobSource, NodeBlobSource
 from actors.chain.rpc_backend import RpcChain
+from protocol import chain_data
 from protocol.blobs import MAX_BLOBS_PER_TX, blob_chunks, words_to_blobs
+from protocol.chain_data import BlobChunk, RevealedShare, Submission
 from protocol.commitments import (
     model_chunks,
     model_digest,
@@ -31,7 +34,6 @@ from protocol.commitments import (
 from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS, STATUS_SUBMITTED
 from protocol.encoding import PackedWords
 from protocol.errors import RemoteProtocolError
-from protocol.recovery import BlobChunk, RevealedShare, Submission
 
 ETH = "0x0000000000000000000000000000000000000000"
 # a cold credit write plus the group bookkeeping per submitter, with room to spare
@@ -424,8 +426,10 @@ class Market:
         """Every masked update of a round as its chunks and on-chain digest: words from
         `UpdateChunk`, blobs (from the blob source) behind `UpdateBlobs`.
 
-        Only data owners with a complete update (status SUBMITTED or later) are listed; recovery
-        checks the blobs against their versioned hashes and the chunks against the digest.
+        Only data owners with a complete update (status SUBMITTED or later) are listed; each is
+        decoded by `protocol.chain_data.submission` (`ChainDataError` for chunks the contract
+        cannot have accepted); recovery checks the blobs against their versioned hashes and the
+        chunks against the digest.
         """
         where = {"task": task, "round": round}
         words = self.chain.events(self.address, "UpdateChunk", filters=where)
@@ -442,9 +446,8 @@ class Market:
                 continue  # fetch no blob of an update that is not in any aggregate
             by_do[event.args["do"]].append((event.args["chunk_index"], self._blob_chunk(event)))
         return {
-            int(do, 16): Submission(
-                chunks=tuple(chunk for _, chunk in sorted(chunks, key=lambda c: c[0])),
-                digest=self.update_digest(task, round, do),
+            chain_data.address(do): chain_data.submission(
+                do, chunks, self.update_digest(task, round, do)
             )
             for do, chunks in by_do.items()
             if complete[do]
@@ -463,9 +466,9 @@ class Market:
             self.address, "ShareRevealed", filters={"task": task, "round": round}
         )
         return [
-            RevealedShare(
-                dealer=int(e.args["dealer"], 16),
-                holder=int(e.args["holder"], 16),
+            chain_data.revealed_share(
+                dealer=e.args["dealer"],
+                holder=e.args["holder"],
                 kind=e.args["kind"],
                 share=e.args["share"],
             )

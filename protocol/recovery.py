@@ -26,6 +26,7 @@ from enum import StrEnum
 import numpy as np
 
 from protocol.blobs import BlobMismatch, blobs_to_words, check_blob
+from protocol.chain_data import BlobChunk, RevealedShare, Submission
 from protocol.commitments import ZERO_DIGEST, chunk_digest
 from protocol.constants import (
     BLOB_WORDS,
@@ -80,35 +81,6 @@ class GroupRecoveryError(RecoveryError):
         self.reason = RecoveryReason(reason)
         self.detail = detail
         super().__init__(f"{self.reason}: {detail}" if detail else str(self.reason))
-
-
-@dataclass(frozen=True, slots=True)
-class RevealedShare:
-    """One ``ShareRevealed(task, round, dealer, holder, kind, share)`` event."""
-
-    dealer: int
-    holder: int
-    kind: int
-    share: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class BlobChunk:
-    """A chunk posted as blobs (``UpdateBlobs``): the versioned hashes the chain recorded and the
-    blobs a blob source returned for them (None: the source has none)."""
-
-    hashes: tuple[bytes, ...]
-    blobs: tuple[bytes | None, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """A submitter's masked update chunk by chunk, in order: words from its ``UpdateChunk``
-    events or blobs behind its ``UpdateBlobs`` events; and the running digest the contract holds
-    for it."""
-
-    chunks: tuple[tuple[int, ...] | BlobChunk, ...]
-    digest: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ States::
 
 ``TRANSITIONS`` is the whole table: the event types each state accepts, the handler, and the states
 the handler may lead to. An event absent from the table raises ``LocalProtocolError``; chain
-data that contradicts itself raises ``RemoteProtocolError``; either way the machine moves to
-``ERROR`` and keeps nothing of the failed event (handlers work on a copy, committed on success).
+data that contradicts itself raises ``RemoteProtocolError`` (``protocol.chain_data``'s
+``ChainDataError`` with a named reason for commitments and submitters that do not fit the group);
+either way the machine moves to ``ERROR`` and keeps nothing of the failed event (handlers work on
+a copy, committed on success).
 A *peer* that misbehaves (a share that fails its commitment, a relayed or conflicting delivery) does
 not stop the machine: the error is recorded in ``peer_errors`` against that peer.
 
@@ -49,6 +51,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from protocol.chain_data import MemberCommitment, check_commitments, check_submitters
 from protocol.commitments import share_leaf, split_chunks, verify_proof
 from protocol.constants import (
     KIND_MASK_KEY,
@@ -119,16 +122,6 @@ class ShareReceived:
 
     sender: int
     delivery: ShareDelivery
-
-
-@dataclass(frozen=True, slots=True)
-class MemberCommitment:
-    """One member's ``commit_shares`` as the chain holds it."""
-
-    member: int
-    mask_public: bytes
-    shares_root: bytes
-    points_digest: bytes  # keccak256 of the member's Feldman commitments
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,24 +494,11 @@ def _as_committed(d: ShareDelivery) -> tuple[bytes, bytes, bytes]:
     return (d.shares_root, d.mask_public, commitment_digest(d.points))
 
 
-def _check_commitments(rec: _Record, commitments: tuple[MemberCommitment, ...]) -> set[int]:
-    """The members named by on-chain commitments, each a distinct group member, well-formed."""
-    members = rec.member_ints
-    seen: set[int] = set()
-    for c in commitments:
-        if c.member not in members or c.member in seen:
-            raise RemoteProtocolError("commitments must name distinct group members")
-        if len(c.mask_public) != 32 or len(c.shares_root) != 32 or len(c.points_digest) != 32:
-            raise RemoteProtocolError("a commitment is a 32-byte key, root and points digest")
-        seen.add(c.member)
-    return seen
-
-
 def _settle(rec: _Record, ev: SettleDue, randbytes: RandBytes) -> list[Action]:
     if rec.settled:
         raise LocalProtocolError("complaints are filed once per round")
     onchain = {c.member: c for c in ev.commitments}
-    _check_commitments(rec, ev.commitments)
+    check_commitments(rec.member_ints, ev.commitments)
     me = rec.me_int
     rec.settled = True
     if me not in onchain:
@@ -569,7 +549,7 @@ def _commitments_known(
     if rec.committed is not None:
         raise LocalProtocolError("the on-chain commitments are already known")
     members, me = rec.member_ints, rec.me_int
-    seen = _check_commitments(rec, ev.commitments)
+    seen = check_commitments(members, ev.commitments)
     rec.committed = [
         _Commitment(address_bytes(c.member), c.mask_public, c.shares_root, c.points_digest)
         for m in members
@@ -683,9 +663,7 @@ def _not_submitted(rec: _Record, ev: UnmaskPhaseOpened, randbytes: RandBytes) ->
 
 def _open_unmask_phase(rec: _Record, ev: UnmaskPhaseOpened, randbytes: RandBytes) -> list[Action]:
     committed = rec.commitments()
-    submitted = tuple(ev.submitted)
-    if len(set(submitted)) != len(submitted) or not set(submitted) <= committed.keys():
-        raise RemoteProtocolError("submitters must be distinct members that committed")
+    submitted = check_submitters(committed.keys(), tuple(ev.submitted))
     me = rec.me_int
     if me not in submitted:
         return _fail(rec, "our submission is not complete on-chain")

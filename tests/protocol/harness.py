@@ -1,10 +1,14 @@
 """In-memory N-party harness: whole rounds of ``RoundMachine``s with no I/O.
 
-``FakeChain`` plays the contract's part for one group (the rules of ``docs/interfaces.md`` §3–§5:
-one commitment per member, in-order chunks with a running digest, unmask messages checked share by
-share against the dealers' roots, finalization at the ``t``-th); peer channels are direct calls.
-``run_round`` drives every member through the phases and injects a dropout per member at the
-phase its ``Plan`` names, then recovers the aggregate from the fake chain's data alone.
+``FakeChain`` plays the contract's part for one group (the rules of ``docs/interfaces.md`` §3–§5
+and the shares court's of §9: one commitment per member; complaints filed once per committed
+member against committed dealers, answered only with shares that prove against the dealer's root
+and pass the Feldman check, and dealers left with an open complaint excluded when SETTLE closes;
+in-order chunks with a running digest; unmask messages checked share by share against the
+dealers' roots, finalization at the ``t``-th); peer channels are direct calls. ``Harness.run``
+drives every member through SHARE, SETTLE, SUBMIT and UNMASK as ``actors/data_owner.py`` does,
+with the dealing and the dropout its ``Plan`` names, then recovers the aggregate from the fake
+chain's data alone.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from enum import Enum
 
 import numpy as np
 
+from protocol.chain_data import answered_delivery
 from protocol.commitments import ZERO_DIGEST, chunk_digest, share_leaf, verify_proof
 from protocol.constants import (
     GROUP_FAILED,
@@ -38,19 +43,22 @@ from protocol.round import (
     GroupFinalized,
     LocalUpdateReady,
     MemberCommitment,
+    PostAnswer,
     PostChunk,
     PostCommitment,
+    PostSettle,
     PostUnmask,
     RoundMachine,
     RoundOpened,
     SendShares,
+    SettleDue,
     SharePhaseOpened,
     ShareReceived,
     SharesCommittedOnChain,
     SubmitPhaseOpened,
     UnmaskPhaseOpened,
 )
-from protocol.shamir import commitment_digest
+from protocol.shamir import commitment_digest, verify_share
 
 TASK, ROUND = 3, 1
 MODEL_HASH = bytes(range(32))
@@ -67,9 +75,19 @@ class Dropout(Enum):
     NONE = "none"
     BEFORE_SHARE = "before_share"  # never deals
     MID_SHARE = "mid_share"  # delivers shares to some peers, never commits
-    AFTER_COMMIT = "after_commit"  # committed, never submits
+    MID_SETTLE = "mid_settle"  # files its complaints, then vanishes: answers none, takes none
+    AFTER_COMMIT = "after_commit"  # committed and settled, never submits
     MID_SUBMIT = "mid_submit"  # posts its first chunk only
     AFTER_SUBMIT = "after_submit"  # submitted, never unmasks
+
+
+class Sharing(Enum):
+    """How a member that commits deals its shares."""
+
+    FULL = "full"  # delivers every share, then commits
+    # commits after delivering to the first half of its peers only; the others complain in SETTLE
+    PARTIAL_ANSWERS = "partial_answers"  # and it answers every complaint on-chain
+    PARTIAL_SILENT = "partial_silent"  # and it answers none: SETTLE closes excluding it
 
 
 class UpdateTiming(Enum):
@@ -78,6 +96,18 @@ class UpdateTiming(Enum):
     EARLY = "early"  # before the share phase
     DURING_SHARE = "during_share"  # after dealing, before the commitments are known
     LATE = "late"  # after the submit phase opened
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A ``ComplaintAnswered`` event: the holder's two shares, published by their dealer."""
+
+    dealer: int
+    holder: int
+    seed_share: bytes
+    key_share: bytes
+    seed_proof: tuple[bytes, ...]
+    key_proof: tuple[bytes, ...]
 
 
 @dataclass
@@ -92,6 +122,10 @@ class FakeChain:
     chunks: dict[int, list[tuple[int, ...]]] = field(default_factory=dict)
     digests: dict[int, bytes] = field(default_factory=dict)
     statuses: dict[int, int] = field(default_factory=dict)
+    settled: set[int] = field(default_factory=set)
+    complaints: dict[tuple[int, int], bool] = field(default_factory=dict)  # (dealer, holder): open
+    answers: list[Answered] = field(default_factory=list)
+    excluded: set[int] = field(default_factory=set)
     reveals: list[RevealedShare] = field(default_factory=list)
     unmaskers: list[int] = field(default_factory=list)
     result: int = GROUP_PENDING
@@ -104,6 +138,56 @@ class FakeChain:
             raise Revert("commit: not a member or already committed")
         self.commitments[member] = action
         self.statuses[member] = STATUS_COMMITTED
+
+    def standing(self) -> dict[int, PostCommitment]:
+        """The commitments that count: an excluded dealer's is taken back (status NONE)."""
+        return {m: c for m, c in self.commitments.items() if self.status(m) >= STATUS_COMMITTED}
+
+    def settle(self, member: int, action: PostSettle) -> None:
+        if self.status(member) != STATUS_COMMITTED or member in self.settled:
+            raise Revert("court: not committed, or already settled")
+        for dealer in action.accused:
+            if dealer == member or self.status(dealer) != STATUS_COMMITTED:
+                raise Revert("court: complaint against self, or dealer not committed")
+        self.settled.add(member)
+        for dealer in action.accused:
+            self.complaints[dealer, member] = True
+
+    def answer(self, dealer: int, action: PostAnswer) -> None:
+        if not self.complaints.get((dealer, action.holder)):
+            raise Revert("court: no open complaint")
+        dealt = self.commitments[dealer]
+        if commitment_digest(action.points) != commitment_digest(dealt.points):
+            raise Revert("court: wrong points")
+        x = self.members.index(action.holder) + 1
+        half = len(dealt.points) // 2
+        for kind, share, proof, polynomial in (
+            (KIND_SELF_SEED, action.seed_share, action.seed_proof, dealt.points[:half]),
+            (KIND_MASK_KEY, action.key_share, action.key_proof, dealt.points[half:]),
+        ):
+            leaf = share_leaf(TASK, ROUND, dealer, action.holder, kind, share)
+            if not verify_proof(leaf, proof, dealt.shares_root):
+                raise Revert("court: bad proof")
+            if not verify_share(x, share, polynomial, self.threshold):
+                raise Revert("court: share off polynomial")
+        self.complaints[dealer, action.holder] = False
+        self.answers.append(
+            Answered(
+                dealer,
+                action.holder,
+                action.seed_share,
+                action.key_share,
+                action.seed_proof,
+                action.key_proof,
+            )
+        )
+
+    def close_settle(self) -> None:
+        """Exclude every dealer with a complaint still open (``DealerExcluded``)."""
+        for (dealer, _), still_open in self.complaints.items():
+            if still_open and self.status(dealer) == STATUS_COMMITTED:
+                self.statuses[dealer] = STATUS_NONE
+                self.excluded.add(dealer)
 
     def submit(self, member: int, action: PostChunk) -> None:
         if self.status(member) != STATUS_COMMITTED:
@@ -127,7 +211,7 @@ class FakeChain:
     def unmask(self, member: int, action: PostUnmask) -> None:
         if self.result != GROUP_PENDING or self.status(member) != STATUS_SUBMITTED:
             raise Revert("unmask: group resolved, or caller not a submitter")
-        committed = [m for m in self.members if m in self.commitments]
+        committed = [m for m in self.members if m in self.standing()]
         if [r.dealer for r in action.reveals] != committed:
             raise Revert("unmask: one reveal per committed member, in member order")
         accepted = []
@@ -155,7 +239,7 @@ class FakeChain:
             members=self.members,
             threshold=self.threshold,
             statuses=self.statuses,
-            mask_public_keys={m: c.mask_public for m, c in self.commitments.items()},
+            mask_public_keys={m: c.mask_public for m, c in self.standing().items()},
             submissions={
                 m: Submission(tuple(self.chunks[m]), self.digests[m]) for m in self.submitters()
             },
@@ -173,6 +257,7 @@ class Plan:
 
     dropout: Dropout = Dropout.NONE
     timing: UpdateTiming = UpdateTiming.DURING_SHARE
+    sharing: Sharing = Sharing.FULL
 
 
 @dataclass
@@ -250,6 +335,8 @@ class Harness:
                 self.feed(action.to, ShareReceived(member, action.delivery))
             elif isinstance(action, PostCommitment):
                 self.chain.commit(member, action)
+            elif isinstance(action, PostSettle):
+                self.chain.settle(member, action)
             elif isinstance(action, PostChunk):
                 self.chain.submit(member, action)
                 if self.drop(member, Dropout.MID_SUBMIT):
@@ -261,6 +348,57 @@ class Harness:
                     # Late unmask messages revert once the group finalized; the actor moves on.
                     if self.chain.result == GROUP_PENDING:
                         raise
+
+    def commitments_on_chain(self) -> tuple[MemberCommitment, ...]:
+        """The standing commitments as a data owner reads them (views, in member order)."""
+        standing = self.chain.standing()
+        return tuple(
+            MemberCommitment(
+                m,
+                standing[m].mask_public,
+                standing[m].shares_root,
+                commitment_digest(standing[m].points),
+            )
+            for m in self.members
+            if m in standing
+        )
+
+    def answer_complaints(self, dealer: int) -> None:
+        """The dealer answers every complaint still open against it, from what it dealt."""
+        for (accused, holder), still_open in list(self.chain.complaints.items()):
+            if accused != dealer or not still_open:
+                continue
+            answer = self.machines[dealer].answer(holder)
+            assert answer is not None, "a complaint from a member we dealt nothing to"
+            self.chain.answer(dealer, answer)
+
+    def take_answers(self, holder: int) -> None:
+        """Feed ``holder`` the shares its accused dealers published, as deliveries from them."""
+        machine = self.machines[holder]
+        if holder not in self.alive or machine.state in TERMINAL:
+            return
+        settlement = machine.settlement()
+        if settlement is None:
+            return
+        owed = set(settlement.accused) - machine.dealers_held
+        for a in self.chain.answers:
+            if a.holder != holder or a.dealer not in owed:
+                continue
+            dealt = self.chain.commitments[a.dealer]
+            delivery = answered_delivery(
+                TASK,
+                ROUND,
+                dealer=a.dealer,
+                holder=holder,
+                seed_share=a.seed_share,
+                key_share=a.key_share,
+                seed_proof=a.seed_proof,
+                key_proof=a.key_proof,
+                mask_public=dealt.mask_public,
+                shares_root=dealt.shares_root,
+                points=dealt.points,
+            )
+            self.perform(holder, self.feed(holder, ShareReceived(a.dealer, delivery)))
 
     def run(self) -> Outcome:
         members, chain = self.members, self.chain
@@ -280,27 +418,42 @@ class Harness:
                 ),
             )
             self.give_update(m, UpdateTiming.EARLY)
-        # SHARE: a MID_SHARE dealer gets its shares out to the first half of the group only.
+        # SHARE: a MID_SHARE dealer gets its shares out to the first half of the group only,
+        # then vanishes; a partial dealer does the same and commits.
         for m in members:
             if self.drop(m, Dropout.BEFORE_SHARE):
                 continue
             actions = self.feed(m, SharePhaseOpened())
-            if self.plans[m].dropout == Dropout.MID_SHARE:
+            plan = self.plans[m]
+            if plan.dropout == Dropout.MID_SHARE or plan.sharing != Sharing.FULL:
                 sends = [a for a in actions if isinstance(a, SendShares)]
-                self.perform(m, sends[: len(sends) // 2])
+                withheld = sends[len(sends) // 2 :]
+                actions = [a for a in actions if a not in withheld]
+            if plan.dropout == Dropout.MID_SHARE:
+                self.perform(m, [a for a in actions if isinstance(a, SendShares)])
                 self.alive.discard(m)
                 continue
             self.perform(m, actions)
             self.give_update(m, UpdateTiming.DURING_SHARE)
         for m in members:
             self.feed(m, DeadlineTick(SUBMIT_DEADLINE - 1))
-        committed = tuple(
-            MemberCommitment(m, c.mask_public, c.shares_root, commitment_digest(c.points))
-            for m, c in chain.commitments.items()
-        )
-        # SUBMIT
+        # SETTLE: complaints, answers, answered shares taken back from chain data; then the
+        # chain excludes every dealer left with an open complaint.
+        settle_due = SettleDue(self.commitments_on_chain())
         for m in members:
-            self.perform(m, self.feed(m, SharesCommittedOnChain(committed)))
+            self.perform(m, self.feed(m, settle_due))
+            self.drop(m, Dropout.MID_SETTLE)
+        for m in members:
+            if m in self.alive and self.plans[m].sharing != Sharing.PARTIAL_SILENT:
+                self.answer_complaints(m)
+        for m in members:
+            self.take_answers(m)
+        chain.close_settle()
+        # SUBMIT
+        committed = SharesCommittedOnChain(self.commitments_on_chain())
+        for m in members:
+            self.take_answers(m)
+            self.perform(m, self.feed(m, committed))
             if self.drop(m, Dropout.AFTER_COMMIT):
                 continue
             self.perform(m, self.feed(m, SubmitPhaseOpened(SUBMIT_DEADLINE)))

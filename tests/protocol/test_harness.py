@@ -1,10 +1,11 @@
-"""Whole rounds of DO machines in memory: dropouts in every phase, recovery from chain data."""
+"""Whole rounds of DO machines in memory: dropouts in every phase, dealers that withhold shares
+and answer complaints or get excluded in SETTLE, recovery from chain data."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from harness import Dropout, Harness, Plan, UpdateTiming, addresses
+from harness import Dropout, Harness, Plan, Sharing, UpdateTiming, addresses
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -23,7 +24,18 @@ def check_outcome(h: Harness) -> bool:
     chain = out.chain
     survivors = [m for m in chain.submitters() if m in out.alive]
     finalized = chain.result == GROUP_FINALIZED
-    # Every committed dealer delivered all its shares first, so t surviving submitters suffice.
+    # SETTLE: complaints only against dealers that withheld shares; exactly those that left one
+    # unanswered (silent, or gone mid-settle) are excluded, and none of them submitted.
+    accused = {dealer for dealer, _ in chain.complaints}
+    assert all(h.plans[d].sharing != Sharing.FULL for d in accused)
+    silent = {
+        d
+        for d in accused
+        if h.plans[d].sharing == Sharing.PARTIAL_SILENT or h.plans[d].dropout == Dropout.MID_SETTLE
+    }
+    assert chain.excluded == silent and not silent & set(chain.submitters())
+    # Every standing dealer's shares reached every holder, over the channel or answered from the
+    # chain, so t surviving submitters suffice.
     assert finalized == (len(survivors) >= h.threshold)
     if finalized:
         result = chain.recover(h.quant)
@@ -50,11 +62,18 @@ def check_outcome(h: Harness) -> bool:
     return finalized
 
 
+def settled(h: Harness) -> list[str]:
+    """What SETTLE saw, for hypothesis' statistics."""
+    seen = ["complaints answered" if h.chain.answers else "none answered"]
+    return [*seen, "a dealer excluded" if h.chain.excluded else "nobody excluded"]
+
+
 plans = st.builds(
     Plan,
-    # Survivors weighted up so that about half the rounds finalize.
-    dropout=st.sampled_from([Dropout.NONE] * 4 + list(Dropout)),
+    # Survivors and full dealers weighted up so that about half the rounds finalize.
+    dropout=st.sampled_from([Dropout.NONE] * 10 + list(Dropout)),
     timing=st.sampled_from(UpdateTiming),
+    sharing=st.sampled_from([Sharing.FULL] * 4 + list(Sharing)),
 )
 
 
@@ -89,6 +108,7 @@ def test_rounds_recover_the_survivors_exact_sum(
         restore_each_event=restore,
     )
     event("finalized" if check_outcome(h) else "failed")
+    event("SETTLE: " + ", ".join(settled(h)))
 
 
 @pytest.mark.parametrize("dropout", list(Dropout))
@@ -102,12 +122,49 @@ def test_one_dropout_in_each_phase(dropout: Dropout, restore: bool) -> None:
     assert h.chain.result == GROUP_FINALIZED
 
 
+@pytest.mark.parametrize("restore", [False, True])
+@pytest.mark.parametrize(
+    ("sharing", "dropout", "excluded"),
+    [
+        (Sharing.PARTIAL_ANSWERS, Dropout.NONE, False),
+        (Sharing.PARTIAL_ANSWERS, Dropout.AFTER_SUBMIT, False),
+        (Sharing.PARTIAL_ANSWERS, Dropout.MID_SETTLE, True),
+        (Sharing.PARTIAL_SILENT, Dropout.NONE, True),
+    ],
+)
+def test_a_dealer_that_withheld_shares_answers_or_is_excluded(
+    sharing: Sharing, dropout: Dropout, excluded: bool, restore: bool
+) -> None:
+    members = addresses(5, 4)
+    plans = {m: Plan() for m in members}
+    dealer = members[1]
+    plans[dealer] = Plan(dropout=dropout, sharing=sharing)
+    h = Harness(members, 3, QUANT32, 17, plans, seed=6, restore_each_event=restore)
+    check_outcome(h)
+    chain = h.chain
+    assert chain.result == GROUP_FINALIZED
+    # Its four peers: the first two got their shares, the other two complained.
+    complained = {holder for d, holder in chain.complaints if d == dealer}
+    assert complained == set(members[3:])
+    answered = {(a.dealer, a.holder) for a in chain.answers}
+    assert answered == (set() if excluded else {(dealer, holder) for holder in complained})
+    assert (dealer in chain.excluded) == excluded
+    submits = dropout in (Dropout.NONE, Dropout.AFTER_SUBMIT) and not excluded
+    assert (dealer in chain.submitters()) == submits
+    # The complainers took the answered shares as the dealer's delivery: their unmask messages
+    # (late ones revert once the group finalized) reveal one share of it, or of nobody excluded.
+    for holder in complained:
+        assert h.machines[holder].state == State.DONE
+        assert any(d == dealer for d, _ in h.machines[holder].revealed) != excluded
+
+
 @pytest.mark.parametrize(
     "dropouts",
     [
         [Dropout.BEFORE_SHARE, Dropout.MID_SHARE, Dropout.AFTER_COMMIT],
         [Dropout.MID_SUBMIT, Dropout.AFTER_COMMIT, Dropout.NONE],
         [Dropout.AFTER_SUBMIT, Dropout.AFTER_SUBMIT, Dropout.NONE],
+        [Dropout.MID_SETTLE, Dropout.MID_SETTLE, Dropout.NONE],
     ],
 )
 def test_fewer_than_t_survivors_reveal_nothing_usable(dropouts: list[Dropout]) -> None:

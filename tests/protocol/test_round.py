@@ -15,6 +15,7 @@ from hypothesis import event as hypothesis_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol.chain_data import ChainDataError, ChainDataReason
 from protocol.commitments import share_leaf, verify_proof
 from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED, MAX_CHUNK_WORDS
 from protocol.encoding import QuantConfig, word_count
@@ -425,6 +426,57 @@ def test_bad_events_move_to_error(prepare: State, event, error) -> None:
     assert _record(m) == before
     with pytest.raises(LocalProtocolError):
         m.send(DeadlineTick(0))
+
+
+def _peer_commitment(**change: object) -> MemberCommitment:
+    return replace(SCRIPT.commitments[SCRIPT.peers[0]], **change)
+
+
+@pytest.mark.parametrize(
+    ("prepare", "event", "reason"),
+    [
+        (
+            State.SHARED,
+            lambda: SharesCommittedOnChain((_peer_commitment(member=777),)),
+            ChainDataReason.NOT_MEMBER,
+        ),
+        (
+            State.SHARED,
+            lambda: SettleDue((_peer_commitment(), _peer_commitment())),
+            ChainDataReason.DUPLICATE,
+        ),
+        (
+            State.SHARED,
+            lambda: SharesCommittedOnChain((_peer_commitment(shares_root=bytes(31)),)),
+            ChainDataReason.FIELD_SIZE,
+        ),
+        (
+            State.SHARED,
+            lambda: SettleDue((_peer_commitment(mask_public=bytes(33)),)),
+            ChainDataReason.FIELD_SIZE,
+        ),
+        (
+            State.SUBMITTED,
+            lambda: UnmaskPhaseOpened((SCRIPT.me, *SCRIPT.peers, SCRIPT.me)),
+            ChainDataReason.DUPLICATE,
+        ),
+        (
+            State.SUBMITTED,
+            lambda: UnmaskPhaseOpened((SCRIPT.me, 12345)),
+            ChainDataReason.NOT_COMMITTED,
+        ),
+    ],
+)
+def test_chain_facts_that_do_not_fit_the_group_name_their_rule(
+    prepare: State, event: Callable[[], Event], reason: ChainDataReason
+) -> None:
+    m = SCRIPT.machine_in(prepare)
+    before = _record(m)
+    with pytest.raises(ChainDataError) as info:
+        m.send(event())
+    assert info.value.reason == reason
+    assert m.state == State.ERROR and m.failure and m.failure.startswith("ChainDataError")
+    assert _record(m) == before
 
 
 @pytest.mark.parametrize(
