@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from actors.market import Market
+from protocol.chain_data import ChainDataError
 from protocol.constants import GROUP_FINALIZED
 from protocol.encoding import QuantConfig
 from protocol.errors import RecoveryError
@@ -25,15 +26,23 @@ class RoundAggregates:
 
 
 def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
-    """Recover every finalized group's aggregate of `round` from events and views."""
+    """Recover every finalized group's aggregate of `round` from events and views; events that
+    break the chain-data schema (a faulty node) leave every finalized group with that error."""
     config = market.config(task)
     quant = QuantConfig(config.lane_bits, config.scale_bits, config.clip_norm)
-    submissions = market.submissions(task, round)
-    revealed = market.revealed_shares(task, round)
+    unreadable = None
+    try:
+        submissions = market.submissions(task, round)
+        revealed = market.revealed_shares(task, round)
+    except ChainDataError as error:
+        unreadable = f"unreadable chain data: {error}"
     result = RoundAggregates()
     for group in range(market.group_count(task)):
         if market.group_result(task, round, group) != GROUP_FINALIZED:
             result.failed.append(group)
+            continue
+        if unreadable is not None:
+            result.errors[group] = unreadable
             continue
         members = market.group_members(task, group)
         statuses = {int(m, 16): market.status(task, round, m) for m in members}

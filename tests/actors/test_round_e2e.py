@@ -19,6 +19,7 @@ from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
+from protocol.chain_data import ChainDataError, ChainDataReason
 from protocol.constants import PHASE_SUBMIT
 from protocol.round import PostSettle
 
@@ -154,6 +155,24 @@ async def test_round_recovers_exact_aggregates_and_pays_submitters(
         assert owner.applied and np.all(np.isfinite(owner.applied[0]))
         unpaid = sum(1 for do in dos if not market.is_credited(task, 0, do.account))
         assert mo.refunded_wei == unpaid * REWARD
+
+
+async def test_unreadable_chain_data_fails_each_group_not_the_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events a faulty node returns out of schema leave every finalized group of the round
+    without an aggregate, with the named reason; the reader itself keeps going."""
+    with boa.env.anchor(), trio.fail_after(90):
+        _, market, mo, _, _, _ = await run_market(tmp_path, {})
+
+        def faulty(task: int, round: int) -> None:
+            raise ChainDataError(ChainDataReason.CHUNK_ORDER, "chunk 1 before chunk 0")
+
+        monkeypatch.setattr(market, "submissions", faulty)
+        result = recover_round(market, mo.task, 0)
+    assert result.aggregates == {} and result.failed == []
+    assert sorted(result.errors) == [0, 1]
+    assert all("chunk_order" in error for error in result.errors.values())
 
 
 class Withholder(DataOwner):
