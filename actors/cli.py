@@ -90,9 +90,9 @@ def demo(
         list[str] | None, typer.Option(help="a data owner vanishes: DO:ROUND:STEP")
     ] = None,
     report: Annotated[Path | None, typer.Option(help="write the run report as JSON here")] = None,
-    plot: Annotated[
-        Path | None, typer.Option(help="write accuracy and gas per round as PNG")
-    ] = None,
+    plot: Annotated[Path, typer.Option(help="write accuracy and gas per round as PNG here")] = Path(
+        "reports/demo.png"
+    ),
     data_path: Annotated[
         str, typer.Option(help="masked updates as event (calldata) or blob (EIP-4844, anvil)")
     ] = "event",
@@ -130,7 +130,9 @@ def swarm(
     drop: Annotated[list[str] | None, typer.Option(help="drop a data owner: DO:ROUND:STEP")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="keep the processes' state here")] = None,
     report: Annotated[Path | None, typer.Option(help="write the run report as JSON here")] = None,
-    plot: Annotated[Path | None, typer.Option(help="write accuracy and gas as a PNG")] = None,
+    plot: Annotated[Path, typer.Option(help="write accuracy and gas per round as PNG here")] = Path(
+        "reports/swarm.png"
+    ),
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 1_800,
     data_path: Annotated[
         str, typer.Option(help="masked updates as event (calldata) or blob (EIP-4844)")

@@ -31,6 +31,7 @@ from actors.market import Market
 from actors.model_owner import ModelOwner
 from actors.report import RunReport, plot_report, print_report, summarize_gas
 from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.status import PHASE_NAMES
 from actors.store import StateStore
 from protocol.constants import STATUS_SUBMITTED
 
@@ -63,8 +64,9 @@ class _Board:
 
 
 def _describe(what: str, fields: dict[str, Any]) -> str:
+    shown = {k: PHASE_NAMES.get(v, v) if k == "phase" else v for k, v in fields.items()}
     detail = ", ".join(
-        f"{k}={v:.1%}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+        f"{k}={v:.1%}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()
     )
     return f"{what} ({detail})" if detail else what
 
@@ -133,7 +135,7 @@ async def run_market(
         )
 
     console = console or Console()
-    with Live(board.render(), console=console, refresh_per_second=4, transient=True) as view:
+    with Live(board.render(), console=console, refresh_per_second=4) as view:
         async with trio.open_nursery() as nursery:
             if live:
                 nursery.start_soon(_refresh, view, board)
@@ -141,6 +143,7 @@ async def run_market(
                 await nursery.start(actor.run)
             reports = await mo.run()
             nursery.cancel_scope.cancel()
+        view.update(board.render())  # the last frame stays on screen, above the report
     return _report(scenario, chain, market, mo, reports, dos, time.perf_counter() - started)
 
 
