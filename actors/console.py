@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 from typing import Any
 
 import boa
@@ -45,9 +46,34 @@ def warm_up(contract: Any, rpc: Any, attempts: int = 5) -> None:
             time.sleep(0.1)
 
 
-def namespace(rpc_url: str | None = None, market_address: str | None = None) -> dict[str, Any]:
-    """Everything the console starts with."""
-    console = Console()
+def attach_boa(rpc_url: str, address: str, private_key: str) -> Any:
+    """Point boa's network mode at `rpc_url` and return the market at `address` as a boa contract.
+
+    The network env is opened only now, after any deploy: boa copies the node's state when it
+    is set and runs every call on that copy too, where a market deployed later is missing (boa
+    then warns and answers as the node does).
+    """
+    boa.set_network_env(rpc_url)
+    boa.env.add_account(Account.from_key(private_key), force_eoa=True)
+    with warnings.catch_warnings():
+        # boa compares the runtime code without the immutables (the court's address) the
+        # deployed code carries: always a mismatch, never a problem
+        warnings.filterwarnings("ignore", "casted bytecode does not match", UserWarning)
+        dm = deployer_for(MARKET_SOURCE).at(address)
+    warm_up(dm, boa.env._rpc)
+    return dm
+
+
+def namespace(
+    rpc_url: str | None = None,
+    market_address: str | None = None,
+    *,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Everything the console starts with: on the embedded chain, or on the node at `rpc_url`
+    (the account of $OMNILYTICS_PRIVATE_KEY, else a throwaway one a dev node funds), with the
+    market at `market_address` or a court and market freshly deployed as `Market.deploy` does."""
+    console = console or Console()
     if rpc_url is None:
         chain: Any = BoaChain()
         owner = chain.new_account(10**22)
@@ -55,19 +81,13 @@ def namespace(rpc_url: str | None = None, market_address: str | None = None) -> 
         dm = chain.contract(market.address)
         boa.env.eoa = owner
     else:
-        boa.set_network_env(rpc_url)
         key = os.environ.get(KEY_ENV)
-        account = Account.from_key(key) if key else Account.create()
-        if not key:  # a dev node: fund a throwaway account
-            boa.env._rpc.fetch("anvil_setBalance", [account.address, hex(10**22)])
-        boa.env.add_account(account, force_eoa=True)
-        owner = account.address
-        deployer = deployer_for(MARKET_SOURCE)
-        dm = deployer.at(market_address) if market_address else deployer.deploy()
-        warm_up(dm, boa.env._rpc)
-        chain = RpcChain(rpc_url, dev=key is None)
-        chain.add_account(account.key.hex())
-        market = Market(chain, str(dm.address))
+        # with a key its account funds new accounts (`chain.new_account`); without, a dev node
+        # funds a throwaway owner and every new account by its cheat method
+        chain = RpcChain(rpc_url, dev=key is None, funder_key=key)
+        owner = chain.add_account(key) if key else chain.new_account(10**22)
+        market = Market(chain, market_address) if market_address else Market.deploy(chain, owner)
+        dm = attach_boa(rpc_url, market.address, chain.private_key(owner))
 
     def status(task: int | None = None) -> None:
         """Every task (or one): phase, deadline, groups, statuses, credits."""
@@ -119,6 +139,9 @@ def main() -> None:
     parser.add_argument("--rpc-url", help="attach to a node instead of the embedded chain")
     parser.add_argument("--market", help="an already deployed market's address")
     args = parser.parse_args()
+    # boa's network mode runs each call on its own copy of the node's state as well, refreshed
+    # only by its own sends: after the facade's (`market.*`), it warns and answers as the node does
+    warnings.filterwarnings("ignore", "local fork did not match node", UserWarning)
     names = namespace(args.rpc_url, args.market)
 
     from IPython import start_ipython

@@ -81,12 +81,14 @@ async def run_market(
     kinds: dict[int, type[DataOwner]] | None = None,
     **plan: int,
 ):
-    """Six data owners in two groups of three; `plan` adds terms to the task (a bond, ...)."""
+    """Six data owners in two groups of three; `plan` adds terms to the task (a bond, ...) or
+    overrides its phase durations."""
     chain = BoaChain(realtime=True)
     if slow:
         # a slow node: every chain call waits 0-30 ms, so actors interleave in new orders
         jitter = random.Random(5)
         chain.latency = lambda: jitter.uniform(0, 0.03)
+    durations = {"share_duration": 4, "submit_duration": 4, "unmask_duration": 4}
     market, mo, owner_learner, task = await new_task(
         chain,
         max_dos=6,
@@ -94,10 +96,7 @@ async def run_market(
         group_size=3,
         threshold=2,
         rounds=rounds,
-        share_duration=4,
-        submit_duration=4,
-        unmask_duration=4,
-        **plan,
+        **(durations | plan),
     )
     rng = np.random.default_rng(7)
     dos = []
