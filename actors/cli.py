@@ -64,6 +64,8 @@ def _scenario(**fields: object) -> Scenario:
     scenario = Scenario(**fields)
     if not 2 <= scenario.threshold <= scenario.group_size <= scenario.dos:
         raise typer.BadParameter("need 2 <= threshold <= group-size <= dos")
+    if scenario.alpha is not None and not scenario.alpha > 0:
+        raise typer.BadParameter("--alpha (Dirichlet concentration) must be positive")
     try:
         rule_from_spec(scenario.rule)
     except ConfigError as error:
@@ -126,6 +128,7 @@ def swarm(
     rpc_url: Annotated[str | None, typer.Option(help="a running node instead")] = None,
     rule: Annotated[str, typer.Option(help=RULE_HELP)] = "mean",
     do_samples: Annotated[int, typer.Option(help="samples per data owner")] = 1_000,
+    alpha: Annotated[float | None, typer.Option(help="Dirichlet label skew (default IID)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the data split and the models")] = 0,
     drop: Annotated[list[str] | None, typer.Option(help="drop a data owner: DO:ROUND:STEP")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="keep the processes' state here")] = None,
@@ -152,6 +155,7 @@ def swarm(
         threshold=threshold,
         rule=rule,
         do_samples=do_samples,
+        alpha=alpha,
         seed=seed,
         drops=_parse_drops(drop or []),
     )

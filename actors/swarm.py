@@ -207,9 +207,12 @@ class Swarm:
             gas_per_param_submit=gas.submit_per_param,
             chain_seconds=mo["chain_seconds"] + sum(r["chain_seconds"] for r in results.values()),
             wall_seconds=time.perf_counter() - self.started,
-            paid_wei={self.account_of(i): r["paid_wei"] for i, r in results.items()},
+            # a process that ended without its result (it died) was paid nothing it saw
+            paid_wei={self.account_of(i): results.get(i, {}).get("paid_wei", 0) for i in self.dos},
             refunded_wei=mo["refunded_wei"],
-            dropped=[self.account_of(i) for i, r in results.items() if r["dropped"]],
+            dropped=[
+                self.account_of(i) for i in self.dos if results.get(i, {}).get("dropped", True)
+            ],
             aggregate_exact=exact,
             rule=self.scenario.rule,
             memory=self.memory.summary(self.roles),

@@ -20,6 +20,8 @@ _DO_ARGS += ["--index", "0", "--scenario", "scenario.json", "--state-dir", "stat
         (["demo", "--data-path", "blob"], "cannot carry blob transactions"),
         (["demo", "--data-path", "blobs", "--chain", "anvil"], "--data-path is one of"),
         (["swarm", "--data-path", "calldata"], "--data-path is one of"),
+        (["demo", "--alpha", "0"], "--alpha (Dirichlet concentration) must be positive"),
+        (["swarm", "--alpha", "-1"], "--alpha (Dirichlet concentration) must be positive"),
         (["do", *_DO_ARGS, "--chunk-words", "0"], "--chunk-words"),
         (["do", *_DO_ARGS, "--chunk-words", "6145"], "--chunk-words"),
     ],
