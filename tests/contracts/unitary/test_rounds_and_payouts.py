@@ -173,8 +173,10 @@ def test_withdraw_eth(done_run):
 
 
 @pytest.mark.parametrize("kind", ["token", "no_return_token"])
-def test_withdraw_tokens(new_run, data_owners, request, kind):
-    token = request.getfixturevalue(kind)
+def test_withdraw_tokens(new_run, data_owners, token, no_return_token, kind):
+    # both tokens are requested as arguments, so they are deployed in fixture setup: one made
+    # inside the test body (getfixturevalue) is rolled back with the test but stays cached
+    token = {"token": token, "no_return_token": no_return_token}[kind]
     r = new_run(token=token)
     r.start(data_owners[:4])
     everyone = [do for group in r.groups() for do in group]
