@@ -7,7 +7,10 @@ from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,
     PHASE_ENDED,
+    PHASE_SETTLE,
     PHASE_SHARE,
+    PHASE_SUBMIT,
+    PHASE_UNMASK,
     STATUS_NONE,
 )
 from tests.contracts.market import ETH, as_struct, config, digest_of, escrow_of, events, model_bytes
@@ -127,6 +130,31 @@ def test_reclaim_locked_while_round_unresolved(done_run, data_owners):
     assert r.market.task_phase(r.task) == PHASE_ENDED
     assert r.market.reclaim(r.task, sender=r.owner) == escrow_of(r.cfg) - 3 * r.cfg["reward_per_do"]
     assert r.market.escrow_remaining(r.task) == 0
+
+
+def test_reclaim_locked_in_every_phase_of_a_round(done_run):
+    r = done_run
+    everyone = r.big + r.small
+    r.open_round(1)
+    seen = []
+
+    def refused() -> None:
+        seen.append(r.market.task_phase(r.task))
+        with boa.reverts("escrow: round unresolved"):
+            r.market.reclaim(r.task, sender=r.owner)
+
+    refused()
+    for do in everyone:
+        r.commit(do)
+    r.market.advance(r.task)
+    refused()
+    r.advance_after_deadline()
+    refused()
+    for do in everyone:
+        r.submit(do)
+    r.market.advance(r.task)
+    refused()
+    assert seen == [PHASE_SHARE, PHASE_SETTLE, PHASE_SUBMIT, PHASE_UNMASK]
 
 
 def test_reclaim_locked_in_register(run):
