@@ -39,9 +39,9 @@ test *args: setup
 test-slow *args: setup
     pytest -q -m slow "$@"
 
-# long fuzzing: hypothesis dev profile, slow tests included
+# long fuzzing (market state machine, random calls and decoders, protocol): hypothesis dev profile, slow tests included
 fuzz *args: setup
-    HYPOTHESIS_PROFILE=dev pytest -q -m "slow or not slow" tests/contracts/stateful tests/protocol "$@"
+    HYPOTHESIS_PROFILE=dev pytest -q -m "slow or not slow" tests/contracts/stateful tests/fuzzing tests/protocol "$@"
 
 # ruff lint + format check
 lint:

@@ -31,9 +31,9 @@ from protocol.commitments import (
     published_model_digest,
     split_chunks,
 )
-from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS, STATUS_SUBMITTED
+from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS, MAX_ENDPOINT, STATUS_SUBMITTED
 from protocol.encoding import PackedWords
-from protocol.errors import RemoteProtocolError
+from protocol.errors import ConfigError, RemoteProtocolError
 
 ETH = "0x0000000000000000000000000000000000000000"
 # a cold credit write plus the group bookkeeping per submitter, with room to spare
@@ -169,6 +169,11 @@ class Market:
     def register(
         self, task: int, channel_pk: bytes, endpoint: str, sender: str, bond: int = 0
     ) -> Receipt:
+        """Join `task`. An endpoint over MAX_ENDPOINT UTF-8 bytes is refused here: the market's
+        ABI decoder would revert it with no reason."""
+        size = len(endpoint.encode())
+        if size > MAX_ENDPOINT:
+            raise ConfigError(f"endpoint is {size} bytes; the market takes at most {MAX_ENDPOINT}")
         return self._send("register", [task, channel_pk, endpoint], sender, bond)
 
     def advance(self, task: int, sender: str) -> Receipt:

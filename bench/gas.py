@@ -9,6 +9,7 @@ writes bench/results/gas.json: the round's totals, and `rows`, one per entry poi
 `lane_bits`, `gas_per_param`, `floor_gas_per_param`, `ratio`).
 
     python -m bench.gas [--dos 10] [--group-size 5] [--params 50000] [--lane-bits 32]
+                        [--chunk-words 6144]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
+from protocol.constants import MAX_CHUNK_WORDS
 from protocol.encoding import words_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -171,7 +173,8 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=5)
     parser.add_argument("--params", type=int, default=50_000)
     parser.add_argument("--lane-bits", type=int, default=32, choices=(16, 32))
-    parser.add_argument("--chunk-words", type=int, default=4_000)
+    # the data owners' own default (DataOwnerSettings): the fewest chunks the contract takes
+    parser.add_argument("--chunk-words", type=int, default=MAX_CHUNK_WORDS)
     parser.add_argument("--out", type=Path, default=RESULTS / "gas.json")
     args = parser.parse_args()
     result = measure(args.dos, args.group_size, args.params, args.lane_bits, args.chunk_words)

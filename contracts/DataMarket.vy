@@ -363,7 +363,9 @@ def reclaim(task: uint256) -> uint256:
     @return The amount credited to the model owner (withdraw it with `withdraw`).
     """
     rounds._expect_owner(task, msg.sender)
-    assert rounds.task_phase[task] >= rounds.PHASE_ROUND_DONE, "escrow: round unresolved"
+    # @dev ROUND_DONE, ENDED, CANCELLED (5..7); SETTLE (8) is inside a round
+    phase: uint256 = rounds.task_phase[task]
+    assert phase >= rounds.PHASE_ROUND_DONE and phase <= rounds.PHASE_CANCELLED, "escrow: round unresolved"
     amount: uint256 = self._reclaimable(task)
     assert amount > 0, "escrow: nothing to reclaim"
     self._return_escrow(task, rounds.task_config[task].token, amount)

@@ -47,6 +47,8 @@ MAX_CHUNK_WORDS: Final = 6144
 BLOB_WORDS: Final = 3968
 MAX_CHUNK_BLOBS: Final = 16
 MAX_MODEL_CHUNK: Final = 65536
+# Longest endpoint a data owner registers, in UTF-8 bytes (the contract's registry.MAX_ENDPOINT).
+MAX_ENDPOINT: Final = 128
 MAX_PROOF: Final = 8
 SECRET_BYTES: Final = 32
 

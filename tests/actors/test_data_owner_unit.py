@@ -1,13 +1,15 @@
 """Data owner details: a round's machine is visible to the peer handler only once it is opened
 (a delivery that arrives while the data owner still reads the chain must wait, not hit a machine
-that has not seen `RoundOpened`), a refused transaction is named, not fatal, and a step is
-written to the store before its actions run (one that sends nothing, with the next)."""
+that has not seen `RoundOpened`), a refused transaction is named, not fatal, a step is
+written to the store before its actions run (one that sends nothing, with the next), and an
+endpoint too long for the market is refused by name before anything is sent."""
 
 from pathlib import Path
 
 import boa
 import msgspec
 import numpy as np
+import pytest
 import trio
 
 from actors.chain import BoaChain
@@ -15,6 +17,8 @@ from actors.data_owner import DataOwner, _Progress
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
+from protocol.constants import MAX_ENDPOINT
+from protocol.errors import ConfigError
 from protocol.round import PostCommitment, RoundMachine, SendShares, SharePhaseOpened, State
 from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
 
@@ -31,6 +35,26 @@ async def _round_zero_open() -> tuple[BoaChain, Market, int, str, list[str]]:
         market.register(task, bytes([i + 1]) * 32, "127.0.0.1:1", account)
     market.advance(task, mo_account)
     return chain, market, task, mo_account, accounts
+
+
+async def test_an_endpoint_too_long_for_the_market_is_refused_before_sending() -> None:
+    """The market's ABI decoder would revert a longer endpoint with no reason; its bound is in
+    UTF-8 bytes, so 65 two-byte characters (130 bytes) are refused too."""
+    with boa.env.anchor(), trio.fail_after(30):
+        chain = BoaChain()
+        mo_account = chain.new_account(10**21)
+        market = Market.deploy(chain, mo_account)
+        plan = TaskPlan(max_dos=2, min_dos=2, group_size=2, threshold=2)
+        task = await ModelOwner(market, mo_account, VectorOwner(), plan).create_task()
+        account = chain.new_account(10**20)
+        sent = len(market.receipts)
+        for endpoint in ("h" * (MAX_ENDPOINT + 1), "é" * (MAX_ENDPOINT // 2 + 1)):
+            with pytest.raises(ConfigError, match=r"endpoint is \d+ bytes"):
+                market.register(task, bytes([1]) * 32, endpoint, account)
+        assert len(market.receipts) == sent
+        assert not market.is_registered(task, account)
+        market.register(task, bytes([1]) * 32, "h" * MAX_ENDPOINT, account)
+        assert market.endpoint(task, account) == "h" * MAX_ENDPOINT
 
 
 async def test_round_is_invisible_to_peers_until_opened(tmp_path: Path) -> None:

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from bench.gas import RESULTS
+from protocol.constants import MAX_CHUNK_WORDS
 
 GAS_PATH_KEYS = {"path", "d", "lane_bits", "gas_per_param", "floor_gas_per_param", "ratio"}
 ROUND_KEYS = {"dos", "d", "total_gas", "chain_seconds", "protocol_overhead"}
 MASK_KEYS = {"d", "peers", "threshold", "ours_seconds", "flower_seconds", "ratio"}
+# the market issue's gas table (`just gas`)
+GAS_KEYS = {"d", "dos", "groups", "per_phase", "submit_gas_per_param", "floor_gas_per_param"}
 FILES = sorted(RESULTS.glob("*.json"))
 
 
@@ -50,3 +53,14 @@ def test_each_kind_of_row_is_present() -> None:
     assert chain_time["chain_seconds"] > 0 and chain_time["protocol_overhead"] is not None
     (mask,) = rows["mask.json"]
     assert not MASK_KEYS - mask.keys()
+
+
+def test_the_round_gas_table_has_the_issues_keys_and_submit_within_1_1x_of_the_floor() -> None:
+    gas = json.loads((RESULTS / "gas.json").read_text())
+    assert not GAS_KEYS - gas.keys(), GAS_KEYS - gas.keys()
+    assert (gas["d"], gas["dos"], gas["groups"]) == (50_000, 10, 2)
+    phases = {"create_task", "register", "advance", "commit_shares", "submit", "unmask"}
+    assert phases <= gas["per_phase"].keys() and all(v > 0 for v in gas["per_phase"].values())
+    # measured with the chunks the data owners send (a stale default once made it 4,000)
+    assert gas["chunk_words"] == MAX_CHUNK_WORDS
+    assert gas["submit_gas_per_param"] / gas["floor_gas_per_param"] <= 1.1

@@ -4,7 +4,8 @@ duplicate messages.
 
 A plain Python model predicts whether each call must succeed (then it is made and the model
 updated) or revert (then it must revert). A ledger of credits, escrow and bonds is updated with
-each successful call; the invariants compare it with the contract after every step.
+each successful call; the invariants compare it with the contract after every step, and the
+rewards the contract's `Credited` events paid, per (task, round, data owner), with the ledger.
 """
 
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import boa
 from eth_utils import keccak
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -42,7 +43,15 @@ from protocol.constants import (
     STATUS_SUBMITTED,
     STATUS_UNMASKED,
 )
-from tests.contracts.market import ETH, as_struct, config, digest_of, model_bytes, share_value
+from tests.contracts.market import (
+    ETH,
+    as_struct,
+    config,
+    digest_of,
+    events,
+    model_bytes,
+    share_value,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 MOCKS = ROOT / "tests" / "contracts" / "mocks"
@@ -110,6 +119,7 @@ ACTIONS = {
             wait=st.sampled_from([None] * 5 + [-1, 0, 5]),
         ),
     ),
+    "settle_up": (2, dict(i=tasks_idx, end=st.integers(0, 3))),
     "time_jump": (2, dict(seconds=st.sampled_from([1, 10, 30, 60, 120, 200]))),
     "withdraw": (2, dict(account=st.sampled_from(EVERYONE), token=st.integers(0, 2))),
     "create_task": (
@@ -120,7 +130,7 @@ ACTIONS = {
             m=st.integers(2, 3),
             extra=st.integers(0, 3),
             t=st.integers(2, 3),
-            rounds=st.integers(1, 2),
+            rounds=st.sampled_from([1, 2, 2]),
             reward=st.integers(1, 10**6),
             bond=st.sampled_from([0, 7, 10**5]),
             d=st.sampled_from([1, 9, 20]),
@@ -193,6 +203,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.escrow: dict[int, int] = {}
         self.bonds: dict[tuple[int, str], int] = {}
         self.credited: dict[tuple[int, int, str], int] = {}
+        # the rewards the contract's `Credited` events paid, per (task, round, data owner)
+        self.credited_events: dict[tuple[int, int, str], int] = {}
         # tasks a step acted on: the per-member invariants read the contract for these only
         self.touched: set[int] = set()
 
@@ -208,6 +220,18 @@ class MarketMachine(RuleBasedStateMachine):
         task = pool[(i // 2) % len(pool)]
         self.touched.add(task.id)
         return task
+
+    def _resolved_task(self, i: int) -> TaskModel:
+        """Even `i` prefer tasks between rounds, odd `i` tasks over; else any task."""
+        wanted = (PHASE_ROUND_DONE,) if i % 2 == 0 else (PHASE_ENDED, PHASE_CANCELLED)
+        pool = [t for t in self.tasks if t.phase in wanted] or self.tasks
+        task = pool[(i // 2) % len(pool)]
+        self.touched.add(task.id)
+        return task
+
+    def _credited(self) -> list[tuple]:
+        """(task, token, account, amount) of each `Credited` event of the last market call."""
+        return [(e.task, e.token, e.account, e.amount) for e in events(self.market, "Credited")]
 
     def _credit(self, token: str, account: str, amount: int) -> None:
         self.credits[(token, account)] = self.credits.get((token, account), 0) + amount
@@ -256,6 +280,8 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _call(self, ok: bool, fn, *args, **kwargs):
         if ok:
+            # `--hypothesis-show-statistics`: in how many examples each call succeeded
+            event(f"{fn.func_t.name} succeeded")
             return fn(*args, **kwargs)
         with boa.reverts():
             fn(*args, **kwargs)
@@ -269,7 +295,7 @@ class MarketMachine(RuleBasedStateMachine):
         owners=st.lists(st.sampled_from(MODEL_OWNERS), min_size=2, max_size=2),
         tokens=st.lists(st.integers(0, 2), min_size=2, max_size=2),
         sizes=st.lists(st.integers(2, 3), min_size=2, max_size=2),
-        rounds=st.lists(st.integers(1, 2), min_size=2, max_size=2),
+        rounds=st.lists(st.sampled_from([1, 2, 3]), min_size=2, max_size=2),
     )
     def two_tasks(self, owners, tokens, sizes, rounds):
         """Every example starts with two tasks, so that no example is spent without any."""
@@ -376,11 +402,34 @@ class MarketMachine(RuleBasedStateMachine):
         elif t.phase == PHASE_UNMASK:
             for do in [m for m in t.members if t.st(m) == STATUS_SUBMITTED][:k]:
                 self._unmask(t, do, flaw=99)
-        elif t.phase == PHASE_ROUND_DONE:
-            self._publish(t, t.owner, good=True)
-            self._open_round(t, t.owner, good=True)
         if t.phase not in (PHASE_ENDED, PHASE_CANCELLED):
             self._advance(t, ATTACKER, wait)
+        if t.phase == PHASE_ROUND_DONE:
+            # the round is resolved (maybe by this very advance): the owner acts at once, before
+            # other tasks' deadlines let its window pass; mostly it opens the next round
+            if dropout < 3:
+                self.settle_up_task(t, end=True)
+            else:
+                self._publish(t, t.owner, good=True)
+                self._open_round(t, t.owner, good=True)
+
+    def settle_up(self, i, end):
+        """A model owner settles up once a round is resolved: `crowd` mostly reopens rounds
+        (and a window to open one soon passes), so `end_task` and `reclaim` need this path."""
+        self.settle_up_task(self._resolved_task(i), end=end > 0)
+
+    def settle_up_task(self, t: TaskModel, end: bool) -> None:
+        """Between rounds the owner reclaims what no data owner can be owed any more and, if
+        `end`, ends the task; once the task is over it reclaims the rest, and every bond still
+        held is released."""
+        if t.phase == PHASE_ROUND_DONE:
+            self._reclaim(t, t.owner, good=True)
+            if end:
+                self._end_task(t, t.owner, good=True)
+        if t.phase in (PHASE_ENDED, PHASE_CANCELLED):
+            self._reclaim(t, t.owner, good=True)
+            for do in [m for m in t.members if (t.id, m) in self.bonds]:
+                self._release_bond(t, do, by_attacker=False)
 
     def advance(self, i, caller, wait):
         """Anyone advances, after waiting until `wait` seconds from the deadline (None: now)."""
@@ -428,6 +477,7 @@ class MarketMachine(RuleBasedStateMachine):
         amount = self._reclaimable(t)
         ok = sender == t.owner and amount > 0
         if self._call(ok, self.market.reclaim, t.id, sender=sender) is not None:
+            assert self._credited() == [(t.id, t.token, t.owner, amount)]
             self.escrow[t.id] -= amount
             self._credit(t.token, t.owner, amount)
 
@@ -546,6 +596,10 @@ class MarketMachine(RuleBasedStateMachine):
         self._call(ok, self.market.unmask, t.id, t.round, reveals, sender=do)
         if not ok:
             return
+        for task, token, account, amount in self._credited():
+            assert (task, token, amount) == (t.id, t.token, t.cfg["reward_per_do"])
+            key = (task, t.round, account)
+            self.credited_events[key] = self.credited_events.get(key, 0) + 1
         g = t.group_index(do)
         t.status[(t.round, do)] = STATUS_UNMASKED
         t.unmasks[(t.round, g)] = t.unmasks.get((t.round, g), 0) + 1
@@ -594,6 +648,7 @@ class MarketMachine(RuleBasedStateMachine):
             return
         if t.phase == PHASE_REGISTER:
             if len(t.members) < cfg["min_dos"] or not published:
+                assert self._credited() == [(t.id, t.token, t.owner, self.escrow[t.id])]
                 self._enter(t, PHASE_CANCELLED, 0)
                 self._credit(t.token, t.owner, self.escrow[t.id])
                 self.escrow[t.id] = 0
@@ -679,12 +734,16 @@ class MarketMachine(RuleBasedStateMachine):
                     for do in members:
                         paid = finalized and t.st(do, round) >= STATUS_SUBMITTED
                         assert self.credited.get((t.id, round, do), 0) == int(paid)
+                        # exactly one `Credited` event paid it, in the group's t-th unmask
+                        assert self.credited_events.get((t.id, round, do), 0) == int(paid)
                         if t.id in self.touched:
                             assert self.market.is_credited(t.id, round, do) == paid
                             assert self.market.do_status(t.id, round, do) == t.st(do, round)
                     if t.id in self.touched:
                         result = t.result.get((round, g), GROUP_PENDING)
                         assert self.market.group_result(t.id, round, g) == result
+        # and no reward event went to anyone else (a non-member, an unopened round)
+        assert sum(self.credited_events.values()) == sum(self.credited.values())
         self.touched.clear()
 
     @invariant()

@@ -7,7 +7,10 @@ from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,
     PHASE_ENDED,
+    PHASE_SETTLE,
     PHASE_SHARE,
+    PHASE_SUBMIT,
+    PHASE_UNMASK,
     STATUS_NONE,
 )
 from tests.contracts.market import ETH, as_struct, config, digest_of, escrow_of, events, model_bytes
@@ -129,6 +132,31 @@ def test_reclaim_locked_while_round_unresolved(done_run, data_owners):
     assert r.market.escrow_remaining(r.task) == 0
 
 
+def test_reclaim_locked_in_every_phase_of_a_round(done_run):
+    r = done_run
+    everyone = r.big + r.small
+    r.open_round(1)
+    seen = []
+
+    def refused() -> None:
+        seen.append(r.market.task_phase(r.task))
+        with boa.reverts("escrow: round unresolved"):
+            r.market.reclaim(r.task, sender=r.owner)
+
+    refused()
+    for do in everyone:
+        r.commit(do)
+    r.market.advance(r.task)
+    refused()
+    r.advance_after_deadline()
+    refused()
+    for do in everyone:
+        r.submit(do)
+    r.market.advance(r.task)
+    refused()
+    assert seen == [PHASE_SHARE, PHASE_SETTLE, PHASE_SUBMIT, PHASE_UNMASK]
+
+
 def test_reclaim_locked_in_register(run):
     with boa.reverts("escrow: round unresolved"):
         run.market.reclaim(run.task, sender=run.owner)
@@ -173,8 +201,10 @@ def test_withdraw_eth(done_run):
 
 
 @pytest.mark.parametrize("kind", ["token", "no_return_token"])
-def test_withdraw_tokens(new_run, data_owners, request, kind):
-    token = request.getfixturevalue(kind)
+def test_withdraw_tokens(new_run, data_owners, token, no_return_token, kind):
+    # both tokens are requested as arguments, so they are deployed in fixture setup: one made
+    # inside the test body (getfixturevalue) is rolled back with the test but stays cached
+    token = {"token": token, "no_return_token": no_return_token}[kind]
     r = new_run(token=token)
     r.start(data_owners[:4])
     everyone = [do for group in r.groups() for do in group]
