@@ -161,10 +161,7 @@ class Market:
 
     def publication(self, task: int, round: int) -> tuple[int, bytes]:
         """How far a round's model is published: its chunk count and running digest so far."""
-        count, digest = self.views(
-            [("model_chunks", (task, round)), ("model_digest", (task, round))]
-        )
-        return count, digest
+        return tuple(self.views([("model_chunks", (task, round)), ("model_digest", (task, round))]))
 
     def register(
         self, task: int, channel_pk: bytes, endpoint: str, sender: str, bond: int = 0

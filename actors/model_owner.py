@@ -159,18 +159,7 @@ class RoundReport:
     chain_seconds: float = 0.0
 
     def saved(self) -> _SavedRound:
-        return _SavedRound(
-            self.round,
-            self.accuracy_before,
-            self.accuracy_after,
-            self.groups,
-            self.finalized_groups,
-            self.submitters,
-            self.samples,
-            list(self.failed_groups),
-            dict(self.recovery_errors),
-            self.chain_seconds,
-        )
+        return _SavedRound(**{f: getattr(self, f) for f in _SavedRound.__struct_fields__})
 
     @classmethod
     def from_saved(cls, saved: _SavedRound) -> RoundReport:
@@ -242,6 +231,9 @@ class ModelOwner:
         self.refunded_wei = saved.refunded_wei
         log.info("resumed task %d with %d rounds applied", self.task, len(self.reports))
         self.observe("resumed", task=self.task, applied=len(self.reports))
+        if (await self._chain(self.market.phase, self.task)).phase == PHASE_REGISTER:
+            # killed while publishing the round-0 model: publish what is left of it
+            await self._publish(0, await trio.to_thread.run_sync(self.learner.model_bytes))
         return self.task
 
     async def create_task(self) -> int:
@@ -323,9 +315,6 @@ class ModelOwner:
         if self.task is None:
             await self.start()
         task = self.task
-        info = await self._chain(self.market.phase, task)
-        if info.phase == PHASE_REGISTER:  # a resumed task may have its model half published
-            await self._publish(0, await trio.to_thread.run_sync(self.learner.model_bytes))
         await self._drive(PHASE_REGISTER, 0, self._registration_full)
         if (await self._chain(self.market.phase, task)).phase == PHASE_CANCELLED:
             self.observe("cancelled")

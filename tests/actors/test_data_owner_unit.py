@@ -23,13 +23,19 @@ from protocol.round import PostCommitment, RoundMachine, SendShares, SharePhaseO
 from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
 
 
-async def _round_zero_open() -> tuple[BoaChain, Market, int, str, list[str]]:
-    """A task of two registered data owners whose round 0 just entered SHARE."""
+async def _task_for_two() -> tuple[BoaChain, Market, int, str]:
+    """A task for two data owners in one group, in REGISTER."""
     chain = BoaChain()
     mo_account = chain.new_account(10**21)
     market = Market.deploy(chain, mo_account)
     plan = TaskPlan(max_dos=2, min_dos=2, group_size=2, threshold=2)
     task = await ModelOwner(market, mo_account, VectorOwner(), plan).create_task()
+    return chain, market, task, mo_account
+
+
+async def _round_zero_open() -> tuple[BoaChain, Market, int, str, list[str]]:
+    """A task of two registered data owners whose round 0 just entered SHARE."""
+    chain, market, task, mo_account = await _task_for_two()
     accounts = [chain.new_account(10**20) for _ in range(2)]
     for i, account in enumerate(accounts):
         market.register(task, bytes([i + 1]) * 32, "127.0.0.1:1", account)
@@ -41,11 +47,7 @@ async def test_an_endpoint_too_long_for_the_market_is_refused_before_sending() -
     """The market's ABI decoder would revert a longer endpoint with no reason; its bound is in
     UTF-8 bytes, so 65 two-byte characters (130 bytes) are refused too."""
     with boa.env.anchor(), trio.fail_after(30):
-        chain = BoaChain()
-        mo_account = chain.new_account(10**21)
-        market = Market.deploy(chain, mo_account)
-        plan = TaskPlan(max_dos=2, min_dos=2, group_size=2, threshold=2)
-        task = await ModelOwner(market, mo_account, VectorOwner(), plan).create_task()
+        chain, market, task, _ = await _task_for_two()
         account = chain.new_account(10**20)
         sent = len(market.receipts)
         for endpoint in ("h" * (MAX_ENDPOINT + 1), "é" * (MAX_ENDPOINT // 2 + 1)):
