@@ -50,6 +50,7 @@ from protocol.constants import (
     GROUP_PENDING,
     MAX_CHUNK_WORDS,
     PHASE_CANCELLED,
+    PHASE_DRAW,
     PHASE_ENDED,
     PHASE_REGISTER,
     PHASE_SETTLE,
@@ -65,10 +66,12 @@ from protocol.errors import DecodeError
 from protocol.messages import ShareAck, ShareDelivery, decode, encode
 from protocol.round import (
     Action,
+    ComplaintsAgainstUs,
     GroupFailed,
     GroupFinalized,
     LocalUpdateReady,
     MemberCommitment,
+    PostAnswer,
     PostChunk,
     PostCommitment,
     PostSettle,
@@ -84,6 +87,7 @@ from protocol.round import (
     SubmitPhaseOpened,
     UnmaskPhaseOpened,
 )
+from protocol.terms import JoinPolicy, check_terms
 from protocol.weighting import encode_weighted
 
 log = logging.getLogger("omnilytics.do")
@@ -92,7 +96,7 @@ Observer = Callable[..., None]
 # deliveries held for a round this data owner has not opened yet (one per group peer suffices)
 _MAX_EARLY = 128
 # machine actions that reach the world: a step that emits one is persisted before it runs
-_OUTWARD = (SendShares, PostCommitment, PostSettle, PostChunk, PostUnmask)
+_OUTWARD = (SendShares, PostCommitment, PostSettle, PostAnswer, PostChunk, PostUnmask)
 # A wait for news hands its latest poll back after this long even when nothing changed (the
 # rounds' bookkeeping runs then, as on every poll before; news and due times come first).
 _WATCH_HEARTBEAT = 2.0
@@ -131,6 +135,8 @@ class DataOwnerSettings:
     drop_at: tuple[int, str] | None = None
     # Demo and test mode only: keep the plaintext lanes, so a run can check its aggregates.
     keep_plaintext: bool = False
+    # The task terms this data owner accepts (phase floors, bond ceiling): protocol.terms.
+    join: JoinPolicy = field(default_factory=JoinPolicy)
 
 
 class _Progress(msgspec.Struct):
@@ -216,6 +222,7 @@ class DataOwner:
         self._now = 0
         self._polled: dict[tuple[str, int], Any] = {}
         self.paid_wei = 0
+        self.court_wei = 0  # withdrawn from the court: complaint deposits paid or refunded to us
         self.plaintext: dict[int, np.ndarray] = {}  # round -> submitted lanes (keep_plaintext)
         for key, raw in store.items("plaintext"):
             self.plaintext[int(key)] = np.load(io.BytesIO(raw), allow_pickle=False)
@@ -296,6 +303,9 @@ class DataOwner:
         self.store.put("identity", "port", str(port).encode())
         if await self._chain(self.market.is_registered, self.task, self.account):
             return
+        # before any bond is staked: a phase we cannot act in, or a bond out of proportion,
+        # is refused (HostileTerms names the term)
+        check_terms(self.config, self.settings.join)
         endpoint = f"{self.settings.host}:{port}"
         await self._chain(
             self.market.register,
@@ -414,11 +424,19 @@ class DataOwner:
         }
         if info.phase in (PHASE_ENDED, PHASE_CANCELLED) and not self._live_rounds():
             return None
-        if info.phase != PHASE_REGISTER:
+        if info.phase not in (PHASE_REGISTER, PHASE_DRAW):
             if info.round not in self.rounds and self._takes_part(info):
                 await self._open_round(info.round, nursery)
             for number in sorted(self._live_rounds()):
                 await self._step_round(self.rounds[number], info)
+            exposed = self.rounds.get(info.round)
+            if (
+                exposed is not None
+                and "exposed" in exposed.progress.fed
+                and _stage(info, info.round) == _SETTLE
+            ):
+                # out of the round, but later complaints of this SETTLE still want answers
+                await self._answer_complaints(exposed)
         await self._nudge(info, now)
         return info
 
@@ -671,6 +689,10 @@ class DataOwner:
         await self._take_answers(rnd)
 
     async def _answer_complaints(self, rnd: _Round) -> None:
+        """Answer every open complaint against us. Answering makes shares of our secrets public,
+        so the machine first sits the round out (the market would refuse our update anyway); we
+        keep answering later complaints of the same SETTLE: each answer keeps our bond and
+        earns the complainer's deposit."""
         number = rnd.number
         # a view riding along with every poll; the complaint events only when some are open
         # against us
@@ -680,31 +702,48 @@ class DataOwner:
         if not against:
             return
         complaints = await self._chain(self.market.complaints, self.task, number)
+        holders = []
         for dealer, holder in complaints:
             if dealer.lower() != self.account.lower() or holder in rnd.answered:
                 continue
-            still = await self._chain(
+            if await self._chain(
                 self.market.complaint_open, self.task, number, self.account, holder
-            )
+            ):
+                holders.append(holder)
+            else:
+                rnd.answered.add(holder)
+        if not holders:
+            return
+        if rnd.machine.state is State.SHARED:
+            event = ComplaintsAgainstUs(holders=tuple(int(h, 16) for h in holders))
+            await self._feed(rnd, "exposed", event)
+            return
+        for holder in holders:
             answer = rnd.machine.answer(int(holder, 16))
-            if still and answer is not None:
-                try:
-                    await self._chain(
-                        self.market.answer,
-                        self.task,
-                        number,
-                        holder,
-                        (answer.seed_share, answer.key_share),
-                        (answer.seed_proof, answer.key_proof),
-                        answer.points,
-                        self.account,
-                    )
-                except TransactionReverted as refused:
-                    log.error("%s round %d: answer refused: %s", self.account, number, refused)
-                    self.observe("refused", round=number, reason=refused.reason)
-                    continue
-                self.observe("answered", round=number, holder=holder)
-            rnd.answered.add(holder)
+            if answer is not None:
+                await self._perform(rnd, [answer])
+
+    async def _post_answer(self, rnd: _Round, answer: PostAnswer) -> None:
+        number, holder = rnd.number, _checksum(answer.holder)
+        if holder in rnd.answered:
+            return
+        try:
+            await self._chain(
+                self.market.answer,
+                self.task,
+                number,
+                holder,
+                (answer.seed_share, answer.seed_blind, answer.key_share, answer.key_blind),
+                (answer.seed_proof, answer.key_proof),
+                answer.points,
+                self.account,
+            )
+        except TransactionReverted as refused:
+            log.error("%s round %d: answer refused: %s", self.account, number, refused)
+            self.observe("refused", round=number, reason=refused.reason)
+            return
+        rnd.answered.add(holder)
+        self.observe("answered", round=number, holder=holder)
 
     async def _take_answers(self, rnd: _Round) -> None:
         """Feed the machine, as deliveries, the shares our accused dealers published on-chain."""
@@ -732,7 +771,9 @@ class DataOwner:
                 dealer=dealer,
                 holder=self.account,
                 seed_share=a["seed_share"],
+                seed_blind=a["seed_blind"],
                 key_share=a["key_share"],
+                key_blind=a["key_blind"],
                 seed_proof=a["seed_proof"],
                 key_proof=a["key_proof"],
                 mask_public=await self._chain(self.market.mask_pk, self.task, number, dealer),
@@ -854,7 +895,12 @@ class DataOwner:
                 self.market.settled, self.task, number, self.account
             ):
                 accused = sum(1 << rnd.members_int.index(d) for d in action.accused)
-                await self._chain(self.market.settle, self.task, number, accused, self.account)
+                # each complaint carries a deposit: paid to a dealer that answers it, refunded
+                # (`_collect`) when the dealer does not
+                deposit = len(action.accused) * self.config.reward_per_do
+                await self._chain(
+                    self.market.settle, self.task, number, accused, self.account, deposit
+                )
                 self.observe("settled", round=number, accused=len(action.accused))
         elif isinstance(action, PostChunk):
             chunks = [a for a in batch if isinstance(a, PostChunk)]
@@ -885,6 +931,8 @@ class DataOwner:
                 self.observe("submitted", round=number)
         elif isinstance(action, PostUnmask):
             await self._unmask(rnd, action, resumed)
+        elif isinstance(action, PostAnswer):
+            await self._post_answer(rnd, action)
         else:
             self.observe(type(action).__name__.lower(), round=number)
 
@@ -914,7 +962,10 @@ class DataOwner:
             (status, result), rnd.before_unmask = rnd.before_unmask, None
         if status >= STATUS_UNMASKED or result != GROUP_PENDING:
             return
-        reveals = [(_checksum(r.dealer), r.kind, r.share, r.proof) for r in action.reveals]
+        reveals = [
+            (_checksum(r.dealer), r.kind, r.share, r.blind, r.proof, r.points)
+            for r in action.reveals
+        ]
         try:
             await self._chain(self.market.unmask, self.task, number, reveals, self.account)
         except TransactionReverted as error:
@@ -1031,7 +1082,9 @@ class DataOwner:
     # -- after the task ---------------------------------------------------------------------
 
     async def _collect(self) -> None:
-        """Withdraw what the market credited us, and our bond once the task is over."""
+        """Withdraw what the market credited us, and our bond once the task is over; take back
+        the deposits of our complaints no dealer answered, and withdraw what the court credited
+        us (those refunds, and complainers' deposits for complaints we answered)."""
         token = self.config.token
         reads = [("bond_of", (self.task, self.account)), ("credits", (token, self.account))]
         bond, owed = await self._chain(self.market.views, reads)
@@ -1043,6 +1096,27 @@ class DataOwner:
             await self._chain(self.market.withdraw, self.account, token)
             self.paid_wei += owed
             self.observe("withdrew", amount=owed, token=token if token != ETH else "ETH")
+        await self._refund_complaints()
+        court = await self._chain(self.market.court_credits, self.account, token)
+        if court:
+            await self._chain(self.market.withdraw_court, self.account, token)
+            self.court_wei += court
+            self.observe("withdrew_court", amount=court)
+
+    async def _refund_complaints(self) -> None:
+        for number, rnd in self.rounds.items():
+            settlement = rnd.machine.settlement()
+            for dealer in () if settlement is None else settlement.accused:
+                dealer = _checksum(dealer)
+                still = await self._chain(
+                    self.market.complaint_open, self.task, number, dealer, self.account
+                )
+                if still and not await self._chain(
+                    self.market.refunded, self.task, number, dealer, self.account
+                ):
+                    await self._chain(
+                        self.market.refund, self.task, number, dealer, self.account, self.account
+                    )
 
 
 # where a round stands on-chain, from one data owner's view of it
@@ -1056,7 +1130,7 @@ _PHASE_STAGE = {
 
 
 def _stage(info: Any, number: int) -> int:
-    if info.round < number or info.phase == PHASE_REGISTER:
+    if info.round < number or info.phase in (PHASE_REGISTER, PHASE_DRAW):
         return _BEFORE
     if info.round > number:
         return _RESOLVED

@@ -181,21 +181,33 @@ class Market:
     ) -> Receipt:
         return self._send("commit_shares", [task, round, mask_pk, shares_root, points], sender)
 
-    def settle(self, task: int, round: int, accused: int, sender: str) -> Receipt:
-        """File complaints (bit `p`: the member at group position `p`) with the court."""
-        return self._send("settle", [task, round, accused], sender, to=self.court)
+    def settle(self, task: int, round: int, accused: int, sender: str, deposit: int = 0) -> Receipt:
+        """File complaints (bit `p`: the member at group position `p`) with the court, with
+        their deposit (`reward_per_do` each: `complaint_deposit`) as ETH for an ETH task."""
+        value = deposit if self.config(task).token == ETH else 0
+        return self._send("settle", [task, round, accused], sender, value, to=self.court)
+
+    def complaint_deposit(self, task: int, complaints: int) -> int:
+        """What `settle` costs for `complaints` complaints: `reward_per_do` each, paid to an
+        answering dealer or refunded (`refund`) when the dealer never answers."""
+        return complaints * self.config(task).reward_per_do
+
+    def refund(self, task: int, round: int, dealer: str, holder: str, sender: str) -> Receipt:
+        """Credit `holder` back the deposit of its complaint that `dealer` never answered."""
+        return self._send("refund", [task, round, dealer, holder], sender, to=self.court)
 
     def answer(
         self,
         task: int,
         round: int,
         holder: str,
-        shares: tuple[bytes, bytes],
+        shares: tuple[bytes, bytes, bytes, bytes],
         proofs: tuple[Sequence[bytes], Sequence[bytes]],
         points: bytes,
         sender: str,
     ) -> Receipt:
-        """Settle `holder`'s complaint: its self-seed and mask-key shares, proofs, our points."""
+        """Settle `holder`'s complaint: its self-seed share and blind, mask-key share and blind,
+        their proofs, and our points. The court then bars us from submitting this round."""
         args = [task, round, holder, list(shares), list(proofs[0]), list(proofs[1]), points]
         return self._send("answer", args, sender, to=self.court)
 
@@ -255,14 +267,18 @@ class Market:
         self,
         task: int,
         round: int,
-        reveals: Sequence[tuple[str, int, bytes, Sequence[bytes]]],
+        reveals: Sequence[tuple[str, int, bytes, bytes, Sequence[bytes], bytes]],
         sender: str,
     ) -> Receipt:
-        """Reveal shares: (dealer, kind, share, proof) per committed member, in member order."""
-        args = [(dealer, kind, share, list(proof)) for dealer, kind, share, proof in reveals]
+        """Reveal shares through the court: (dealer, kind, share, blind, proof, dealer's points)
+        per committed member, in member order."""
+        args = [
+            (dealer, kind, share, blind, list(proof), points)
+            for dealer, kind, share, blind, proof, points in reveals
+        ]
         # the group's t-th message credits every submitter: room for that, whoever lands it
         extra = _CREDIT_GAS * len(args)
-        return self._send("unmask", [task, round, args], sender, gas_extra=extra)
+        return self._send("unmask", [task, round, args], sender, gas_extra=extra, to=self.court)
 
     def open_round(self, task: int, round: int, model_hash: bytes, sender: str) -> Receipt:
         return self._send("open_round", [task, round, model_hash], sender)
@@ -278,6 +294,10 @@ class Market:
 
     def withdraw(self, sender: str, token: str = ETH) -> Receipt:
         return self._send("withdraw", [token], sender)
+
+    def withdraw_court(self, sender: str, token: str = ETH) -> Receipt:
+        """Withdraw what the court credited: complaint deposits paid to us or refunded."""
+        return self._send("withdraw", [token], sender, to=self.court)
 
     # views
 
@@ -359,6 +379,9 @@ class Market:
     def complaint_open(self, task: int, round: int, dealer: str, holder: str) -> bool:
         return self.chain.call(self.court, "complaint_open", (task, round, dealer, holder))
 
+    def refunded(self, task: int, round: int, dealer: str, holder: str) -> bool:
+        return self.chain.call(self.court, "refunded", (task, round, dealer, holder))
+
     def update_digest(self, task: int, round: int, do: str) -> bytes:
         return self._view("update_digest", task, round, do)
 
@@ -383,6 +406,9 @@ class Market:
     def credits(self, account: str, token: str = ETH) -> int:
         return self._view("credits", token, account)
 
+    def court_credits(self, account: str, token: str = ETH) -> int:
+        return self.chain.call(self.court, "credits", (token, account))
+
     def is_credited(self, task: int, round: int, do: str) -> bool:
         return self._view("is_credited", task, round, do)
 
@@ -397,6 +423,12 @@ class Market:
 
     def round_submitted(self, task: int, round: int) -> int:
         return self._view("round_submitted", task, round)
+
+    def round_exposed(self, task: int, round: int) -> int:
+        return self._view("round_exposed", task, round)
+
+    def exposed(self, task: int, round: int, do: str) -> bool:
+        return self._view("exposed", task, round, do)
 
     def reclaimable(self, task: int) -> int:
         return self._view("reclaimable", task)
@@ -463,9 +495,9 @@ class Market:
         return BlobChunk(hashes, tuple(self.blob_source.blobs(event.tx_hash, event.block, hashes)))
 
     def revealed_shares(self, task: int, round: int) -> list[RevealedShare]:
-        """Every share revealed in a round's unmask messages (from `ShareRevealed`)."""
+        """Every share revealed in a round's unmask messages (the court's `ShareRevealed`)."""
         events = self.chain.events(
-            self.address, "ShareRevealed", filters={"task": task, "round": round}
+            self.court, "ShareRevealed", filters={"task": task, "round": round}
         )
         return [
             chain_data.revealed_share(
@@ -473,6 +505,7 @@ class Market:
                 holder=e.args["holder"],
                 kind=e.args["kind"],
                 share=e.args["share"],
+                blind=e.args["blind"],
             )
             for e in events
         ]
@@ -483,14 +516,15 @@ class Market:
         return [(e.args["dealer"], e.args["holder"]) for e in events]
 
     def answers(self, task: int, round: int) -> list[dict[str, Any]]:
-        """Every answered complaint of a round: dealer, holder, both shares and their proofs."""
+        """Every answered complaint of a round: dealer, holder, both shares with their blinds,
+        and their proofs."""
         events = self.chain.events(
             self.court, "ComplaintAnswered", filters={"task": task, "round": round}
         )
         return [dict(e.args) for e in events]
 
     def dealt_points(self, task: int, round: int) -> dict[str, bytes]:
-        """Each committed dealer's Feldman commitments (from `SharesCommitted`)."""
+        """Each committed dealer's Pedersen commitments (from `SharesCommitted`)."""
         events = self.chain.events(
             self.address, "SharesCommitted", filters={"task": task, "round": round}
         )

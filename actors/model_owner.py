@@ -31,6 +31,7 @@ from protocol.commitments import model_chunks, model_digest, published_model_dig
 from protocol.constants import (
     DATA_PATH_EVENT,
     PHASE_CANCELLED,
+    PHASE_DRAW,
     PHASE_ENDED,
     PHASE_REGISTER,
     PHASE_ROUND_DONE,
@@ -316,6 +317,8 @@ class ModelOwner:
             await self.start()
         task = self.task
         await self._drive(PHASE_REGISTER, 0, self._registration_full)
+        # registration closed: the groups are drawn from the closing block's hash, a block later
+        await self._drive(PHASE_DRAW, 0, None)
         if (await self._chain(self.market.phase, task)).phase == PHASE_CANCELLED:
             self.observe("cancelled")
             await self._collect()
@@ -382,7 +385,9 @@ class ModelOwner:
     def _all_submitted(self) -> bool:
         info = self.market.phase(self.task)
         submitted = self.market.round_submitted(self.task, info.round)
-        return submitted == self.market.round_committed(self.task, info.round)
+        # exposed dealers (they answered a complaint) may not submit: nobody waits for them
+        exposed = self.market.round_exposed(self.task, info.round)
+        return submitted + exposed == self.market.round_committed(self.task, info.round)
 
     # -- the aggregate -------------------------------------------------------------------
 

@@ -18,29 +18,17 @@ from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,
     PHASE_CANCELLED,
+    PHASE_DRAW,
     PHASE_ENDED,
     PHASE_REGISTER,
-    PHASE_ROUND_DONE,
-    PHASE_SETTLE,
-    PHASE_SHARE,
-    PHASE_SUBMIT,
-    PHASE_UNMASK,
     STATUS_COMMITTED,
     STATUS_NONE,
     STATUS_SUBMITTED,
     STATUS_UNMASKED,
+    Phase,
 )
 
-PHASE_NAMES = {
-    PHASE_REGISTER: "REGISTER",
-    PHASE_SHARE: "SHARE",
-    PHASE_SETTLE: "SETTLE",
-    PHASE_SUBMIT: "SUBMIT",
-    PHASE_UNMASK: "UNMASK",
-    PHASE_ROUND_DONE: "ROUND_DONE",
-    PHASE_ENDED: "ENDED",
-    PHASE_CANCELLED: "CANCELLED",
-}
+PHASE_NAMES = {phase: phase.name for phase in Phase if phase != Phase.NONE}
 STATUS_NAMES = {
     STATUS_NONE: "-",
     STATUS_COMMITTED: "committed",
@@ -97,7 +85,7 @@ def read_task(market: Market, task: int) -> TaskView:
         max_dos=config.max_dos,
         escrow_remaining=market.escrow_remaining(task),
     )
-    if info.phase not in (PHASE_REGISTER, PHASE_CANCELLED):
+    if info.phase not in (PHASE_REGISTER, PHASE_DRAW, PHASE_CANCELLED):
         for g in range(market.group_count(task)):
             members = market.group_members(task, g)
             view.groups.append(

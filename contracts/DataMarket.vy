@@ -3,9 +3,10 @@
 """
 @title OmniLytics data market
 @notice A model owner escrows the reward of a federated-learning task; data owners register,
-        commit to Shamir shares of their masks, post masked updates, and reveal shares so that
-        each group's aggregate becomes computable in the very transaction that credits the
-        group's submitters. One deployment serves any number of concurrent tasks.
+        commit to Shamir shares of their masks, post masked updates, and reveal shares (through
+        the shares court, which checks them) so that each group's aggregate becomes computable
+        in the very transaction that credits the group's submitters. One deployment serves any
+        number of concurrent tasks.
 @dev Thin composition: each module owns one concern and its state; the entry points here check
      the phase, the caller and the inputs through the modules, then move state in one order:
      rounds (phase, statuses), commitments (digests, roots), escrow (value). Phase and status
@@ -28,8 +29,9 @@ initializes: rounds
 from .modules import commitments
 initializes: commitments
 
-# @dev Where complaints about dealt shares are filed and answered (contracts/SharesCourt.vy);
-#      the market consults it when SETTLE closes.
+# @dev Where complaints about dealt shares are filed and answered, and where revealed shares are
+#      checked (contracts/SharesCourt.vy); the market consults it when SETTLE closes, and takes
+#      its word on exposed dealers (`expose`) and accepted unmask messages (`record_unmask`).
 interface SharesCourt:
     def bind(): nonpayable
     def round_settled(task: uint256, round: uint256) -> uint256: view
@@ -55,6 +57,7 @@ exports: (
     registry.group_members,
     registry.position_of,
     registry.group_seed,
+    registry.draw_block,
     rounds.task_count,
     rounds.task_config,
     rounds.task_owner,
@@ -76,6 +79,7 @@ exports: (
     rounds.round_committed,
     rounds.round_submitted,
     rounds.round_pending,
+    rounds.exposed,
     commitments.model_digest,
     commitments.model_chunks,
     commitments.mask_pk,
@@ -176,8 +180,9 @@ def advance(task: uint256):
             as the phase is complete.
     @dev REGISTER closes early when `max_dos` registered and the round-0 model is published; it
          cancels the task (refunding the model owner) below `min_dos` or without that model,
-         and otherwise draws the groups and opens round 0. SHARE closes early when every member
-         committed, SUBMIT when every committer submitted. UNMASK closes at its deadline (or as
+         and otherwise enters DRAW, remembering its block. DRAW, from a later block, draws the
+         groups from that block's hash and opens round 0. SHARE closes early when every member
+         committed, SUBMIT when every committer submitted (or was exposed). UNMASK closes at its deadline (or as
          soon as its last group finalizes, inside `unmask`). ROUND_DONE ends the task when the
          model owner let its window to open the next round pass.
     @param task The task.
@@ -196,7 +201,19 @@ def advance(task: uint256):
             rounds._cancel(task, members, published)
             self._return_escrow(task, config.token, escrow.escrow_remaining[task])
             return
-        registry._fix_groups(task, config.group_size)
+        registry.draw_block[task] = block.number
+        rounds._enter(task, 0, rounds.PHASE_DRAW, 0)
+    elif phase == rounds.PHASE_DRAW:
+        target: uint256 = registry.draw_block[task]
+        assert block.number > target, "rounds: draw not ready"
+        seed: bytes32 = empty(bytes32)
+        if block.number - target <= 256:
+            seed = blockhash(target)
+        if seed == empty(bytes32):
+            # @dev the hash is out of reach (over 256 blocks old): draw from this block's instead
+            registry.draw_block[task] = block.number
+            return
+        registry._fix_groups(task, config.group_size, keccak256(abi_encode(seed, task)))
         rounds._open(task, 0, config.model_hash)
     elif phase == rounds.PHASE_SHARE:
         assert over or rounds.round_committed[task][round] == registry._count(task), "rounds: phase not over"
@@ -209,7 +226,7 @@ def advance(task: uint256):
                 log DealerExcluded(task=task, round=round, dealer=dealer)
         rounds._enter(task, round, rounds.PHASE_SUBMIT, config.submit_duration)
     elif phase == rounds.PHASE_SUBMIT:
-        assert over or rounds.round_submitted[task][round] == rounds.round_committed[task][round], "rounds: phase not over"
+        assert over or rounds.round_submitted[task][round] + rounds.round_exposed[task][round] == rounds.round_committed[task][round], "rounds: phase not over"
         rounds._close_submit(task, round, registry.group_count[task])
     elif phase == rounds.PHASE_UNMASK:
         assert over, "rounds: phase not over"
@@ -285,42 +302,42 @@ def submit_blobs(task: uint256, round: uint256, chunk_index: uint256):
 
 
 @external
-def unmask(task: uint256, round: uint256, reveals: DynArray[commitments.Reveal, registry.MAX_GROUP]):
+def record_unmask(task: uint256, round: uint256, holder: address):
     """
-    @notice Reveal, as a submitter, one share per group member that committed this round, in
-            member-list order: of the self-mask seed of a member that submitted, of the mask key
-            of a member that did not. The group's `t`-th accepted message credits every
-            submitter of the group `reward_per_do`.
+    @notice Count a submitter's unmask message whose shares the court checked; the group's
+            `t`-th credits every submitter of the group `reward_per_do`.
+    @dev Only the court calls this, from `unmask`, after checking the phase and every share.
     @param task The task.
     @param round The current round.
-    @param reveals The shares with their proofs (docs/interfaces.md §5).
+    @param holder The data owner that unmasked.
     """
-    rounds._expect(task, round, rounds.PHASE_UNMASK)
-    group: uint256 = registry.group_of[task][msg.sender]
-    finalizes: bool = rounds._unmask(task, round, msg.sender, group)
-    members: DynArray[address, registry.MAX_GROUP] = registry._group(task, group)
-    k: uint256 = 0
-    for dealer: address in members:
-        status: uint256 = rounds.do_status[task][round][dealer]
-        if status == rounds.STATUS_NONE:
-            continue
-        kind: uint256 = commitments.KIND_MASK_KEY
-        if status >= rounds.STATUS_SUBMITTED:
-            kind = commitments.KIND_SELF_SEED
-        assert k < len(reveals), "commitments: missing reveal"
-        commitments._check_reveal(task, round, msg.sender, dealer, kind, reveals[k])
-        k += 1
-    assert k == len(reveals), "commitments: extra reveal"
-    if not finalizes:
+    assert msg.sender == COURT.address, "market: not the court"
+    group: uint256 = registry.group_of[task][holder]
+    if not rounds._unmask(task, round, holder, group):
         return
     config: rounds.TaskConfig = rounds.task_config[task]
     paid: uint256 = 0
+    members: DynArray[address, registry.MAX_GROUP] = registry._group(task, group)
     for member: address in members:
         if rounds.do_status[task][round][member] >= rounds.STATUS_SUBMITTED:
             escrow._pay(task, config.token, member, config.reward_per_do)
             paid += 1
     log GroupPaid(task=task, round=round, group=group, submitters=paid, reward=config.reward_per_do)
     rounds._finalize_group(task, round, group)
+
+
+@external
+def expose(task: uint256, round: uint256, dealer: address):
+    """
+    @notice Bar a dealer from submitting in `round`: it answered a complaint, so shares of its
+            secrets are public and its update would follow from them.
+    @dev Only the court calls this, from `answer`.
+    @param task The task.
+    @param round The current round.
+    @param dealer The dealer that answered.
+    """
+    assert msg.sender == COURT.address, "market: not the court"
+    rounds._expose(task, round, dealer)
 
 
 @external
@@ -363,9 +380,8 @@ def reclaim(task: uint256) -> uint256:
     @return The amount credited to the model owner (withdraw it with `withdraw`).
     """
     rounds._expect_owner(task, msg.sender)
-    # @dev ROUND_DONE, ENDED, CANCELLED (5..7); SETTLE (8) is inside a round
-    phase: uint256 = rounds.task_phase[task]
-    assert phase >= rounds.PHASE_ROUND_DONE and phase <= rounds.PHASE_CANCELLED, "escrow: round unresolved"
+    # @dev ROUND_DONE, ENDED, CANCELLED: the last three phases
+    assert rounds.task_phase[task] >= rounds.PHASE_ROUND_DONE, "escrow: round unresolved"
     amount: uint256 = self._reclaimable(task)
     assert amount > 0, "escrow: nothing to reclaim"
     self._return_escrow(task, rounds.task_config[task].token, amount)

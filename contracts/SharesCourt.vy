@@ -1,42 +1,56 @@
 # pragma version ~=0.4.3
 """
-@title OmniLytics shares court: complaints about dealt shares, settled on-chain
+@title OmniLytics shares court: complaints about dealt shares, and every share made public
 @notice During a round's SETTLE phase each data owner files, once, its complaints against the
-        dealers of its group whose shares for it are missing or fail their checks (often none).
-        An accused dealer answers by publishing that holder's two shares; the court accepts the
-        answer only if each share proves against the dealer's shares root *and* lies on the
-        polynomial the dealer committed to with Feldman commitments over BN254 G1
-        (`share · G == Σ_j x^j · C_j`, via the ecAdd/ecMul precompiles). When SETTLE closes, the
-        market excludes every dealer with a complaint still open: a dealer that dealt bad shares
-        cannot answer, and an honest dealer always can, so a false complaint costs it one
-        transaction and excludes nobody.
+        dealers of its group whose shares for it are missing or fail their checks (often none),
+        with a deposit of `reward_per_do` per complaint. An accused dealer answers by publishing
+        that holder's shares; the court accepts the answer only if each share proves against the
+        dealer's shares root *and* lies on the polynomials the dealer committed to with Pedersen
+        commitments over BN254 G1 (`share · G + blind · H == Σ_j x^j · C_j`, via the ecAdd/ecMul
+        precompiles). An answered complaint makes shares of the dealer's secrets public, so the
+        dealer may not submit in that round (the market refuses it): it is paid the complainer's
+        deposit instead, and a holder files at most `n - t` complaints a round. A complaint still
+        open when SETTLE closes excludes its dealer (the market reads `open_against`), and its
+        deposit goes back to the complainer (`refund`).
+        At UNMASK every revealed share passes the same two checks here before the market counts
+        the message (`unmask`).
 @dev A separate contract because the market is near the EIP-170 code-size limit. One court
      serves one market: the market binds it in its constructor. Formats in
-     docs/interfaces.md §4 and §9.
+     docs/interfaces.md §4, §5 and §9. The court holds complaint deposits and its own credits
+     (withdrawn with `withdraw`): its balance is the credits plus the deposits of open complaints.
 """
 
+# @dev formats, limits and numbers only: the market owns these modules' state
 from .modules import commitments
+from .modules import registry
 from .modules import rounds
 
-# @dev The market's views this court relies on.
+# @dev complaint deposits: pulled, held and credited as the market does with escrow and bonds
+from .modules import escrow
+initializes: escrow
+
+# @dev The market's views and callbacks this court relies on.
 interface DataMarket:
     def task_phase_of(task: uint256) -> (uint256, uint256, uint256): view
     def task_config(task: uint256) -> rounds.TaskConfig: view
     def do_status(task: uint256, round: uint256, do: address) -> uint256: view
     def group_of(task: uint256, do: address) -> uint256: view
-    def group_members(task: uint256, group: uint256) -> DynArray[address, MAX_GROUP]: view
+    def group_members(task: uint256, group: uint256) -> DynArray[address, registry.MAX_GROUP]: view
     def position_of(task: uint256, do: address) -> uint256: view
     def shares_root(task: uint256, round: uint256, do: address) -> bytes32: view
     def points_digest(task: uint256, round: uint256, do: address) -> bytes32: view
+    def record_unmask(task: uint256, round: uint256, holder: address): nonpayable
+    def expose(task: uint256, round: uint256, dealer: address): nonpayable
 
-# @dev Longest group member list (the market's registry.MAX_GROUP).
-MAX_GROUP: constant(uint256) = 64
-# @dev Most data owners of a task (the market's registry.MAX_DOS).
-MAX_DOS: constant(uint256) = 256
-# @dev Largest threshold: t <= m <= 32.
-MAX_THRESHOLD: constant(uint256) = 32
+exports: (escrow.withdraw, escrow.credits)
+
 # @dev Order of BN254 G1: shares are elements of Z_r.
 CURVE_ORDER: constant(uint256) = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+# @dev Pedersen's second generator H: the first point of G1 (try-and-increment from
+#      keccak256("omnilytics/pedersen/H/v1" ‖ counter), even y) whose discrete log to G = (1, 2)
+#      nobody knows (docs/interfaces.md §4; protocol.bn254 derives the same point).
+H_X: constant(uint256) = 11711197069860854400599243185465880082237782576325844805189761335331431321712
+H_Y: constant(uint256) = 21364449253837443648535319466223791736143145901471762962134496570904289189668
 
 # @dev The market this court serves; set once, by the market's constructor.
 market: public(DataMarket)
@@ -51,8 +65,10 @@ settled: public(HashMap[uint256, HashMap[uint256, HashMap[address, bool]]])
 # @dev Data owners that settled in a round.
 round_settled: public(HashMap[uint256, HashMap[uint256, uint256]])
 # @dev Dealers complained about in a round, each listed once.
-_accused: HashMap[uint256, HashMap[uint256, DynArray[address, MAX_DOS]]]
+_accused: HashMap[uint256, HashMap[uint256, DynArray[address, registry.MAX_DOS]]]
 _listed: HashMap[uint256, HashMap[uint256, HashMap[address, bool]]]
+# @dev Whether an unanswered complaint's deposit went back to its holder (dealer first).
+refunded: public(HashMap[uint256, HashMap[uint256, HashMap[address, HashMap[address, bool]]]])
 
 # @dev A holder says a dealer's shares for it are missing or wrong.
 event Complaint:
@@ -76,9 +92,21 @@ event ComplaintAnswered:
     dealer: indexed(address)
     holder: address
     seed_share: bytes32
+    seed_blind: bytes32
     key_share: bytes32
+    key_blind: bytes32
     seed_proof: DynArray[bytes32, commitments.MAX_PROOF]
     key_proof: DynArray[bytes32, commitments.MAX_PROOF]
+
+# @dev A share passed its proof and Pedersen checks in an unmask message and is now public.
+event ShareRevealed:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    dealer: indexed(address)
+    holder: address
+    kind: uint256
+    share: bytes32
+    blind: bytes32
 
 
 @external
@@ -91,27 +119,32 @@ def bind():
 
 
 @external
+@payable
+@nonreentrant
 def settle(task: uint256, round: uint256, accused: uint256):
     """
     @notice Say, once per round, which dealers of the caller's group owe it shares that are
-            missing or fail their checks (none: the caller is satisfied). Complaints close
-            halfway through SETTLE, so every accused dealer has at least the second half to
-            answer.
+            missing or fail their checks (none: the caller is satisfied). Each complaint carries
+            a deposit of `reward_per_do` in the task's token (ETH as `msg.value`, or approved to
+            this court): paid to the dealer if it answers, refunded if it does not. Complaints
+            close halfway through SETTLE, so every accused dealer has the second half to answer.
     @param task The task.
     @param round The current round.
-    @param accused Bit `p` set: a complaint against the member at position `p` of the group.
+    @param accused Bit `p` set: a complaint against the member at position `p` of the group;
+           at most `n - t` bits for a group of `n`.
     """
-    duration: uint256 = self._expect_settle(task, round).share_duration
+    config: rounds.TaskConfig = self._expect_phase(task, round, rounds.PHASE_SETTLE)
     deadline: uint256 = (staticcall self.market.task_phase_of(task))[2]
-    assert block.timestamp + duration // 2 < deadline, "court: complaints closed"
+    assert block.timestamp + config.share_duration // 2 < deadline, "court: complaints closed"
     market: DataMarket = self.market
     assert staticcall market.do_status(task, round, msg.sender) == rounds.STATUS_COMMITTED, "court: not committed"
     assert not self.settled[task][round][msg.sender], "court: already settled"
-    members: DynArray[address, MAX_GROUP] = staticcall market.group_members(task, staticcall market.group_of(task, msg.sender))
+    members: DynArray[address, registry.MAX_GROUP] = staticcall market.group_members(task, staticcall market.group_of(task, msg.sender))
     assert accused >> len(members) == 0, "court: not in group"
     self.settled[task][round][msg.sender] = True
     self.round_settled[task][round] += 1
-    for p: uint256 in range(len(members), bound=MAX_GROUP):
+    count: uint256 = 0
+    for p: uint256 in range(len(members), bound=registry.MAX_GROUP):
         if (accused >> p) & 1 == 0:
             continue
         dealer: address = members[p]
@@ -120,46 +153,112 @@ def settle(task: uint256, round: uint256, accused: uint256):
         self.complaint_open[task][round][dealer][msg.sender] = True
         self.open_against[task][round][dealer] += 1
         self.round_open[task][round] += 1
+        count += 1
         if not self._listed[task][round][dealer]:
             self._listed[task][round][dealer] = True
             self._accused[task][round].append(dealer)
         log Complaint(task=task, round=round, dealer=dealer, holder=msg.sender)
+    # @dev an honest holder never needs more: beyond n - t cheating dealers the group cannot
+    #      reach t submitters anyway
+    assert count + config.threshold <= len(members), "court: too many complaints"
+    escrow._pull(config.token, msg.sender, count * config.reward_per_do, msg.value, "court: wrong deposit")
     log Settled(task=task, round=round, holder=msg.sender, accused=accused)
 
 
 @external
-def answer(task: uint256, round: uint256, holder: address, shares: bytes32[2], seed_proof: DynArray[bytes32, commitments.MAX_PROOF], key_proof: DynArray[bytes32, commitments.MAX_PROOF], points: Bytes[commitments.MAX_POINT_BYTES]):
+def answer(task: uint256, round: uint256, holder: address, shares: bytes32[4], seed_proof: DynArray[bytes32, commitments.MAX_PROOF], key_proof: DynArray[bytes32, commitments.MAX_PROOF], points: Bytes[commitments.MAX_POINT_BYTES]):
     """
-    @notice Settle a complaint against the caller by publishing the holder's two shares (self
-            seed, then mask key), each with its Merkle proof; both must also lie on the
-            caller's committed polynomials.
+    @notice Settle a complaint against the caller by publishing the holder's shares, each with
+            its Merkle proof; they must also lie on the caller's committed polynomials. The
+            caller is paid the complaint's deposit and may not submit in this round.
     @param task The task.
     @param round The current round.
     @param holder The complaining member.
-    @param shares The holder's self-seed share and mask-key share.
-    @param seed_proof The self-seed share's proof against the caller's shares root.
-    @param key_proof The mask-key share's proof.
-    @param points The caller's Feldman commitments, exactly as posted with `commit_shares`.
+    @param shares The holder's self-seed share and its blind, then its mask-key share and blind.
+    @param seed_proof The self-seed leaf's proof against the caller's shares root.
+    @param key_proof The mask-key leaf's proof.
+    @param points The caller's Pedersen commitments, exactly as posted with `commit_shares`.
     """
-    threshold: uint256 = self._expect_settle(task, round).threshold
+    config: rounds.TaskConfig = self._expect_phase(task, round, rounds.PHASE_SETTLE)
     market: DataMarket = self.market
     assert self.complaint_open[task][round][msg.sender][holder], "court: no open complaint"
     assert keccak256(points) == staticcall market.points_digest(task, round, msg.sender), "court: wrong points"
     root: bytes32 = staticcall market.shares_root(task, round, msg.sender)
-    assert commitments._root(task, round, msg.sender, holder, commitments.KIND_SELF_SEED, shares[0], seed_proof) == root, "court: bad proof"
-    assert commitments._root(task, round, msg.sender, holder, commitments.KIND_MASK_KEY, shares[1], key_proof) == root, "court: bad proof"
+    assert commitments._root(task, round, msg.sender, holder, commitments.KIND_SELF_SEED, shares[0], shares[1], seed_proof) == root, "court: bad proof"
+    assert commitments._root(task, round, msg.sender, holder, commitments.KIND_MASK_KEY, shares[2], shares[3], key_proof) == root, "court: bad proof"
     x: uint256 = staticcall market.position_of(task, holder) + 1
     for kind: uint256 in range(2):
-        assert self._on_polynomial(points, kind * threshold, threshold, x, convert(shares[kind], uint256)), "court: share off polynomial"
+        assert self._on_polynomial(points, kind * config.threshold, config.threshold, x, shares[2 * kind], shares[2 * kind + 1]), "court: share off polynomial"
     self.complaint_open[task][round][msg.sender][holder] = False
     self.open_against[task][round][msg.sender] -= 1
     self.round_open[task][round] -= 1
-    log ComplaintAnswered(task=task, round=round, dealer=msg.sender, holder=holder, seed_share=shares[0], key_share=shares[1], seed_proof=seed_proof, key_proof=key_proof)
+    self._credit(task, config.token, msg.sender, config.reward_per_do)
+    extcall market.expose(task, round, msg.sender)
+    log ComplaintAnswered(task=task, round=round, dealer=msg.sender, holder=holder, seed_share=shares[0], seed_blind=shares[1], key_share=shares[2], key_blind=shares[3], seed_proof=seed_proof, key_proof=key_proof)
+
+
+@external
+def refund(task: uint256, round: uint256, dealer: address, holder: address):
+    """
+    @notice Give a holder back the deposit of its complaint that the dealer never answered
+            (the dealer was excluded when SETTLE closed); anyone may call, once SETTLE is over.
+    @param task The task.
+    @param round The complaint's round.
+    @param dealer The accused dealer.
+    @param holder The complaining member.
+    """
+    phase: uint256 = 0
+    current: uint256 = 0
+    deadline: uint256 = 0
+    phase, current, deadline = staticcall self.market.task_phase_of(task)
+    assert current > round or phase > rounds.PHASE_SETTLE, "court: settle not over"
+    assert self.complaint_open[task][round][dealer][holder], "court: no open complaint"
+    assert not self.refunded[task][round][dealer][holder], "court: already refunded"
+    self.refunded[task][round][dealer][holder] = True
+    config: rounds.TaskConfig = staticcall self.market.task_config(task)
+    self._credit(task, config.token, holder, config.reward_per_do)
+
+
+@external
+def unmask(task: uint256, round: uint256, reveals: DynArray[commitments.Reveal, registry.MAX_GROUP]):
+    """
+    @notice Reveal, as a submitter, one share per group member that committed this round, in
+            member-list order: of the self-mask seed of a member that submitted, of the mask key
+            of a member that did not. Each share must prove against its dealer's root and lie on
+            its dealer's committed polynomial; the market then counts the message, and the
+            group's `t`-th accepted message credits every submitter of the group.
+    @param task The task.
+    @param round The current round.
+    @param reveals The shares, blinds, proofs and dealers' points (docs/interfaces.md §5).
+    """
+    config: rounds.TaskConfig = self._expect_phase(task, round, rounds.PHASE_UNMASK)
+    market: DataMarket = self.market
+    # @dev first, so its rules (a submitter, once, its group pending) come before the shares'
+    extcall market.record_unmask(task, round, msg.sender)
+    members: DynArray[address, registry.MAX_GROUP] = staticcall market.group_members(task, staticcall market.group_of(task, msg.sender))
+    x: uint256 = staticcall market.position_of(task, msg.sender) + 1
+    k: uint256 = 0
+    for dealer: address in members:
+        status: uint256 = staticcall market.do_status(task, round, dealer)
+        if status == rounds.STATUS_NONE:
+            continue
+        kind: uint256 = commitments.KIND_MASK_KEY
+        if status >= rounds.STATUS_SUBMITTED:
+            kind = commitments.KIND_SELF_SEED
+        assert k < len(reveals), "commitments: missing reveal"
+        assert reveals[k].dealer == dealer, "commitments: wrong dealer"
+        assert reveals[k].kind == kind, "commitments: wrong kind"
+        assert commitments._root(task, round, dealer, msg.sender, kind, reveals[k].share, reveals[k].blind, reveals[k].proof) == staticcall market.shares_root(task, round, dealer), "commitments: bad proof"
+        assert keccak256(reveals[k].points) == staticcall market.points_digest(task, round, dealer), "court: wrong points"
+        assert self._on_polynomial(reveals[k].points, kind * config.threshold, config.threshold, x, reveals[k].share, reveals[k].blind), "court: share off polynomial"
+        log ShareRevealed(task=task, round=round, dealer=dealer, holder=msg.sender, kind=kind, share=reveals[k].share, blind=reveals[k].blind)
+        k += 1
+    assert k == len(reveals), "commitments: extra reveal"
 
 
 @view
 @external
-def accused_of(task: uint256, round: uint256) -> DynArray[address, MAX_DOS]:
+def accused_of(task: uint256, round: uint256) -> DynArray[address, registry.MAX_DOS]:
     """
     @notice Every dealer complained about in a round (answered or not), each once.
     """
@@ -168,36 +267,46 @@ def accused_of(task: uint256, round: uint256) -> DynArray[address, MAX_DOS]:
 
 @view
 @internal
-def _expect_settle(task: uint256, round: uint256) -> rounds.TaskConfig:
+def _expect_phase(task: uint256, round: uint256, expected: uint256) -> rounds.TaskConfig:
     """
-    @dev Revert unless `task` is in SETTLE of `round` before its deadline; return its config.
+    @dev Revert unless `task` is in phase `expected` of `round` before its deadline; return its
+         config.
     """
     phase: uint256 = 0
     current: uint256 = 0
     deadline: uint256 = 0
     phase, current, deadline = staticcall self.market.task_phase_of(task)
-    assert phase == rounds.PHASE_SETTLE, "court: wrong phase"
+    assert phase == expected, "court: wrong phase"
     assert round == current, "court: wrong round"
     assert block.timestamp < deadline, "court: deadline passed"
     return staticcall self.market.task_config(task)
 
 
+@internal
+def _credit(task: uint256, token: address, to: address, amount: uint256):
+    escrow.credits[token][to] += amount
+    log escrow.Credited(task=task, token=token, account=to, amount=amount)
+
+
 @view
 @internal
-def _on_polynomial(points: Bytes[commitments.MAX_POINT_BYTES], first: uint256, threshold: uint256, x: uint256, share: uint256) -> bool:
+def _on_polynomial(points: Bytes[commitments.MAX_POINT_BYTES], first: uint256, threshold: uint256, x: uint256, share: bytes32, blind: bytes32) -> bool:
     """
-    @dev Feldman: `share · G == Σ_j x^j · C_j` over the `threshold` points from index `first`,
-         by Horner from the top coefficient. A point off the curve makes the precompile fail
-         and the call revert: a dealer that committed such points can never answer.
+    @dev Pedersen: `share · G + blind · H == Σ_j x^j · C_j` over the `threshold` points from
+         index `first`, by Horner from the top coefficient. A point off the curve makes the
+         precompile fail and the call revert: a dealer that committed such points can never
+         answer, nor can its shares be revealed.
     """
-    if share >= CURVE_ORDER:
+    s: uint256 = convert(share, uint256)
+    b: uint256 = convert(blind, uint256)
+    if s >= CURVE_ORDER or b >= CURVE_ORDER:
         return False
     acc: uint256[2] = self._point(points, first + threshold - 1)
-    for j: uint256 in range(1, MAX_THRESHOLD):
+    for j: uint256 in range(1, registry.MAX_GROUP_SIZE):
         if j >= threshold:
             break
         acc = ecadd(ecmul(acc, x), self._point(points, first + threshold - 1 - j))
-    expected: uint256[2] = ecmul([1, 2], share)
+    expected: uint256[2] = ecadd(ecmul([1, 2], s), ecmul([H_X, H_Y], b))
     return acc[0] == expected[0] and acc[1] == expected[1]
 
 

@@ -5,6 +5,7 @@ statuses, group results) and the size limits both sides enforce. The values must
 the contract's; a differential test against ``contracts/DataMarket.vy`` keeps them honest.
 """
 
+from enum import IntEnum
 from typing import Final
 
 # Secret kinds (§1): which of a dealer's two secrets a Shamir share belongs to.
@@ -12,28 +13,59 @@ KIND_SELF_SEED: Final = 0
 KIND_MASK_KEY: Final = 1
 SECRET_KINDS: Final = (KIND_SELF_SEED, KIND_MASK_KEY)
 
-# Task phases, as returned by ``task_phase(task)`` (§7).
-PHASE_NONE: Final = 0
-PHASE_REGISTER: Final = 1
-PHASE_SHARE: Final = 2
-PHASE_SUBMIT: Final = 3
-PHASE_UNMASK: Final = 4
-PHASE_ROUND_DONE: Final = 5
-PHASE_ENDED: Final = 6
-PHASE_CANCELLED: Final = 7
-# Between SHARE and SUBMIT: holders complain about bad or missing shares, dealers answer on-chain.
-PHASE_SETTLE: Final = 8
 
-# A DO's status in one round, as returned by ``do_status(task, round, do)`` (§7).
-STATUS_NONE: Final = 0
-STATUS_COMMITTED: Final = 1
-STATUS_SUBMITTED: Final = 2
-STATUS_UNMASKED: Final = 3
+class Phase(IntEnum):
+    """A task's phase, as ``task_phase(task)`` returns it (§7), in the order a task goes through
+    them. DRAW: registration closed, the groups wait for the hash of the closing block."""
 
-# A group's result in one round, as returned by ``group_result(task, round, group)`` (§7).
-GROUP_PENDING: Final = 0
-GROUP_FINALIZED: Final = 1
-GROUP_FAILED: Final = 2
+    NONE = 0
+    REGISTER = 1
+    DRAW = 2
+    SHARE = 3
+    # holders complain about bad or missing shares, dealers answer on-chain
+    SETTLE = 4
+    SUBMIT = 5
+    UNMASK = 6
+    ROUND_DONE = 7
+    ENDED = 8
+    CANCELLED = 9
+
+
+class Status(IntEnum):
+    """A DO's status in one round, as ``do_status(task, round, do)`` returns it (§7)."""
+
+    NONE = 0
+    COMMITTED = 1
+    SUBMITTED = 2  # all chunks in
+    UNMASKED = 3
+
+
+class GroupResult(IntEnum):
+    """A group's result in one round, as ``group_result(task, round, group)`` returns it (§7)."""
+
+    PENDING = 0
+    FINALIZED = 1
+    FAILED = 2
+
+
+# The same numbers under the names the contract gives them.
+PHASE_NONE: Final = Phase.NONE
+PHASE_REGISTER: Final = Phase.REGISTER
+PHASE_DRAW: Final = Phase.DRAW
+PHASE_SHARE: Final = Phase.SHARE
+PHASE_SETTLE: Final = Phase.SETTLE
+PHASE_SUBMIT: Final = Phase.SUBMIT
+PHASE_UNMASK: Final = Phase.UNMASK
+PHASE_ROUND_DONE: Final = Phase.ROUND_DONE
+PHASE_ENDED: Final = Phase.ENDED
+PHASE_CANCELLED: Final = Phase.CANCELLED
+STATUS_NONE: Final = Status.NONE
+STATUS_COMMITTED: Final = Status.COMMITTED
+STATUS_SUBMITTED: Final = Status.SUBMITTED
+STATUS_UNMASKED: Final = Status.UNMASKED
+GROUP_PENDING: Final = GroupResult.PENDING
+GROUP_FINALIZED: Final = GroupResult.FINALIZED
+GROUP_FAILED: Final = GroupResult.FAILED
 
 # How a task's masked updates reach the chain (the config's ``data_path``, §3 and §3b).
 DATA_PATH_EVENT: Final = 0
@@ -57,12 +89,15 @@ SECRET_BYTES: Final = 32
 # leaves, a tree of depth 7, within MAX_PROOF siblings.
 MAX_GROUP: Final = 64
 assert 2 * MAX_GROUP <= 2**MAX_PROOF
-# The name protocol.round uses for the same bound (the contract's own MAX_GROUP_SIZE, 32, bounds
-# the configured m instead).
-MAX_GROUP_SIZE: Final = MAX_GROUP
+# Largest configured group size m (the contract's registry.MAX_GROUP_SIZE).
+MAX_GROUP_SIZE: Final = 32
 # Largest Shamir threshold: t <= m <= the contract's registry.MAX_GROUP_SIZE; a dealer commits
-# 2 t Feldman points per round (the contract's vss.MAX_POINTS).
+# 2 t Pedersen points per round (the contract's commitments.MAX_POINT_BYTES / 64).
 MAX_THRESHOLD: Final = 32
+# Shortest and longest phase duration a task may ask for (the contract's rounds.MIN_DURATION
+# and MAX_DURATION, seconds).
+MIN_DURATION: Final = 30
+MAX_DURATION: Final = 365 * 86400
 
 # Widths of the on-chain types the protocol hashes or packs.
 WORD_BITS: Final = 256

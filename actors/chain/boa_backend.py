@@ -20,6 +20,7 @@ from typing import Any
 import boa
 from boa.contracts.base_evm_contract import BoaError
 from boa.contracts.vyper.vyper_contract import VyperContract, VyperDeployer
+from eth_utils import keccak
 
 from actors.chain.base import (
     BlobsUnsupported,
@@ -147,8 +148,11 @@ class BoaChain:
             success=True,
         )
         self._txs.append((str(address), record))
-        # one transaction per block, like a node with automine
-        self.env.evm.patch.block_number += 1
+        # one transaction per block, like a node with automine; each block gets a hash of its
+        # own (BLOCKHASH reads the last 256), so the group draw varies from block to block
+        patch = self.env.evm.patch
+        patch.prev_hashes = [keccak(b"boa block %d" % block), *list(patch.prev_hashes)[:255]]
+        patch.block_number += 1
         return receipt
 
     def _record(self, entry: Any, block: int, tx_hash: str) -> Event:

@@ -3,8 +3,9 @@
 @title Commitments: public-model digests and Shamir share roots
 @notice Owns what parties commit to before they may rely on it: the running digest of each
         round's public model bytes, and each data owner's round mask public key, the Merkle
-        root over the shares it dealt to its group and its Feldman commitments to the two
-        sharing polynomials. Checks a revealed share against its root.
+        root over the shares it dealt to its group and its Pedersen commitments to the two
+        sharing polynomials. The shares court (contracts/SharesCourt.vy) checks revealed and
+        answered shares against them with `_root`.
 @dev Byte formats are fixed in docs/interfaces.md §4 (leaves, sorted-pair tree) and §7 (model
      digest).
 """
@@ -17,17 +18,20 @@ MAX_MODEL_CHUNK: constant(uint256) = 65536
 KIND_SELF_SEED: constant(uint256) = 0
 # @dev Secret kind of the round's X25519 mask secret key.
 KIND_MASK_KEY: constant(uint256) = 1
-# @dev Most bytes of one dealer's Feldman commitments: 2 polynomials of up to 32 points
+# @dev Most bytes of one dealer's Pedersen commitments: 2 polynomials of up to 32 points
 #      (t <= m <= 32) of 64 bytes.
 MAX_POINT_BYTES: constant(uint256) = 2 * 32 * 64
 
 
-# @dev One revealed share with its proof against the dealer's root (docs/interfaces.md §5).
+# @dev One revealed share with its blinding share, its proof against the dealer's root, and the
+#      dealer's commitments (docs/interfaces.md §5).
 struct Reveal:
     dealer: address
     kind: uint256
     share: bytes32
+    blind: bytes32
     proof: DynArray[bytes32, MAX_PROOF]
+    points: Bytes[MAX_POINT_BYTES]
 
 
 # @dev Running digest of a round's published public-model bytes.
@@ -38,7 +42,7 @@ model_chunks: public(HashMap[uint256, HashMap[uint256, uint256]])
 mask_pk: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
 # @dev Merkle root over the shares a data owner dealt in a round.
 shares_root: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
-# @dev keccak256 of the Feldman commitments a data owner posted in a round.
+# @dev keccak256 of the Pedersen commitments a data owner posted in a round.
 points_digest: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
 
 # @dev A chunk of a round's public model; its bytes are only in this event.
@@ -58,16 +62,6 @@ event SharesCommitted:
     shares_root: bytes32
     points: Bytes[MAX_POINT_BYTES]
 
-# @dev A share passed its commitment check and is now public.
-event ShareRevealed:
-    task: indexed(uint256)
-    round: indexed(uint256)
-    dealer: indexed(address)
-    holder: address
-    kind: uint256
-    share: bytes32
-
-
 @internal
 def _publish(task: uint256, round: uint256, data: Bytes[MAX_MODEL_CHUNK]):
     """
@@ -84,7 +78,7 @@ def _publish(task: uint256, round: uint256, data: Bytes[MAX_MODEL_CHUNK]):
 def _commit(task: uint256, round: uint256, do: address, group: uint256, mask_pk: bytes32, shares_root: bytes32, points: Bytes[MAX_POINT_BYTES], threshold: uint256):
     """
     @dev Record a data owner's commitments; the caller checked phase, membership and duplicates.
-         The points are checked against shares only when a complaint needs it (SharesCourt).
+         The points are checked against shares when one is revealed or answered (SharesCourt).
     """
     assert mask_pk != empty(bytes32), "commitments: empty mask key"
     assert shares_root != empty(bytes32), "commitments: empty shares root"
@@ -95,34 +89,14 @@ def _commit(task: uint256, round: uint256, do: address, group: uint256, mask_pk:
     log SharesCommitted(task=task, round=round, do=do, group=group, mask_pk=mask_pk, shares_root=shares_root, points=points)
 
 
-@internal
-def _check_reveal(task: uint256, round: uint256, holder: address, dealer: address, kind: uint256, reveal: Reveal):
-    """
-    @dev Check one revealed share: the expected dealer and kind, and a proof from its leaf to the
-         dealer's root; then publish it.
-    """
-    assert reveal.dealer == dealer, "commitments: wrong dealer"
-    assert reveal.kind == kind, "commitments: wrong kind"
-    assert self._proves(task, round, dealer, holder, kind, reveal.share, reveal.proof), "commitments: bad proof"
-    log ShareRevealed(task=task, round=round, dealer=dealer, holder=holder, kind=kind, share=reveal.share)
-
-
-@view
-@internal
-def _proves(task: uint256, round: uint256, dealer: address, holder: address, kind: uint256, share: bytes32, proof: DynArray[bytes32, MAX_PROOF]) -> bool:
-    """
-    @dev Whether the leaf of `share` for (dealer, holder, kind) proves up to the dealer's root.
-    """
-    return self.shares_root[task][round][dealer] == self._root(task, round, dealer, holder, kind, share, proof)
-
-
 @pure
 @internal
-def _root(task: uint256, round: uint256, dealer: address, holder: address, kind: uint256, share: bytes32, proof: DynArray[bytes32, MAX_PROOF]) -> bytes32:
+def _root(task: uint256, round: uint256, dealer: address, holder: address, kind: uint256, share: bytes32, blind: bytes32, proof: DynArray[bytes32, MAX_PROOF]) -> bytes32:
     """
-    @dev The root a share's leaf proves up to through the sorted-pair tree.
+    @dev The root a share's leaf (share and blinding share) proves up to through the sorted-pair
+         tree.
     """
-    node: bytes32 = keccak256(abi_encode(task, round, dealer, holder, kind, share))
+    node: bytes32 = keccak256(abi_encode(task, round, dealer, holder, kind, share, blind))
     for sibling: bytes32 in proof:
         if convert(node, uint256) < convert(sibling, uint256):
             node = keccak256(concat(node, sibling))

@@ -5,9 +5,11 @@
         its peer-channel handshakes) and endpoint, the registration order, and the groups fixed
         from chain randomness when registration closes.
 @dev Groups: the member list is shuffled by Fisher–Yates with `j_i = keccak256(abi_encode(seed,
-     i)) % (i + 1)` for `i = n-1 .. 1`, where `seed = keccak256(abi_encode(prevrandao, task))` of
-     the closing block; the shuffled list is cut into `G = n // m` consecutive groups, the first
-     `n % G` of them one member larger. A member's position is its index in its group's list.
+     i)) % (i + 1)` for `i = n-1 .. 1`, where `seed = keccak256(abi_encode(blockhash(draw_block),
+     task))` and `draw_block` is the block whose transaction closed registration: no transaction
+     can read its own block's hash, so none can both close registration and see the draw. The
+     shuffled list is cut into `G = n // m` consecutive groups, the first `n % G` of them one
+     member larger. A member's position is its index in its group's list.
 """
 
 # @dev Most data owners one task accepts.
@@ -35,6 +37,9 @@ group_of: public(HashMap[uint256, HashMap[address, uint256]])
 _group_members: HashMap[uint256, HashMap[uint256, DynArray[address, MAX_GROUP]]]
 # @dev Seed the groups were drawn from.
 group_seed: public(HashMap[uint256, bytes32])
+# @dev Block whose hash draws a task's groups (set when registration closes; moved to a later
+#      block if the draw comes more than 256 blocks after it, when its hash is out of reach).
+draw_block: public(HashMap[uint256, uint256])
 
 # @dev A data owner joined a task.
 event Registered:
@@ -142,13 +147,12 @@ def _group(task: uint256, group: uint256) -> DynArray[address, MAX_GROUP]:
 
 
 @internal
-def _fix_groups(task: uint256, group_size: uint256) -> uint256:
+def _fix_groups(task: uint256, group_size: uint256, seed: bytes32) -> uint256:
     """
-    @dev Shuffle the members with chain randomness drawn now and cut them into balanced groups.
+    @dev Shuffle the members with `seed` and cut them into balanced groups.
          The caller guarantees `len(members) >= group_size >= 2`.
     @return The number of groups.
     """
-    seed: bytes32 = keccak256(abi_encode(block.prevrandao, task))
     order: DynArray[address, MAX_DOS] = self._members[task]
     n: uint256 = len(order)
     for k: uint256 in range(n - 1, bound=MAX_DOS):

@@ -20,6 +20,10 @@ MAX_ROUNDS: constant(uint256) = 1024
 MAX_PARAMS: constant(uint256) = 2**32
 # @dev Longest phase duration a task may ask for.
 MAX_DURATION: constant(uint256) = 365 * 86400
+# @dev Shortest phase duration a task may ask for: several blocks even on a 12 s chain, so no
+#      phase can open and close between two blocks (a sub-block SHARE would exclude every data
+#      owner and forfeit every bond to the model owner). Data owners ask for more (protocol.terms).
+MIN_DURATION: constant(uint256) = 30
 # @dev Most blobs one `submit_blobs` chunk reads (above the per-transaction limit, 6 since Osaka).
 MAX_CHUNK_BLOBS: constant(uint256) = 16
 # @dev Words one blob carries: 4096 field elements of 31 payload bytes (docs/interfaces.md §3b).
@@ -29,16 +33,19 @@ BLOB_WORDS: constant(uint256) = 3968
 DATA_PATH_EVENT: constant(uint256) = 0
 DATA_PATH_BLOB: constant(uint256) = 1
 
-# @dev Phases of a task (docs/interfaces.md §7; protocol/constants.py mirrors them).
+# @dev Phases of a task, in the order a task goes through them (docs/interfaces.md §7;
+#      protocol/constants.py mirrors them). DRAW: registration is closed and the groups wait for
+#      the hash of the closing block, which no transaction of that block can read.
 PHASE_NONE: constant(uint256) = 0
 PHASE_REGISTER: constant(uint256) = 1
-PHASE_SHARE: constant(uint256) = 2
-PHASE_SUBMIT: constant(uint256) = 3
-PHASE_UNMASK: constant(uint256) = 4
-PHASE_ROUND_DONE: constant(uint256) = 5
-PHASE_ENDED: constant(uint256) = 6
-PHASE_CANCELLED: constant(uint256) = 7
-PHASE_SETTLE: constant(uint256) = 8
+PHASE_DRAW: constant(uint256) = 2
+PHASE_SHARE: constant(uint256) = 3
+PHASE_SETTLE: constant(uint256) = 4
+PHASE_SUBMIT: constant(uint256) = 5
+PHASE_UNMASK: constant(uint256) = 6
+PHASE_ROUND_DONE: constant(uint256) = 7
+PHASE_ENDED: constant(uint256) = 8
+PHASE_CANCELLED: constant(uint256) = 9
 
 # @dev A data owner's status in one round.
 STATUS_NONE: constant(uint256) = 0
@@ -111,6 +118,11 @@ group_result: public(HashMap[uint256, HashMap[uint256, HashMap[uint256, uint256]
 round_committed: public(HashMap[uint256, HashMap[uint256, uint256]])
 # @dev Data owners that submitted a complete update in a round.
 round_submitted: public(HashMap[uint256, HashMap[uint256, uint256]])
+# @dev Dealers whose shares an answered complaint made public in a round: they may not submit
+#      in it (their update would follow from public shares), and count as committed non-submitters.
+exposed: public(HashMap[uint256, HashMap[uint256, HashMap[address, bool]]])
+# @dev Exposed dealers of a round (SUBMIT may close early without them).
+round_exposed: public(HashMap[uint256, HashMap[uint256, uint256]])
 # @dev Groups of a round still waiting for their threshold of unmask messages.
 round_pending: public(HashMap[uint256, HashMap[uint256, uint256]])
 
@@ -226,7 +238,7 @@ def _create(owner: address, config: TaskConfig) -> uint256:
     assert config.reward_per_do > 0, "rounds: zero reward"
     assert config.reward_per_do <= max_value(uint256) // (config.max_dos * config.rounds), "rounds: reward too large"
     for duration: uint256 in [config.register_duration, config.share_duration, config.submit_duration, config.unmask_duration]:
-        assert duration > 0 and duration <= MAX_DURATION, "rounds: bad duration"
+        assert duration >= MIN_DURATION and duration <= MAX_DURATION, "rounds: bad duration"
     assert config.data_path <= DATA_PATH_BLOB, "rounds: bad data path"
     task: uint256 = self.task_count + 1
     self.task_count = task
@@ -314,9 +326,22 @@ def _exclude(task: uint256, round: uint256, do: address, group: uint256):
          never made, and a commitment missing from the count forfeits the bond.
     """
     self.do_status[task][round][do] = STATUS_NONE
+    if self.exposed[task][round][do]:
+        # @dev it answered another complaint: no longer a committer SUBMIT waits for or excuses
+        self.round_exposed[task][round] -= 1
     self.commits_made[task][do] -= 1
     self.group_committed[task][round][group] -= 1
     self.round_committed[task][round] -= 1
+
+
+@internal
+def _expose(task: uint256, round: uint256, dealer: address):
+    """
+    @dev Bar a dealer whose complaint answer made shares public from submitting in `round`.
+    """
+    if not self.exposed[task][round][dealer]:
+        self.exposed[task][round][dealer] = True
+        self.round_exposed[task][round] += 1
 
 
 @internal
@@ -331,6 +356,7 @@ def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, ch
     status: uint256 = self.do_status[task][round][do]
     assert status != STATUS_NONE, "rounds: not committed"
     assert status == STATUS_COMMITTED, "rounds: already submitted"
+    assert not self.exposed[task][round][do], "rounds: shares exposed"
     progress: uint256 = self._progress[task][round][do]
     # @dev both halves stay far below 2**128: chunks <= words <= MAX_PARAMS
     chunks: uint256 = progress >> 128

@@ -127,18 +127,19 @@ def seeded_randbytes(label: bytes):
 
 
 def dealing(dealer: str, round: int, threshold: int, holders: int) -> tuple[Dealing, Dealing]:
-    """The real Feldman dealings of `dealer` in `round`: self seed, then mask key."""
+    """The real Pedersen dealings of `dealer` in `round`: self seed, then mask key."""
     randbytes = seeded_randbytes(b"dealing" + bytes.fromhex(dealer[2:]) + bytes([round]))
     return tuple(
         split_secret(random_secret(randbytes), threshold, holders, randbytes) for _ in range(2)
     )
 
 
-def shuffle_groups(members: Sequence[str], prevrandao: bytes, task: int, m: int) -> list[list[str]]:
-    """The groups the contract must draw (registry.vy): Fisher–Yates, then balanced cuts."""
+def shuffle_groups(members: Sequence[str], block_hash: bytes, task: int, m: int) -> list[list[str]]:
+    """The groups the contract must draw (registry.vy) from the hash of the block that closed
+    registration: Fisher–Yates, then balanced cuts."""
     from eth_abi import encode
 
-    seed = keccak(encode(["bytes32", "uint256"], [prevrandao, task]))
+    seed = keccak(encode(["bytes32", "uint256"], [block_hash, task]))
     order = list(members)
     for i in range(len(order) - 1, 0, -1):
         j = int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, i])), "big") % (i + 1)
@@ -163,7 +164,7 @@ class TaskRun:
     task: int = 0
     token: object = None
     dealt: dict = field(default_factory=dict)  # (round, dealer) -> (DealtShares, shares)
-    points: dict = field(default_factory=dict)  # (round, dealer) -> Feldman commitments
+    points: dict = field(default_factory=dict)  # (round, dealer) -> Pedersen commitments
 
     # -- model owner -------------------------------------------------------------------------
 
@@ -218,29 +219,31 @@ class TaskRun:
     def deal(
         self, do: str, round: int | None = None, corrupt: tuple[str, int] | None = None
     ) -> DealtShares:
-        """The commitment `do` posts: real Feldman shares, one leaf per (holder, kind), a root.
-        `corrupt = (holder, kind)`: that one share is off the committed polynomial (yet in the
-        tree), as a cheating dealer would deal it."""
+        """The commitment `do` posts: real Pedersen shares (share and blind), one leaf per
+        (holder, kind), a root. `corrupt = (holder, kind)`: that one share is off the committed
+        polynomial (yet in the tree), as a cheating dealer would deal it."""
         round = self.round() if round is None else round
         members = self.group_of(do)
         seed, key = dealing(do, round, self.cfg["threshold"], len(members))
         shares = {
-            (p, kind): dealt.shares[p]
+            (p, kind): (dealt.shares[p], dealt.blinds[p])
             for p in range(len(members))
             for kind, dealt in ((KIND_SELF_SEED, seed), (KIND_MASK_KEY, key))
         }
         if corrupt is not None:
             where = (members.index(corrupt[0]), corrupt[1])
-            shares[where] = ((int.from_bytes(shares[where], "big") + 1) % FIELD_ORDER).to_bytes(
-                32, "big"
-            )
+            share, blind = shares[where]
+            shifted = (int.from_bytes(share, "big") + 1) % FIELD_ORDER
+            shares[where] = (shifted.to_bytes(32, "big"), blind)
         dealt = deal_commitment(
             self.task,
             round,
             int(do, 16),
             [int(a, 16) for a in members],
-            [shares[(p, KIND_SELF_SEED)] for p in range(len(members))],
-            [shares[(p, KIND_MASK_KEY)] for p in range(len(members))],
+            [shares[(p, KIND_SELF_SEED)][0] for p in range(len(members))],
+            [shares[(p, KIND_MASK_KEY)][0] for p in range(len(members))],
+            seed_blinds=[shares[(p, KIND_SELF_SEED)][1] for p in range(len(members))],
+            key_blinds=[shares[(p, KIND_MASK_KEY)][1] for p in range(len(members))],
         )
         self.dealt[(round, do)] = (dealt, shares)
         self.points[(round, do)] = seed.commitments + key.commitments
@@ -258,7 +261,7 @@ class TaskRun:
         )
 
     def answer_args(self, dealer: str, holder: str) -> tuple:
-        """What `dealer` sends to answer `holder`'s complaint: shares, proofs, points."""
+        """What `dealer` sends to answer `holder`'s complaint: shares and blinds, proofs, points."""
         round = self.round()
         dealt, shares = self.dealt[(round, dealer)]
         p = self.group_of(dealer).index(holder)
@@ -266,7 +269,7 @@ class TaskRun:
             self.task,
             round,
             holder,
-            [shares[(p, KIND_SELF_SEED)], shares[(p, KIND_MASK_KEY)]],
+            [*shares[(p, KIND_SELF_SEED)], *shares[(p, KIND_MASK_KEY)]],
             dealt.proof(p, KIND_SELF_SEED),
             dealt.proof(p, KIND_MASK_KEY),
             self.points[(round, dealer)],
@@ -297,11 +300,14 @@ class TaskRun:
                 continue
             kind = KIND_SELF_SEED if status >= STATUS_SUBMITTED else KIND_MASK_KEY
             dealt, shares = self.dealt[(round, dealer)]
-            out.append((dealer, kind, shares[(position, kind)], dealt.proof(position, kind)))
+            share, blind = shares[(position, kind)]
+            points = self.points[(round, dealer)]
+            out.append((dealer, kind, share, blind, dealt.proof(position, kind), points))
         return out
 
     def unmask(self, holder: str) -> None:
-        self.market.unmask(self.task, self.round(), self.reveals(holder), sender=holder)
+        """`holder`'s unmask message, through the court (which checks every share)."""
+        self.court.unmask(self.task, self.round(), self.reveals(holder), sender=holder)
 
     # -- phases --------------------------------------------------------------------------------
 
@@ -321,8 +327,34 @@ class TaskRun:
                     continue
                 if court.settled(self.task, round, holder):
                     continue
-                mask = sum(1 << group.index(d) for d in complaints.get(holder, ()))
-                court.settle(self.task, round, mask, sender=holder)
+                accused = complaints.get(holder, ())
+                mask = sum(1 << group.index(d) for d in accused)
+                self.settle(holder, mask, len(accused))
+        self.market.advance(self.task)
+
+    def settle(self, holder: str, mask: int, complaints: int | None = None) -> None:
+        """`holder` files complaints (bit `p`: the member at group position `p`) with their
+        deposit, `reward_per_do` each (approved to the court for a token task)."""
+        count = bin(mask).count("1") if complaints is None else complaints
+        deposit = count * self.cfg["reward_per_do"]
+        court = self.court
+        if self.token is not None:
+            self.token.approve(court.address, deposit, sender=holder)
+            deposit = 0
+        court.settle(self.task, self.round(), mask, value=deposit, sender=holder)
+
+    def close_registration(self, block_hash: bytes | None = None) -> None:
+        """From REGISTER (full, or at its deadline): DRAW, then the draw a block later."""
+        self.advance_after_deadline()
+        self.draw(block_hash)
+
+    def draw(self, block_hash: bytes | None = None) -> None:
+        """In DRAW: the next block draws the groups from the closing block's hash
+        (`block_hash`; titanoboa's fixed one by default)."""
+        target = self.market.draw_block(self.task)
+        boa.env.time_travel(blocks=max(0, target + 1 - boa.env.evm.patch.block_number))
+        if block_hash is not None:
+            boa.env.evm.patch.prev_hashes = [block_hash, *list(boa.env.evm.patch.prev_hashes)[1:]]
         self.market.advance(self.task)
 
     def advance_after_deadline(self) -> None:
@@ -334,7 +366,7 @@ class TaskRun:
         self.create()
         self.publish(0)
         self.register(dos)
-        self.advance_after_deadline()
+        self.close_registration()
 
     def play_round(
         self,

@@ -9,6 +9,7 @@ from protocol.constants import (
     GROUP_FINALIZED,
     GROUP_PENDING,
     PHASE_CANCELLED,
+    PHASE_DRAW,
     PHASE_ENDED,
     PHASE_REGISTER,
     PHASE_ROUND_DONE,
@@ -35,8 +36,9 @@ def test_register_not_over(run, data_owners):
 def test_register_closes_with_groups(run, data_owners, stranger):
     run.register(data_owners[:5])
     boa.env.time_travel(seconds=run.cfg["register_duration"])
-    boa.env.evm.patch.prevrandao = keccak(b"randomness of the closing block")
     run.market.advance(run.task, sender=stranger)
+    assert run.market.task_phase(run.task) == PHASE_DRAW
+    run.draw(keccak(b"hash of the closing block"))
     (fixed,) = events(run.market, "GroupsFixed")
     assert (fixed.members, fixed.groups) == (5, 2)
     assert run.market.task_phase(run.task) == PHASE_SHARE
@@ -44,9 +46,7 @@ def test_register_closes_with_groups(run, data_owners, stranger):
     assert run.market.rounds_opened(run.task) == 1
     assert run.market.round_model_hash(run.task, 0) == run.cfg["model_hash"]
     assert run.market.deadline(run.task) == boa.env.timestamp + run.cfg["share_duration"]
-    expected = shuffle_groups(
-        data_owners[:5], keccak(b"randomness of the closing block"), run.task, 2
-    )
+    expected = shuffle_groups(data_owners[:5], keccak(b"hash of the closing block"), run.task, 2)
     assert run.groups() == expected
     assert sorted(do for group in expected for do in group) == sorted(data_owners[:5])
     for g, group in enumerate(expected):
@@ -72,8 +72,8 @@ def test_groups_depend_on_randomness(new_run, data_owners):
             r.create()
             r.publish(0)
             r.register(data_owners)
-            boa.env.evm.patch.prevrandao = keccak(bytes([i]))
             r.market.advance(r.task)
+            r.draw(keccak(bytes([i])))
             seen.add(tuple(tuple(group) for group in r.groups()))
     assert len(seen) > 1
 
@@ -86,6 +86,8 @@ def test_position_of_non_member(sharing_run, stranger):
 def test_register_closes_early_when_full_and_published(run, data_owners):
     run.register(data_owners[:6])
     run.market.advance(run.task)
+    assert run.market.task_phase(run.task) == PHASE_DRAW
+    run.draw()
     assert run.market.task_phase(run.task) == PHASE_SHARE
     assert run.market.group_count(run.task) == 3
 
@@ -98,7 +100,7 @@ def test_full_task_waits_for_its_model(new_run, data_owners):
         r.market.advance(r.task)
     r.publish(0)
     r.market.advance(r.task)
-    assert r.market.task_phase(r.task) == PHASE_SHARE
+    assert r.market.task_phase(r.task) == PHASE_DRAW
 
 
 def test_cancel_below_min_dos_refunds(run, data_owners):

@@ -1,15 +1,17 @@
-"""Groups are drawn from chain randomness at the close of registration, not by the registrants.
+"""Groups are drawn from chain randomness fixed at the close of registration, not by anyone.
 
 Robust combination only helps if poisoners cannot choose to share a group (DESIGN.md §1 G3(b)):
-the assignment must be a function of the `prevrandao` of the closing block (unknown while data
-owners register), registering in a chosen order must not put consecutive registrants together
-more often than chance, and groups must be balanced.
+the assignment must be a function of the hash of the block that closed registration (unknown to
+every transaction of that block, so nobody can close and see the draw at once), registering in a
+chosen order must not put consecutive registrants together more often than chance, and groups
+must be balanced.
 """
 
 import boa
 import pytest
 from eth_utils import keccak
 
+from protocol.constants import PHASE_DRAW, PHASE_SHARE
 from tests.contracts.market import shuffle_groups
 
 N = 20
@@ -44,10 +46,10 @@ def registered(new_run, crowd):
 
 
 def _close(run, randomness: bytes) -> list[list[str]]:
-    """Close registration in a block with `randomness` as prevrandao; the groups drawn."""
+    """Close registration in a block that hashes to `randomness`; the groups drawn."""
     boa.env.time_travel(seconds=run.cfg["register_duration"])
-    boa.env.evm.patch.prevrandao = randomness
     run.market.advance(run.task)
+    run.draw(randomness)
     return run.groups()
 
 
@@ -71,17 +73,34 @@ def test_same_randomness_same_groups_other_randomness_other_groups(registered):
     assert drawn[0] != drawn[2] and drawn[0] != drawn[3] and drawn[2] != drawn[3]
 
 
-def test_randomness_seen_at_registration_does_not_fix_the_groups(new_run, crowd):
-    """Registrants see the prevrandao of their own blocks; the draw uses the closing block's."""
-    r = new_run(max_dos=N + 3, min_dos=N, group_size=M, threshold=2)
-    r.create()
-    r.publish(0)
-    boa.env.evm.patch.prevrandao = _randomness("seen while registering")
-    r.register(crowd[:N])
-    closing = _randomness("closing block")
-    groups = _close(r, closing)
-    assert groups == shuffle_groups(crowd[:N], closing, r.task, M)
-    assert groups != shuffle_groups(crowd[:N], _randomness("seen while registering"), r.task, M)
+def test_the_closing_transaction_cannot_see_the_draw(registered):
+    """Registration closes into DRAW with no group drawn; in the closing block the draw is not
+    ready, so no transaction (a sybil contract's included) both closes and observes it."""
+    boa.env.time_travel(seconds=registered.cfg["register_duration"])
+    registered.market.advance(registered.task)
+    assert registered.market.task_phase(registered.task) == PHASE_DRAW
+    assert registered.market.group_count(registered.task) == 0
+    assert registered.market.draw_block(registered.task) == boa.env.evm.patch.block_number
+    with boa.reverts("rounds: draw not ready"):
+        registered.market.advance(registered.task)
+    registered.draw(_randomness("closing block"))
+    assert registered.market.task_phase(registered.task) == PHASE_SHARE
+
+
+def test_a_draw_out_of_the_blockhash_window_moves_to_a_later_block(registered):
+    """257 blocks after the close the closing block's hash is out of reach: the advance moves
+    the draw to its own block (no groups yet), and a block later the groups come from that."""
+    boa.env.time_travel(seconds=registered.cfg["register_duration"])
+    registered.market.advance(registered.task)
+    boa.env.time_travel(blocks=257)
+    registered.market.advance(registered.task)
+    assert registered.market.task_phase(registered.task) == PHASE_DRAW
+    assert registered.market.draw_block(registered.task) == boa.env.evm.patch.block_number
+    later = _randomness("a later block")
+    registered.draw(later)
+    assert registered.market.group_seed(registered.task) == keccak(
+        later + registered.task.to_bytes(32, "big")
+    )
 
 
 def test_consecutive_registrants_share_groups_only_by_chance(registered, crowd):
