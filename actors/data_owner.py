@@ -221,7 +221,7 @@ class DataOwner:
         # round needs on every poll of its stage (`_poll_views`), by (view, round)
         self._now = 0
         self._polled: dict[tuple[str, int], Any] = {}
-        self.paid_wei = 0
+        self.withdrawn_wei = 0
         self.court_wei = 0  # withdrawn from the court: complaint deposits paid or refunded to us
         self.plaintext: dict[int, np.ndarray] = {}  # round -> submitted lanes (keep_plaintext)
         for key, raw in store.items("plaintext"):
@@ -267,7 +267,11 @@ class DataOwner:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Register (once), then follow the task round by round until it is over."""
         self.config = await self._chain(self.market.config, self.task)
-        # the Feldman checks' fixed-base table: built at start-up, not in the middle of a round
+        if not await self._chain(self.market.is_registered, self.task, self.account):
+            # before any bond is staked: a phase we cannot act in, or a bond out of proportion,
+            # is refused here (HostileTerms names the term)
+            check_terms(self.config, self.settings.join)
+        # the Pedersen checks' fixed-base tables: built at start-up, not in the middle of a round
         await trio.to_thread.run_sync(bn254.warm)
         try:
             async with trio.open_nursery() as nursery:
@@ -303,9 +307,6 @@ class DataOwner:
         self.store.put("identity", "port", str(port).encode())
         if await self._chain(self.market.is_registered, self.task, self.account):
             return
-        # before any bond is staked: a phase we cannot act in, or a bond out of proportion,
-        # is refused (HostileTerms names the term)
-        check_terms(self.config, self.settings.join)
         endpoint = f"{self.settings.host}:{port}"
         await self._chain(
             self.market.register,
@@ -1094,7 +1095,7 @@ class DataOwner:
             owed = await self._chain(self.market.credits, self.account, token)
         if owed:
             await self._chain(self.market.withdraw, self.account, token)
-            self.paid_wei += owed
+            self.withdrawn_wei += owed
             self.observe("withdrew", amount=owed, token=token if token != ETH else "ETH")
         await self._refund_complaints()
         court = await self._chain(self.market.court_credits, self.account, token)

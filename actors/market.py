@@ -31,7 +31,13 @@ from protocol.commitments import (
     published_model_digest,
     split_chunks,
 )
-from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS, MAX_ENDPOINT, STATUS_SUBMITTED
+from protocol.constants import (
+    DATA_PATH_EVENT,
+    MAX_CHUNK_WORDS,
+    MAX_ENDPOINT,
+    PHASE_DRAW,
+    STATUS_SUBMITTED,
+)
 from protocol.encoding import PackedWords
 from protocol.errors import ConfigError, RemoteProtocolError
 
@@ -175,6 +181,15 @@ class Market:
 
     def advance(self, task: int, sender: str) -> Receipt:
         return self._send("advance", [task], sender)
+
+    def close_registration(self, task: int, sender: str) -> Receipt:
+        """Close REGISTER (it must be full or past its deadline) and draw the groups: DRAW, then
+        the draw from the next block (a node mines one per transaction, as the embedded chain
+        does). Returns the receipt of the last `advance`."""
+        receipt = self.advance(task, sender)
+        while self.phase(task).phase == PHASE_DRAW:
+            receipt = self.advance(task, sender)
+        return receipt
 
     def commit_shares(
         self, task: int, round: int, mask_pk: bytes, shares_root: bytes, points: bytes, sender: str

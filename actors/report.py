@@ -11,11 +11,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from actors.chain.base import TxRecord
+
+if TYPE_CHECKING:
+    from actors.market import Market
 
 
 @dataclass
@@ -34,7 +38,10 @@ class RunReport:
     gas_per_param_submit: float = 0.0
     chain_seconds: float = 0.0
     wall_seconds: float = 0.0
-    paid_wei: dict[str, int] = field(default_factory=dict)
+    # per data owner, from chain data: rewards the market credited it in this task, and what
+    # it withdrew (rewards and bond); one credited but never withdrawn shows both apart
+    credited_wei: dict[str, int] = field(default_factory=dict)
+    withdrawn_wei: dict[str, int] = field(default_factory=dict)
     refunded_wei: int = 0
     dropped: list[str] = field(default_factory=list)
     aggregate_exact: bool | None = None
@@ -48,6 +55,23 @@ class RunReport:
 
 # the entry points that carry masked updates: words in events, or blobs (their blob gas is apart)
 SUBMIT_FUNCTIONS = ("submit", "submit_blobs")
+
+
+def payments(market: Market, task: int, accounts: Sequence[str]) -> tuple[dict, dict]:
+    """What each data owner was credited in `task` (the market's `Credited` events: rewards) and
+    what it withdrew from the market (`Withdrawn`: rewards and bond), from chain data alone."""
+    credited = dict.fromkeys(accounts, 0)
+    withdrawn = dict.fromkeys(accounts, 0)
+    by_lower = {a.lower(): a for a in accounts}
+    for event in market.chain.events(market.address, "Credited", filters={"task": task}):
+        who = by_lower.get(event.args["account"].lower())
+        if who is not None:
+            credited[who] += event.args["amount"]
+    for event in market.chain.events(market.address, "Withdrawn"):
+        who = by_lower.get(event.args["account"].lower())
+        if who is not None:
+            withdrawn[who] += event.args["amount"]
+    return credited, withdrawn
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +130,14 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
     for name, used in sorted(report.gas.items(), key=lambda kv: -kv[1]):
         gas.add_row(name, f"{used:,}")
     console.print(gas)
-    paid = sum(report.paid_wei.values())
+    credited = sum(report.credited_wei.values())
+    withdrawn = sum(report.withdrawn_wei.values())
     console.print(
         f"submit: {report.gas_per_param_submit:.1f} gas per parameter per data owner · "
         f"chain time {report.chain_seconds:.2f} s of {report.wall_seconds:.1f} s wall · "
-        f"paid {paid / 1e18:.4f} ETH to {sum(1 for v in report.paid_wei.values() if v)} "
-        f"data owners · refunded {report.refunded_wei / 1e18:.4f} ETH · "
+        f"credited {credited / 1e18:.4f} ETH to "
+        f"{sum(1 for v in report.credited_wei.values() if v)} data owners, "
+        f"{withdrawn / 1e18:.4f} ETH withdrawn · refunded {report.refunded_wei / 1e18:.4f} ETH · "
         f"dropped {len(report.dropped)}"
     )
     if report.memory:

@@ -160,7 +160,7 @@ def run_data_owner(
             np.save(state_dir / f"plaintext-{number}.npy", lanes, allow_pickle=False)
         result = {
             "account": account,
-            "paid_wei": owner.paid_wei,
+            "withdrawn_wei": owner.withdrawn_wei,
             "dropped": owner.settings.drop_at is not None,
             "chain_seconds": sum(r.seconds for r in owner.market.receipts),
         }

@@ -29,7 +29,7 @@ from actors.data_owner import DataOwner, DataOwnerSettings
 from actors.learning.train import use_threads
 from actors.market import Market
 from actors.model_owner import ModelOwner
-from actors.report import RunReport, plot_report, print_report, summarize_gas
+from actors.report import RunReport, payments, plot_report, print_report, summarize_gas
 from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
 from actors.status import PHASE_NAMES
 from actors.store import StateStore
@@ -176,6 +176,7 @@ def _report(
                 and market.status(task, report.round, do.account) >= STATUS_SUBMITTED
             )
             exact = exact and bool(np.array_equal(ring_sum, expected))
+    credited, withdrawn = payments(market, task, [do.account for do in dos])
     return RunReport(
         chain=chain.name,
         dos=scenario.dos,
@@ -189,7 +190,8 @@ def _report(
         gas_per_param_submit=gas.submit_per_param,
         chain_seconds=sum(r.seconds for r in market.receipts),
         wall_seconds=wall,
-        paid_wei={do.account: do.paid_wei for do in dos},
+        credited_wei=credited,
+        withdrawn_wei=withdrawn,
         refunded_wei=mo.refunded_wei,
         dropped=[do.account for do in dos if do.settings.drop_at is not None],
         aggregate_exact=exact and any(r.aggregates for r in reports),

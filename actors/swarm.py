@@ -32,7 +32,7 @@ from actors.chain.blob_sources import blob_source
 from actors.chain.rpc_backend import RpcChain
 from actors.market import Market
 from actors.memory import MemoryPeak
-from actors.report import RunReport, plot_report, print_report, summarize_gas
+from actors.report import RunReport, payments, plot_report, print_report, summarize_gas
 from actors.roles import KEY_ENV, save_scenario
 from actors.scenario import Scenario
 from actors.status import read_task, render
@@ -194,6 +194,8 @@ class Swarm:
         exact = None
         if self.keep_plaintext:
             exact = all(self._exact(r) for r in range(len(mo["accuracy_after"])))
+        # from chain data: a process that died was still credited what its group earned
+        credited, withdrawn = payments(market, task, [self.account_of(i) for i in self.dos])
         return RunReport(
             chain=self.chain.name,
             dos=self.scenario.dos,
@@ -207,8 +209,8 @@ class Swarm:
             gas_per_param_submit=gas.submit_per_param,
             chain_seconds=mo["chain_seconds"] + sum(r["chain_seconds"] for r in results.values()),
             wall_seconds=time.perf_counter() - self.started,
-            # a process that ended without its result (it died) was paid nothing it saw
-            paid_wei={self.account_of(i): results.get(i, {}).get("paid_wei", 0) for i in self.dos},
+            credited_wei=credited,
+            withdrawn_wei=withdrawn,
             refunded_wei=mo["refunded_wei"],
             dropped=[
                 self.account_of(i) for i in self.dos if results.get(i, {}).get("dropped", True)

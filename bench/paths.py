@@ -170,7 +170,7 @@ class EventPath:
             channel_key = MaskKeyPair.generate(os.urandom).public
             # an endpoint nobody dials: no peer channel is opened in a gas measurement
             market.register(task, channel_key, "127.0.0.1:9", do)
-        market.advance(task, self.owner)
+        market.close_registration(task, self.owner)
         members = market.group_members(task, market.group_of(task, dos[0]))
         for do in dos:
             dealing = deal_round(task, 0, int(do, 16), [int(m, 16) for m in members], 2, os.urandom)

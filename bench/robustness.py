@@ -293,7 +293,7 @@ def run_cell(cell: Cell, args: argparse.Namespace, caches: _Caches) -> list[dict
             functools.partial(run_market_quiet, scenario=scenario, chain=chain, state=Path(state))
         )
     every = caches.every_rule
-    paid = sum(1 for wei in report.paid_wei.values() if wei)
+    paid = sum(1 for wei in report.credited_wei.values() if wei)
     if paid != DOS or every is None or not every.accuracy:
         # On a starved machine a data owner can miss a phase deadline of the real-time chain;
         # such a market measured fewer data owners than the cell says: not a row, rerun it.
@@ -302,7 +302,7 @@ def run_cell(cell: Cell, args: argparse.Namespace, caches: _Caches) -> list[dict
     assert abs(every.accuracy[args.rules[0]] - report.accuracy_after[-1]) < 1e-9
     market = Market(chain, chain.deployed[0])
     task = market.task_count()
-    accounts = list(report.paid_wei)  # the data owners in index order
+    accounts = list(report.credited_wei)  # the data owners in index order
     attackers = (
         attacker_indices(DOS, cell.attackers_fraction, cell.seed)
         if cell.attack != "none"

@@ -84,12 +84,12 @@ def chain_row(chain: RpcChain, owner: str, t: int) -> dict[str, int]:
     dos = [chain.new_account(10**20) for _ in range(m)]
     for do in dos:
         market.register(task, MaskKeyPair.generate(os.urandom).public, "127.0.0.1:9", do)
-    market.advance(task, owner)
+    market.close_registration(task, owner)
     members = list(market.group_members(task, 0))
     dealt, shares, points, commit_gas = {}, {}, {}, []
     for do in members:
         dealing = deal_round(task, 0, int(do, 16), [int(a, 16) for a in members], t, os.urandom)
-        shares[do] = (dealing.seed.shares, dealing.key.shares)
+        shares[do] = (dealing.seed, dealing.key)
         dealt[do], points[do] = dealing.tree, dealing.points
         receipt = market.commit_shares(
             task, 0, dealing.keys.public, dealing.tree.root, dealing.points, do
@@ -97,14 +97,19 @@ def chain_row(chain: RpcChain, owner: str, t: int) -> dict[str, int]:
         commit_gas.append(receipt.gas_used)
     market.advance(task, owner)  # SETTLE
     holder, dealer = members[0], members[1]
-    complaint = market.settle(task, 0, 1 << 1, holder)
+    complaint = market.settle(task, 0, 1 << 1, holder, market.complaint_deposit(task, 1))
     plain = [market.settle(task, 0, 0, do).gas_used for do in members[1:]]
     p = members.index(holder)
     answer = market.answer(
         task,
         0,
         holder,
-        (shares[dealer][0][p], shares[dealer][1][p]),
+        (
+            shares[dealer][0].shares[p],
+            shares[dealer][0].blinds[p],
+            shares[dealer][1].shares[p],
+            shares[dealer][1].blinds[p],
+        ),
         (dealt[dealer].proof(p, KIND_SELF_SEED), dealt[dealer].proof(p, KIND_MASK_KEY)),
         points[dealer],
         dealer,

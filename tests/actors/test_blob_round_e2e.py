@@ -91,7 +91,7 @@ async def test_blob_round_recovers_exact_aggregates_and_pays_submitters(tmp_path
         for i, do in enumerate(dos):
             assert market.is_credited(task, 0, do.account) is (i != DROPPED)
             if i != DROPPED:
-                assert do.paid_wei == REWARD
+                assert do.withdrawn_wei == REWARD
         assert mo.refunded_wei == REWARD  # the dropped data owner's slot
 
         # every update went as blobs: one type-3 transaction of two blobs per submitter

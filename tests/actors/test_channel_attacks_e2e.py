@@ -172,4 +172,4 @@ async def test_attacks_on_a_data_owners_endpoint_are_dropped_and_the_round_compl
             members = market.group_members(task, group)
             expected = sum(do.plaintext[0] for do in dos if do.account in members)
             np.testing.assert_array_equal(report.aggregates[group], expected)
-        assert all(do.paid_wei == REWARD for do in dos)
+        assert all(do.withdrawn_wei == REWARD for do in dos)

@@ -20,6 +20,7 @@ from actors.store import StateStore
 from protocol.constants import MAX_ENDPOINT
 from protocol.errors import ConfigError
 from protocol.round import PostCommitment, RoundMachine, SendShares, SharePhaseOpened, State
+from protocol.terms import HostileTerms
 from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
 
 
@@ -39,7 +40,7 @@ async def _round_zero_open() -> tuple[BoaChain, Market, int, str, list[str]]:
     accounts = [chain.new_account(10**20) for _ in range(2)]
     for i, account in enumerate(accounts):
         market.register(task, bytes([i + 1]) * 32, "127.0.0.1:1", account)
-    market.advance(task, mo_account)
+    market.close_registration(task, mo_account)
     return chain, market, task, mo_account, accounts
 
 
@@ -57,6 +58,28 @@ async def test_an_endpoint_too_long_for_the_market_is_refused_before_sending() -
         assert not market.is_registered(task, account)
         market.register(task, bytes([1]) * 32, "h" * MAX_ENDPOINT, account)
         assert market.endpoint(task, account) == "h" * MAX_ENDPOINT
+
+
+async def test_hostile_terms_are_refused_before_the_bond_is_staked(tmp_path: Path) -> None:
+    """A bond above what the task could ever pay this data owner (rounds x reward): the data
+    owner refuses by name before it sends anything (the contract allows such a task)."""
+    with boa.env.anchor(), trio.fail_after(30):
+        chain = BoaChain()
+        mo_account = chain.new_account(10**21)
+        market = Market.deploy(chain, mo_account)
+        plan = TaskPlan(
+            max_dos=2, min_dos=2, group_size=2, threshold=2, reward_per_do=10, bond=21, rounds=2
+        )
+        task = await ModelOwner(market, mo_account, VectorOwner(), plan).create_task()
+        account = chain.new_account(10**20)
+        owner = DataOwner(
+            market, account, task, FixedUpdate(np.zeros(500), 1), StateStore(tmp_path / "do.db")
+        )
+        sent = len(market.receipts)
+        with pytest.raises(HostileTerms, match="bond: 21 > 2 rounds of reward"):
+            await owner.run()
+        assert len(market.receipts) == sent
+        assert not market.is_registered(task, account)
 
 
 async def test_round_is_invisible_to_peers_until_opened(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ REPORT_KEYS = {
     "gas",
     "gas_per_param_submit",
     "chain_seconds",
-    "paid_wei",
+    "credited_wei",
+    "withdrawn_wei",
     "refunded_wei",
     "dropped",
     "aggregate_exact",
@@ -38,7 +39,7 @@ def test_demo_reports_plots_and_pays(tmp_path: Path) -> None:
         do_samples=200,
         test_limit=1_000,
         drops=((5, 1, "submit"),),
-        submit_duration=15,  # round 1's SUBMIT runs to its deadline: one member never submits
+        submit_duration=30,  # round 1's SUBMIT runs to its deadline: one member never submits
     )
     out = io.StringIO()
     report = demo(
@@ -58,8 +59,13 @@ def test_demo_reports_plots_and_pays(tmp_path: Path) -> None:
     assert data["aggregate_exact"] is True
     reward = scenario.plan().reward_per_do
     (dropped,) = data["dropped"]
-    assert len(data["paid_wei"]) == 6
-    assert all(paid == 2 * reward for who, paid in data["paid_wei"].items() if who != dropped)
+    assert len(data["withdrawn_wei"]) == len(data["credited_wei"]) == 6
+    assert all(paid == 2 * reward for who, paid in data["withdrawn_wei"].items() if who != dropped)
+    # credited from chain data, apart from withdrawals: the one that vanished in round 1 was
+    # still credited round 0's reward (its process stopped before it could withdraw it)
+    assert all(c == 2 * reward for who, c in data["credited_wei"].items() if who != dropped)
+    assert data["credited_wei"][dropped] == reward
+    assert data["withdrawn_wei"][dropped] == 0
     assert data["refunded_wei"] == reward  # the round-1 slot of the one that vanished
     assert data == json.loads(report.to_json())
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

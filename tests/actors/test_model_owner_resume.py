@@ -117,7 +117,7 @@ async def test_killed_model_owner_resumes_its_task(tmp_path: Path, point) -> Non
         assert calls.count("publish_model") == 4  # two chunks a round, none twice
         assert [r.round for r in reports] == [0, 1]
         assert all(r.finalized_groups == 1 for r in reports)
-        assert all(do.paid_wei == 2 * REWARD for do in dos)
+        assert all(do.withdrawn_wei == 2 * REWARD for do in dos)
         quant = QuantConfig(PLAN.lane_bits, PLAN.scale_bits, PLAN.clip_norm)
         means = []
         for r in range(2):

@@ -149,7 +149,7 @@ async def test_round_recovers_exact_aggregates_and_pays_submitters(
             assert market.is_credited(task, 0, do.account) is submitted(do)
             # dropped data owners never came back to withdraw; the others withdrew their pay
             if do.settings.drop_at is None:
-                assert do.paid_wei == REWARD
+                assert do.withdrawn_wei == REWARD
                 assert market.credits(do.account) == 0
         assert owner.applied and np.all(np.isfinite(owner.applied[0]))
         unpaid = sum(1 for do in dos if not market.is_credited(task, 0, do.account))
@@ -214,7 +214,7 @@ async def test_complaints_are_answered_on_chain_and_the_round_completes(
             np.testing.assert_array_equal(report.aggregates[group], expected)
         for do in dos:
             assert market.is_credited(task, 0, do.account)
-            assert do.paid_wei == REWARD
+            assert do.withdrawn_wei == REWARD
 
 
 class SilentWithholder(Withholder):
@@ -355,7 +355,7 @@ async def test_killed_data_owner_resumes_from_its_store(tmp_path: Path, kill_aft
             tx for tx in chain.transactions(market.address) if tx.function == "commit_shares"
         ]
         assert len(commits) == 3
-        assert second.paid_wei == REWARD
+        assert second.withdrawn_wei == REWARD
 
 
 class LateUpdate(FixedUpdate):
@@ -416,7 +416,7 @@ async def test_late_data_owner_is_refused_and_keeps_running(tmp_path: Path) -> N
             (report,) = await mo.run()
         assert report.finalized_groups == 1 and report.submitters == 2
         assert not market.is_credited(task, 0, dos[0].account)
-        assert dos[0].paid_wei == 0 and dos[1].paid_wei == REWARD
+        assert dos[0].withdrawn_wei == 0 and dos[1].withdrawn_wei == REWARD
         # its machine learnt at UNMASK that it missed the round; it never crashed
         assert (dos[0].account, "failed") in seen
 
@@ -464,7 +464,7 @@ async def test_data_owners_finish_and_get_paid_when_the_model_owner_vanishes(
             with owner_scope:
                 await mo.run()
         assert owner_scope.cancelled_caught
-        assert all(do.paid_wei == REWARD for do in dos)
+        assert all(do.withdrawn_wei == REWARD for do in dos)
         (aggregate,) = recover_round(market, task, 0).aggregates.values()
         np.testing.assert_array_equal(aggregate.ring_sum, sum(do.plaintext[0] for do in dos))
 
@@ -478,6 +478,6 @@ async def test_data_owners_collect_their_bond_with_their_pay(tmp_path: Path) -> 
         (report,) = reports
         assert report.finalized_groups == 2
         for do in dos:
-            assert do.paid_wei == REWARD + bond
+            assert do.withdrawn_wei == REWARD + bond
             assert market.bond_of(mo.task, do.account) == 0
             assert market.credits(do.account) == 0

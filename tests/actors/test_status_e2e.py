@@ -125,7 +125,7 @@ async def test_status_shows_a_round_in_progress_and_its_payments(tmp_path: Path)
         for do in late:
             assert f"{do.account} │ committed │ 0.0000" in shown
 
-        assert all(do.paid_wei == REWARD for do in dos)
+        assert all(do.withdrawn_wei == REWARD for do in dos)
         shown = await omnilytics_status(node.url, market.address)
         phase = PHASE_NAMES[market.phase(task).phase]
         assert f"task {task} · {phase} · round 1/1 · 4/4 data owners · over" in shown

@@ -103,7 +103,7 @@ async def test_polls_without_news_stay_in_the_watch_thread(tmp_path: Path) -> No
             members = market.group_members(task, group)
             expected = sum(do.plaintext[0] for do in dos if do.account in members)
             np.testing.assert_array_equal(aggregate, expected)
-        assert all(do.paid_wei == REWARD for do in dos)
+        assert all(do.withdrawn_wei == REWARD for do in dos)
         for do in dos:
             # once SUBMIT opened, the data owner polled at 50, 100, 200, 400, 400 ms ... with
             # nothing new on-chain while the update trained: those polls stayed in the watch

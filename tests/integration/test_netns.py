@@ -222,5 +222,5 @@ def test_round_completes_without_a_data_owner_cut_off_after_committing(
     assert report.aggregate_exact is True  # exact over the survivors' plaintext updates
     assert not credited[victim] and all(credited[i] for i in survivors)
     reward = scenario.plan().reward_per_do
-    assert report.paid_wei == {swarm.account_of(i): reward for i in survivors}
+    assert report.withdrawn_wei == {swarm.account_of(i): reward for i in survivors}
     assert report.accuracy_after[0] > report.accuracy_before[0]

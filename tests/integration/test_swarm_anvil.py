@@ -43,8 +43,8 @@ def test_swarm_of_processes_survives_killed_owners(tmp_path: Path) -> None:
         finally:
             swarm.stop()
     assert report.aggregate_exact is True
-    assert all(paid == scenario.plan().reward_per_do for paid in report.paid_wei.values())
-    assert len(report.paid_wei) == 4
+    assert all(paid == scenario.plan().reward_per_do for paid in report.withdrawn_wei.values())
+    assert len(report.withdrawn_wei) == 4
     assert report.accuracy_after[0] > report.accuracy_before[0]
     assert calls.count("commit_shares") == 4  # the restarted data owner did not commit again
     assert calls.count("create_task") == 1  # the restarted model owner resumed its task

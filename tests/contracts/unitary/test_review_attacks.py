@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from eth_utils import keccak
 
-from protocol.commitments import split_chunks
+from protocol.bn254 import g_multiply
 from protocol.constants import (
     KIND_MASK_KEY,
     KIND_SELF_SEED,
@@ -31,7 +31,6 @@ from protocol.dealing import deal_round
 from protocol.encoding import pack_lanes
 from protocol.masks import MaskKeyPair, expand, mask_update, pairwise_seed, pairwise_sign
 from protocol.shamir import combine_shares, encode_point
-from protocol.bn254 import g_multiply
 from tests.contracts.market import events, seeded_randbytes
 
 MOCKS = Path(__file__).resolve().parents[1] / "mocks"
@@ -44,9 +43,7 @@ def _deal_and_commit(run, members):
     dealt = {}
     for do in members:
         randbytes = seeded_randbytes(b"review" + bytes.fromhex(do[2:]))
-        dealing = deal_round(
-            run.task, 0, int(do, 16), [int(m, 16) for m in members], 2, randbytes
-        )
+        dealing = deal_round(run.task, 0, int(do, 16), [int(m, 16) for m in members], 2, randbytes)
         run.market.commit_shares(
             run.task, 0, dealing.keys.public, dealing.tree.root, dealing.points, sender=do
         )
@@ -138,9 +135,7 @@ def test_hole1_an_answered_dealer_cannot_submit_so_colluders_learn_nothing(new_r
 
     # the two others submit; SUBMIT closes early (the exposed dealer is not waited for)
     for do in (colluder, honest):
-        r.market.submit(
-            r.task, 0, 0, _masked_words(r, dealt, do, members, plain[do]), sender=do
-        )
+        r.market.submit(r.task, 0, 0, _masked_words(r, dealt, do, members, plain[do]), sender=do)
     r.market.advance(r.task)
     assert r.market.do_status(r.task, 0, victim) == STATUS_COMMITTED
     # at UNMASK the victim counts as dropped: its mask key is revealed, never its seed
@@ -152,7 +147,14 @@ def test_hole1_an_answered_dealer_cannot_submit_so_colluders_learn_nothing(new_r
             d = dealt[dealer]
             dealing = d.key if kind == KIND_MASK_KEY else d.seed
             reveals.append(
-                (dealer, kind, dealing.shares[h], dealing.blinds[h], d.tree.proof(h, kind), d.points)
+                (
+                    dealer,
+                    kind,
+                    dealing.shares[h],
+                    dealing.blinds[h],
+                    d.tree.proof(h, kind),
+                    d.points,
+                )
             )
         r.court.unmask(r.task, 0, reveals, sender=holder)
     revealed = [(e.dealer, e.kind) for e in events(r.court, "ShareRevealed")]
@@ -220,7 +222,7 @@ def test_hole2_a_sybil_contract_cannot_grind_the_group_draw(new_run, data_owners
     victim = data_owners[0]
     grinder.join(r.market.address, r.task, keccak(b"sybil"), "10.0.0.1:1")
     wins = 0
-    for attempt in range(40):
+    for attempt in range(40):  # noqa: B007 (reported on failure)
         boa.env.time_travel(blocks=1)
         block = boa.env.evm.patch.block_number
         boa.env.evm.patch.prevrandao = keccak(b"randao %d" % block)
