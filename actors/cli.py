@@ -227,19 +227,24 @@ def data_owner(
 ) -> None:
     """Run a data owner process (private key in $OMNILYTICS_PRIVATE_KEY); resumes from state."""
     from actors.roles import load_scenario, run_data_owner
+    from protocol.terms import HostileTerms
 
-    run_data_owner(
-        rpc_url,
-        market,
-        task,
-        index,
-        load_scenario(scenario),
-        state_dir,
-        keep_plaintext=keep_plaintext,
-        host=host,
-        timings=timings,
-        chunk_words=chunk_words,
-    )
+    try:
+        run_data_owner(
+            rpc_url,
+            market,
+            task,
+            index,
+            load_scenario(scenario),
+            state_dir,
+            keep_plaintext=keep_plaintext,
+            host=host,
+            timings=timings,
+            chunk_words=chunk_words,
+        )
+    except HostileTerms as error:
+        typer.echo(f"refusing task {task}: {error}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 @app.command()
