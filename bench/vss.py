@@ -1,14 +1,17 @@
-"""What verifiable shares cost: gas of the SETTLE path on anvil, and the client's Feldman work.
+"""What verifiable shares cost: gas of SETTLE and UNMASK on anvil, and the client's Pedersen work.
 
 For a group of m data owners with threshold t (m = t + 1, t in {2, 3, 5, 8}), from receipts on a
 fresh anvil node:
 
-- `commit_gas`: `commit_shares` with the 2 t Feldman points (128 t bytes of calldata and log);
-- `settle_gas`: a holder settling with no complaint, and `settle_complaint_gas` with one;
-- `answer_gas`: the dealer's answer (two Merkle proofs, two Feldman checks of t ecMul + t - 1
-  ecAdd each on the precompiles).
+- `commit_gas`: `commit_shares` with the 2 t Pedersen points (128 t bytes of calldata and log);
+- `settle_gas`: a holder settling with no complaint, and `settle_complaint_gas` with one (and
+  its deposit);
+- `answer_gas`: the dealer's answer (two Merkle proofs, two Pedersen checks of t + 1 ecMul and
+  t ecAdd each on the precompiles), which also exposes the dealer;
+- `unmask_gas`: one unmask message of m reveals through the court, every share checked against
+  its proof and its dealer's points (the check the review asked for: hole 4).
 
-Client side (Python, `protocol.bn254`: integer G1 arithmetic, an 8-bit fixed-base table for G):
+Client side (Python, `protocol.bn254`: integer G1 arithmetic, 8-bit fixed-base tables for G, H):
 `deal_ms` to deal both secrets with commitments, `verify_ms` to check one delivery (both
 shares), `verify_ms_per_round` for the t deliveries of a group of t + 1. The ratio printed:
 settling (one transaction per data owner per round) against all a data owner pays for a round
@@ -115,6 +118,19 @@ def chain_row(chain: RpcChain, owner: str, t: int) -> dict[str, int]:
         dealer,
     )
     closed = market.advance(task, owner)
+    # SUBMIT: the dealer that answered is exposed and sits the round out; the others submit
+    submitters = [do for do in members if do != dealer]
+    for do in submitters:
+        market.submit(task, 0, 0, [1] * market.update_words(task), do)
+    market.advance(task, owner)  # UNMASK: every committer submitted or is exposed
+    h = members.index(holder)
+    reveals = []
+    for who in members:
+        kind = KIND_MASK_KEY if who == dealer else KIND_SELF_SEED
+        dealing = shares[who][kind]
+        proof = dealt[who].proof(h, kind)
+        reveals.append((who, kind, dealing.shares[h], dealing.blinds[h], proof, points[who]))
+    unmask = market.unmask(task, 0, reveals, holder)
     return {
         "commit_gas": sorted(commit_gas)[len(commit_gas) // 2],
         "points_bytes": len(points[dealer]),
@@ -122,6 +138,10 @@ def chain_row(chain: RpcChain, owner: str, t: int) -> dict[str, int]:
         "settle_complaint_gas": complaint.gas_used,
         "answer_gas": answer.gas_used,
         "settle_close_gas": closed.gas_used,
+        # one unmask message (not the finalizing one): m reveals, each checked by the court
+        # against its proof and, with Pedersen, the dealer's points (2 + t ecMul a reveal)
+        "unmask_gas": unmask.gas_used,
+        "unmask_gas_per_reveal": unmask.gas_used // len(reveals),
     }
 
 
@@ -154,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "settle",
         "settle+complaint",
         "answer",
+        "unmask (m reveals)",
         "deal",
         "verify/round",
         "settle / a DO's round gas",
@@ -167,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{row['settle_gas']:,}",
             f"{row['settle_complaint_gas']:,}",
             f"{row['answer_gas']:,}",
+            f"{row['unmask_gas']:,}",
             f"{row['deal_ms']:.1f} ms",
             f"{row['verify_ms_per_round']:.1f} ms",
             "—" if share is None else f"{share:.2%}",
