@@ -424,8 +424,8 @@ def _check_image(data: Data, image: ImagePrep) -> None:
         raise SpecError("data.label", "images take their label from their class folder: 'folder'")
     if data.classes is None:
         raise SpecError("data.classes", "image folders need classes (one folder per class)")
-    for name in ("mean", "std"):
-        if len(getattr(image, name)) != image.channels:
+    for name, values in (("mean", image.mean), ("std", image.std)):
+        if len(values) != image.channels:
             raise SpecError(f"data.image.{name}", f"needs one value per channel ({image.channels})")
     if len(data.shape) != 3 or data.shape[0] != image.channels:
         raise SpecError("data.shape", f"images are [channels={image.channels}, height, width]")
@@ -443,10 +443,10 @@ def _check_tabular(data: Data, table: TabularPrep) -> None:
         raise SpecError("data.tabular.columns", "names a column twice")
     if data.label in columns:
         raise SpecError("data.label", "the label column is also a feature column")
-    for name in ("mean", "std"):
-        if len(getattr(table, name)) != len(columns):
+    for name, values in (("mean", table.mean), ("std", table.std)):
+        if len(values) != len(columns):
             raise SpecError(f"data.tabular.{name}", f"needs one value per column ({len(columns)})")
-        if not all(math.isfinite(v) for v in getattr(table, name)):
+        if not all(math.isfinite(v) for v in values):
             raise SpecError(f"data.tabular.{name}", "values must be finite")
     if tuple(data.shape) != (len(columns),):
         raise SpecError("data.shape", f"{len(columns)} feature columns make shape [{len(columns)}]")
@@ -468,8 +468,8 @@ def _check_market(market: Market, data: Data) -> None:
         raise SpecError("market.group_size", "must not exceed market.min_dos")
     if market.threshold > market.group_size:
         raise SpecError("market.threshold", "must not exceed market.group_size")
-    for name in ("reward_wei", "bond_wei"):
-        if not 0 <= getattr(market, name) <= MAX_WEI:
+    for name, value in (("reward_wei", market.reward_wei), ("bond_wei", market.bond_wei)):
+        if not 0 <= value <= MAX_WEI:
             raise SpecError(f"market.{name}", "must be a uint256")
     try:
         check_count_headroom(market.quant, market.group_size, data.max_samples)
@@ -485,7 +485,8 @@ def validate(spec: TaskSpec) -> ModelPlan:
     return infer_shapes(spec)
 
 
-def _from_builtins(raw: object) -> TaskSpec:
+def spec_from_dict(raw: object) -> TaskSpec:
+    """A checked spec from parsed TOML (or JSON) values."""
     if not isinstance(raw, dict):
         raise SpecError("spec", "must be a table")
     version = raw.get("version")
@@ -520,7 +521,7 @@ def parse_spec(data: bytes) -> TaskSpec:
         raw = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise SpecError("spec", f"not a TOML file: {error}") from None
-    return _from_builtins(raw)
+    return spec_from_dict(raw)
 
 
 def canonical_bytes(spec: TaskSpec) -> bytes:
@@ -542,7 +543,7 @@ def decode_canonical(data: bytes) -> TaskSpec:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError as error:
         raise SpecError("spec", f"not JSON: {error}") from None
-    spec = _from_builtins(raw)
+    spec = spec_from_dict(raw)
     if canonical_bytes(spec) != data:
         raise SpecError("spec", "bytes are not in canonical form")
     return spec

@@ -25,7 +25,6 @@ import msgspec
 import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from protocol import spec as specs
@@ -166,14 +165,33 @@ def public_model_from_vector(template: PublicModel, vector: np.ndarray) -> Publi
     return model
 
 
-def _state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+def _save(model: nn.Module, metadata: dict[str, str]) -> bytes:
+    """The model's state as safetensors bytes, the same bytes for the same state.
+
+    Written here rather than by ``safetensors.torch.save``, whose header lists the metadata in
+    the order of a randomly seeded hash map (two saves of one model differed), which would give
+    one model many hashes. Sorted keys, float32 little-endian, the header padded to 8 bytes.
+    """
+    header: dict[str, object] = {"__metadata__": metadata}
+    blobs, offset = [], 0
+    for name, tensor in sorted(model.state_dict().items()):
+        raw = tensor.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
+        blobs.append(raw)
+        offset += len(raw)
+    text = msgspec.json.encode(header, order="sorted")
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
 
 
 def public_model_to_bytes(spec: TaskSpec, model: PublicModel) -> bytes:
     """The published public model: safetensors, with the format and the spec hash as metadata."""
     metadata = {"format": PUBLIC_FORMAT, "spec_hash": "0x" + spec_hash(spec).hex()}
-    return save_safetensors(_state(model), metadata=metadata)
+    return _save(model, metadata)
 
 
 def public_model_from_bytes(spec: TaskSpec, data: bytes) -> PublicModel:
@@ -196,7 +214,7 @@ def export_model(spec: TaskSpec, public: PublicModel, head: nn.Sequential) -> by
         "spec": canonical_bytes(spec).decode("utf-8"),
         "spec_hash": "0x" + spec_hash(spec).hex(),
     }
-    return save_safetensors(_state(model), metadata=metadata)
+    return _save(model, metadata)
 
 
 def new_exported_model(spec: TaskSpec) -> ExportedModel:
