@@ -84,15 +84,16 @@ def _to_samples(data: Data, x: np.ndarray, y: np.ndarray) -> Samples:
     return Samples(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
 
 
-def _check_labels(data: Data, y: np.ndarray, where: str) -> None:
-    """Labels are finite; class labels are whole numbers in [0, classes)."""
+def _check_labels(data: Data, y: np.ndarray, where: str, first_row: int = 1) -> None:
+    """Labels are finite; class labels are whole numbers in [0, classes). ``first_row``: the
+    row number of ``y[0]`` as the message counts rows (a CSV's line, after its header)."""
     bad = ~np.isfinite(y)
     if data.classes is not None:
         bad |= (y != np.round(y)) | (y < 0) | (y >= data.classes)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         rule = "not finite" if data.classes is None else f"not a class in [0, {data.classes})"
-        raise DataError(f"{where}, row {i + 1}", f"label {y[i]!r} is {rule}")
+        raise DataError(f"{where}, row {i + first_row}", f"label {y[i]:g} is {rule}")
 
 
 def _read_image_folder(data: Data, root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +157,7 @@ def _read_table(data: Data, path: Path) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise DataError(str(path), "a table is a .csv or .parquet file")
     y = columns.pop()
-    _check_labels(data, y, str(path))
+    _check_labels(data, y, str(path), first_row=2 if suffix == ".csv" else 1)
     x = np.stack(columns, axis=1) if len(y) else np.empty((0, len(columns)))
     mean = np.asarray(data.tabular.mean)
     std = np.asarray(data.tabular.std)
