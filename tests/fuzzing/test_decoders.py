@@ -285,7 +285,9 @@ def _mutate(group, mutation: str, data: st.DataObject) -> dict:
     submissions = dict(group.submissions)
     reveals = list(group.reveals)
     pick = data.draw
-    if mutation == "status":
+    # an earlier mutation may have emptied the member list: then only strangers are drawn
+    member = st.sampled_from(members) | address if members else address
+    if mutation == "status" and members:
         statuses[pick(st.sampled_from(members))] = pick(st.integers(-1, 6))
         return {"statuses": statuses}
     if mutation == "stranger status":
@@ -325,9 +327,9 @@ def _mutate(group, mutation: str, data: st.DataObject) -> dict:
         elif mutation == "kind":
             reveals[at] = replace(r, kind=pick(st.integers(0, 3)))
         elif mutation == "dealer":
-            reveals[at] = replace(r, dealer=pick(st.sampled_from(members) | address))
+            reveals[at] = replace(r, dealer=pick(member))
         elif mutation == "holder":
-            reveals[at] = replace(r, holder=pick(st.sampled_from(members) | address))
+            reveals[at] = replace(r, holder=pick(member))
         elif mutation == "drop reveal":
             del reveals[at]
         else:
@@ -339,7 +341,7 @@ def _mutate(group, mutation: str, data: st.DataObject) -> dict:
         changed = pick(st.sampled_from(["swap", "duplicate", "drop", "stranger", "empty"]))
         if changed == "swap" and len(members) > 1:
             members[0], members[1] = members[1], members[0]
-        elif changed == "duplicate":
+        elif changed == "duplicate" and members:
             members.append(members[0])
         elif changed == "drop":
             members.pop()
@@ -349,7 +351,7 @@ def _mutate(group, mutation: str, data: st.DataObject) -> dict:
             members = []
         return {"members": members}
     if mutation == "d":
-        return {"d": pick(st.integers(-2, 2 * group.d))}
+        return {"d": pick(st.integers(-2, max(2 * group.d, 2)))}  # d may be mutated already
     return {}
 
 
