@@ -60,7 +60,7 @@ class BoaChain:
     def __init__(self, env: boa.Env | None = None, *, realtime: bool = False) -> None:
         self.env = env or boa.env
         self._contracts: dict[str, VyperContract] = {}
-        self._log: list[Event] = []
+        self._log: list[tuple[str, Event]] = []  # (emitting contract, event)
         self._txs: list[tuple[str, TxRecord]] = []
         self._tx_count = 0
         # realtime: block time follows the wall clock, so phase deadlines hold in real seconds
@@ -157,7 +157,7 @@ class BoaChain:
 
     def _record(self, entry: Any, block: int, tx_hash: str) -> Event:
         fields = entry._asdict()
-        fields.pop("address", None)
+        emitter = str(fields.pop("address", ""))
         event = Event(
             name=type(entry).__name__,
             args={key: normalise(value) for key, value in fields.items()},
@@ -165,7 +165,7 @@ class BoaChain:
             log_index=len(self._log),
             tx_hash=tx_hash,
         )
-        self._log.append(event)
+        self._log.append((emitter.lower(), event))
         return event
 
     def call(self, address: str, function: str, args: Sequence[Any] = ()) -> Any:
@@ -186,10 +186,12 @@ class BoaChain:
         self, address: str, name: str, from_block: int = 0, filters: Mapping[str, Any] | None = None
     ) -> list[Event]:
         wanted = {key: normalise(value) for key, value in (filters or {}).items()}
+        where = str(address).lower()
         return [
             event
-            for event in self._log
-            if event.name == name
+            for emitter, event in self._log
+            if emitter == where
+            and event.name == name
             and event.block >= from_block
             and all(event.args.get(key) == value for key, value in wanted.items())
         ]

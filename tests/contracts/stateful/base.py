@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from protocol.commitments import deal_commitment, model_digest
+from protocol.shamir import random_secret, split_secret
 from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,
@@ -35,6 +36,7 @@ from protocol.constants import (
     KIND_MASK_KEY,
     KIND_SELF_SEED,
     PHASE_CANCELLED,
+    PHASE_DRAW,
     PHASE_ENDED,
     PHASE_REGISTER,
     PHASE_ROUND_DONE,
@@ -54,7 +56,7 @@ from tests.contracts.market import (
     digest_of,
     events,
     model_bytes,
-    share_value,
+    seeded_randbytes,
 )
 from tests.contracts.stateful.strategies import (
     ACTIONS,
@@ -151,7 +153,8 @@ class TaskModel:
     result: dict = field(default_factory=dict)  # (round, group) -> GROUP_*
     commits: dict = field(default_factory=dict)  # do -> rounds it committed in
     settled: set = field(default_factory=set)  # (round, do) that settled (no complaints here)
-    dealt: dict = field(default_factory=dict)  # (round, do) -> (DealtShares, shares)
+    dealt: dict = field(default_factory=dict)  # (round, do) -> (DealtShares, shares, points)
+    draw_block: int = 0  # in DRAW: the block whose hash draws the groups
 
     @property
     def words(self) -> int:
@@ -198,6 +201,8 @@ class MarketBase(RuleBasedStateMachine):
         self.escrow: dict[int, int] = {}
         self.bonds: dict[tuple[int, str], int] = {}
         self.credited: dict[tuple[int, int, str], int] = {}
+        # every share made public by an unmask: (task, round, dealer, kind) -> holders
+        self.public_shares: dict[tuple[int, int, str, int], set] = {}
         # the rewards the contract's `Credited` events paid, per (task, round, data owner)
         self.credited_events: dict[tuple[int, int, str], int] = {}
         # tasks a step acted on: the per-member invariants read the contract for these only
@@ -224,9 +229,11 @@ class MarketBase(RuleBasedStateMachine):
         self.touched.add(task.id)
         return task
 
-    def _credited(self) -> list[tuple]:
-        """(task, token, account, amount) of each `Credited` event of the last market call."""
-        return [(e.task, e.token, e.account, e.amount) for e in events(self.market, "Credited")]
+    def _credited(self, contract=None) -> list[tuple]:
+        """(task, token, account, amount) of each `Credited` event of the last call to
+        `contract` (the market by default)."""
+        logs = events(contract or self.market, "Credited")
+        return [(e.task, e.token, e.account, e.amount) for e in logs]
 
     def _credit(self, token: str, account: str, amount: int) -> None:
         self.credits[(token, account)] = self.credits.get((token, account), 0) + amount
@@ -382,6 +389,8 @@ class MarketBase(RuleBasedStateMachine):
             # k > 2: fill the task, so registration closes early
             for do in [do for do in DATA_OWNERS if do not in t.members][: k if k < 3 else 6]:
                 self._register(t, do, flaw=99)
+        elif t.phase == PHASE_DRAW:
+            boa.env.time_travel(blocks=1)  # the draw waits for a block after the closing one
         elif t.phase == PHASE_SHARE:
             for n, do in enumerate(list(t.members)):
                 if n != dropout and t.st(do) == STATUS_NONE:
@@ -547,11 +556,20 @@ class MarketBase(RuleBasedStateMachine):
             (flaw == 1, "commitments: empty shares root"),
         )
         dealt, shares, root = None, {}, keccak(b"not a tree")
+        points = bytes(128 * t.cfg["threshold"])
         if do in t.members and t.groups:
             members = t.groups[t.group_index(do)]
+            # real Pedersen dealings, seeded: the court checks every revealed share against them
+            randbytes = seeded_randbytes(b"%d/%d/" % (t.id, round) + bytes.fromhex(do[2:]))
+            dealings = {
+                kind: split_secret(
+                    random_secret(randbytes), t.cfg["threshold"], len(members), randbytes
+                )
+                for kind in (KIND_SELF_SEED, KIND_MASK_KEY)
+            }
             shares = {
-                (p, kind): share_value(do, holder, kind, round, salt=t.id.to_bytes(4, "big"))
-                for p, holder in enumerate(members)
+                (p, kind): (dealings[kind].shares[p], dealings[kind].blinds[p])
+                for p in range(len(members))
                 for kind in (KIND_SELF_SEED, KIND_MASK_KEY)
             }
             dealt = deal_commitment(
@@ -559,17 +577,18 @@ class MarketBase(RuleBasedStateMachine):
                 round,
                 int(do, 16),
                 [int(a, 16) for a in members],
-                [shares[(p, KIND_SELF_SEED)] for p in range(len(members))],
-                [shares[(p, KIND_MASK_KEY)] for p in range(len(members))],
+                [shares[(p, KIND_SELF_SEED)][0] for p in range(len(members))],
+                [shares[(p, KIND_MASK_KEY)][0] for p in range(len(members))],
+                seed_blinds=[shares[(p, KIND_SELF_SEED)][1] for p in range(len(members))],
+                key_blinds=[shares[(p, KIND_MASK_KEY)][1] for p in range(len(members))],
             )
             root = bytes(32) if flaw == 1 else dealt.root
+            points = dealings[KIND_SELF_SEED].commitments + dealings[KIND_MASK_KEY].commitments
         mask = keccak(b"mask" + do.encode())
-        # Feldman points are only checked when a complaint needs them (test_court.py)
-        points = bytes(128 * t.cfg["threshold"])
         self._call(refused, self.market.commit_shares, t.id, round, mask, root, points, sender=do)
         if refused is None:
             t.status[(round, do)] = STATUS_COMMITTED
-            t.dealt[(round, do)] = (dealt, shares)
+            t.dealt[(round, do)] = (dealt, shares, points)
             t.commits[do] = t.commits.get(do, 0) + 1
 
     def _submit(self, t: TaskModel, do: str, size: int, flaw: int) -> None:
@@ -613,8 +632,9 @@ class MarketBase(RuleBasedStateMachine):
             if status == STATUS_NONE:
                 continue
             kind = KIND_SELF_SEED if status >= STATUS_SUBMITTED else KIND_MASK_KEY
-            dealt, shares = t.dealt[(t.round, dealer)]
-            out.append((dealer, kind, shares[(position, kind)], dealt.proof(position, kind)))
+            dealt, shares, points = t.dealt[(t.round, dealer)]
+            share, blind = shares[(position, kind)]
+            out.append((dealer, kind, share, blind, dealt.proof(position, kind), points))
         return out
 
     def _unmask(self, t: TaskModel, do: str, flaw: int) -> None:
@@ -623,11 +643,11 @@ class MarketBase(RuleBasedStateMachine):
         reveals = self._reveals(t, do)
         spoiled = len(reveals) > 1 and flaw < 4
         if spoiled and flaw == 0:
-            dealer, kind, share, proof = reveals[-1]
-            reveals[-1] = (dealer, kind, keccak(share), proof)
+            dealer, kind, share, blind, proof, points = reveals[-1]
+            reveals[-1] = (dealer, kind, keccak(share), blind, proof, points)
         elif spoiled and flaw == 1:
-            dealer, kind, share, proof = reveals[0]
-            reveals[0] = (dealer, 1 - kind, share, proof)
+            dealer, kind, share, blind, proof, points = reveals[0]
+            reveals[0] = (dealer, 1 - kind, share, blind, proof, points)
         elif spoiled and flaw == 2:
             reveals = reveals[:-1]
         elif spoiled:
@@ -635,17 +655,20 @@ class MarketBase(RuleBasedStateMachine):
         # the contract reads a non-member's group as group 0
         group = t.group_index(do) if do in t.members and t.groups else 0
         refused = _first(
-            (t.phase != PHASE_UNMASK, "rounds: wrong phase"),
-            (self._now() >= t.deadline, "rounds: deadline passed"),
+            (t.phase != PHASE_UNMASK, "court: wrong phase"),
+            (self._now() >= t.deadline, "court: deadline passed"),
             (t.st(do) == STATUS_UNMASKED, "rounds: already unmasked"),
             (t.st(do) != STATUS_SUBMITTED, "rounds: not a submitter"),
             (t.result.get((t.round, group)) != GROUP_PENDING, "rounds: group not pending"),
             (spoiled, UNMASK_FLAWS[min(flaw, 3)]),
         )
-        self._call(refused, self.market.unmask, t.id, t.round, reveals, sender=do)
+        self._call(refused, self.court.unmask, t.id, t.round, reveals, sender=do)
         if refused is not None:
             return
-        for task, token, account, amount in self._credited():
+        for e in events(self.court, "ShareRevealed"):
+            key = (t.id, t.round, e.dealer, e.kind)
+            self.public_shares.setdefault(key, set()).add(e.holder)
+        for task, token, account, amount in self._credited(self.court):
             assert (task, token, amount) == (t.id, t.token, t.cfg["reward_per_do"])
             key = (task, t.round, account)
             self.credited_events[key] = self.credited_events.get(key, 0) + 1
@@ -685,8 +708,15 @@ class MarketBase(RuleBasedStateMachine):
         cfg = t.cfg
         published = t.digest.get(0) == cfg["model_hash"]
         committed = [do for do in t.members if t.st(do) >= STATUS_COMMITTED]
+        block = boa.env.evm.patch.block_number
         if t.phase == PHASE_REGISTER:
             ok = over or (len(t.members) == cfg["max_dos"] and published)
+        elif t.phase == PHASE_DRAW:
+            # a chain of block hashes, so the closing block's stays readable for 256 blocks
+            boa.env.evm.patch.prev_hashes = [
+                keccak(b"block %d" % n) for n in range(block - 1, max(-1, block - 257), -1)
+            ]
+            ok = True
         elif t.phase == PHASE_SHARE:
             ok = over or len(committed) == len(t.members)
         elif t.phase == PHASE_SETTLE:
@@ -699,6 +729,8 @@ class MarketBase(RuleBasedStateMachine):
         refused = _first(
             (t.phase in (PHASE_ENDED, PHASE_CANCELLED), "rounds: task over"),
             (not ok, "rounds: phase not over"),
+            # no transaction can close registration and see the draw (a grinder's attempt)
+            (t.phase == PHASE_DRAW and block <= t.draw_block, "rounds: draw not ready"),
         )
         self._call(refused, self.market.advance, t.id, sender=caller)
         if refused is not None:
@@ -709,6 +741,12 @@ class MarketBase(RuleBasedStateMachine):
                 self._enter(t, PHASE_CANCELLED, 0)
                 self._credit(t.token, t.owner, self.escrow[t.id])
                 self.escrow[t.id] = 0
+                return
+            t.draw_block = block
+            self._enter(t, PHASE_DRAW, 0)
+        elif t.phase == PHASE_DRAW:
+            if block - t.draw_block > 256:
+                t.draw_block = block  # out of BLOCKHASH's reach: drawn from this block's hash
                 return
             t.groups = [
                 list(self.market.group_members(t.id, g))
@@ -822,8 +860,31 @@ class MarketBase(RuleBasedStateMachine):
     def owner_cannot_take_what_is_owed(self):
         for t in self.tasks:
             assert self.market.reclaimable(t.id) == self._reclaimable(t)
-            if t.phase in (PHASE_REGISTER, PHASE_SHARE, PHASE_SETTLE, PHASE_SUBMIT, PHASE_UNMASK):
+            if t.phase in (
+                PHASE_REGISTER,
+                PHASE_DRAW,
+                PHASE_SHARE,
+                PHASE_SETTLE,
+                PHASE_SUBMIT,
+                PHASE_UNMASK,
+            ):
                 assert self.market.reclaimable(t.id) == 0
+
+    @invariant()
+    @precondition(lambda self: self.changed)
+    def no_update_follows_from_public_shares_outside_an_aggregate(self):
+        """What the chain made public never rebuilds an individual update: a submitter's mask
+        key shares are never revealed, and its seed is public (t shares) only once its group
+        finalized, i.e. inside an aggregate of at least t submitters."""
+        for (task, round, dealer, kind), holders in self.public_shares.items():
+            t = self.tasks[task - 1]
+            submitted = t.st(dealer, round) >= STATUS_SUBMITTED
+            if kind == KIND_MASK_KEY:
+                assert not submitted
+            elif len(holders) >= t.cfg["threshold"]:
+                g = t.group_index(dealer)
+                assert submitted and t.result.get((round, g)) == GROUP_FINALIZED
+                assert len(t.submitted(t.groups[g])) >= t.cfg["threshold"]
 
     @invariant()
     @precondition(lambda self: self.changed)
