@@ -39,9 +39,9 @@ test *args: setup
 test-slow *args: setup
     pytest -q -m slow "$@"
 
-# long fuzzing (market state machine, random calls and decoders, protocol): hypothesis dev profile, slow tests included
+# long fuzzing for a budget (state machine, random calls, decoders, replays, protocol): `just fuzz budget=30m`, `just fuzz replay=SEED target=NAME` -> bench/results/fuzz.json
 fuzz *args: setup
-    HYPOTHESIS_PROFILE=dev pytest -q -m "slow or not slow" tests/contracts/stateful tests/fuzzing tests/protocol "$@"
+    python -m tests.fuzzing.runner $(for a in "$@"; do case "$a" in -*) printf '%s ' "$a";; *=*) k="${a%%=*}"; printf -- '--%s=%s ' "${k//_/-}" "${a#*=}";; *) printf '%s ' "$a";; esac; done)
 
 # ruff lint + format check
 lint:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from vyper.semantics.types import BytesT, DArrayT, SArrayT, StringT, StructT, TupleT
 
 from tests.contracts.market import ETH, TaskRun, as_struct, config, escrow_of
+from tests.fuzzing.recorder import recorder
 
 # the calls Vyper refuses before the body, with no reason (docs/interfaces.md §8)
 UNKNOWN_SELECTOR = "unknown selector"
@@ -266,6 +267,7 @@ def test_random_calls_revert_or_succeed_and_funds_stay_covered(
     }
     # titanoboa's plugin runs each example in boa.env.anchor(): each starts from `tasks`
     before = _obligations(market, pool)
+    calls_seen = recorder("market_calls")  # per entry point: successes, reverts by reason
     for _ in range(data.draw(st.integers(1, 12), label="calls")):
         jump = data.draw(st.sampled_from([0, 101, 10**6]), label="time travel")
         if jump:
@@ -279,6 +281,11 @@ def test_random_calls_revert_or_succeed_and_funds_stay_covered(
         early = _refused_before_body(functions, value, calldata)
         reason = _reason(result) if result.is_error else ""
         event(f"{name}: {reason or early or 'succeeded'}")
+        if result.is_error:
+            calls_seen.revert(name, reason or early)
+        else:
+            calls_seen.success(name)
+        calls_seen.steps += 1
         if early in (UNKNOWN_SELECTOR, VALUE_TO_NON_PAYABLE, OVER_LONG):
             # Vyper always refuses these (a calldata eth_abi cannot decode may still pass
             # Vyper's decoder, e.g. with non-zero padding bytes, so MALFORMED is not here)
