@@ -34,6 +34,7 @@ def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
     try:
         submissions = market.submissions(task, round)
         revealed = market.revealed_shares(task, round)
+        points = {int(do, 16): data for do, data in market.dealt_points(task, round).items()}
     except ChainDataError as error:
         unreadable = f"unreadable chain data: {error}"
     result = RoundAggregates()
@@ -53,6 +54,7 @@ def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
                 threshold=config.threshold,
                 statuses=statuses,
                 mask_public_keys=keys,
+                points={a: p for a, p in points.items() if a in statuses},
                 submissions={a: s for a, s in submissions.items() if a in statuses},
                 reveals=[r for r in revealed if r.holder in statuses],
                 task=task,

@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from protocol.commitments import deal_commitment, model_digest
-from protocol.shamir import random_secret, split_secret
 from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,
@@ -49,6 +48,7 @@ from protocol.constants import (
     STATUS_SUBMITTED,
     STATUS_UNMASKED,
 )
+from protocol.shamir import random_secret, split_secret
 from tests.contracts.market import (
     ETH,
     as_struct,
