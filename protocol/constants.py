@@ -61,7 +61,7 @@ assert 2 * MAX_GROUP <= 2**MAX_PROOF
 # the configured m instead).
 MAX_GROUP_SIZE: Final = MAX_GROUP
 # Largest Shamir threshold: t <= m <= the contract's registry.MAX_GROUP_SIZE; a dealer commits
-# 2 t Feldman points per round (the contract's vss.MAX_POINTS).
+# 2 t Pedersen points per round (the contract's vss.MAX_POINTS).
 MAX_THRESHOLD: Final = 32
 
 # Widths of the on-chain types the protocol hashes or packs.
