@@ -1,18 +1,26 @@
-"""BN254 (alt_bn128) G1 arithmetic on plain integers, for the Feldman checks of `protocol.shamir`.
+"""BN254 (alt_bn128) G1 arithmetic on plain integers, for the Pedersen checks of `protocol.shamir`.
 
 py_ecc is the reference (the tests compare against it, and its constants are used here), but it
-wraps every coordinate in a field object: a data owner's Feldman work (six commitments dealt and
-eight shares checked a round, in a group of five) took about 12 ms of CPU there, the largest part
-of its protocol work. Here the same curve, ``y² = x³ + 3`` over ``F_p``, works on integers:
+wraps every coordinate in a field object: a data owner's commitment work (the Feldman scheme of
+before: six commitments dealt and eight shares checked a round, in a group of five) took about
+12 ms of CPU there, the largest part of its protocol work. Here the same curve, ``y² = x³ + 3``
+over ``F_p``, works on integers:
 
 - points in Jacobian coordinates ``(X, Y, Z)`` standing for ``(X / Z², Y / Z³)``; the point at
   infinity has ``Z = 0``;
-- ``g_multiply``: the generator ``G = (1, 2)`` times a scalar, through a table of
-  ``k · 256^i · G`` in affine coordinates (32 windows of 8 bits, 255 points each, built once in
-  about 60 ms): at most 32 mixed additions a multiplication;
+- two generators: ``G = (1, 2)`` and ``H``, a second one nobody knows the discrete log of (below);
+- ``g_multiply``, ``h_multiply`` and ``pedersen(a, b) = a·G + b·H`` through tables of
+  ``k · 256^i · G`` (and of ``H``) in affine coordinates (32 windows of 8 bits, 255 points each,
+  built once in about 60 ms per generator): at most 32 mixed additions per generator;
 - ``small_multiply`` by the small x-coordinates of shares (Horner's rule in ``verify_share``),
   ``add`` of two points, ``equal`` without leaving Jacobian coordinates, and ``to_affine`` (one
   inversion) for encoding.
+
+``H`` comes from a nothing-up-my-sleeve try-and-increment: for ``ctr = 0, 1, ...``,
+``x = keccak256(b"omnilytics/pedersen/H/v1" ‖ ctr as 32 big-endian bytes) mod p``; the first ``x``
+with ``x³ + 3`` a square gives ``H = (x, y)`` with the even root ``y``. G1's cofactor is 1, so any
+curve point is in G1, and a hash output leaves nobody knowing ``log_G H``. The module derives
+``H`` at import and refuses to load if it differs from the constants the contract holds.
 
 The formulas are the standard ones for curves with ``a = 0`` (the Explicit-Formulas Database:
 dbl-2009-l, add-2007-bl, madd-2007-bl).
@@ -21,7 +29,9 @@ dbl-2009-l, add-2007-bl, madd-2007-bl).
 from __future__ import annotations
 
 import functools
+from typing import Final
 
+from eth_utils import keccak
 from py_ecc.optimized_bn128 import curve_order, field_modulus
 
 P = field_modulus  # the base field
@@ -34,10 +44,37 @@ WINDOW_BITS = 8
 Point = tuple[int, int, int]  # Jacobian
 Affine = tuple[int, int]
 
+H_DOMAIN: Final = b"omnilytics/pedersen/H/v1"
+H_COUNTER: Final = 1  # the first counter whose x is on the curve
+H_AFFINE: Final = (
+    11711197069860854400599243185465880082237782576325844805189761335331431321712,
+    21364449253837443648535319466223791736143145901471762962134496570904289189668,
+)
+H: Final = (*H_AFFINE, 1)
+
 
 def is_on_curve(x: int, y: int) -> bool:
     """Whether the affine ``(x, y)`` (coordinates already below ``P``) is on the curve."""
     return (y * y - x * x * x - B) % P == 0
+
+
+def derive_generator(domain: bytes) -> tuple[int, Affine]:
+    """Try-and-increment: the first counter whose hashed ``x`` is on the curve, and the point
+    ``(x, y)`` with ``y`` even. ``p ≡ 3 (mod 4)``, so ``rhs^((p + 1) / 4)`` is a square root of
+    ``rhs`` whenever it has one."""
+    counter = 0
+    while True:
+        x = int.from_bytes(keccak(domain + counter.to_bytes(32, "big")), "big") % P
+        rhs = (x * x * x + B) % P
+        y = pow(rhs, (P + 1) // 4, P)
+        if y * y % P == rhs:
+            return counter, (x, P - y if y & 1 else y)
+        counter += 1
+
+
+# Not an assert: the check must hold under ``python -O`` too.
+if derive_generator(H_DOMAIN) != (H_COUNTER, H_AFFINE):
+    raise RuntimeError("the derived Pedersen generator H differs from its constants")
 
 
 def double(point: Point) -> Point:
@@ -148,13 +185,19 @@ def _normalize_all(points: list[Point]) -> list[Affine]:
     return out
 
 
+def to_affine_all(points: list[Point]) -> list[Affine | None]:
+    """``to_affine`` of many points with one inversion; None for the point at infinity."""
+    finite = [point for point in points if point[2] != 0]
+    affine = iter(_normalize_all(finite)) if finite else iter(())
+    return [next(affine) if point[2] != 0 else None for point in points]
+
+
 @functools.cache
-def _table() -> tuple[tuple[Affine, ...], ...]:
-    """Row ``i``: ``k · 256^i · G`` for ``k = 1 .. 255``, affine."""
+def _table(base: Point) -> tuple[tuple[Affine, ...], ...]:
+    """Row ``i``: ``k · 256^i · base`` for ``k = 1 .. 255``, affine (``base`` is G or H)."""
     windows = -(-R.bit_length() // WINDOW_BITS)
     size = (1 << WINDOW_BITS) - 1
     points: list[Point] = []
-    base = G
     for _ in range(windows):
         row = [base]
         for _ in range(size - 1):
@@ -166,17 +209,20 @@ def _table() -> tuple[tuple[Affine, ...], ...]:
 
 
 def warm() -> None:
-    """Build the fixed-base table now (a process does once, ~60 ms) rather than on first use."""
-    _table()
+    """Build both fixed-base tables now (a process does once, ~120 ms) rather than on first use."""
+    _table(G)
+    _table(H)
 
 
-def g_multiply(scalar: int) -> Point:
-    """``scalar · G`` for ``0 <= scalar < R``."""
+def _check_scalar(scalar: int) -> None:
     if not 0 <= scalar < R:
         raise ValueError("a scalar must be in [0, r)")
-    acc = INFINITY
+
+
+def _accumulate(acc: Point, table: tuple[tuple[Affine, ...], ...], scalar: int) -> Point:
+    """``acc + scalar · base`` for the base of ``table``: one mixed addition per 8-bit digit."""
     mask = (1 << WINDOW_BITS) - 1
-    for row in _table():
+    for row in table:
         if not scalar:
             break
         digit = scalar & mask
@@ -184,3 +230,22 @@ def g_multiply(scalar: int) -> Point:
             acc = add_affine(acc, row[digit - 1])
         scalar >>= WINDOW_BITS
     return acc
+
+
+def g_multiply(scalar: int) -> Point:
+    """``scalar · G`` for ``0 <= scalar < R``."""
+    _check_scalar(scalar)
+    return _accumulate(INFINITY, _table(G), scalar)
+
+
+def h_multiply(scalar: int) -> Point:
+    """``scalar · H`` for ``0 <= scalar < R``."""
+    _check_scalar(scalar)
+    return _accumulate(INFINITY, _table(H), scalar)
+
+
+def pedersen(a: int, b: int) -> Point:
+    """The Pedersen commitment ``a · G + b · H`` (both scalars in ``[0, R)``)."""
+    _check_scalar(a)
+    _check_scalar(b)
+    return _accumulate(_accumulate(INFINITY, _table(G), a), _table(H), b)

@@ -5,20 +5,22 @@ step that builds them from the values an ABI decoder returns (``docs/interfaces.
 
 - ``MemberCommitment``: a member's ``commit_shares``, from the views ``mask_pk``,
   ``shares_root`` and ``points_digest``;
-- ``RevealedShare``: one ``ShareRevealed`` event;
+- ``RevealedShare``: one ``ShareRevealed`` event (the court's: share and Pedersen blind);
 - ``Submission``: a member's masked update, its ``UpdateChunk`` words and ``UpdateBlobs``
   blob chunks in chunk order, with its ``update_digest``;
-- ``answered_delivery``: a ``ComplaintAnswered`` event, with the dealer's commitment, as the
-  ``ShareDelivery`` the holder's round machine checks like one from the dealer's channel.
+- ``answered_delivery``: a ``ComplaintAnswered`` event (two shares and their blinds), with the
+  dealer's commitment, as the ``ShareDelivery`` the holder's round machine checks like one from
+  the dealer's channel.
 
 The ABI types fix most of this already, but a reader cannot tell a faithful node from a faulty
 one, so every field is checked again: an address is 160 bits, a ``bytes32`` is 32 bytes, a
-share is below ``r``, a kind is 0 or 1, a word is a ``uint256``, a chunk holds 1 to
+share and a blind are below ``r``, a kind is 0 or 1, a word is a ``uint256``, a chunk holds 1 to
 ``MAX_CHUNK_WORDS`` words (1 to ``MAX_CHUNK_BLOBS`` blobs) and a member's chunks are numbered
 ``0 .. n-1``. A value that breaks the schema raises ``ChainDataError`` with a named
 ``ChainDataReason``. Rules that relate records to a group are here too (``check_commitments``,
 ``check_submitters``: the round machine's view of the chain); rules that need the whole round
-(digests, word counts, reconstructions) are recovery's (``protocol.recovery.RecoveryReason``).
+(digests, word counts, the Pedersen check of revealed shares against their dealers' points,
+reconstructions) are recovery's (``protocol.recovery.RecoveryReason``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class ChainDataReason(StrEnum):
     ADDRESS = "address"  # not a 160-bit address
     FIELD_SIZE = "field_size"  # a bytes32 of another length, a proof or points of a wrong size
     KIND = "kind"  # a secret kind other than 0 (self seed) and 1 (mask key)
-    SHARE_RANGE = "share_range"  # a share that is no element of Z_r
+    SHARE_RANGE = "share_range"  # a share or blind that is no element of Z_r
     WORD_RANGE = "word_range"  # a word that is no uint256
     CHUNK_SIZE = "chunk_size"  # a chunk of no words or more than the contract takes
     CHUNK_ORDER = "chunk_order"  # a member's chunk indices are not exactly 0 .. n-1
@@ -77,17 +79,19 @@ class MemberCommitment:
     member: int
     mask_public: bytes
     shares_root: bytes
-    points_digest: bytes  # keccak256 of the member's Feldman commitments
+    points_digest: bytes  # keccak256 of the member's Pedersen commitments
 
 
 @dataclass(frozen=True, slots=True)
 class RevealedShare:
-    """One ``ShareRevealed(task, round, dealer, holder, kind, share)`` event."""
+    """One ``ShareRevealed(task, round, dealer, holder, kind, share, blind)`` event: a share of
+    ``dealer``'s secret ``kind`` held by ``holder``, and its Pedersen blind."""
 
     dealer: int
     holder: int
     kind: int
     share: bytes
+    blind: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +186,20 @@ def member_commitment(
     )
 
 
-def revealed_share(dealer: str | int, holder: str | int, kind: int, share: bytes) -> RevealedShare:
-    """One ``ShareRevealed`` event's record."""
+def revealed_share(
+    dealer: str | int, holder: str | int, kind: int, share: bytes, blind: bytes
+) -> RevealedShare:
+    """One ``ShareRevealed`` event's record (whether the share lies on the dealer's committed
+    polynomial is recovery's check, ``off_polynomial``: it needs the dealer's points)."""
     if type(kind) is not int or kind not in SECRET_KINDS:
         raise ChainDataError(ChainDataReason.KIND, repr(kind)[:40])
-    return RevealedShare(address(dealer), address(holder), kind, _share("a revealed share", share))
+    return RevealedShare(
+        address(dealer),
+        address(holder),
+        kind,
+        _share("a revealed share", share),
+        _share("a revealed blind", blind),
+    )
 
 
 def submission(
@@ -220,23 +233,28 @@ def answered_delivery(
     dealer: str | int,
     holder: str | int,
     seed_share: bytes,
+    seed_blind: bytes,
     key_share: bytes,
+    key_blind: bytes,
     seed_proof: Sequence[bytes],
     key_proof: Sequence[bytes],
     mask_public: bytes,
     shares_root: bytes,
     points: bytes,
 ) -> ShareDelivery:
-    """A ``ComplaintAnswered`` event as the delivery it settles: the holder's two shares and
-    proofs, with the dealer's mask key and root (views) and points (``SharesCommitted``). The
-    holder's machine checks it in full, as any delivery; this only makes it one."""
+    """A ``ComplaintAnswered`` event as the delivery it settles: the holder's two shares, their
+    blinds and proofs, with the dealer's mask key and root (views) and points
+    (``SharesCommitted``). The holder's machine checks it in full, as any delivery; this only
+    makes it one."""
     fields = {
         "task": task,
         "round": round,
         "dealer": address_bytes(address(dealer)),
         "holder": address_bytes(address(holder)),
         "seed_share": _share("seed_share", seed_share),
+        "seed_blind": _share("seed_blind", seed_blind),
         "key_share": _share("key_share", key_share),
+        "key_blind": _share("key_blind", key_blind),
         "mask_public": _bytes32("mask_pk", mask_public),
         "shares_root": _bytes32("shares_root", shares_root),
         "seed_proof": tuple(seed_proof),

@@ -1,9 +1,9 @@
 """Hash commitments the contract checks, byte for byte (``docs/interfaces.md`` §3, §4, §7).
 
 This module owns: the share leaf ``keccak256(abi_encode(task, round, dealer, holder, kind,
-share))``; the sorted-pair Merkle tree over a dealer's ``2n`` leaves (root, proofs, verification);
-the running digest of a masked update's chunks; and the running digest of the public model's
-bytes. Every function mirrors a computation of ``contracts/DataMarket.vy``.
+share, blind))``; the sorted-pair Merkle tree over a dealer's ``2n`` leaves (root, proofs,
+verification); the running digest of a masked update's chunks; and the running digest of the
+public model's bytes. Every function mirrors a computation of ``contracts/DataMarket.vy``.
 """
 
 from __future__ import annotations
@@ -44,13 +44,17 @@ def _hash32(name: str, value: bytes) -> bytes:
     return value
 
 
-def share_leaf(task: int, round: int, dealer: int, holder: int, kind: int, share: bytes) -> bytes:
+def share_leaf(
+    task: int, round: int, dealer: int, holder: int, kind: int, share: bytes, blind: bytes
+) -> bytes:
     """``keccak256(abi_encode(uint256 task, uint256 round, address dealer, address holder,
-    uint256 kind, bytes32 share))``: the leaf the contract recomputes for a revealed share."""
+    uint256 kind, bytes32 share, bytes32 blind))``: the leaf the court recomputes for a revealed
+    share and its Pedersen blind (seven words)."""
     if kind not in SECRET_KINDS:
         raise LocalProtocolError(f"unknown secret kind {kind!r}")
-    if not isinstance(share, bytes) or len(share) != SECRET_BYTES:
-        raise LocalProtocolError(f"a share is {SECRET_BYTES} bytes")
+    for name, value in (("share", share), ("blind", blind)):
+        if not isinstance(value, bytes) or len(value) != SECRET_BYTES:
+            raise LocalProtocolError(f"a {name} is {SECRET_BYTES} bytes")
     return keccak(
         _word(task, WORD_BITS, "task")
         + _word(round, WORD_BITS, "round")
@@ -58,6 +62,7 @@ def share_leaf(task: int, round: int, dealer: int, holder: int, kind: int, share
         + _word(holder, ADDRESS_BITS, "holder")
         + _word(kind, WORD_BITS, "kind")
         + share
+        + blind
     )
 
 
@@ -128,15 +133,18 @@ def check_share(
     holder: int,
     kind: int,
     share: bytes,
+    blind: bytes,
     proof: Sequence[bytes],
     root: bytes,
 ) -> None:
-    """Raise ``CommitmentError`` unless ``share`` is the one ``dealer`` committed for ``holder``.
+    """Raise ``CommitmentError`` unless ``share`` and ``blind`` are the ones ``dealer`` committed
+    for ``holder`` in its tree.
 
-    The same check the contract runs on a revealed share; a holder runs it when shares arrive,
-    so a dealer's bad share is caught before it could cost the holder a reverted unmask.
+    The Merkle half of the check the court runs on a revealed share (the Pedersen half is
+    ``protocol.shamir.verify_share``); a holder runs it when shares arrive, so a dealer's bad
+    share is caught before it could cost the holder a reverted unmask.
     """
-    leaf = share_leaf(task, round, dealer, holder, kind, share)
+    leaf = share_leaf(task, round, dealer, holder, kind, share, blind)
     if not verify_proof(leaf, proof, root):
         raise CommitmentError(
             f"share of kind {kind} from dealer {dealer:#042x} for holder {holder:#042x}"
@@ -185,24 +193,31 @@ def deal_commitment(
     members: Sequence[int],
     seed_shares: Sequence[bytes],
     key_shares: Sequence[bytes],
+    seed_blinds: Sequence[bytes],
+    key_blinds: Sequence[bytes],
 ) -> DealtShares:
     """Commit to the shares a dealer hands out: one leaf per (member position, kind), ``2p + c``.
 
     ``seed_shares[p]`` / ``key_shares[p]`` are the shares of the self-mask seed and of the mask
-    secret key for the member at position ``p`` (the dealer's own position included).
+    secret key for the member at position ``p`` (the dealer's own position included), and
+    ``seed_blinds[p]`` / ``key_blinds[p]`` their Pedersen blinds.
     """
     members = tuple(members)
     if not 1 <= len(members) <= MAX_GROUP or len(set(members)) != len(members):
         raise LocalProtocolError("members must be 1..MAX_GROUP distinct addresses")
     if dealer not in members:
         raise LocalProtocolError("the dealer is a member of its own group")
-    if len(seed_shares) != len(members) or len(key_shares) != len(members):
-        raise LocalProtocolError("one seed share and one key share per member")
+    columns = (seed_shares, key_shares, seed_blinds, key_blinds)
+    if any(len(column) != len(members) for column in columns):
+        raise LocalProtocolError("one seed share, key share and blind of each per member")
     leaves: list[bytes] = []
-    for holder, seed_share, key_share in zip(members, seed_shares, key_shares, strict=True):
+    for holder, seed_share, key_share, seed_blind, key_blind in zip(members, *columns, strict=True):
         # Order fixed by leaf_index: kind 0 (self seed) then kind 1 (mask key) per holder.
-        leaves.append(share_leaf(task, round, dealer, holder, SECRET_KINDS[0], seed_share))
-        leaves.append(share_leaf(task, round, dealer, holder, SECRET_KINDS[1], key_share))
+        for kind, share, blind in (
+            (SECRET_KINDS[0], seed_share, seed_blind),
+            (SECRET_KINDS[1], key_share, key_blind),
+        ):
+            leaves.append(share_leaf(task, round, dealer, holder, kind, share, blind))
     layers = _layers(leaves)
     return DealtShares(
         task=task,

@@ -1,8 +1,9 @@
-"""A data owner's dealing for one round: fresh secrets, Feldman-shared, committed in one tree.
+"""A data owner's dealing for one round: fresh secrets, Pedersen-shared, committed in one tree.
 
 This module owns the one recipe every dealer follows (``docs/interfaces.md`` §4): a fresh X25519
-mask key pair and self-mask seed, each split into ``n`` verifiable Shamir shares with threshold
-``t`` (``protocol.shamir``), and the Merkle tree over the shares (``protocol.commitments``). The
+mask key pair and self-mask seed, each split into ``n`` verifiable Shamir shares and blinds with
+threshold ``t`` (``protocol.shamir``), and the Merkle tree over the shares and blinds
+(``protocol.commitments``). The
 round machine deals with it; benchmarks and tests that play dealers on a bare market use it too,
 so they post exactly what a data owner posts.
 """
@@ -25,13 +26,13 @@ class RoundDealing:
 
     keys: MaskKeyPair
     self_seed: bytes
-    seed: Dealing  # shares and Feldman commitments of the self-mask seed
+    seed: Dealing  # shares, blinds and Pedersen commitments of the self-mask seed
     key: Dealing  # the same for the mask secret key
     tree: DealtShares
 
     @property
     def points(self) -> bytes:
-        """The Feldman commitments ``commit_shares`` posts: self seed's first, then mask key's."""
+        """The Pedersen commitments ``commit_shares`` posts: self seed's first, then mask key's."""
         return self.seed.commitments + self.key.commitments
 
 
@@ -49,5 +50,7 @@ def deal_round(
     self_seed = new_self_seed(randbytes)
     seed = split_secret(self_seed, threshold, len(members), randbytes)
     key = split_secret(keys.secret, threshold, len(members), randbytes)
-    tree = deal_commitment(task, round, dealer, members, seed.shares, key.shares)
+    tree = deal_commitment(
+        task, round, dealer, members, seed.shares, key.shares, seed.blinds, key.blinds
+    )
     return RoundDealing(keys=keys, self_seed=self_seed, seed=seed, key=key, tree=tree)

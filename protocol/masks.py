@@ -61,14 +61,14 @@ class MaskKeyPair:
         """A fresh pair from injected randomness (``os.urandom`` or ``secrets.token_bytes``).
 
         The secret is a uniform element of the BN254 scalar field (``protocol.shamir``), so that
-        it can be dealt with Feldman commitments; as an X25519 private key it keeps ~253.6 bits.
+        it can be dealt with Pedersen commitments; as an X25519 private key it keeps ~253.6 bits.
         """
         return cls.from_secret(random_secret(randbytes))
 
 
 def new_self_seed(randbytes: RandBytes) -> bytes:
     """A fresh self-mask seed ``b_i`` for one round: a uniform element of the BN254 scalar field
-    (~253.6 bits, shareable with Feldman commitments), from injected randomness."""
+    (~253.6 bits, shareable with Pedersen commitments), from injected randomness."""
     seed = random_secret(randbytes)
     _check_secret("self seed", seed)
     return seed

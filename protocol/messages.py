@@ -20,7 +20,8 @@ import msgspec
 from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED, MAX_PROOF, MAX_THRESHOLD, SECRET_BYTES
 from protocol.errors import DecodeError, DecodeReason, LocalProtocolError
 
-# The largest delivery: 2 x 32 Feldman points of 64 bytes, two shares, two full proofs.
+# The largest delivery, about 5 KB: 2 x 32 Pedersen points of 64 bytes, two shares and two
+# blinds, two full proofs.
 MAX_FRAME_BYTES = 8192
 POINT_BYTES = 64
 
@@ -30,7 +31,7 @@ Address = Annotated[bytes, msgspec.Meta(min_length=20, max_length=20)]
 Bytes32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 Proof = Annotated[tuple[Bytes32, ...], msgspec.Meta(max_length=MAX_PROOF)]
 Share = Annotated[bytes, msgspec.Meta(min_length=SECRET_BYTES, max_length=SECRET_BYTES)]
-# Feldman commitments of both polynomials: 2 t points, t in [2, MAX_THRESHOLD].
+# Pedersen commitments of both secrets' polynomials: 2 t points, t in [2, MAX_THRESHOLD].
 Points = Annotated[
     bytes, msgspec.Meta(min_length=4 * POINT_BYTES, max_length=2 * MAX_THRESHOLD * POINT_BYTES)
 ]
@@ -58,19 +59,23 @@ class _Message(
 
 
 class ShareDelivery(_Message, tag="share_delivery"):
-    """A dealer's two shares for one holder, with what the holder needs to check them.
+    """A dealer's two shares for one holder, with their blinds and what the holder needs to
+    check them.
 
-    ``seed_proof``/``key_proof`` are the Merkle proofs of the holder's two leaves under
-    ``shares_root`` (the root the dealer commits on-chain); the holder verifies them on receipt
-    and posts one of them when it unmasks. ``points`` are the dealer's Feldman commitments
-    (``t`` points of the self-seed polynomial, then ``t`` of the mask-key one; their digest is
-    on-chain): the holder checks that both shares lie on the committed polynomials.
+    ``seed_proof``/``key_proof`` are the Merkle proofs of the holder's two leaves (share and
+    blind of one kind each) under ``shares_root`` (the root the dealer commits on-chain); the
+    holder verifies them on receipt and posts one of them when it unmasks. ``points`` are the
+    dealer's Pedersen commitments (``t`` points of the self-seed polynomials, then ``t`` of the
+    mask-key ones; their digest is on-chain): the holder checks that both shares and blinds lie
+    on the committed polynomials.
     """
 
     dealer: Address
     holder: Address
     seed_share: Share
+    seed_blind: Share
     key_share: Share
+    key_blind: Share
     mask_public: Bytes32
     shares_root: Bytes32
     seed_proof: Proof
@@ -93,8 +98,16 @@ class ShareDelivery(_Message, tag="share_delivery"):
             return self.key_share
         raise LocalProtocolError(f"unknown secret kind {kind!r}")
 
+    def blind(self, kind: int) -> bytes:
+        """The Pedersen blind that goes with the share of ``kind``."""
+        if kind == KIND_SELF_SEED:
+            return self.seed_blind
+        if kind == KIND_MASK_KEY:
+            return self.key_blind
+        raise LocalProtocolError(f"unknown secret kind {kind!r}")
+
     def polynomial(self, kind: int) -> bytes:
-        """The Feldman commitments of the polynomial behind the share of ``kind``."""
+        """The Pedersen commitments of the polynomial behind the share of ``kind``."""
         half = len(self.points) // 2
         if kind == KIND_SELF_SEED:
             return self.points[:half]

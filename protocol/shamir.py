@@ -1,16 +1,25 @@
 """Verifiable Shamir sharing of the round's two secrets (``docs/interfaces.md`` §4).
 
-This module owns the share format and its Feldman commitments. A secret is an element of
+This module owns the share format and its Pedersen commitments. A secret is an element of
 ``Z_r``, where ``r`` is the order of the BN254 (alt_bn128) group G1, written as 32 big-endian
-bytes; the dealer picks a random polynomial ``f`` of degree ``t - 1`` with ``f(0) = secret``,
-hands the holder at member position ``p`` the share ``f(p + 1)`` (32 bytes), and commits to the
-coefficients as points ``C_j = a_j · G`` (Feldman, 1987). Anybody holding the commitments checks
-a share without learning anything about the secret beyond ``C_0 = secret · G``:
+bytes. The dealer picks two random polynomials of degree ``t - 1``: ``f`` with ``f(0) = secret``
+and ``g`` with ``g(0)`` uniform in ``[1, r)``; the holder at member position ``p`` gets the share
+``f(p + 1)`` and the blind ``g(p + 1)`` (32 bytes each), and the dealer commits to the
+coefficients as points ``C_j = a_j · G + b_j · H`` (Pedersen, 1991; ``H`` is
+``protocol.bn254``'s second generator, whose discrete log nobody knows). Anybody holding the
+commitments checks a share and its blind:
 
-    share · G == Σ_j (p + 1)^j · C_j
+    share · G + blind · H == Σ_j (p + 1)^j · C_j
+
+Why Pedersen and not Feldman (``C_j = a_j · G``): Feldman's ``C_0 = secret · G`` is public, on
+the chain for good, so the secret (the X25519 mask key, the self-mask seed) would be exactly one
+BN254 discrete log away from anybody who archives the chain, and BN254 is a ~100-bit curve since
+the exTNFS attacks, short of X25519's 128. Pedersen commitments are perfectly hiding: ``C_0`` is
+equally likely for every secret, so no amount of computation on public data yields it; binding
+rests on the discrete log of ``H``, which matters only while the round runs.
 
 The EVM has BN254 addition and scalar multiplication as precompiles (``ecAdd``, ``ecMul``), so
-the market contract runs the very same check when it settles a complaint.
+the shares court runs the very same check on answers and on revealed shares.
 
 Why not pycryptodome's Shamir: it shares over GF(2^128), a field of characteristic 2 that is no
 group order, so its shares cannot be checked against group commitments. The arithmetic here is
@@ -30,7 +39,6 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from protocol import bn254
-from protocol.bn254 import g_multiply
 from protocol.constants import MAX_GROUP, MAX_THRESHOLD, SECRET_BYTES
 from protocol.errors import ConfigError, LocalProtocolError, ShareError
 
@@ -72,19 +80,24 @@ def scalar_of(secret: bytes, what: str = "secret") -> int:
 
 @dataclass(frozen=True, slots=True)
 class Dealing:
-    """One secret dealt: ``shares[p]`` for member position ``p``, and the Feldman commitments."""
+    """One secret dealt: ``shares[p]`` and ``blinds[p]`` for member position ``p``, and the
+    Pedersen commitments to both polynomials' coefficients."""
 
     shares: tuple[bytes, ...]
+    blinds: tuple[bytes, ...]
     commitments: bytes
 
 
-def encode_point(point: Point) -> bytes:
-    """``x ‖ y`` of a G1 point, 32-byte big-endian each; infinity as 64 zero bytes."""
-    affine = bn254.to_affine(point)
+def _encode_affine(affine: bn254.Affine | None) -> bytes:
     if affine is None:
         return bytes(POINT_BYTES)
     x, y = affine
     return x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def encode_point(point: Point) -> bytes:
+    """``x ‖ y`` of a G1 point, 32-byte big-endian each; infinity as 64 zero bytes."""
+    return _encode_affine(bn254.to_affine(point))
 
 
 def decode_points(data: bytes, count: int | None = None) -> list[Point]:
@@ -111,8 +124,9 @@ def decode_points(data: bytes, count: int | None = None) -> list[Point]:
 def split_secret(secret: bytes, threshold: int, holders: int, randbytes: RandBytes) -> Dealing:
     """Deal ``secret`` to ``holders`` members, any ``threshold`` of whom reconstruct it.
 
-    ``shares[p]`` is ``f(p + 1)``; the coefficients above the constant come from ``randbytes``.
-    A threshold below 2 would hand every holder the secret itself, so it is refused.
+    ``shares[p]`` is ``f(p + 1)`` and ``blinds[p]`` is ``g(p + 1)``; every coefficient but the
+    secret comes from ``randbytes`` (``f``'s first, then ``g``'s). A threshold below 2 would hand
+    every holder the secret itself, so it is refused.
     """
     if not 2 <= threshold <= holders <= MAX_GROUP or threshold > MAX_THRESHOLD:
         raise ConfigError(
@@ -123,12 +137,14 @@ def split_secret(secret: bytes, threshold: int, holders: int, randbytes: RandByt
         constant = scalar_of(secret)
     except ShareError as exc:
         raise LocalProtocolError(str(exc)) from exc
-    coefficients = [constant] + [random_scalar(randbytes) for _ in range(threshold - 1)]
-    shares = tuple(
-        _evaluate(coefficients, x).to_bytes(SHARE_BYTES, "big") for x in range(1, holders + 1)
-    )
-    commitments = b"".join(encode_point(g_multiply(a)) for a in coefficients)
-    return Dealing(shares=shares, commitments=commitments)
+    f = [constant] + [random_scalar(randbytes) for _ in range(threshold - 1)]
+    g = [random_scalar(randbytes) for _ in range(threshold)]
+    xs = range(1, holders + 1)
+    shares = tuple(_evaluate(f, x).to_bytes(SHARE_BYTES, "big") for x in xs)
+    blinds = tuple(_evaluate(g, x).to_bytes(SHARE_BYTES, "big") for x in xs)
+    points = bn254.to_affine_all([bn254.pedersen(a, b) for a, b in zip(f, g, strict=True)])
+    commitments = b"".join(_encode_affine(point) for point in points)
+    return Dealing(shares=shares, blinds=blinds, commitments=commitments)
 
 
 def _evaluate(coefficients: Sequence[int], x: int) -> int:
@@ -138,24 +154,33 @@ def _evaluate(coefficients: Sequence[int], x: int) -> int:
     return value
 
 
-def verify_share(x: int, share: bytes, commitments: bytes, threshold: int | None = None) -> bool:
-    """Whether ``share`` is ``f(x)`` for the polynomial behind ``commitments`` (Feldman check).
+def verify_share(
+    x: int, share: bytes, blind: bytes, commitments: bytes, threshold: int | None = None
+) -> bool:
+    """Whether ``share`` and ``blind`` are ``f(x)`` and ``g(x)`` for the polynomials behind
+    ``commitments`` (the Pedersen check).
 
-    Malformed input (a share outside ``Z_r``, commitments off the curve or of the wrong count)
-    is simply not a valid share: False.
+    Malformed input (a share or blind outside ``Z_r``, commitments off the curve or of the wrong
+    count) is simply not a valid share: False.
     """
     try:
         value = scalar_of(share, "share")
+        mask = scalar_of(blind, "blind")
         points = decode_points(commitments, threshold)
     except ShareError:
         return False
-    if not isinstance(x, int) or not 1 <= x <= MAX_GROUP:
+    if not isinstance(x, int) or isinstance(x, bool) or not 1 <= x <= MAX_GROUP:
         return False
+    return bn254.equal(_evaluate_commitments(points, x), bn254.pedersen(value, mask))
+
+
+def _evaluate_commitments(points: Sequence[Point], x: int) -> Point:
+    """``Σ_j x^j · C_j``: the commitment to ``(f(x), g(x))`` the points imply."""
     # Horner: ((C_{t-1} · x + C_{t-2}) · x + ...) + C_0; x is small, so each step is cheap.
     expected = bn254.INFINITY
     for point in reversed(points):
         expected = bn254.add(bn254.small_multiply(expected, x), point)
-    return bn254.equal(expected, g_multiply(value))
+    return expected
 
 
 def commitment_digest(commitments: bytes) -> bytes:

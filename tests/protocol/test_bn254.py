@@ -1,9 +1,10 @@
 """protocol.bn254 against py_ecc, the reference: the same points for every operation, the
-awkward cases (infinity, a point plus itself or its negation, window edges) included."""
+awkward cases (infinity, a point plus itself or its negation, window edges) included; the
+Pedersen generator H recomputed from its documented recipe."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from py_ecc.optimized_bn128 import G1, Z1, multiply, neg, normalize
+from py_ecc.optimized_bn128 import FQ, G1, Z1, multiply, neg, normalize
 from py_ecc.optimized_bn128 import add as ref_add
 from py_ecc.optimized_bn128 import double as ref_double
 
@@ -28,6 +29,13 @@ def ref(point) -> tuple[int, int] | None:
 
 def ref_g(k: int):
     return multiply(G1, k) if k else Z1
+
+
+REF_H = (FQ(bn254.H_AFFINE[0]), FQ(bn254.H_AFFINE[1]), FQ(1))
+
+
+def ref_h(k: int):
+    return multiply(REF_H, k) if k else Z1
 
 
 @settings(max_examples=30, deadline=None)
@@ -79,7 +87,52 @@ def test_scalars_outside_the_group_order_are_refused() -> None:
     import pytest
 
     for k in (-1, bn254.R):
+        for multiply_by in (bn254.g_multiply, bn254.h_multiply):
+            with pytest.raises(ValueError):
+                multiply_by(k)
         with pytest.raises(ValueError):
-            bn254.g_multiply(k)
+            bn254.pedersen(k, 1)
+        with pytest.raises(ValueError):
+            bn254.pedersen(1, k)
     with pytest.raises(ValueError):
         bn254.small_multiply(bn254.G, -1)
+
+
+# -- the second generator H and Pedersen commitments --------------------------------------------
+
+
+def test_h_is_the_documented_try_and_increment_point() -> None:
+    # Recomputed here from the recipe of docs/interfaces.md §4, independently of derive_generator.
+    from eth_utils import keccak
+
+    found = None
+    for ctr in range(16):
+        x = int.from_bytes(keccak(b"omnilytics/pedersen/H/v1" + ctr.to_bytes(32, "big")), "big")
+        x %= bn254.P
+        rhs = (x**3 + 3) % bn254.P
+        y = pow(rhs, (bn254.P + 1) // 4, bn254.P)
+        if y * y % bn254.P == rhs:
+            found = ctr, (x, y if y % 2 == 0 else bn254.P - y)
+            break
+    assert found == (1, bn254.H_AFFINE) == (bn254.H_COUNTER, bn254.H_AFFINE)
+    assert bn254.derive_generator(bn254.H_DOMAIN) == found
+    assert bn254.is_on_curve(*bn254.H_AFFINE)
+    assert bn254.to_affine(bn254.H) == bn254.H_AFFINE
+    # G1 has cofactor 1: r · H is infinity, so H is in the group
+    assert ref(multiply(REF_H, bn254.R)) is None
+    assert bn254.derive_generator(b"another domain") != found
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=scalars | edges, b=scalars | edges)
+def test_h_multiplication_and_pedersen_are_py_eccs(a: int, b: int) -> None:
+    assert ours(bn254.h_multiply(b)) == ref(ref_h(b))
+    expected = ref_add(ref_g(a), ref_h(b))
+    assert ours(bn254.pedersen(a, b)) == ref(expected)
+
+
+def test_batch_affine_conversion_keeps_infinity() -> None:
+    points = [bn254.g_multiply(5), bn254.INFINITY, bn254.pedersen(7, 9), bn254.INFINITY]
+    assert bn254.to_affine_all(points) == [bn254.to_affine(p) for p in points]
+    assert bn254.to_affine_all([]) == []
+    assert bn254.to_affine_all([bn254.INFINITY]) == [None]

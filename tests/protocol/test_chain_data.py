@@ -31,7 +31,9 @@ ANSWER = {
     "dealer": DEALER,
     "holder": HOLDER,
     "seed_share": B32,
+    "seed_blind": TOP_SHARE,
     "key_share": TOP_SHARE,
+    "key_blind": B32,
     "seed_proof": (B32,) * MAX_PROOF,
     "key_proof": (),
     "mask_public": B32,
@@ -49,8 +51,8 @@ def test_well_formed_values_decode_to_their_records() -> None:
     assert member_commitment(DEALER, B32, B32, B32) == MemberCommitment(
         int(DEALER, 16), B32, B32, B32
     )
-    assert revealed_share(DEALER, HOLDER, 1, TOP_SHARE) == RevealedShare(
-        int(DEALER, 16), int(HOLDER, 16), 1, TOP_SHARE
+    assert revealed_share(DEALER, HOLDER, 1, TOP_SHARE, B32) == RevealedShare(
+        int(DEALER, 16), int(HOLDER, 16), 1, TOP_SHARE, B32
     )
     # chunks come in event order, which need not be chunk order; a blob chunk keeps its blobs
     blobs = BlobChunk(hashes=(B32,), blobs=(None,))
@@ -59,6 +61,7 @@ def test_well_formed_values_decode_to_their_records() -> None:
     delivery = answered_delivery(3, 1, **ANSWER)
     assert delivery.dealer == int(DEALER, 16).to_bytes(20, "big")
     assert delivery.key_share == TOP_SHARE and delivery.seed_proof == (B32,) * MAX_PROOF
+    assert (delivery.seed_blind, delivery.key_blind) == (TOP_SHARE, B32)
     assert issubclass(ChainDataError, RemoteProtocolError)
 
 
@@ -68,7 +71,7 @@ def test_well_formed_values_decode_to_their_records() -> None:
 )
 def test_address_reason(value: object) -> None:
     with refused(ChainDataReason.ADDRESS):
-        revealed_share(value, HOLDER, 0, B32)  # type: ignore[arg-type]
+        revealed_share(value, HOLDER, 0, B32, B32)  # type: ignore[arg-type]
     with refused(ChainDataReason.ADDRESS):
         member_commitment(value, B32, B32, B32)  # type: ignore[arg-type]
 
@@ -79,7 +82,9 @@ def test_address_reason(value: object) -> None:
         lambda: member_commitment(DEALER, B32[:31], B32, B32),
         lambda: member_commitment(DEALER, B32, B32 + b"\0", B32),
         lambda: member_commitment(DEALER, B32, B32, B32.hex()),
-        lambda: revealed_share(DEALER, HOLDER, 0, B32[:31]),
+        lambda: revealed_share(DEALER, HOLDER, 0, B32[:31], B32),
+        lambda: revealed_share(DEALER, HOLDER, 0, B32, B32 + b"\0"),
+        lambda: answered_delivery(3, 1, **{**ANSWER, "key_blind": B32[:31]}),
         lambda: submission(DEALER, [(0, [1])], B32[:31]),
         lambda: submission(DEALER, [(0, BlobChunk(hashes=(B32[:31],), blobs=(None,)))], B32),
         lambda: answered_delivery(3, 1, **{**ANSWER, "seed_proof": (B32[:31],)}),
@@ -97,16 +102,19 @@ def test_field_size_reason(build) -> None:
 @pytest.mark.parametrize("kind", [2, -1, True, "0", None])
 def test_kind_reason(kind: object) -> None:
     with refused(ChainDataReason.KIND):
-        revealed_share(DEALER, HOLDER, kind, B32)  # type: ignore[arg-type]
+        revealed_share(DEALER, HOLDER, kind, B32, B32)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("share", [FIELD_ORDER, 2**256 - 1])
 def test_share_range_reason(share: int) -> None:
     raw = share.to_bytes(32, "big")
     with refused(ChainDataReason.SHARE_RANGE):
-        revealed_share(DEALER, HOLDER, 0, raw)
+        revealed_share(DEALER, HOLDER, 0, raw, B32)
     with refused(ChainDataReason.SHARE_RANGE):
-        answered_delivery(3, 1, **{**ANSWER, "seed_share": raw})
+        revealed_share(DEALER, HOLDER, 0, B32, raw)
+    for field in ("seed_share", "seed_blind", "key_share", "key_blind"):
+        with refused(ChainDataReason.SHARE_RANGE):
+            answered_delivery(3, 1, **{**ANSWER, field: raw})
 
 
 @pytest.mark.parametrize("word", [2**256, -1, True, 1.0, "1"])

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol.constants import MAX_PROOF, MAX_THRESHOLD
 from protocol.errors import DecodeError, LocalProtocolError
 from protocol.messages import (
     MAX_FRAME_BYTES,
@@ -31,7 +32,9 @@ deliveries = st.builds(
     dealer=b20,
     holder=b20,
     seed_share=b32,
+    seed_blind=b32,
     key_share=b32,
+    key_blind=b32,
     mask_public=b32,
     shares_root=b32,
     seed_proof=proofs,
@@ -63,8 +66,10 @@ def test_round_trip(msg: Message) -> None:
 def test_share_accessors(msg: ShareDelivery) -> None:
     assert (msg.share(0), msg.proof(0)) == (msg.seed_share, msg.seed_proof)
     assert (msg.share(1), msg.proof(1)) == (msg.key_share, msg.key_proof)
-    with pytest.raises(LocalProtocolError):
-        msg.share(2)
+    assert (msg.blind(0), msg.blind(1)) == (msg.seed_blind, msg.key_blind)
+    for accessor in (msg.share, msg.blind, msg.proof, msg.polynomial):
+        with pytest.raises(LocalProtocolError):
+            accessor(2)
 
 
 @given(addr=st.integers(0, 2**160 - 1))
@@ -79,7 +84,16 @@ def test_address_refusal() -> None:
 
 @given(msg=deliveries, data=st.data())
 def test_wrong_field_sizes_are_named(msg: ShareDelivery, data: st.DataObject) -> None:
-    fields = ["dealer", "holder", "seed_share", "key_share", "mask_public", "shares_root"]
+    fields = [
+        "dealer",
+        "holder",
+        "seed_share",
+        "seed_blind",
+        "key_share",
+        "key_blind",
+        "mask_public",
+        "shares_root",
+    ]
     name = data.draw(st.sampled_from(fields))
     bad = raw(msg)
     good_len = len(bad[name])
@@ -98,6 +112,7 @@ def test_wrong_field_sizes_are_named(msg: ShareDelivery, data: st.DataObject) ->
         (lambda m: m.update(round=2**64 - 1), "field_range"),
         (lambda m: m.update(extra=1), "schema"),
         (lambda m: m.pop("holder"), "schema"),
+        (lambda m: m.pop("key_blind"), "schema"),
         (lambda m: m.update(seed_share="x" * 32), "schema"),
         (lambda m: m.update(type="share_bomb"), "unknown_type"),
         (lambda m: m.update(type=3), "schema"),
@@ -111,7 +126,9 @@ def test_malformed_fields_are_named(change, reason: str) -> None:
         dealer=bytes(20),
         holder=bytes(20),
         seed_share=bytes(32),
+        seed_blind=bytes(32),
         key_share=bytes(32),
+        key_blind=bytes(32),
         mask_public=bytes(32),
         shares_root=bytes(32),
         seed_proof=(),
@@ -121,6 +138,28 @@ def test_malformed_fields_are_named(change, reason: str) -> None:
     fields = raw(msg)
     change(fields)
     assert reason_of(msgspec.msgpack.encode(fields)) == reason
+
+
+def test_the_largest_delivery_fits_a_frame() -> None:
+    # t = MAX_THRESHOLD (2 t points of 64 bytes), two full proofs, every 32-byte field set
+    top = b"\xff" * 32
+    largest = ShareDelivery(
+        task=2**63 - 1,
+        round=2**63 - 1,
+        dealer=b"\xff" * 20,
+        holder=b"\xff" * 20,
+        seed_share=top,
+        seed_blind=top,
+        key_share=top,
+        key_blind=top,
+        mask_public=top,
+        shares_root=top,
+        seed_proof=(top,) * MAX_PROOF,
+        key_proof=(top,) * MAX_PROOF,
+        points=bytes(2 * MAX_THRESHOLD * 64),
+    )
+    frame = encode(largest)
+    assert len(frame) <= MAX_FRAME_BYTES and decode(frame) == largest
 
 
 def test_frame_level_refusals() -> None:

@@ -1,5 +1,6 @@
 """Properties of protocol.shamir: any t of n reconstruct, t-1 do not, every dealt share passes
-its Feldman check and any other value fails it, errors are named."""
+its Pedersen check with its blind and any other share or blind fails it, the commitments hide
+the secret, errors are named."""
 
 import os
 import random
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol import bn254
 from protocol.errors import ConfigError, LocalProtocolError, ShareError
 from protocol.shamir import (
     FIELD_ORDER,
@@ -15,6 +17,7 @@ from protocol.shamir import (
     combine_shares,
     commitment_digest,
     decode_points,
+    encode_point,
     random_scalar,
     random_secret,
     split_secret,
@@ -38,6 +41,7 @@ def dealings(draw: st.DrawFn):
 def test_any_t_shares_reconstruct(dealing, data: st.DataObject) -> None:
     secret, t, n, dealt = dealing
     assert len(dealt.shares) == n and all(len(s) == 32 for s in dealt.shares)
+    assert len(dealt.blinds) == n and all(len(b) == 32 for b in dealt.blinds)
     assert len(dealt.commitments) == t * POINT_BYTES
     chosen = data.draw(st.lists(st.integers(0, n - 1), min_size=t, max_size=n, unique=True))
     assert combine_shares([(p + 1, dealt.shares[p]) for p in chosen]) == secret
@@ -54,34 +58,64 @@ def test_t_minus_one_shares_do_not_reconstruct(dealing, data: st.DataObject) -> 
 
 @settings(max_examples=10, deadline=None)
 @given(dealing=dealings(), data=st.data())
-def test_dealt_shares_pass_feldman_and_others_fail(dealing, data: st.DataObject) -> None:
+def test_dealt_shares_pass_pedersen_and_others_fail(dealing, data: st.DataObject) -> None:
     _secret, t, n, dealt = dealing
     p = data.draw(st.integers(0, n - 1))
-    assert verify_share(p + 1, dealt.shares[p], dealt.commitments, t)
-    other = data.draw(
-        st.integers(0, FIELD_ORDER - 1).filter(lambda v: v.to_bytes(32, "big") != dealt.shares[p])
-    )
-    assert not verify_share(p + 1, other.to_bytes(32, "big"), dealt.commitments, t)
+    share, blind = dealt.shares[p], dealt.blinds[p]
+    assert verify_share(p + 1, share, blind, dealt.commitments, t)
+    assert verify_share(p + 1, share, blind, dealt.commitments)  # t from the length
+    other = data.draw(st.integers(0, FIELD_ORDER - 1).map(lambda v: v.to_bytes(32, "big")))
+    # a wrong share with the right blind, the right share with a wrong blind
+    assert verify_share(p + 1, other, blind, dealt.commitments, t) == (other == share)
+    assert verify_share(p + 1, share, other, dealt.commitments, t) == (other == blind)
+    # share and blind swapped: both are in Z_r, neither is the other's
+    assert not verify_share(p + 1, blind, share, dealt.commitments, t)
     # a share is bound to its x-coordinate: holder p's share is not holder q's
     q = (p + 1) % n
-    assert not verify_share(q + 1, dealt.shares[p], dealt.commitments, t)
+    assert not verify_share(q + 1, share, blind, dealt.commitments, t)
+    # outside Z_r, or not 32 bytes: not a share
+    top = FIELD_ORDER.to_bytes(32, "big")
+    assert not verify_share(p + 1, top, blind, dealt.commitments, t)
+    assert not verify_share(p + 1, share, top, dealt.commitments, t)
+    assert not verify_share(p + 1, share, blind[:31], dealt.commitments, t)
+    assert not verify_share(0, share, blind, dealt.commitments, t)
 
 
-def test_commitments_bind_the_secret_and_tampering_is_caught() -> None:
+def test_a_share_shifted_along_with_its_blind_still_fails() -> None:
+    # Pedersen binds the pair: moving the share needs log_G H to move the blind to match.
+    randbytes = random.Random(3).randbytes
+    dealt = split_secret(random_secret(randbytes), 3, 5, randbytes)
+    shifted = ((int.from_bytes(dealt.shares[1], "big") + 1) % FIELD_ORDER).to_bytes(32, "big")
+    for blind in (dealt.blinds[1], dealt.blinds[2], bytes(32)):
+        assert not verify_share(2, shifted, blind, dealt.commitments, 3)
+
+
+def test_commitments_hide_the_secret_and_tampering_is_caught() -> None:
     randbytes = random.Random(7).randbytes
     secret = random_secret(randbytes)
     dealt = split_secret(secret, 3, 5, randbytes)
-    # C_0 = secret * G: a dealing of another secret has another first point
+    # C_0 is no longer secret · G (Feldman's): it is secret · G + g(0) · H, so nothing public is
+    # one discrete log away from the secret
+    exposed = encode_point(bn254.g_multiply(int.from_bytes(secret, "big")))
+    assert dealt.commitments[:64] != exposed
+    # the same secret dealt twice: different points, C_0 included (perfectly hiding)
+    again = split_secret(secret, 3, 5, randbytes)
+    assert again.commitments[:64] != dealt.commitments[:64]
+    assert combine_shares([(x, again.shares[x - 1]) for x in (1, 2, 3)]) == secret
+    # every share fails under the commitments of another dealing, even of the same secret
     other = split_secret(random_secret(randbytes), 3, 5, randbytes)
-    assert dealt.commitments[:64] != other.commitments[:64]
-    # every share fails under someone else's commitments
-    assert not any(verify_share(p + 1, dealt.shares[p], other.commitments, 3) for p in range(5))
+    for commitments in (other.commitments, again.commitments):
+        assert not any(
+            verify_share(p + 1, dealt.shares[p], dealt.blinds[p], commitments, 3) for p in range(5)
+        )
     # a flipped coordinate byte: off the curve or another point; either way no share passes
     bad = bytearray(dealt.commitments)
     bad[100] ^= 1
-    assert not any(verify_share(p + 1, dealt.shares[p], bytes(bad), 3) for p in range(5))
+    assert not any(
+        verify_share(p + 1, dealt.shares[p], dealt.blinds[p], bytes(bad), 3) for p in range(5)
+    )
     # the wrong number of points for the threshold
-    assert not verify_share(1, dealt.shares[0], dealt.commitments[:128], 3)
+    assert not verify_share(1, dealt.shares[0], dealt.blinds[0], dealt.commitments[:128], 3)
 
 
 def test_decode_points_refuses_what_is_not_a_curve_point() -> None:

@@ -39,22 +39,26 @@ def flip(b: bytes, i: int) -> bytes:
     holder=address,
     kind=st.sampled_from([KIND_SELF_SEED, KIND_MASK_KEY]),
     share=hashes,
+    blind=hashes,
 )
-def test_leaf_matches_eth_abi(task, rnd, dealer, holder, kind, share) -> None:
+def test_leaf_matches_eth_abi(task, rnd, dealer, holder, kind, share, blind) -> None:
     encoded = eth_abi.encode(
-        ["uint256", "uint256", "address", "address", "uint256", "bytes32"],
-        [task, rnd, dealer.to_bytes(20, "big"), holder.to_bytes(20, "big"), kind, share],
+        ["uint256", "uint256", "address", "address", "uint256", "bytes32", "bytes32"],
+        [task, rnd, dealer.to_bytes(20, "big"), holder.to_bytes(20, "big"), kind, share, blind],
     )
-    assert share_leaf(task, rnd, dealer, holder, kind, share) == keccak(encoded)
+    assert len(encoded) == 7 * 32
+    assert share_leaf(task, rnd, dealer, holder, kind, share, blind) == keccak(encoded)
 
 
 def test_leaf_refusals() -> None:
     with pytest.raises(LocalProtocolError):
-        share_leaf(1, 0, 2**160, 1, 0, bytes(32))
+        share_leaf(1, 0, 2**160, 1, 0, bytes(32), bytes(32))
     with pytest.raises(LocalProtocolError):
-        share_leaf(1, 0, 1, 2, 2, bytes(32))
+        share_leaf(1, 0, 1, 2, 2, bytes(32), bytes(32))
     with pytest.raises(LocalProtocolError):
-        share_leaf(1, 0, 1, 2, 0, bytes(31))
+        share_leaf(1, 0, 1, 2, 0, bytes(31), bytes(32))
+    with pytest.raises(LocalProtocolError):
+        share_leaf(1, 0, 1, 2, 0, bytes(32), bytes(33))
 
 
 def reference_root(leaves: list[bytes]) -> bytes:
@@ -122,28 +126,37 @@ def test_deal_commitment_layout(n: int, data: st.DataObject) -> None:
     dealer = data.draw(st.sampled_from(members))
     seed_shares = [keccak(b"s" + bytes([p])) for p in range(n)]
     key_shares = [keccak(b"k" + bytes([p])) for p in range(n)]
-    dealt = deal_commitment(5, 1, dealer, members, seed_shares, key_shares)
+    seed_blinds = [keccak(b"S" + bytes([p])) for p in range(n)]
+    key_blinds = [keccak(b"K" + bytes([p])) for p in range(n)]
+    dealt = deal_commitment(5, 1, dealer, members, seed_shares, key_shares, seed_blinds, key_blinds)
     assert len(dealt.leaves) == 2 * n
     assert dealt.root == merkle_root(list(dealt.leaves))
     for p, holder in enumerate(members):
-        for kind, share in ((KIND_SELF_SEED, seed_shares[p]), (KIND_MASK_KEY, key_shares[p])):
-            leaf = share_leaf(5, 1, dealer, holder, kind, share)
+        for kind, share, blind in (
+            (KIND_SELF_SEED, seed_shares[p], seed_blinds[p]),
+            (KIND_MASK_KEY, key_shares[p], key_blinds[p]),
+        ):
+            leaf = share_leaf(5, 1, dealer, holder, kind, share, blind)
             assert dealt.leaves[2 * p + kind] == dealt.leaf(p, kind) == leaf
             assert verify_proof(leaf, dealt.proof(p, kind), dealt.root)
-            # a share revealed under the other kind or another holder fails
-            wrong = share_leaf(5, 1, dealer, holder, 1 - kind, share)
+            # a share revealed under the other kind, or with another blind, fails
+            wrong = share_leaf(5, 1, dealer, holder, 1 - kind, share, blind)
             assert not verify_proof(wrong, dealt.proof(p, kind), dealt.root)
+            other_blind = share_leaf(5, 1, dealer, holder, kind, share, share)
+            assert not verify_proof(other_blind, dealt.proof(p, kind), dealt.root)
 
 
 def test_deal_commitment_refusals() -> None:
     s = [bytes(32)] * 2
     with pytest.raises(LocalProtocolError):
-        deal_commitment(1, 0, 9, [1, 2], s, s)  # dealer not a member
+        deal_commitment(1, 0, 9, [1, 2], s, s, s, s)  # dealer not a member
     with pytest.raises(LocalProtocolError):
-        deal_commitment(1, 0, 1, [1, 1], s, s)
+        deal_commitment(1, 0, 1, [1, 1], s, s, s, s)
     with pytest.raises(LocalProtocolError):
-        deal_commitment(1, 0, 1, [1, 2], s, s[:1])
-    dealt = deal_commitment(1, 0, 1, [1, 2], s, s)
+        deal_commitment(1, 0, 1, [1, 2], s, s[:1], s, s)
+    with pytest.raises(LocalProtocolError):
+        deal_commitment(1, 0, 1, [1, 2], s, s, s, s[:1])
+    dealt = deal_commitment(1, 0, 1, [1, 2], s, s, s, s)
     with pytest.raises(LocalProtocolError):
         dealt.proof(2, 0)
     with pytest.raises(LocalProtocolError):

@@ -6,23 +6,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.commitments import check_share, deal_commitment
+from protocol.commitments import check_share
 from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED
+from protocol.dealing import deal_round
 from protocol.errors import CommitmentError
-from protocol.masks import MaskKeyPair, new_self_seed
+from protocol.masks import MaskKeyPair
 from protocol.messages import ShareDelivery, address_bytes, address_int, decode, encode
-from protocol.shamir import combine_shares, split_secret, verify_share
+from protocol.shamir import combine_shares, verify_share
 
 TASK, ROUND = 3, 1
 
 
 def deal(members: list[int], dealer: int, t: int, seed: int):
-    randbytes = random.Random(seed).randbytes
-    keys, self_seed = MaskKeyPair.generate(randbytes), new_self_seed(randbytes)
-    seed_dealing = split_secret(self_seed, t, len(members), randbytes)
-    key_dealing = split_secret(keys.secret, t, len(members), randbytes)
-    seed_shares, key_shares = seed_dealing.shares, key_dealing.shares
-    dealt = deal_commitment(TASK, ROUND, dealer, members, seed_shares, key_shares)
+    dealing = deal_round(TASK, ROUND, dealer, members, t, random.Random(seed).randbytes)
+    keys, self_seed, dealt = dealing.keys, dealing.self_seed, dealing.tree
     frames = [
         encode(
             ShareDelivery(
@@ -30,13 +27,15 @@ def deal(members: list[int], dealer: int, t: int, seed: int):
                 round=ROUND,
                 dealer=address_bytes(dealer),
                 holder=address_bytes(holder),
-                seed_share=seed_shares[p],
-                key_share=key_shares[p],
+                seed_share=dealing.seed.shares[p],
+                seed_blind=dealing.seed.blinds[p],
+                key_share=dealing.key.shares[p],
+                key_blind=dealing.key.blinds[p],
                 mask_public=keys.public,
                 shares_root=dealt.root,
                 seed_proof=tuple(dealt.proof(p, KIND_SELF_SEED)),
                 key_proof=tuple(dealt.proof(p, KIND_MASK_KEY)),
-                points=seed_dealing.commitments + key_dealing.commitments,
+                points=dealing.points,
             )
         )
         for p, holder in enumerate(members)
@@ -59,10 +58,11 @@ def test_delivered_shares_check_and_reconstruct(members: list[int], data: st.Dat
         holder = address_int(msg.holder)
         assert holder == members[p] and msg.shares_root == dealt.root
         for kind in (KIND_SELF_SEED, KIND_MASK_KEY):
+            share, blind = msg.share(kind), msg.blind(kind)
             check_share(
-                TASK, ROUND, dealer, holder, kind, msg.share(kind), msg.proof(kind), msg.shares_root
+                TASK, ROUND, dealer, holder, kind, share, blind, msg.proof(kind), msg.shares_root
             )
-            assert verify_share(p + 1, msg.share(kind), msg.polynomial(kind), t)
+            assert verify_share(p + 1, share, blind, msg.polynomial(kind), t)
         received[p] = msg
     chosen = data.draw(
         st.lists(st.sampled_from(range(len(members))), min_size=t, max_size=t, unique=True)
@@ -76,11 +76,31 @@ def test_check_share_refuses_swapped_and_forged_shares() -> None:
     members = [0x10, 0x20, 0x30]
     _, _, dealt, frames = deal(members, 0x20, 2, seed=1)
     a, b = decode(frames[0]), decode(frames[1])
+    root = dealt.root
     with pytest.raises(CommitmentError):  # the seed share revealed as the key share
-        check_share(TASK, ROUND, 0x20, 0x10, KIND_MASK_KEY, a.seed_share, a.key_proof, dealt.root)
+        check_share(
+            TASK, ROUND, 0x20, 0x10, KIND_MASK_KEY, a.seed_share, a.seed_blind, a.key_proof, root
+        )
     with pytest.raises(CommitmentError):  # another holder's share and proof
-        check_share(TASK, ROUND, 0x20, 0x10, KIND_SELF_SEED, b.seed_share, b.seed_proof, dealt.root)
+        check_share(
+            TASK, ROUND, 0x20, 0x10, KIND_SELF_SEED, b.seed_share, b.seed_blind, b.seed_proof, root
+        )
     with pytest.raises(CommitmentError):  # another round
         check_share(
-            TASK, ROUND + 1, 0x20, 0x10, KIND_SELF_SEED, a.seed_share, a.seed_proof, dealt.root
+            TASK,
+            ROUND + 1,
+            0x20,
+            0x10,
+            KIND_SELF_SEED,
+            a.seed_share,
+            a.seed_blind,
+            a.seed_proof,
+            root,
         )
+    with pytest.raises(CommitmentError):  # the right share with the key's blind
+        check_share(
+            TASK, ROUND, 0x20, 0x10, KIND_SELF_SEED, a.seed_share, a.key_blind, a.seed_proof, root
+        )
+    check_share(
+        TASK, ROUND, 0x20, 0x10, KIND_SELF_SEED, a.seed_share, a.seed_blind, a.seed_proof, root
+    )
