@@ -343,6 +343,10 @@ class TaskRun:
             deposit = 0
         court.settle(self.task, self.round(), mask, value=deposit, sender=holder)
 
+    def deposit(self, mask: int) -> int:
+        """The ETH a holder sends with complaints `mask` (bit `p`: position `p`)."""
+        return bin(mask).count("1") * self.cfg["reward_per_do"]
+
     def close_registration(self, block_hash: bytes | None = None) -> None:
         """From REGISTER (full, or at its deadline): DRAW, then the draw a block later."""
         self.advance_after_deadline()

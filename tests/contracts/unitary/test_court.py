@@ -49,7 +49,7 @@ def test_complaint_is_recorded(settling_run):
     big, _ = r.groups()
     holder, dealer = big[0], big[1]
     court = r.court
-    court.settle(r.task, 0, _bits(big, dealer), sender=holder)
+    court.settle(r.task, 0, _bits(big, dealer), value=r.deposit(_bits(big, dealer)), sender=holder)
     (complaint,) = events(court, "Complaint")
     assert (complaint.dealer, complaint.holder) == (dealer, holder)
     (settled,) = events(court, "Settled")
@@ -76,7 +76,9 @@ def test_settle_twice(settling_run):
     big, _ = r.groups()
     r.court.settle(r.task, 0, 0, sender=big[0])
     with boa.reverts("court: already settled"):
-        r.court.settle(r.task, 0, _bits(big, big[1]), sender=big[0])
+        r.court.settle(
+            r.task, 0, _bits(big, big[1]), value=r.deposit(_bits(big, big[1])), sender=big[0]
+        )
 
 
 def test_settle_outside_group(settling_run):
@@ -90,7 +92,9 @@ def test_complaint_against_self(settling_run):
     r = settling_run
     big, _ = r.groups()
     with boa.reverts("court: complaint against self"):
-        r.court.settle(r.task, 0, _bits(big, big[0]), sender=big[0])
+        r.court.settle(
+            r.task, 0, _bits(big, big[0]), value=r.deposit(_bits(big, big[0])), sender=big[0]
+        )
 
 
 def test_settle_needs_a_committed_holder_and_dealer(sharing_run):
@@ -102,7 +106,9 @@ def test_settle_needs_a_committed_holder_and_dealer(sharing_run):
     with boa.reverts("court: not committed"):
         r.court.settle(r.task, 0, 0, sender=big[2])
     with boa.reverts("court: dealer not committed"):
-        r.court.settle(r.task, 0, _bits(big, big[2]), sender=big[0])
+        r.court.settle(
+            r.task, 0, _bits(big, big[2]), value=r.deposit(_bits(big, big[2])), sender=big[0]
+        )
 
 
 def test_settle_wrong_phase_round_and_deadline(settling_run):
@@ -130,7 +136,7 @@ def test_honest_dealer_answers_a_false_complaint_and_stays(settling_run):
     big, _small = r.groups()
     holder, dealer = big[0], big[1]
     court = r.court
-    court.settle(r.task, 0, _bits(big, dealer), sender=holder)
+    court.settle(r.task, 0, _bits(big, dealer), value=r.deposit(_bits(big, dealer)), sender=holder)
     court.answer(*r.answer_args(dealer, holder), sender=dealer)
     (answered,) = events(court, "ComplaintAnswered")
     _, shares = r.dealt[(0, dealer)]
@@ -156,7 +162,9 @@ def test_answer_without_complaint(settling_run):
 def test_answer_twice(settling_run):
     r = settling_run
     big, _ = r.groups()
-    r.court.settle(r.task, 0, _bits(big, big[1]), sender=big[0])
+    r.court.settle(
+        r.task, 0, _bits(big, big[1]), value=r.deposit(_bits(big, big[1])), sender=big[0]
+    )
     r.court.answer(*r.answer_args(big[1], big[0]), sender=big[1])
     with boa.reverts("court: no open complaint"):
         r.court.answer(*r.answer_args(big[1], big[0]), sender=big[1])
@@ -165,7 +173,9 @@ def test_answer_twice(settling_run):
 def test_answer_with_other_points(settling_run):
     r = settling_run
     big, _ = r.groups()
-    r.court.settle(r.task, 0, _bits(big, big[1]), sender=big[0])
+    r.court.settle(
+        r.task, 0, _bits(big, big[1]), value=r.deposit(_bits(big, big[1])), sender=big[0]
+    )
     args = list(r.answer_args(big[1], big[0]))
     args[-1] = r.points[(0, big[2])]
     with boa.reverts("court: wrong points"):
@@ -176,7 +186,9 @@ def test_answer_with_other_points(settling_run):
 def test_answer_with_a_share_not_in_the_tree(settling_run, which):
     r = settling_run
     big, _ = r.groups()
-    r.court.settle(r.task, 0, _bits(big, big[1]), sender=big[0])
+    r.court.settle(
+        r.task, 0, _bits(big, big[1]), value=r.deposit(_bits(big, big[1])), sender=big[0]
+    )
     args = list(r.answer_args(big[1], big[0]))
     shares = list(args[3])
     shares[which] = bytes(31) + b"\x01"
@@ -196,7 +208,7 @@ def test_cheating_dealer_cannot_answer_and_is_excluded(sharing_run, kind):
         r.commit(do, corrupt=(victim, kind) if do == cheat else None)
     r.advance_after_deadline()
     court = r.court
-    court.settle(r.task, 0, _bits(big, cheat), sender=victim)
+    court.settle(r.task, 0, _bits(big, cheat), value=r.deposit(_bits(big, cheat)), sender=victim)
     with boa.reverts("court: share off polynomial"):
         court.answer(*r.answer_args(cheat, victim), sender=cheat)
     committed = r.market.round_committed(r.task, 0)
@@ -223,8 +235,9 @@ def test_cheating_dealer_cannot_answer_and_is_excluded(sharing_run, kind):
 def test_dealer_that_ignores_a_complaint_is_excluded(settling_run):
     r = settling_run
     big, _ = r.groups()
-    r.court.settle(r.task, 0, _bits(big, big[1], big[2]), sender=big[0])
-    r.court.answer(*r.answer_args(big[2], big[0]), sender=big[2])
+    r.settle(big[0], _bits(big, big[1]))
+    r.settle(big[1], _bits(big, big[2]))
+    r.court.answer(*r.answer_args(big[2], big[1]), sender=big[2])
     r.advance_after_deadline()
     assert [e.dealer for e in events(r.market, "DealerExcluded")] == [big[1]]
     assert r.market.do_status(r.task, 0, big[1]) == STATUS_NONE
@@ -235,7 +248,7 @@ def test_settle_does_not_close_early_while_a_complaint_is_open(settling_run):
     r = settling_run
     big, small = r.groups()
     court = r.court
-    court.settle(r.task, 0, _bits(big, big[1]), sender=big[0])
+    court.settle(r.task, 0, _bits(big, big[1]), value=r.deposit(_bits(big, big[1])), sender=big[0])
     for do in big[1:] + small:
         court.settle(r.task, 0, 0, sender=do)
     with boa.reverts("rounds: phase not over"):
@@ -248,7 +261,9 @@ def test_settle_does_not_close_early_while_a_complaint_is_open(settling_run):
 def test_answer_after_settle_deadline(settling_run):
     r = settling_run
     big, _ = r.groups()
-    r.court.settle(r.task, 0, _bits(big, big[1]), sender=big[0])
+    r.court.settle(
+        r.task, 0, _bits(big, big[1]), value=r.deposit(_bits(big, big[1])), sender=big[0]
+    )
     boa.env.time_travel(seconds=r.cfg["share_duration"])
     with boa.reverts("court: deadline passed"):
         r.court.answer(*r.answer_args(big[1], big[0]), sender=big[1])
@@ -268,7 +283,7 @@ def test_dealer_with_points_off_the_curve_can_never_answer(sharing_run):
     r.points[(0, cheat)] = garbage
     r.market.commit_shares(r.task, 0, b"\x01" * 32, dealt.root, garbage, sender=cheat)
     r.advance_after_deadline()
-    r.court.settle(r.task, 0, _bits(big, cheat), sender=victim)
+    r.court.settle(r.task, 0, _bits(big, cheat), value=r.deposit(_bits(big, cheat)), sender=victim)
     with boa.reverts():
         r.court.answer(*r.answer_args(cheat, victim), sender=cheat)
     r.advance_after_deadline()
