@@ -1,18 +1,17 @@
-"""What verifiable shares cost: gas of the SETTLE path on anvil, and the client's Feldman work.
+"""What verifiable shares cost: gas of the SETTLE path on anvil, and the client's Pedersen work.
 
 For a group of m data owners with threshold t (m = t + 1, t in {2, 3, 5, 8}), from receipts on a
 fresh anvil node:
 
-- `commit_gas`: `commit_shares` with the 2 t Feldman points (128 t bytes of calldata and log);
+- `commit_gas`: `commit_shares` with the 2 t Pedersen points (128 t bytes of calldata and log);
 - `settle_gas`: a holder settling with no complaint, and `settle_complaint_gas` with one;
-- `answer_gas`: the dealer's answer (two Merkle proofs, two Feldman checks of t ecMul + t - 1
-  ecAdd each on the precompiles).
+- `answer_gas`: the dealer's answer (two Merkle proofs, two Pedersen checks on the precompiles).
 
-Client side (Python, `protocol.bn254`: integer G1 arithmetic, an 8-bit fixed-base table for G):
-`deal_ms` to deal both secrets with commitments, `verify_ms` to check one delivery (both
-shares), `verify_ms_per_round` for the t deliveries of a group of t + 1. The ratio printed:
-settling (one transaction per data owner per round) against all a data owner pays for a round
-at the demo's size (`rounds.json`, N = 10).
+Client side (Python, `protocol.bn254`: integer G1 arithmetic, 8-bit fixed-base tables for G and
+H): `deal_ms` to deal both secrets (shares, blinds, commitments), `verify_ms` to check one
+delivery (both shares with their blinds), `verify_ms_per_round` for the t deliveries of a group
+of t + 1. The ratio printed: settling (one transaction per data owner per round) against all a
+data owner pays for a round at the demo's size (`rounds.json`, N = 10).
 
     python -m bench.vss [--thresholds 2 3 5 8]
 """
@@ -58,7 +57,9 @@ def client_row(t: int) -> dict[str, float]:
     return {
         "deal_ms": 2 * _median_ms(lambda: split_secret(secret, t, m, os.urandom)),
         "verify_ms": 2
-        * _median_ms(lambda: verify_share(m, dealt.shares[-1], dealt.commitments, t)),
+        * _median_ms(
+            lambda: verify_share(m, dealt.shares[-1], dealt.blinds[-1], dealt.commitments, t)
+        ),
     }
 
 

@@ -239,6 +239,7 @@ def _shares_by_dealer(
                 continue
             verified.add(key)
         held = out.setdefault(r.dealer, {})
+        # Like the consistency check below, reachable only by breaking the binding of H.
         if held.get(x, r.share) != r.share:
             raise GroupRecoveryError(
                 RecoveryReason.CONFLICTING_SHARES,
@@ -264,7 +265,8 @@ def _reconstruct(
     try:
         secret = combine_shares(base)
         # Any t points fix the polynomial; an extra point off it means the dealer dealt shares
-        # of no single secret (or the reveals were tampered with), so no reconstruction is safe.
+        # of no single secret. Shares that passed the Pedersen check cannot disagree unless
+        # somebody knows log_G H: this stays as a guard that costs a few interpolations.
         for point in extra:
             if combine_shares([*base[: threshold - 1], point]) != secret:
                 raise GroupRecoveryError(

@@ -72,7 +72,7 @@ def test_round_through_contract_recovers_exact_aggregates(chain: BoaChain, lane_
 
     # SHARE: every DO deals both secrets to its group and commits; one DO never commits
     never_commits = groups[0][0]
-    keys, seeds, dealt, shares = {}, {}, {}, {}
+    keys, seeds, dealt, shares, blinds, points = {}, {}, {}, {}, {}, {}
     for members in groups:
         addrs = [int(a, 16) for a in members]
         for dealer in members:
@@ -81,7 +81,9 @@ def test_round_through_contract_recovers_exact_aggregates(chain: BoaChain, lane_
             dealing = deal_round(task, 0, int(dealer, 16), addrs, 2, os.urandom)
             keys[dealer], seeds[dealer] = dealing.keys, dealing.self_seed
             shares[dealer] = (dealing.seed.shares, dealing.key.shares)
+            blinds[dealer] = (dealing.seed.blinds, dealing.key.blinds)
             dealt[dealer] = dealing.tree
+            points[dealer] = dealing.points
             market.commit_shares(
                 task, 0, dealing.keys.public, dealing.tree.root, dealing.points, dealer
             )
@@ -128,8 +130,10 @@ def test_round_through_contract_recovers_exact_aggregates(chain: BoaChain, lane_
             reveals = []
             for dealer in committed:
                 kind = KIND_SELF_SEED if dealer in quantized else KIND_MASK_KEY
-                share = shares[dealer][kind][position]
-                reveals.append((dealer, kind, share, dealt[dealer].proof(position, kind)))
+                share, blind = shares[dealer][kind][position], blinds[dealer][kind][position]
+                proof = dealt[dealer].proof(position, kind)
+                # the court's Reveal: dealer, kind, share, blind, proof, the dealer's points
+                reveals.append((dealer, kind, share, blind, proof, points[dealer]))
             if market.group_result(task, 0, groups.index(members)) == GROUP_FINALIZED:
                 break
             market.unmask(task, 0, reveals, holder)
@@ -145,6 +149,7 @@ def test_round_through_contract_recovers_exact_aggregates(chain: BoaChain, lane_
             threshold=2,
             statuses={int(a, 16): market.status(task, 0, a) for a in members},
             mask_public_keys={int(a, 16): market.mask_pk(task, 0, a) for a in members if a in keys},
+            points={int(a, 16): points[a] for a in members if a in keys},
             submissions={a: s for a, s in submissions.items() if a in addrs},
             reveals=[r for r in revealed if r.holder in addrs],
             task=task,
