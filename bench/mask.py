@@ -4,10 +4,10 @@ Work measured (d = 100,000 parameters, 10 group peers by default), identical on 
 a fresh mask key pair and self-mask seed, Shamir shares of both secrets for the 11 holders,
 quantization of the update, the self mask, and one key agreement plus one mask expansion per
 peer. Ours: X25519 + HKDF-SHA256, AES-256-CTR masks keyed by 32-byte seeds (pairwise: HKDF
-output; self mask: uniform in ``[1, r)``, ~253.6 bits), and Feldman-verifiable Shamir over the
-BN254 scalar field (``protocol.shamir.split_secret``: each secret's shares and its ``t``
-commitment points). Flower (``flwr``): ECDH on P-384 + HKDF, NumPy ``RandomState`` masks (32-bit
-seeds, Mersenne Twister), pycryptodome Shamir on a PEM-encoded key.
+output; self mask: uniform in ``[1, r)``, ~253.6 bits), and Pedersen-verifiable Shamir over the
+BN254 scalar field (``protocol.shamir.split_secret``: each secret's shares and blinds and its
+``t`` commitment points ``a_j·G + b_j·H``). Flower (``flwr``): ECDH on P-384 + HKDF, NumPy
+``RandomState`` masks (32-bit seeds, Mersenne Twister), pycryptodome Shamir on a PEM-encoded key.
 
 ``flwr`` would downgrade packages of the project's venv (rich, typer), so Flower's side runs in
 its own venv, ``.venv-flower`` (created on first use: ``python -m venv`` + ``pip install flwr

@@ -185,7 +185,7 @@ def scale(doc: dict) -> list[str]:
 
 
 def vss(doc: dict) -> list[str]:
-    """What verifiable shares cost: gas of the SETTLE path, Feldman time on the client."""
+    """What verifiable shares cost: gas of the SETTLE path, Pedersen time on the client."""
     out = [
         [
             str(r["t"]),

@@ -1,20 +1,25 @@
 """A group's aggregate, recovered from chain data alone (DESIGN.md §3 step 5, §1 G5).
 
 This module owns the reader's side of double masking: given what the chain shows after a group
-finalized (members, statuses, round mask public keys, every submitter's masked words from the
-``UpdateChunk`` events and its running digest, and the ``ShareRevealed`` shares), it
+finalized (members, statuses, round mask public keys, every committed member's Pedersen points
+from ``SharesCommitted``, every submitter's masked words from the ``UpdateChunk`` events and its
+running digest, and the ``ShareRevealed`` shares with their blinds), it
 
 1. checks every submission against its on-chain digest and decodes it (a blob chunk's blobs
    first against the versioned hashes the chain recorded),
-2. reconstructs each submitter's self-mask seed and each dropped member's mask secret key from at
-   least ``t`` revealed shares (refusing inconsistent share sets and keys that do not match the
-   posted public key),
-3. removes the self masks, cancels the pairwise masks that the submitters still carry towards
+2. checks every revealed share and blind against its dealer's points (the Pedersen check at the
+   holder's ``x``) and drops, recording it (``off_polynomial``), any that fails: a dealer could
+   put a share off its polynomial in its own tree, for itself, and reveal it;
+3. reconstructs each submitter's self-mask seed and each dropped member's mask secret key from at
+   least ``t`` valid revealed shares (refusing inconsistent share sets and keys that do not match
+   the posted public key),
+4. removes the self masks, cancels the pairwise masks that the submitters still carry towards
    members that committed but did not submit, and
-4. returns the ring sum of the submitters' quantized updates and its dequantized floats.
+5. returns the ring sum of the submitters' quantized updates and its dequantized floats.
 
 Nothing here trusts the caller's view of who is who beyond the statuses: any inconsistency is a
-``GroupRecoveryError`` with a named ``reason``, and no partial aggregate is ever returned.
+``GroupRecoveryError`` with a named ``reason``, and no partial or wrong aggregate is ever
+returned: a secret is rebuilt only from shares its dealer's commitments vouch for.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from protocol.errors import (
     ShareError,
 )
 from protocol.masks import MaskKeyPair, expand, pairwise_mask_sum
-from protocol.shamir import combine_shares
+from protocol.shamir import POINT_BYTES, combine_shares, decode_points, verify_share
 
 _STATUSES = (STATUS_NONE, STATUS_COMMITTED, STATUS_SUBMITTED, STATUS_UNMASKED)
 
@@ -68,6 +73,9 @@ class RecoveryReason(StrEnum):
     WRONG_KIND = "wrong_kind"
     BOTH_KINDS = "both_kinds"
     CONFLICTING_SHARES = "conflicting_shares"
+    OFF_POLYNOMIAL = "off_polynomial"  # a revealed share failing its dealer's Pedersen check
+    MISSING_POINTS = "missing_points"
+    BAD_POINTS = "bad_points"
     TOO_FEW_SHARES = "too_few_shares"
     INCONSISTENT_SHARES = "inconsistent_shares"
     KEY_MISMATCH = "key_mismatch"
@@ -84,6 +92,14 @@ class GroupRecoveryError(RecoveryError):
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedShare:
+    """A revealed share left out of every reconstruction, and why."""
+
+    share: RevealedShare
+    reason: RecoveryReason
+
+
+@dataclass(frozen=True, slots=True)
 class GroupAggregate:
     """The recovered aggregate of one group: whose updates it sums and the sum itself."""
 
@@ -91,6 +107,7 @@ class GroupAggregate:
     dropped: tuple[int, ...]
     ring_sum: np.ndarray  # ring dtype of the task's lane bits: Σ x_i mod 2**k
     update: np.ndarray  # float64: ring_sum read as signed fixed point
+    refused: tuple[RefusedShare, ...] = ()  # revealed shares that failed their dealer's check
 
 
 def _addr(a: int) -> str:
@@ -147,23 +164,55 @@ def _decode_submission(addr: int, sub: Submission, d: int, lane_bits: int) -> np
         raise GroupRecoveryError(RecoveryReason.MALFORMED_UPDATE, f"{_addr(addr)}: {exc}") from exc
 
 
+def _check_points(
+    committed: Sequence[int], points: Mapping[int, bytes], threshold: int
+) -> dict[int, tuple[bytes, bytes]]:
+    """Each committed member's points split into (self-seed, mask-key) halves of ``t`` curve
+    points each."""
+    halves: dict[int, tuple[bytes, bytes]] = {}
+    size = 2 * threshold * POINT_BYTES
+    for addr in committed:
+        data = points.get(addr)
+        if data is None:
+            raise GroupRecoveryError(RecoveryReason.MISSING_POINTS, _addr(addr))
+        if not isinstance(data, bytes) or len(data) != size:
+            got = len(data) if isinstance(data, bytes) else type(data).__name__
+            raise GroupRecoveryError(
+                RecoveryReason.BAD_POINTS, f"{_addr(addr)}: {got} bytes, {size} for t = {threshold}"
+            )
+        try:
+            decode_points(data, 2 * threshold)
+        except ShareError as exc:
+            raise GroupRecoveryError(RecoveryReason.BAD_POINTS, f"{_addr(addr)}: {exc}") from exc
+        half = size // 2
+        halves[addr] = (data[:half], data[half:])
+    return halves
+
+
 def _shares_by_dealer(
     group: tuple[int, ...],
     submitters: frozenset[int],
     expected_kind: Mapping[int, int],
+    polynomials: Mapping[int, tuple[bytes, bytes]],
+    threshold: int,
     reveals: Sequence[RevealedShare],
-) -> dict[int, dict[int, bytes]]:
-    """Revealed shares as ``dealer -> {x: share}``, after checking each against the statuses."""
+) -> tuple[dict[int, dict[int, bytes]], list[RefusedShare]]:
+    """Revealed shares as ``dealer -> {x: share}``, after checking each against the statuses,
+    and the shares dropped because they fail their dealer's Pedersen check."""
     position = {a: p for p, a in enumerate(group)}
     kinds: dict[int, set[int]] = {}
     out: dict[int, dict[int, bytes]] = {}
+    refused: list[RefusedShare] = []
+    verified: set[tuple[int, int, bytes, bytes]] = set()
     for r in reveals:
         if r.dealer not in position:
             raise GroupRecoveryError(RecoveryReason.UNKNOWN_MEMBER, f"dealer {_addr(r.dealer)}")
         if r.holder not in submitters:
             # Only submitters may unmask; a reveal by anyone else is not chain data.
             raise GroupRecoveryError(RecoveryReason.UNEXPECTED_HOLDER, f"holder {_addr(r.holder)}")
-        if r.kind not in SECRET_KINDS or not isinstance(r.share, bytes) or len(r.share) != 32:
+        if r.kind not in SECRET_KINDS or not all(
+            isinstance(v, bytes) and len(v) == 32 for v in (r.share, r.blind)
+        ):
             raise GroupRecoveryError(
                 RecoveryReason.WRONG_KIND, f"malformed reveal of {_addr(r.dealer)}"
             )
@@ -182,29 +231,42 @@ def _shares_by_dealer(
                 f"kind {r.kind} revealed for {_addr(r.dealer)}, {want} due",
             )
         x = position[r.holder] + 1
+        key = (r.dealer, x, r.share, r.blind)
+        if key not in verified:
+            if not verify_share(x, r.share, r.blind, polynomials[r.dealer][r.kind], threshold):
+                # Off the committed polynomial: worthless for reconstruction, whoever put it there.
+                refused.append(RefusedShare(r, RecoveryReason.OFF_POLYNOMIAL))
+                continue
+            verified.add(key)
         held = out.setdefault(r.dealer, {})
+        # Like the consistency check below, reachable only by breaking the binding of H.
         if held.get(x, r.share) != r.share:
             raise GroupRecoveryError(
                 RecoveryReason.CONFLICTING_SHARES,
                 f"two shares of {_addr(r.dealer)} from holder {_addr(r.holder)}",
             )
         held[x] = r.share
-    return out
+    return out, refused
 
 
-def _reconstruct(dealer: int, shares: Mapping[int, bytes], threshold: int) -> bytes:
+def _reconstruct(
+    dealer: int, shares: Mapping[int, bytes], threshold: int, refused: Sequence[RefusedShare]
+) -> bytes:
     """The secret behind ``shares``; every share beyond the first ``t`` must agree with it."""
     if len(shares) < threshold:
+        off = sum(1 for f in refused if f.share.dealer == dealer)
         raise GroupRecoveryError(
             RecoveryReason.TOO_FEW_SHARES,
-            f"{len(shares)} shares of {_addr(dealer)} revealed, {threshold} needed",
+            f"{len(shares)} valid shares of {_addr(dealer)} revealed ({off} off its polynomial),"
+            f" {threshold} needed",
         )
     points = sorted(shares.items())
     base, extra = points[:threshold], points[threshold:]
     try:
         secret = combine_shares(base)
         # Any t points fix the polynomial; an extra point off it means the dealer dealt shares
-        # of no single secret (or the reveals were tampered with), so no reconstruction is safe.
+        # of no single secret. Shares that passed the Pedersen check cannot disagree unless
+        # somebody knows log_G H: this stays as a guard that costs a few interpolations.
         for point in extra:
             if combine_shares([*base[: threshold - 1], point]) != secret:
                 raise GroupRecoveryError(
@@ -222,6 +284,7 @@ def recover_group_aggregate(
     threshold: int,
     statuses: Mapping[int, int],
     mask_public_keys: Mapping[int, bytes],
+    points: Mapping[int, bytes],
     submissions: Mapping[int, Submission],
     reveals: Sequence[RevealedShare],
     task: int,
@@ -232,10 +295,13 @@ def recover_group_aggregate(
     """Recover ``Σ x_i`` over the group's submitters from chain data alone.
 
     ``statuses`` maps members to ``STATUS_*`` (absent = ``STATUS_NONE``); ``mask_public_keys``
-    holds the key every committed member posted; ``submissions`` the masked words of every
-    submitter; ``reveals`` every ``ShareRevealed`` event of the group in this round.
-    Raises ``GroupRecoveryError`` (a ``RecoveryError``) naming the first rule the data breaks, and
-    ``ConfigError`` for a malformed group or ``d``.
+    holds the key every committed member posted; ``points`` the Pedersen points every committed
+    member posted (``SharesCommitted``: ``128 t`` bytes, self seed's ``t`` then mask key's);
+    ``submissions`` the masked words of every submitter; ``reveals`` every ``ShareRevealed``
+    event of the group in this round. A revealed share that fails its dealer's Pedersen check is
+    left out (``GroupAggregate.refused``); fewer than ``t`` valid shares of a secret is
+    ``too_few_shares``. Raises ``GroupRecoveryError`` (a ``RecoveryError``) naming the first rule
+    the data breaks, and ``ConfigError`` for a malformed group or ``d``.
     """
     group = _check_group(members, threshold, d)
     for addr, status in statuses.items():
@@ -258,12 +324,17 @@ def recover_group_aggregate(
         if addr not in mask_public_keys:
             raise GroupRecoveryError(RecoveryReason.MISSING_PUBLIC_KEY, _addr(addr))
 
+    polynomials = _check_points(committed, points, threshold)
+
     expected_kind = {a: KIND_SELF_SEED for a in submitters} | {a: KIND_MASK_KEY for a in dropped}
-    shares = _shares_by_dealer(group, frozenset(submitters), expected_kind, reveals)
-    seeds = {a: _reconstruct(a, shares.get(a, {}), threshold) for a in submitters}
+    shares, refused = _shares_by_dealer(
+        group, frozenset(submitters), expected_kind, polynomials, threshold, reveals
+    )
+    seeds = {a: _reconstruct(a, shares.get(a, {}), threshold, refused) for a in submitters}
     dropped_keys: dict[int, MaskKeyPair] = {}
     for addr in dropped:
-        pair = MaskKeyPair.from_secret(_reconstruct(addr, shares.get(addr, {}), threshold))
+        secret = _reconstruct(addr, shares.get(addr, {}), threshold, refused)
+        pair = MaskKeyPair.from_secret(secret)
         if pair.public != mask_public_keys[addr]:
             raise GroupRecoveryError(
                 RecoveryReason.KEY_MISMATCH,
@@ -299,5 +370,9 @@ def recover_group_aggregate(
         np.add(total, leftover, out=total)
 
     return GroupAggregate(
-        submitters=submitters, dropped=dropped, ring_sum=total, update=dequantize(total, quant)
+        submitters=submitters,
+        dropped=dropped,
+        ring_sum=total,
+        update=dequantize(total, quant),
+        refused=tuple(refused),
     )

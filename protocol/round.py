@@ -8,6 +8,7 @@ ticks and the locally trained update, and performs the actions it returns, in or
 States::
 
     REGISTERED --SharePhaseOpened--> SHARED (--SettleDue: complaints--> SHARED)
+    SHARED --ComplaintsAgainstUs: answers--> FAILED (our answered shares are public: sit out)
     SHARED --(commitments, update, submit phase)--> SUBMITTED
     SUBMITTED --UnmaskPhaseOpened--> UNMASKED --GroupFinalized--> DONE
     any live state --GroupFailed / missed phase / chain says we are out--> FAILED
@@ -22,12 +23,16 @@ a copy, committed on success).
 A *peer* that misbehaves (a share that fails its commitment, a relayed or conflicting delivery) does
 not stop the machine: the error is recorded in ``peer_errors`` against that peer.
 
-Verifiable shares: every delivery carries the dealer's Feldman commitments, and both shares must
-lie on the committed polynomials (``protocol.shamir.verify_share``) besides proving against the
-dealt root. During SETTLE the actor sends ``SettleDue`` with the chain's commitments; the machine
-answers with ``PostSettle`` naming every committed dealer it holds no valid shares from (its
-complaints). A dealer answers a complaint with ``answer(holder)``; the holder gets the answered
-shares back from chain data as an ordinary ``ShareReceived`` from that dealer, checked in full.
+Verifiable shares: every delivery carries the dealer's Pedersen commitments and a blind per
+share, and both shares must lie on the committed polynomials with their blinds
+(``protocol.shamir.verify_share``) besides proving against the dealt root. During SETTLE the actor
+sends ``SettleDue`` with the chain's commitments; the machine answers with ``PostSettle`` naming
+every committed dealer it holds no valid shares from (its complaints). The actor tells the machine
+of complaints against us with ``ComplaintsAgainstUs``: it answers each (``PostAnswer``, the
+holder's shares and blinds as dealt) and fails the round, because the court bars an answered
+dealer from submitting (its answered shares are public; its peers reveal its mask key, never its
+seed). The holder gets the answered shares back from chain data as an ordinary
+``ShareReceived`` from that dealer, checked in full.
 
 The one rule no sequence of events can break: for each dealer the machine reveals at most one
 secret kind — the self-mask seed share of a member that submitted, or the mask-key share of one
@@ -51,7 +56,13 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from protocol.chain_data import MemberCommitment, check_commitments, check_submitters
+from protocol.chain_data import (
+    ChainDataError,
+    ChainDataReason,
+    MemberCommitment,
+    check_commitments,
+    check_submitters,
+)
 from protocol.commitments import share_leaf, split_chunks, verify_proof
 from protocol.constants import (
     KIND_MASK_KEY,
@@ -74,7 +85,7 @@ from protocol.messages import ShareDelivery, address_bytes, address_int
 from protocol.shamir import commitment_digest, verify_share
 
 RandBytes = Callable[[int], bytes]
-SNAPSHOT_VERSION: Final = 2
+SNAPSHOT_VERSION: Final = 3  # 3: Pedersen blinds in deliveries
 
 
 class State(StrEnum):
@@ -132,6 +143,14 @@ class SettleDue:
 
 
 @dataclass(frozen=True, slots=True)
+class ComplaintsAgainstUs:
+    """In SETTLE, the holders whose complaints against us are open on the court, in the order
+    to answer them."""
+
+    holders: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SharesCommittedOnChain:
     """At SHARE close: every group member that committed, with its mask key and shares root."""
 
@@ -183,6 +202,7 @@ Event = (
     | SharePhaseOpened
     | ShareReceived
     | SettleDue
+    | ComplaintsAgainstUs
     | SharesCommittedOnChain
     | LocalUpdateReady
     | SubmitPhaseOpened
@@ -224,11 +244,15 @@ class PostSettle:
 
 @dataclass(frozen=True, slots=True)
 class PostAnswer:
-    """Call the court's ``answer``: publish ``holder``'s two shares to settle its complaint."""
+    """Call the court's ``answer(task, round, holder, [seed_share, seed_blind, key_share,
+    key_blind], seed_proof, key_proof, points)``: publish ``holder``'s two shares and blinds to
+    settle its complaint."""
 
     holder: int
     seed_share: bytes
+    seed_blind: bytes
     key_share: bytes
+    key_blind: bytes
     seed_proof: tuple[bytes, ...]
     key_proof: tuple[bytes, ...]
     points: bytes
@@ -244,17 +268,22 @@ class PostChunk:
 
 @dataclass(frozen=True, slots=True)
 class Reveal:
-    """One entry of ``unmask``: a share of ``dealer``'s secret ``kind`` and its Merkle proof."""
+    """One entry of the court's ``unmask``: a share of ``dealer``'s secret ``kind``, its blind,
+    its Merkle proof, and the dealer's points as delivered (the court checks them against the
+    dealer's ``points_digest``, then the share with the Pedersen check)."""
 
     dealer: int
     kind: int
     share: bytes
+    blind: bytes
     proof: tuple[bytes, ...]
+    points: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class PostUnmask:
-    """Call ``unmask(task, round, reveals)``: one entry per committed member, in member order."""
+    """Call the court's ``unmask(task, round, reveals)``: one entry per committed member, in
+    member order."""
 
     reveals: tuple[Reveal, ...]
 
@@ -269,7 +298,9 @@ class Failed:
     reason: str
 
 
-Action = SendShares | PostCommitment | PostSettle | PostChunk | PostUnmask | Done | Failed
+Action = (
+    SendShares | PostCommitment | PostSettle | PostAnswer | PostChunk | PostUnmask | Done | Failed
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,6 +358,7 @@ class _Record(msgspec.Struct, kw_only=True):
     accused: list[bytes] = []
     update: bytes | None = None  # quantized ring vector, little-endian lanes
     update_apart: bool = False  # a snapshot that left the update out (`snapshot(update=False)`)
+    submitted: bool = False  # the masked update went out (only then may `chunks()` redo it)
     revealed: list[_Revealed] = []
     peer_errors: list[_PeerError] = []
 
@@ -430,7 +462,9 @@ def _open_share_phase(rec: _Record, ev: SharePhaseOpened, randbytes: RandBytes) 
             dealer=rec.me,
             holder=address_bytes(holder),
             seed_share=dealing.seed.shares[p],
+            seed_blind=dealing.seed.blinds[p],
             key_share=dealing.key.shares[p],
+            key_blind=dealing.key.blinds[p],
             mask_public=keys.public,
             shares_root=dealt.root,
             seed_proof=tuple(dealt.proof(p, KIND_SELF_SEED)),
@@ -457,7 +491,7 @@ def _delivery_problem(
     rec: _Record, sender: int, d: ShareDelivery, *, verified: bool = False
 ) -> ProtocolError | None:
     """Why a delivery from ``sender`` cannot be held, or None if it can (``verified``: its
-    Feldman check already passed on receipt, only the comparisons with the chain are left)."""
+    Pedersen check already passed on receipt, only the comparisons with the chain are left)."""
     members, me = rec.member_ints, rec.me_int
     dealer = address_int(d.dealer)
     if sender not in members or sender == me:
@@ -467,7 +501,7 @@ def _delivery_problem(
     if address_int(d.holder) != me or (d.task, d.round) != (rec.task, rec.round):
         return RemoteProtocolError("a delivery for another holder, task or round")
     for kind in SECRET_KINDS:
-        leaf = share_leaf(rec.task, rec.round, dealer, me, kind, d.share(kind))
+        leaf = share_leaf(rec.task, rec.round, dealer, me, kind, d.share(kind), d.blind(kind))
         if not verify_proof(leaf, d.proof(kind), d.shares_root):
             return CommitmentError(f"share of kind {kind} does not verify under the dealt root")
     if len(d.points) != 2 * rec.threshold * 64:
@@ -475,7 +509,7 @@ def _delivery_problem(
     if not verified:
         x = members.index(me) + 1
         for kind in SECRET_KINDS:
-            if not verify_share(x, d.share(kind), d.polynomial(kind), rec.threshold):
+            if not verify_share(x, d.share(kind), d.blind(kind), d.polynomial(kind), rec.threshold):
                 return CommitmentError(f"share of kind {kind} is off the committed polynomial")
     if rec.committed is not None:
         onchain = rec.commitments().get(dealer)
@@ -630,6 +664,7 @@ def _try_submit(rec: _Record) -> list[Action]:
     if rec.committed is None or rec.update is None or rec.submit_deadline is None:
         return []
     rec.state = State.SUBMITTED
+    rec.submitted = True
     return _chunks(rec)
 
 
@@ -680,7 +715,7 @@ def _open_unmask_phase(rec: _Record, ev: UnmaskPhaseOpened, randbytes: RandBytes
         if held is None:
             missing.append(dealer)
             continue
-        reveals.append(Reveal(dealer, kind, held.share(kind), tuple(held.proof(kind))))
+        reveals.append(_reveal(held, kind))
     if missing:
         # The contract wants one entry per committed member; without a valid share of each we
         # cannot unmask at all, and revealing a subset would only leak to no purpose.
@@ -689,6 +724,17 @@ def _open_unmask_phase(rec: _Record, ev: UnmaskPhaseOpened, randbytes: RandBytes
     _record_reveals(rec, reveals, submitted)
     rec.state = State.UNMASKED
     return [PostUnmask(tuple(reveals))]
+
+
+def _reveal(held: ShareDelivery, kind: int) -> Reveal:
+    return Reveal(
+        address_int(held.dealer),
+        kind,
+        held.share(kind),
+        held.blind(kind),
+        tuple(held.proof(kind)),
+        held.points,
+    )
 
 
 def _record_reveals(rec: _Record, reveals: list[Reveal], submitted: tuple[int, ...]) -> None:
@@ -705,6 +751,46 @@ def _record_reveals(rec: _Record, reveals: list[Reveal], submitted: tuple[int, .
         for r in reveals
         if (r.dealer, r.kind) not in ledger
     )
+
+
+def _answer(rec: _Record, holder: int) -> PostAnswer | None:
+    for d in rec.dealt:
+        if address_int(d.holder) == holder:
+            return PostAnswer(
+                holder,
+                d.seed_share,
+                d.seed_blind,
+                d.key_share,
+                d.key_blind,
+                d.seed_proof,
+                d.key_proof,
+                d.points,
+            )
+    return None
+
+
+def _complaints_against_us(
+    rec: _Record, ev: ComplaintsAgainstUs, randbytes: RandBytes
+) -> list[Action]:
+    holders = tuple(ev.holders)
+    if not holders:
+        raise LocalProtocolError("ComplaintsAgainstUs names at least one complaining holder")
+    me = rec.me_int
+    if len(set(holders)) != len(holders):
+        raise ChainDataError(ChainDataReason.DUPLICATE, "a holder complained twice")
+    for holder in holders:
+        if holder not in rec.member_ints or holder == me:
+            # the court takes complaints only from the dealer's other group members
+            raise ChainDataError(ChainDataReason.NOT_MEMBER, f"a complaint from {holder:#x}")
+    answers: list[Action] = [a for h in holders if (a := _answer(rec, h)) is not None]
+    return [
+        *answers,
+        *_fail(
+            rec,
+            f"answered {len(answers)} complaints: our shares for those holders are public, so "
+            "the court bars our submission and we sit the round out (peers reveal our mask key)",
+        ),
+    ]
 
 
 def _finalized(rec: _Record, ev: GroupFinalized, randbytes: RandBytes) -> list[Action]:
@@ -769,6 +855,7 @@ TRANSITIONS: Final[Mapping[tuple[State, type], Transition]] = {
     (_R, DeadlineTick): _t(_tick, _R),
     (_S, ShareReceived): _t(_receive_share, _S),
     (_S, SettleDue): _t(_settle, _S),
+    (_S, ComplaintsAgainstUs): _t(_complaints_against_us, _FAILED),
     (_S, SharesCommittedOnChain): _t(_commitments_known, _S, _U, _FAILED),
     (_S, LocalUpdateReady): _t(_update_ready, _S, _U),
     (_S, SubmitPhaseOpened): _t(_open_submit_phase, _S, _U),
@@ -913,20 +1000,15 @@ class RoundMachine:
         return PostSettle(tuple(address_int(a) for a in rec.accused))
 
     def answer(self, holder: int) -> PostAnswer | None:
-        """What settles ``holder``'s complaint against us: its two shares, proofs and our
-        commitments, exactly as dealt (None if we dealt nothing to ``holder``)."""
-        for d in self._record.dealt:
-            if address_int(d.holder) == holder:
-                return PostAnswer(
-                    holder, d.seed_share, d.key_share, d.seed_proof, d.key_proof, d.points
-                )
-        return None
+        """What settles ``holder``'s complaint against us: its two shares and blinds, proofs and
+        our commitments, exactly as dealt (None if we dealt nothing to ``holder``). Reading it
+        changes nothing; ``ComplaintsAgainstUs`` is what answers and sits the round out."""
+        return _answer(self._record, holder)
 
     def chunks(self) -> list[PostChunk]:
-        """The masked update's chunks (empty until the machine has submitted)."""
-        if self.state in (State.REGISTERED, State.SHARED) or self._record.update is None:
-            return []
-        if self._record.committed is None:
+        """The masked update's chunks (empty unless the machine has submitted: a machine that
+        failed before, e.g. after answering complaints, never yields them)."""
+        if not self._record.submitted:
             return []
         return [a for a in _chunks(self._record) if isinstance(a, PostChunk)]
 
@@ -944,8 +1026,9 @@ class RoundMachine:
         for dealer in rec.member_ints:
             if dealer in chosen:
                 held = rec.held_from(dealer)
-                kind = chosen[dealer]
-                reveals.append(Reveal(dealer, kind, held.share(kind), tuple(held.proof(kind))))
+                if held is None:
+                    raise LocalProtocolError(f"a revealed dealer's shares are gone: {dealer:#x}")
+                reveals.append(_reveal(held, chosen[dealer]))
         return PostUnmask(tuple(reveals))
 
     # -- persistence -----------------------------------------------------------------------

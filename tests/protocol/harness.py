@@ -2,13 +2,14 @@
 
 ``FakeChain`` plays the contract's part for one group (the rules of ``docs/interfaces.md`` §3–§5
 and the shares court's of §9: one commitment per member; complaints filed once per committed
-member against committed dealers, answered only with shares that prove against the dealer's root
-and pass the Feldman check, and dealers left with an open complaint excluded when SETTLE closes;
-in-order chunks with a running digest; unmask messages checked share by share against the
-dealers' roots, finalization at the ``t``-th); peer channels are direct calls. ``Harness.run``
-drives every member through SHARE, SETTLE, SUBMIT and UNMASK as ``actors/data_owner.py`` does,
-with the dealing and the dropout its ``Plan`` names, then recovers the aggregate from the fake
-chain's data alone.
+member against committed dealers, answered only with shares and blinds that prove against the
+dealer's root and pass the Pedersen check, an answered dealer exposed (its submission refused),
+and dealers left with an open complaint excluded when SETTLE closes; in-order chunks with a
+running digest; unmask messages checked share by share against the dealers' roots, points digests
+and the Pedersen check, finalization at the ``t``-th); peer channels are direct calls.
+``Harness.run`` drives every member through SHARE, SETTLE, SUBMIT and UNMASK as
+``actors/data_owner.py`` does, with the dealing and the dropout its ``Plan`` names, then recovers
+the aggregate from the fake chain's data alone.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from protocol.recovery import GroupAggregate, RevealedShare, Submission, recover
 from protocol.round import (
     TERMINAL,
     Action,
+    ComplaintsAgainstUs,
     DeadlineTick,
     Event,
     GroupFailed,
@@ -100,12 +102,15 @@ class UpdateTiming(Enum):
 
 @dataclass(frozen=True)
 class Answered:
-    """A ``ComplaintAnswered`` event: the holder's two shares, published by their dealer."""
+    """A ``ComplaintAnswered`` event: the holder's two shares and blinds, published by their
+    dealer."""
 
     dealer: int
     holder: int
     seed_share: bytes
+    seed_blind: bytes
     key_share: bytes
+    key_blind: bytes
     seed_proof: tuple[bytes, ...]
     key_proof: tuple[bytes, ...]
 
@@ -125,6 +130,7 @@ class FakeChain:
     settled: set[int] = field(default_factory=set)
     complaints: dict[tuple[int, int], bool] = field(default_factory=dict)  # (dealer, holder): open
     answers: list[Answered] = field(default_factory=list)
+    exposed: set[int] = field(default_factory=set)  # answered a complaint: may not submit
     excluded: set[int] = field(default_factory=set)
     reveals: list[RevealedShare] = field(default_factory=list)
     unmaskers: list[int] = field(default_factory=list)
@@ -161,22 +167,37 @@ class FakeChain:
             raise Revert("court: wrong points")
         x = self.members.index(action.holder) + 1
         half = len(dealt.points) // 2
-        for kind, share, proof, polynomial in (
-            (KIND_SELF_SEED, action.seed_share, action.seed_proof, dealt.points[:half]),
-            (KIND_MASK_KEY, action.key_share, action.key_proof, dealt.points[half:]),
+        for kind, share, blind, proof, polynomial in (
+            (
+                KIND_SELF_SEED,
+                action.seed_share,
+                action.seed_blind,
+                action.seed_proof,
+                dealt.points[:half],
+            ),
+            (
+                KIND_MASK_KEY,
+                action.key_share,
+                action.key_blind,
+                action.key_proof,
+                dealt.points[half:],
+            ),
         ):
-            leaf = share_leaf(TASK, ROUND, dealer, action.holder, kind, share)
+            leaf = share_leaf(TASK, ROUND, dealer, action.holder, kind, share, blind)
             if not verify_proof(leaf, proof, dealt.shares_root):
                 raise Revert("court: bad proof")
-            if not verify_share(x, share, polynomial, self.threshold):
+            if not verify_share(x, share, blind, polynomial, self.threshold):
                 raise Revert("court: share off polynomial")
         self.complaints[dealer, action.holder] = False
+        self.exposed.add(dealer)
         self.answers.append(
             Answered(
                 dealer,
                 action.holder,
                 action.seed_share,
+                action.seed_blind,
                 action.key_share,
+                action.key_blind,
                 action.seed_proof,
                 action.key_proof,
             )
@@ -192,6 +213,8 @@ class FakeChain:
     def submit(self, member: int, action: PostChunk) -> None:
         if self.status(member) != STATUS_COMMITTED:
             raise Revert("submit: not committed or already submitted")
+        if member in self.exposed:
+            raise Revert("rounds: shares exposed")
         got = self.chunks.setdefault(member, [])
         total = sum(len(c) for c in got) + len(action.words)
         if action.chunk_index != len(got) or total > word_count(self.d, self.lane_bits):
@@ -215,14 +238,20 @@ class FakeChain:
         if [r.dealer for r in action.reveals] != committed:
             raise Revert("unmask: one reveal per committed member, in member order")
         accepted = []
+        x = self.members.index(member) + 1
         for r in action.reveals:
             due = KIND_SELF_SEED if self.status(r.dealer) >= STATUS_SUBMITTED else KIND_MASK_KEY
-            leaf = share_leaf(TASK, ROUND, r.dealer, member, r.kind, r.share)
-            if r.kind != due or not verify_proof(
-                leaf, r.proof, self.commitments[r.dealer].shares_root
-            ):
-                raise Revert("unmask: share fails its commitment")
-            accepted.append(RevealedShare(r.dealer, member, r.kind, r.share))
+            dealt = self.commitments[r.dealer]
+            leaf = share_leaf(TASK, ROUND, r.dealer, member, r.kind, r.share, r.blind)
+            if r.kind != due or not verify_proof(leaf, r.proof, dealt.shares_root):
+                raise Revert("court: bad proof")
+            if commitment_digest(r.points) != commitment_digest(dealt.points):
+                raise Revert("court: wrong points")
+            half = len(r.points) // 2
+            polynomial = r.points[:half] if r.kind == KIND_SELF_SEED else r.points[half:]
+            if not verify_share(x, r.share, r.blind, polynomial, self.threshold):
+                raise Revert("court: share off polynomial")
+            accepted.append(RevealedShare(r.dealer, member, r.kind, r.share, r.blind))
         self.reveals.extend(accepted)
         self.statuses[member] = STATUS_UNMASKED
         self.unmaskers.append(member)
@@ -240,6 +269,8 @@ class FakeChain:
             threshold=self.threshold,
             statuses=self.statuses,
             mask_public_keys={m: c.mask_public for m, c in self.standing().items()},
+            # the SharesCommitted events: every commitment made, an excluded dealer's included
+            points={m: c.points for m, c in self.commitments.items()},
             submissions={
                 m: Submission(tuple(self.chunks[m]), self.digests[m]) for m in self.submitters()
             },
@@ -337,6 +368,8 @@ class Harness:
                 self.chain.commit(member, action)
             elif isinstance(action, PostSettle):
                 self.chain.settle(member, action)
+            elif isinstance(action, PostAnswer):
+                self.chain.answer(member, action)
             elif isinstance(action, PostChunk):
                 self.chain.submit(member, action)
                 if self.drop(member, Dropout.MID_SUBMIT):
@@ -364,13 +397,15 @@ class Harness:
         )
 
     def answer_complaints(self, dealer: int) -> None:
-        """The dealer answers every complaint still open against it, from what it dealt."""
-        for (accused, holder), still_open in list(self.chain.complaints.items()):
-            if accused != dealer or not still_open:
-                continue
-            answer = self.machines[dealer].answer(holder)
-            assert answer is not None, "a complaint from a member we dealt nothing to"
-            self.chain.answer(dealer, answer)
+        """The dealer is told of every complaint still open against it: its machine answers each
+        (and sits the round out, its answered shares being public)."""
+        holders = tuple(
+            holder
+            for (accused, holder), still_open in self.chain.complaints.items()
+            if accused == dealer and still_open
+        )
+        if holders:
+            self.perform(dealer, self.feed(dealer, ComplaintsAgainstUs(holders)))
 
     def take_answers(self, holder: int) -> None:
         """Feed ``holder`` the shares its accused dealers published, as deliveries from them."""
@@ -391,7 +426,9 @@ class Harness:
                 dealer=a.dealer,
                 holder=holder,
                 seed_share=a.seed_share,
+                seed_blind=a.seed_blind,
                 key_share=a.key_share,
+                key_blind=a.key_blind,
                 seed_proof=a.seed_proof,
                 key_proof=a.key_proof,
                 mask_public=dealt.mask_public,

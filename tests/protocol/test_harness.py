@@ -1,5 +1,6 @@
 """Whole rounds of DO machines in memory: dropouts in every phase, dealers that withhold shares
-and answer complaints or get excluded in SETTLE, recovery from chain data."""
+and answer complaints (then sit the round out) or get excluded in SETTLE, recovery from chain
+data."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from harness import Dropout, Harness, Plan, Sharing, UpdateTiming, addresses
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from protocol.constants import GROUP_FINALIZED
+from protocol.constants import GROUP_FINALIZED, KIND_MASK_KEY
 from protocol.encoding import QuantConfig
 from protocol.recovery import GroupRecoveryError, RecoveryReason
 from protocol.round import LocalUpdateReady, PostUnmask, State
@@ -34,6 +35,11 @@ def check_outcome(h: Harness) -> bool:
         if h.plans[d].sharing == Sharing.PARTIAL_SILENT or h.plans[d].dropout == Dropout.MID_SETTLE
     }
     assert chain.excluded == silent and not silent & set(chain.submitters())
+    # A dealer that answered is exposed: it sat the round out (its machine failed, it never
+    # submitted), and the court counts it as a committed non-submitter.
+    assert chain.exposed == accused - silent and not chain.exposed & set(chain.submitters())
+    for d in chain.exposed:
+        assert out.machines[d].state == State.FAILED and out.machines[d].chunks() == []
     # Every standing dealer's shares reached every holder, over the channel or answered from the
     # chain, so t surviving submitters suffice.
     assert finalized == (len(survivors) >= h.threshold)
@@ -149,13 +155,20 @@ def test_a_dealer_that_withheld_shares_answers_or_is_excluded(
     answered = {(a.dealer, a.holder) for a in chain.answers}
     assert answered == (set() if excluded else {(dealer, holder) for holder in complained})
     assert (dealer in chain.excluded) == excluded
-    submits = dropout in (Dropout.NONE, Dropout.AFTER_SUBMIT) and not excluded
-    assert (dealer in chain.submitters()) == submits
+    # Answered or excluded, the dealer never submits: answering made its shares public.
+    assert (dealer in chain.exposed) != excluded
+    assert dealer not in chain.submitters()
     # The complainers took the answered shares as the dealer's delivery: their unmask messages
-    # (late ones revert once the group finalized) reveal one share of it, or of nobody excluded.
+    # (late ones revert once the group finalized) reveal its mask-key share, never its seed's,
+    # or nothing of an excluded dealer.
     for holder in complained:
         assert h.machines[holder].state == State.DONE
-        assert any(d == dealer for d, _ in h.machines[holder].revealed) != excluded
+        revealed = {kind for d, kind in h.machines[holder].revealed if d == dealer}
+        assert revealed == (set() if excluded else {KIND_MASK_KEY})
+    if not excluded:
+        assert h.machines[dealer].state == State.FAILED
+        assert "sit the round out" in (h.machines[dealer].failure or "")
+        assert dealer in h.chain.recover(h.quant).dropped
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from protocol.recovery import (
     Submission,
     recover_group_aggregate,
 )
-from protocol.shamir import split_secret
+from protocol.shamir import FIELD_ORDER, combine_shares, split_secret
 
 TASK, ROUND = 7, 2
 
@@ -46,6 +46,7 @@ class Group:
     threshold: int
     statuses: dict[int, int]
     mask_public_keys: dict[int, bytes]
+    points: dict[int, bytes]
     submissions: dict[int, Submission]
     reveals: list[RevealedShare]
     quant: QuantConfig
@@ -53,6 +54,12 @@ class Group:
     expected: np.ndarray
     floats: dict[int, np.ndarray] = field(default_factory=dict)
     shares: dict[tuple[int, int, int], bytes] = field(default_factory=dict)
+    blinds: dict[tuple[int, int, int], bytes] = field(default_factory=dict)
+
+    def reveal(self, dealer: int, holder: int, kind: int) -> RevealedShare:
+        """The honest ``ShareRevealed`` of ``holder``'s share of ``dealer``'s secret ``kind``."""
+        key = (dealer, holder, kind)
+        return RevealedShare(dealer, holder, kind, self.shares[key], self.blinds[key])
 
     def recover(self, **overrides: object):
         args = dict(
@@ -60,6 +67,7 @@ class Group:
             threshold=self.threshold,
             statuses=self.statuses,
             mask_public_keys=self.mask_public_keys,
+            points=self.points,
             submissions=self.submissions,
             reveals=self.reveals,
             task=TASK,
@@ -89,12 +97,16 @@ def build_group(
     keys = {a: MaskKeyPair.generate(rnd.randbytes) for a in members}
     seeds = {a: new_self_seed(rnd.randbytes) for a in members}
     shares: dict[tuple[int, int, int], bytes] = {}
+    blinds: dict[tuple[int, int, int], bytes] = {}
+    points: dict[int, bytes] = {}
     for dealer in members:
+        points[dealer] = b""
         for kind, secret in ((KIND_SELF_SEED, seeds[dealer]), (KIND_MASK_KEY, keys[dealer].secret)):
-            for holder, share in zip(
-                members, split_secret(secret, threshold, n, rnd.randbytes).shares, strict=True
-            ):
-                shares[dealer, holder, kind] = share
+            dealt = split_secret(secret, threshold, n, rnd.randbytes)
+            points[dealer] += dealt.commitments  # self seed's t points, then mask key's
+            for p, holder in enumerate(members):
+                shares[dealer, holder, kind] = dealt.shares[p]
+                blinds[dealer, holder, kind] = dealt.blinds[p]
     status = dict(zip(members, statuses, strict=True))
     committed = [a for a in members if status[a] >= STATUS_COMMITTED]
     submitters = [a for a in members if status[a] >= STATUS_SUBMITTED]
@@ -122,7 +134,9 @@ def build_group(
         )
     revealers = submitters if unmaskers is None else submitters[:unmaskers]
     reveals = [
-        RevealedShare(dealer, holder, kind, shares[dealer, holder, kind])
+        RevealedShare(
+            dealer, holder, kind, shares[dealer, holder, kind], blinds[dealer, holder, kind]
+        )
         for holder in revealers
         for dealer in committed
         for kind in [KIND_SELF_SEED if status[dealer] >= STATUS_SUBMITTED else KIND_MASK_KEY]
@@ -134,6 +148,7 @@ def build_group(
         threshold=threshold,
         statuses={a: s for a, s in status.items() if s != STATUS_NONE},
         mask_public_keys={a: keys[a].public for a in committed},
+        points={a: points[a] for a in committed},
         submissions=submissions,
         reveals=reveals,
         quant=quant,
@@ -141,6 +156,7 @@ def build_group(
         expected=expected,
         floats=floats,
         shares=shares,
+        blinds=blinds,
     )
 
 
@@ -210,9 +226,7 @@ BASE = [STATUS_SUBMITTED, STATUS_SUBMITTED, STATUS_SUBMITTED, STATUS_COMMITTED, 
 def test_refuses_both_kinds_for_one_dealer() -> None:
     g = build_group(1, BASE, threshold=2)
     dropped, holder = g.members[3], g.members[0]
-    extra = RevealedShare(
-        dropped, holder, KIND_SELF_SEED, g.shares[dropped, holder, KIND_SELF_SEED]
-    )
+    extra = g.reveal(dropped, holder, KIND_SELF_SEED)
     assert _reason(g, reveals=[*g.reveals, extra]) == RecoveryReason.BOTH_KINDS
 
 
@@ -220,20 +234,14 @@ def test_refuses_a_seed_share_of_a_dropped_member_and_a_key_share_of_a_submitter
     g = build_group(2, BASE, threshold=2)
     sub, dropped = g.members[0], g.members[3]
     swapped = [
-        replace(
-            r,
-            kind=KIND_MASK_KEY if r.dealer == sub else KIND_SELF_SEED,
-            share=g.shares[
-                r.dealer, r.holder, KIND_MASK_KEY if r.dealer == sub else KIND_SELF_SEED
-            ],
-        )
+        g.reveal(r.dealer, r.holder, KIND_MASK_KEY if r.dealer == sub else KIND_SELF_SEED)
         if r.dealer in (sub, dropped)
         else r
         for r in g.reveals
     ]
     assert _reason(g, reveals=swapped) == RecoveryReason.WRONG_KIND
     outsider = g.members[4]
-    stray = RevealedShare(outsider, sub, KIND_MASK_KEY, g.shares[outsider, sub, KIND_MASK_KEY])
+    stray = g.reveal(outsider, sub, KIND_MASK_KEY)
     assert _reason(g, reveals=[*g.reveals, stray]) == RecoveryReason.WRONG_KIND
 
 
@@ -265,28 +273,91 @@ def test_refuses_a_key_that_does_not_match_the_posted_public_key() -> None:
     assert _reason(g, mask_public_keys=keys) == RecoveryReason.MISSING_PUBLIC_KEY
 
 
-def test_refuses_too_few_shares_and_inconsistent_extra_shares() -> None:
+def test_refuses_too_few_shares() -> None:
     g = build_group(5, BASE, threshold=3)
     dealer = g.members[1]
     fewer = [r for r in g.reveals if not (r.dealer == dealer and r.holder == g.members[0])]
     assert _reason(g, reveals=fewer) == RecoveryReason.TOO_FEW_SHARES
-    # Three submitters reveal, threshold 2: the third share must lie on the same polynomial.
+
+
+def test_a_share_off_its_polynomial_is_dropped_and_recorded() -> None:
+    # Three submitters reveal, threshold 2: a bent share is dropped, the other two rebuild.
     g = build_group(5, BASE, threshold=2)
+    dealer, holder = g.members[1], g.members[2]
     bent = [
-        replace(r, share=bytes(32)) if (r.dealer, r.holder) == (dealer, g.members[2]) else r
+        replace(r, share=bytes(32)) if (r.dealer, r.holder) == (dealer, holder) else r
         for r in g.reveals
     ]
-    assert _reason(g, reveals=bent) == RecoveryReason.INCONSISTENT_SHARES
+    result = g.recover(reveals=bent)
+    assert np.array_equal(result.ring_sum, g.expected)
+    (refused,) = result.refused
+    assert refused.reason == RecoveryReason.OFF_POLYNOMIAL
+    assert (refused.share.dealer, refused.share.holder, refused.share.share) == (
+        dealer,
+        holder,
+        bytes(32),
+    )
+    # the right share with another blind is as bad
+    blinded = [
+        replace(r, blind=r.share) if (r.dealer, r.holder) == (dealer, holder) else r
+        for r in g.reveals
+    ]
+    assert [f.share.blind for f in g.recover(reveals=blinded).refused] == [
+        g.shares[dealer, holder, KIND_SELF_SEED]
+    ]
+    assert g.recover().refused == ()
+
+
+def test_an_off_polynomial_self_share_in_the_dealers_own_tree_yields_no_aggregate() -> None:
+    """The attack: a submitter puts a share of its own seed off its polynomial in its own tree,
+    for itself, and reveals it; exactly t shares reach the chain (the t-th unmask finalizes), so
+    nothing on the chain disagrees with it. Interpolating them yields a wrong seed and a wrong
+    aggregate with no error; only the Pedersen check against its points catches it."""
+    statuses = [STATUS_SUBMITTED] * 3 + [STATUS_COMMITTED]
+    g = build_group(8, statuses, threshold=3, unmaskers=3)
+    attacker = g.members[0]
+    mine = g.reveal(attacker, attacker, KIND_SELF_SEED)
+    shifted = (int.from_bytes(mine.share, "big") + 1) % FIELD_ORDER
+    forged = replace(mine, share=shifted.to_bytes(32, "big"))
+    reveals = [forged if r == mine else r for r in g.reveals]
+    # exactly t shares of the attacker's seed, one forged: interpolation is silently wrong
+    of_attacker = [r for r in reveals if r.dealer == attacker]
+    assert len(of_attacker) == g.threshold
+    x = {a: p + 1 for p, a in enumerate(g.members)}
+    honest = [(x[r.holder], r.share) for r in g.reveals if r.dealer == attacker]
+    assert combine_shares([(x[r.holder], r.share) for r in of_attacker]) != combine_shares(honest)
+    with pytest.raises(GroupRecoveryError) as info:
+        g.recover(reveals=reveals)
+    assert info.value.reason == RecoveryReason.TOO_FEW_SHARES
+    assert "1 off its polynomial" in str(info.value)
+
+
+def test_refuses_missing_or_malformed_points() -> None:
+    g = build_group(9, BASE, threshold=2)
+    dropped = g.members[3]
+    missing = {a: pts for a, pts in g.points.items() if a != dropped}
+    assert _reason(g, points=missing) == RecoveryReason.MISSING_POINTS
+    short = {**g.points, dropped: g.points[dropped][:-64]}
+    assert _reason(g, points=short) == RecoveryReason.BAD_POINTS
+    off_curve = {**g.points, dropped: (1).to_bytes(64, "big") + g.points[dropped][64:]}
+    assert _reason(g, points=off_curve) == RecoveryReason.BAD_POINTS
+    # another dealer's (well-formed) points: none of the dropped member's shares verify
+    swapped = {**g.points, dropped: g.points[g.members[0]]}
+    assert _reason(g, points=swapped) == RecoveryReason.TOO_FEW_SHARES
+    # a member that never committed needs no points
+    assert g.members[4] not in g.points and g.recover().submitters == g.members[:3]
 
 
 def test_refuses_conflicting_shares_and_strangers() -> None:
     g = build_group(6, BASE, threshold=2)
     first = g.reveals[0]
+    # A second share from the same holder can only be off the polynomial (Pedersen binds the
+    # share at each x): dropped, the sum exact. An identical duplicate is harmless too.
     twin = replace(first, share=bytes(32))
-    assert _reason(g, reveals=[*g.reveals, twin]) == RecoveryReason.CONFLICTING_SHARES
-    # An identical duplicate is harmless.
-    assert np.array_equal(g.recover(reveals=[*g.reveals, first]).ring_sum, g.expected)
-    stranger = RevealedShare(12345, first.holder, first.kind, first.share)
+    result = g.recover(reveals=[*g.reveals, twin, first])
+    assert np.array_equal(result.ring_sum, g.expected)
+    assert [f.share for f in result.refused] == [twin]
+    stranger = replace(first, dealer=12345)
     assert _reason(g, reveals=[*g.reveals, stranger]) == RecoveryReason.UNKNOWN_MEMBER
     by_dropped = replace(first, holder=g.members[3])
     assert _reason(g, reveals=[*g.reveals, by_dropped]) == RecoveryReason.UNEXPECTED_HOLDER

@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.chain_data import ChainDataError, ChainDataReason
-from protocol.commitments import share_leaf, verify_proof
+from protocol.commitments import deal_commitment, share_leaf, verify_proof
 from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED, MAX_CHUNK_WORDS
+from protocol.dealing import deal_round
 from protocol.encoding import QuantConfig, word_count
 from protocol.errors import (
     CommitmentError,
@@ -26,11 +27,12 @@ from protocol.errors import (
     ProtocolError,
     RemoteProtocolError,
 )
-from protocol.messages import ShareDelivery
+from protocol.messages import ShareDelivery, address_bytes
 from protocol.round import (
     EVENT_TYPES,
     TERMINAL,
     TRANSITIONS,
+    ComplaintsAgainstUs,
     DeadlineTick,
     Done,
     Event,
@@ -55,7 +57,7 @@ from protocol.round import (
     SubmitPhaseOpened,
     UnmaskPhaseOpened,
 )
-from protocol.shamir import commitment_digest, verify_share
+from protocol.shamir import FIELD_ORDER, commitment_digest, verify_share
 
 QUANT = QuantConfig(lane_bits=32, scale_bits=10, clip_norm=4.0)
 D = 20
@@ -121,6 +123,7 @@ class Script:
             ShareReceived: lambda: ShareReceived(self.peers[0], self.deliveries[self.peers[0]]),
             SharesCommittedOnChain: lambda: self.on_chain(machine),
             SettleDue: lambda: SettleDue(self.on_chain(machine).commitments),
+            ComplaintsAgainstUs: lambda: ComplaintsAgainstUs((self.peers[0],)),
             LocalUpdateReady: lambda: LocalUpdateReady(self.update),
             SubmitPhaseOpened: lambda: SubmitPhaseOpened(SUBMIT_DEADLINE),
             UnmaskPhaseOpened: lambda: UnmaskPhaseOpened(self.members),
@@ -229,10 +232,16 @@ def test_a_full_round_from_one_machine() -> None:
     assert isinstance(post, PostUnmask) and m.state == State.UNMASKED
     assert [r.dealer for r in post.reveals] == list(script.members)
     assert [r.kind for r in post.reveals] == [KIND_SELF_SEED] * 3 + [KIND_MASK_KEY]
-    roots = {c.member: c.shares_root for c in script.on_chain(m).commitments}
+    onchain = {c.member: c for c in script.on_chain(m).commitments}
+    x = script.members.index(script.me) + 1
     for r in post.reveals:
-        leaf = share_leaf(TASK, ROUND, r.dealer, script.me, r.kind, r.share)
-        assert verify_proof(leaf, r.proof, roots[r.dealer])
+        leaf = share_leaf(TASK, ROUND, r.dealer, script.me, r.kind, r.share, r.blind)
+        assert verify_proof(leaf, r.proof, onchain[r.dealer].shares_root)
+        # what the court checks besides: the dealer's points, and the share on its polynomial
+        assert commitment_digest(r.points) == onchain[r.dealer].points_digest
+        half = len(r.points) // 2
+        polynomial = r.points[:half] if r.kind == KIND_SELF_SEED else r.points[half:]
+        assert verify_share(x, r.share, r.blind, polynomial, script.threshold)
     assert m.revealed == {(r.dealer, r.kind) for r in post.reveals}
     assert m.send(GroupFinalized(script.members[:3])) == [Done()]
     assert m.opened == script.opened() and script.machine().opened is None
@@ -792,9 +801,108 @@ def test_a_dealer_answers_with_the_shares_it_dealt() -> None:
     assert isinstance(answer, PostAnswer) and answer.holder == holder
     (delivery,) = [a.delivery for a in dealer.deliveries() if a.to == holder]
     assert (answer.seed_share, answer.key_share) == (delivery.seed_share, delivery.key_share)
+    assert (answer.seed_blind, answer.key_blind) == (delivery.seed_blind, delivery.key_blind)
     assert (answer.seed_proof, answer.key_proof) == (delivery.seed_proof, delivery.key_proof)
     assert answer.points == delivery.points == dealer.commitment().points
     x = script.members.index(holder) + 1
-    assert verify_share(x, answer.seed_share, delivery.polynomial(KIND_SELF_SEED), 2)
-    assert verify_share(x, answer.key_share, delivery.polynomial(KIND_MASK_KEY), 2)
+    for kind, share, blind in (
+        (KIND_SELF_SEED, answer.seed_share, answer.seed_blind),
+        (KIND_MASK_KEY, answer.key_share, answer.key_blind),
+    ):
+        assert verify_share(x, share, blind, delivery.polynomial(kind), 2)
     assert dealer.answer(12345) is None
+    # reading an answer changes nothing: only ComplaintsAgainstUs answers and sits out
+    assert dealer.state == State.SHARED
+
+
+def test_complaints_against_us_answer_each_and_sit_the_round_out() -> None:
+    script = Script(seed=25, n=4, threshold=2)
+    m = script.machine_in(State.SHARED)
+    for peer, delivery in script.deliveries.items():
+        m.send(ShareReceived(peer, delivery))
+    m.send(script.on_chain(m))
+    m.send(SettleDue(script.on_chain(m).commitments))
+    m.send(LocalUpdateReady(script.update))
+    holders = (script.peers[2], script.peers[0])
+    actions = m.send(ComplaintsAgainstUs(holders))
+    # one answer per complaining holder, in the order given, each what we dealt it
+    answers = [a for a in actions if isinstance(a, PostAnswer)]
+    assert [a.holder for a in answers] == list(holders)
+    assert answers == [m.answer(h) for h in holders]
+    assert isinstance(actions[-1], Failed) and len(actions) == len(holders) + 1
+    assert m.state == State.FAILED and "public" in m.failure and "sit the round out" in m.failure
+    # persisted: a restored machine has failed too, with nothing to submit
+    restored = RoundMachine.restore(m.snapshot(), random.Random(0).randbytes)
+    assert restored.state == State.FAILED and restored.chunks() == []
+    # never submits: the submit phase opening is refused, and there are no chunks to redo
+    assert m.chunks() == []
+    with pytest.raises(LocalProtocolError, match="not allowed"):
+        m.send(SubmitPhaseOpened(SUBMIT_DEADLINE))
+    assert m.chunks() == [] and m.unmask() is None
+
+
+@pytest.mark.parametrize(
+    ("holders", "error"),
+    [
+        ((), LocalProtocolError),
+        ("dup", ChainDataError),
+        ("me", ChainDataError),
+        ((7,), ChainDataError),
+    ],
+)
+def test_complaints_against_us_refuse_what_the_court_never_holds(holders, error) -> None:
+    m = SCRIPT.machine_in(State.SHARED)
+    if holders == "dup":
+        holders = (SCRIPT.peers[0], SCRIPT.peers[0])
+    elif holders == "me":
+        holders = (SCRIPT.me,)
+    before = _record(m)
+    with pytest.raises(error):
+        m.send(ComplaintsAgainstUs(holders))
+    assert m.state == State.ERROR and _record(m) == before
+
+
+def _crafted_delivery(script: Script, dealer: int, key_blind_shift: int) -> ShareDelivery:
+    """A delivery to ``me`` from ``dealer`` whose tree commits to the blinds given, so its Merkle
+    proofs pass whatever the blinds are: only the Pedersen check can refuse it."""
+    dealing = deal_round(TASK, ROUND, dealer, script.members, 2, random.Random(5).randbytes)
+    key_blinds = list(dealing.key.blinds)
+    shifted = (int.from_bytes(key_blinds[0], "big") + key_blind_shift) % FIELD_ORDER
+    key_blinds[0] = shifted.to_bytes(32, "big")
+    tree = deal_commitment(
+        TASK,
+        ROUND,
+        dealer,
+        script.members,
+        dealing.seed.shares,
+        dealing.key.shares,
+        dealing.seed.blinds,
+        key_blinds,
+    )
+    return ShareDelivery(
+        task=TASK,
+        round=ROUND,
+        dealer=address_bytes(dealer),
+        holder=address_bytes(script.me),
+        seed_share=dealing.seed.shares[0],
+        seed_blind=dealing.seed.blinds[0],
+        key_share=dealing.key.shares[0],
+        key_blind=key_blinds[0],
+        mask_public=dealing.keys.public,
+        shares_root=tree.root,
+        seed_proof=tuple(tree.proof(0, KIND_SELF_SEED)),
+        key_proof=tuple(tree.proof(0, KIND_MASK_KEY)),
+        points=dealing.points,
+    )
+
+
+def test_a_blind_off_its_polynomial_is_refused_under_a_valid_tree() -> None:
+    script = Script(seed=26, n=3, threshold=2)
+    peer, other = script.peers
+    m = script.machine_in(State.SHARED)
+    m.send(ShareReceived(peer, _crafted_delivery(script, peer, key_blind_shift=1)))
+    assert peer not in m.dealers_held
+    assert "kind 1 is off the committed polynomial" in str(m.peer_errors[peer])
+    # the same recipe with the dealt blind is an ordinary, valid delivery
+    m.send(ShareReceived(other, _crafted_delivery(script, other, key_blind_shift=0)))
+    assert other in m.dealers_held and other not in m.peer_errors
