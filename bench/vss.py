@@ -61,7 +61,9 @@ def client_row(t: int) -> dict[str, float]:
     return {
         "deal_ms": 2 * _median_ms(lambda: split_secret(secret, t, m, os.urandom)),
         "verify_ms": 2
-        * _median_ms(lambda: verify_share(m, dealt.shares[-1], dealt.blinds[-1], dealt.commitments, t)),
+        * _median_ms(
+            lambda: verify_share(m, dealt.shares[-1], dealt.blinds[-1], dealt.commitments, t)
+        ),
     }
 
 

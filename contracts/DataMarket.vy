@@ -80,6 +80,7 @@ exports: (
     rounds.round_submitted,
     rounds.round_pending,
     rounds.exposed,
+    rounds.round_exposed,
     commitments.model_digest,
     commitments.model_chunks,
     commitments.mask_pk,

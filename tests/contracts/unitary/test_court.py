@@ -131,7 +131,9 @@ def test_settle_wrong_phase_round_and_deadline(settling_run):
 # -- answer ----------------------------------------------------------------------------------
 
 
-def test_honest_dealer_answers_a_false_complaint_and_stays(settling_run):
+def test_honest_dealer_answers_a_false_complaint_is_paid_and_sits_the_round_out(settling_run):
+    """Answering keeps the dealer's commitment (and bond) and pays it the complaint's deposit,
+    but its shares are public now: the market refuses its update this round."""
     r = settling_run
     big, _small = r.groups()
     holder, dealer = big[0], big[1]
@@ -142,14 +144,18 @@ def test_honest_dealer_answers_a_false_complaint_and_stays(settling_run):
     _, shares = r.dealt[(0, dealer)]
     p = big.index(holder)
     assert (answered.dealer, answered.holder) == (dealer, holder)
-    assert answered.seed_share == shares[(p, KIND_SELF_SEED)]
-    assert answered.key_share == shares[(p, KIND_MASK_KEY)]
+    assert (answered.seed_share, answered.seed_blind) == shares[(p, KIND_SELF_SEED)]
+    assert (answered.key_share, answered.key_blind) == shares[(p, KIND_MASK_KEY)]
+    assert court.credits(r.cfg["token"], dealer) == r.cfg["reward_per_do"]
+    assert r.market.exposed(r.task, 0, dealer) and r.market.round_exposed(r.task, 0) == 1
     assert not court.complaint_open(r.task, 0, dealer, holder)
     assert court.round_open(r.task, 0) == 0
     r.settle_all({})  # everybody else settles; nothing is open: SETTLE closes early
     assert r.market.task_phase(r.task) == PHASE_SUBMIT
     assert r.market.do_status(r.task, 0, dealer) == STATUS_COMMITTED
     assert events(r.market, "DealerExcluded") == []
+    with boa.reverts("rounds: shares exposed"):
+        r.submit(dealer)
 
 
 def test_answer_without_complaint(settling_run):
@@ -292,7 +298,7 @@ def test_dealer_with_points_off_the_curve_can_never_answer(sharing_run):
 
 def test_complaints_close_halfway_through_settle(new_run, data_owners):
     """The cut-off is half the SETTLE phase (as long as SHARE), whatever the other durations."""
-    r = new_run(share_duration=40, submit_duration=1_000, unmask_duration=7)
+    r = new_run(share_duration=40, submit_duration=1_000, unmask_duration=30)
     r.start(data_owners[:5])
     big, small = r.groups()
     for do in big + small:

@@ -97,7 +97,8 @@ def test_hole1_an_answered_dealer_cannot_submit_so_colluders_learn_nothing(new_r
         r.settle(do, 0)
     p = members.index(honest)
     seed_d, key_d = dealt[victim].seed, dealt[victim].key
-    r.court.answer(
+    court = r.court
+    court.answer(
         r.task,
         0,
         honest,
@@ -107,9 +108,9 @@ def test_hole1_an_answered_dealer_cannot_submit_so_colluders_learn_nothing(new_r
         dealt[victim].points,
         sender=victim,
     )
-    (answer,) = events(r.court, "ComplaintAnswered")
+    (answer,) = events(court, "ComplaintAnswered")
     assert r.market.exposed(r.task, 0, victim)
-    assert r.court.credits(r.cfg["token"], victim) == r.cfg["reward_per_do"]  # the deposit
+    assert court.credits(r.cfg["token"], victim) == r.cfg["reward_per_do"]  # the deposit
 
     # the attacker's reconstruction: its own share plus the public one rebuild both secrets
     c = members.index(colluder)
@@ -139,6 +140,7 @@ def test_hole1_an_answered_dealer_cannot_submit_so_colluders_learn_nothing(new_r
     r.market.advance(r.task)
     assert r.market.do_status(r.task, 0, victim) == STATUS_COMMITTED
     # at UNMASK the victim counts as dropped: its mask key is revealed, never its seed
+    revealed = []
     for holder in (colluder, honest):
         h = members.index(holder)
         reveals = []
@@ -156,8 +158,8 @@ def test_hole1_an_answered_dealer_cannot_submit_so_colluders_learn_nothing(new_r
                     d.points,
                 )
             )
-        r.court.unmask(r.task, 0, reveals, sender=holder)
-    revealed = [(e.dealer, e.kind) for e in events(r.court, "ShareRevealed")]
+        court.unmask(r.task, 0, reveals, sender=holder)
+        revealed += [(e.dealer, e.kind) for e in events(court, "ShareRevealed")]
     assert (victim, KIND_SELF_SEED) not in revealed and (victim, KIND_MASK_KEY) in revealed
     assert r.market.is_credited(r.task, 0, colluder) and r.market.is_credited(r.task, 0, honest)
     assert not r.market.is_credited(r.task, 0, victim)
