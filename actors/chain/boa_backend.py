@@ -57,14 +57,19 @@ class BoaChain:
 
     name = "boa"
 
-    def __init__(self, env: boa.Env | None = None, *, realtime: bool = False) -> None:
+    def __init__(
+        self, env: boa.Env | None = None, *, realtime: bool = False, rate: float = 1.0
+    ) -> None:
         self.env = env or boa.env
         self._contracts: dict[str, VyperContract] = {}
         self._log: list[tuple[str, Event]] = []  # (emitting contract, event)
         self._txs: list[tuple[str, TxRecord]] = []
         self._tx_count = 0
         # realtime: block time follows the wall clock, so phase deadlines hold in real seconds
-        # as on a node with automine; otherwise time moves only with advance_time (tests)
+        # as on a node with automine; otherwise time moves only with advance_time (tests).
+        # rate: chain seconds per wall second (tests run 30 s phases, the contract's floor,
+        # in a few wall seconds)
+        self._rate = rate
         self._realtime_origin: tuple[float, int] | None = None
         if realtime:
             self._realtime_origin = (time.monotonic(), self.env.evm.patch.timestamp)
@@ -73,7 +78,7 @@ class BoaChain:
         if self._realtime_origin is None:
             return
         started, origin = self._realtime_origin
-        now = origin + int(time.monotonic() - started)
+        now = origin + int((time.monotonic() - started) * self._rate)
         if now > self.env.evm.patch.timestamp:
             self.env.evm.patch.timestamp = now
 

@@ -28,10 +28,13 @@ PLAN = TaskPlan(
     threshold=2,
     rounds=2,
     reward_per_do=REWARD,
-    share_duration=4,
-    submit_duration=4,
-    unmask_duration=4,
+    share_duration=32,
+    submit_duration=32,
+    unmask_duration=32,
 )
+
+# chain seconds per wall second: the contract's 30 s phase floor passes in ~4 s
+RATE = 8
 
 
 class SavedVectorOwner(VectorOwner):
@@ -68,7 +71,7 @@ KILL_POINTS = {
 async def test_killed_model_owner_resumes_its_task(tmp_path: Path, point) -> None:
     assert len(SavedVectorOwner(P).model_bytes()) > MAX_MODEL_CHUNK
     with boa.env.anchor(), trio.fail_after(120):
-        chain = BoaChain(realtime=True)
+        chain = BoaChain(realtime=True, rate=RATE)
         mo_account = chain.new_account(10**21)
         market = Market.deploy(chain, mo_account)
         rng = np.random.default_rng(11)
@@ -134,7 +137,7 @@ async def test_killed_model_owner_resumes_its_task(tmp_path: Path, point) -> Non
 async def test_state_of_another_market_is_refused(tmp_path: Path) -> None:
     """A state directory holding a task of one market cannot drive a task of another."""
     with boa.env.anchor(), trio.fail_after(30):
-        chain = BoaChain(realtime=True)
+        chain = BoaChain(realtime=True, rate=RATE)
         account = chain.new_account(10**21)
         store = StateStore(tmp_path / "mo.sqlite")
         plan = TaskPlan(max_dos=3, min_dos=3, group_size=3, threshold=2, reward_per_do=REWARD)

@@ -26,6 +26,9 @@ from protocol.round import PostSettle
 P = 500
 REWARD = 10**16
 
+# chain seconds per wall second: the contract's 30 s phase floor passes in ~4 s
+RATE = 8
+
 
 class FixedUpdate:
     """A data owner's learner that returns one fixed update (no torch needed here)."""
@@ -83,12 +86,12 @@ async def run_market(
 ):
     """Six data owners in two groups of three; `plan` adds terms to the task (a bond, ...) or
     overrides its phase durations."""
-    chain = BoaChain(realtime=True)
+    chain = BoaChain(realtime=True, rate=RATE)
     if slow:
         # a slow node: every chain call waits 0-30 ms, so actors interleave in new orders
         jitter = random.Random(5)
         chain.latency = lambda: jitter.uniform(0, 0.03)
-    durations = {"share_duration": 4, "submit_duration": 4, "unmask_duration": 4}
+    durations = {"share_duration": 32, "submit_duration": 32, "unmask_duration": 32}
     market, mo, owner_learner, task = await new_task(
         chain,
         max_dos=6,
@@ -184,12 +187,12 @@ class Withholder(DataOwner):
 
 
 class FalseAccuser(DataOwner):
-    """A holder that complains about every other member of its group, whatever it received."""
+    """A holder that complains about the first other member of its group, whatever it got."""
 
     async def _perform_one(self, rnd, action, batch, resumed) -> None:
         if isinstance(action, PostSettle):
             me = int(self.account, 16)
-            action = PostSettle(tuple(m for m in rnd.members_int if m != me))
+            action = PostSettle(tuple(m for m in rnd.members_int if m != me)[:1])
         await super()._perform_one(rnd, action, batch, resumed)
 
 
@@ -197,24 +200,34 @@ class FalseAccuser(DataOwner):
 async def test_complaints_are_answered_on_chain_and_the_round_completes(
     tmp_path: Path, who: type[DataOwner]
 ) -> None:
-    """A holder without shares (or one that lies) complains in SETTLE; the honest dealers answer
-    with the shares on-chain; nobody is excluded, every aggregate is exact, everyone is paid."""
+    """A holder without shares (or one that lies) complains in SETTLE, with a deposit; the
+    honest dealer answers with the shares on-chain, is paid the deposit and, its shares now
+    public, sits the round out (the market would refuse its update); nobody is excluded, every
+    aggregate is exact over the others, every other data owner is paid."""
     with boa.env.anchor(), trio.fail_after(90):
         _, market, mo, dos, reports, _ = await run_market(tmp_path, {}, kinds={0: who})
         (report,) = reports
         task = mo.task
         complaints = market.complaints(task, 0)
-        assert complaints, "the setup must produce complaints"
+        assert len(complaints) == 1, "the setup must produce one complaint"
         answered = {(a["dealer"], a["holder"]) for a in market.answers(task, 0)}
         assert answered == set(complaints)
+        (exposed,) = {dealer for dealer, _ in answered}
+        assert market.exposed(task, 0, exposed)
         assert report.finalized_groups == 2
         for group in range(market.group_count(task)):
             members = market.group_members(task, group)
-            expected = sum(do.plaintext[0] for do in dos if do.account in members)
+            expected = sum(
+                do.plaintext[0] for do in dos if do.account in members and do.account != exposed
+            )
             np.testing.assert_array_equal(report.aggregates[group], expected)
         for do in dos:
-            assert market.is_credited(task, 0, do.account)
-            assert do.withdrawn_wei == REWARD
+            if do.account == exposed:
+                assert not market.is_credited(task, 0, do.account)
+                assert do.withdrawn_wei == 0 and do.court_wei == REWARD  # the deposit
+            else:
+                assert market.is_credited(task, 0, do.account)
+                assert do.withdrawn_wei == REWARD and do.court_wei == 0
 
 
 class SilentWithholder(Withholder):
@@ -303,7 +316,7 @@ async def test_killed_data_owner_resumes_from_its_store(tmp_path: Path, kill_aft
     """A data owner killed mid-round restarts from its SQLite state: the same secrets, no second
     commitment or chunk, and its update is in the exact aggregate."""
     with boa.env.anchor(), trio.fail_after(60):
-        chain = BoaChain(realtime=True)
+        chain = BoaChain(realtime=True, rate=RATE)
         market, mo, _, task = await new_task(chain, max_dos=3, min_dos=3, group_size=3, threshold=3)
         rng = np.random.default_rng(3)
         accounts = [chain.new_account(10**20) for _ in range(3)]
@@ -375,7 +388,7 @@ async def test_late_data_owner_is_refused_and_keeps_running(tmp_path: Path) -> N
     """Its chunks arrive after the deadline: the market refuses them by name, the data owner
     logs it, stays up until the task ends, and the round completes without it."""
     with boa.env.anchor(), trio.fail_after(60):
-        chain = BoaChain(realtime=True)
+        chain = BoaChain(realtime=True, rate=RATE)
         market, mo, _, task = await new_task(
             chain,
             max_dos=3,
@@ -383,7 +396,7 @@ async def test_late_data_owner_is_refused_and_keeps_running(tmp_path: Path) -> N
             group_size=3,
             threshold=2,
             share_duration=60,
-            submit_duration=3,
+            submit_duration=30,
         )
         rng = np.random.default_rng(11)
         seen: list[tuple[str, str]] = []
@@ -428,15 +441,15 @@ async def test_data_owners_finish_and_get_paid_when_the_model_owner_vanishes(
     themselves after the deadlines, unmask, get credited and withdraw; the aggregate is still
     exact and recoverable by anyone."""
     with boa.env.anchor(), trio.fail_after(90):
-        chain = BoaChain(realtime=True)
+        chain = BoaChain(realtime=True, rate=RATE)
         market, mo, _, task = await new_task(
             chain,
             max_dos=4,
             min_dos=4,
             group_size=4,
             threshold=3,
-            submit_duration=3,
-            unmask_duration=3,
+            submit_duration=30,
+            unmask_duration=30,
         )
         owner_scope = trio.CancelScope()
 
