@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         "replay": args.replay,
         "wall_s": round(time.monotonic() - start, 1),
         "ok": not any(run.failures for run in runs.values()),
-        "targets": {name: run.as_json() for name, run in runs.items()},
+        "rows": [{"target": name, **run.as_json()} for name, run in runs.items()],
     }
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     console.print(f"fuzz: wrote {args.out}")

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from web3 import Web3
 
-from actors.chain.artifacts import MARKET_SOURCE, artifact_for
+from actors.chain.artifacts import COURT_SOURCE, MARKET_SOURCE, artifact_for
 from actors.chain.codec import ContractCodec
 from protocol.encoding import PackedWords, words_bytes
 
@@ -22,8 +22,13 @@ addresses = st.binary(min_size=20, max_size=20).map(Web3.to_checksum_address)
 bytes32 = st.binary(min_size=32, max_size=32)
 
 
-def _same_as_web3(function: str, args: list[Any]) -> None:
-    assert "0x" + CODEC.encode_call(function, args).hex() == MARKET.encode_abi(function, args)
+COURT_ABI = artifact_for(COURT_SOURCE).abi
+COURT_CODEC = ContractCodec(COURT_ABI)
+COURT = Web3().eth.contract(abi=COURT_ABI)
+
+
+def _same_as_web3(function: str, args: list[Any], codec=CODEC, contract=MARKET) -> None:
+    assert "0x" + codec.encode_call(function, args).hex() == contract.encode_abi(function, args)
 
 
 @given(task=uint256, round=uint256, index=uint256, words=st.lists(uint256, max_size=50))
@@ -42,12 +47,21 @@ def test_submit_calldata_of_packed_words_is_the_same(index: int, words: list[int
 @given(
     task=uint256,
     reveals=st.lists(
-        st.tuples(addresses, st.integers(0, 1), bytes32, st.lists(bytes32, max_size=8)),
+        st.tuples(
+            addresses,
+            st.integers(0, 1),
+            bytes32,
+            bytes32,
+            st.lists(bytes32, max_size=8),
+            st.binary(max_size=384),
+        ),
         max_size=5,
     ),
 )
 def test_unmask_calldata(task: int, reveals: list[tuple]) -> None:
-    _same_as_web3("unmask", [task, 0, [(a, k, s, list(p)) for a, k, s, p in reveals]])
+    """The court's unmask: (dealer, kind, share, blind, proof, points) per reveal."""
+    args = [task, 0, [(a, k, s, b, list(p), pts) for a, k, s, b, p, pts in reveals]]
+    _same_as_web3("unmask", args, COURT_CODEC, COURT)
 
 
 @given(key=bytes32, endpoint=st.text(max_size=40), owner=addresses, value=uint256)

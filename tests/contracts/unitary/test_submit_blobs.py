@@ -77,7 +77,7 @@ def open_submit(market: Market, data_path: int) -> tuple[int, list[str]]:
     dos = [chain.new_account(10**20) for _ in range(2)]
     for do in dos:
         market.register(task, MaskKeyPair.generate(os.urandom).public, "127.0.0.1:9", do)
-    market.advance(task, owner)
+    market.close_registration(task, owner)
     members = [int(m, 16) for m in market.group_members(task, 0)]
     for do in dos:
         dealing = deal_round(task, 0, int(do, 16), members, 2, os.urandom)
