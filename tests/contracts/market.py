@@ -165,6 +165,7 @@ class TaskRun:
     token: object = None
     dealt: dict = field(default_factory=dict)  # (round, dealer) -> (DealtShares, shares)
     points: dict = field(default_factory=dict)  # (round, dealer) -> Pedersen commitments
+    _court: object = None
 
     # -- model owner -------------------------------------------------------------------------
 
@@ -313,7 +314,11 @@ class TaskRun:
 
     @property
     def court(self):
-        return boa.load_partial(str(COURT_SOURCE)).at(self.market.COURT())
+        """The market's court, one object per run (so `events(run.court, ...)` reads the last
+        call made through it, the market's logs of that call included)."""
+        if self._court is None:
+            self._court = boa.load_partial(str(COURT_SOURCE)).at(self.market.COURT())
+        return self._court
 
     def settle_all(self, complaints: dict | None = None) -> None:
         """In SETTLE: every committed member settles (with `complaints[holder]` = dealers it
