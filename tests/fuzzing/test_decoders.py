@@ -323,7 +323,7 @@ def _mutate(group, mutation: str, data: st.DataObject) -> dict:
         at = pick(st.integers(0, len(reveals) - 1))
         r = reveals[at]
         if mutation == "share":
-            reveals[at] = replace(r, share=pick(bytes32))
+            reveals[at] = replace(r, share=pick(bytes32), blind=pick(bytes32))
         elif mutation == "kind":
             reveals[at] = replace(r, kind=pick(st.integers(0, 3)))
         elif mutation == "dealer":
@@ -333,7 +333,7 @@ def _mutate(group, mutation: str, data: st.DataObject) -> dict:
         elif mutation == "drop reveal":
             del reveals[at]
         else:
-            reveals.append(RevealedShare(r.dealer, r.holder, r.kind, pick(bytes32)))
+            reveals.append(RevealedShare(r.dealer, r.holder, r.kind, pick(bytes32), pick(bytes32)))
         return {"reveals": reveals}
     if mutation == "threshold":
         return {"threshold": pick(st.integers(-1, len(members) + 2))}

@@ -27,6 +27,8 @@ def _to_unmask(runs: list[TaskRun], dos: list[str]) -> None:
     boa.env.time_travel(seconds=DURATION)
     for run in runs:
         run.market.advance(run.task)
+    for run in runs:
+        run.draw()
     _commit_and_submit(runs, dos)
 
 
@@ -49,7 +51,8 @@ def _reveals_in_order_of(source: TaskRun, target: TaskRun, holder: str, round: i
     out = []
     for dealer in target.group_of(holder):
         dealt, shares = source.dealt[(round, dealer)]
-        out.append((dealer, 0, shares[(position, 0)], dealt.proof(position, 0)))
+        points = source.points[(round, dealer)]
+        out.append((dealer, 0, *shares[(position, 0)], dealt.proof(position, 0), points))
     return out
 
 
@@ -68,7 +71,7 @@ def test_an_unmask_of_task_a_fails_its_proofs_on_task_b(twin_tasks) -> None:
     assert sorted(a.group_of(holder)) == sorted(b.group_of(holder))
     replay = _reveals_in_order_of(a, b, holder, 0)
     with boa.reverts("commitments: bad proof"):
-        b.market.unmask(b.task, 0, replay, sender=holder)
+        b.court.unmask(b.task, 0, replay, sender=holder)
     # the same holder's own message of task B is accepted
     b.unmask(holder)
     assert b.market.do_status(b.task, 0, holder) == 3
@@ -81,10 +84,10 @@ def test_an_unmask_of_round_r_is_refused_in_round_r_plus_1(twin_tasks) -> None:
     held_back = a.reveals(dos[2], round=0)  # valid in round 0, never sent
     a.open_round(1)
     _commit_and_submit([a], dos)
-    with boa.reverts("rounds: wrong round"):
-        a.market.unmask(a.task, 0, held_back, sender=dos[2])
+    with boa.reverts("court: wrong round"):
+        a.court.unmask(a.task, 0, held_back, sender=dos[2])
     with boa.reverts("commitments: bad proof"):
-        a.market.unmask(a.task, 1, held_back, sender=dos[2])
+        a.court.unmask(a.task, 1, held_back, sender=dos[2])
     a.unmask(dos[2])  # its round-1 message is accepted
 
 
@@ -99,6 +102,8 @@ def test_a_commit_and_a_submission_of_task_a_are_refused_on_task_b(
     boa.env.time_travel(seconds=DURATION)
     market.advance(a.task)
     market.advance(b.task)
+    a.draw()
+    b.draw()
     outsider = data_owners[0]  # in A, not in B
     a.commit(outsider)
     mask_pk = market.mask_pk(a.task, 0, outsider)

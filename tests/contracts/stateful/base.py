@@ -884,7 +884,8 @@ class MarketBase(RuleBasedStateMachine):
             elif len(holders) >= t.cfg["threshold"]:
                 g = t.group_index(dealer)
                 assert submitted and t.result.get((round, g)) == GROUP_FINALIZED
-                assert len(t.submitted(t.groups[g])) >= t.cfg["threshold"]
+                submitters = [d for d in t.groups[g] if t.st(d, round) >= STATUS_SUBMITTED]
+                assert len(submitters) >= t.cfg["threshold"]
 
     @invariant()
     @precondition(lambda self: self.changed)
