@@ -34,6 +34,7 @@ from protocol.constants import (
     GROUP_PENDING,
     KIND_MASK_KEY,
     KIND_SELF_SEED,
+    MIN_DURATION,
     PHASE_CANCELLED,
     PHASE_DRAW,
     PHASE_ENDED,
@@ -345,7 +346,11 @@ class MarketBase(RuleBasedStateMachine):
         value = self._pay_in(cfg["token"], owner, escrow)
         if bad_value:
             value += 1
-        refused = "escrow: wrong escrow value" if bad_value else None
+        refused = _first(
+            # the attacker's hostile terms: a phase too short to act in (forfeits every bond)
+            (min(durations) < MIN_DURATION, "rounds: bad duration"),
+            (bad_value, "escrow: wrong escrow value"),
+        )
         task = self._call(
             refused, self.market.create_task, as_struct(cfg), value=value, sender=owner
         )

@@ -82,7 +82,13 @@ ACTIONS = {
             bond=st.sampled_from([0, 7, 10**5]),
             d=st.sampled_from([1, 9, 20]),
             lane_bits=st.sampled_from([16, 32]),
-            durations=st.tuples(*[st.sampled_from([200, 400, 600])] * 4),
+            # hostile terms, now and then: a SHARE of 1 or 29 s, below the contract's 30 s floor
+            durations=st.tuples(
+                st.sampled_from([200, 400, 600]),
+                st.sampled_from([200, 400, 600] * 3 + [1]),
+                st.sampled_from([200, 400, 600]),
+                st.sampled_from([200, 400, 600] * 3 + [29]),
+            ),
             bad_value=st.integers(0, 7).map(lambda x: x == 0),
         ),
     ),
