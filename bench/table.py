@@ -193,6 +193,7 @@ def vss(doc: dict) -> list[str]:
             f"{r['settle_gas']:,}",
             f"{r['settle_complaint_gas']:,}",
             f"{r['answer_gas']:,}",
+            f"{r['unmask_gas']:,} ({r['unmask_gas_per_reveal']:,} a reveal)",
             f"{r['deal_ms']:.1f} ms",
             f"{r['verify_ms']:.1f} ms",
         ]
@@ -200,8 +201,8 @@ def vss(doc: dict) -> list[str]:
     ]
     lines = [
         "Verifiable shares, a group of m = t + 1 on anvil (gas from receipts; client times with "
-        "`protocol.bn254`, integer G1 arithmetic and a fixed-base table for G) — "
-        "`just bench-vss`:",
+        "`protocol.bn254`, integer G1 arithmetic and fixed-base tables for G and H; Pedersen "
+        "commitments) — `just bench-vss`:",
         "",
     ]
     header = [
@@ -209,7 +210,8 @@ def vss(doc: dict) -> list[str]:
         "commit_shares (with 2t points)",
         "settle, no complaint",
         "settle, one complaint",
-        "answer",
+        "answer (exposes the dealer)",
+        "one unmask message of m reveals, each checked",
         "deal both secrets",
         "check one delivery",
     ]
