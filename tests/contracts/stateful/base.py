@@ -156,6 +156,9 @@ class TaskModel:
     settled: set = field(default_factory=set)  # (round, do) that settled (no complaints here)
     dealt: dict = field(default_factory=dict)  # (round, do) -> (DealtShares, shares, points)
     draw_block: int = 0  # in DRAW: the block whose hash draws the groups
+    # (round, dealer, holder) -> "open" | "answered" | "refunded": complaints with deposits
+    complaints: dict = field(default_factory=dict)
+    exposed: set = field(default_factory=set)  # (round, dealer) that answered a complaint
 
     @property
     def words(self) -> int:
@@ -167,6 +170,13 @@ class TaskModel:
 
     def group_index(self, do: str) -> int:
         return next(g for g, members in enumerate(self.groups) if do in members)
+
+    def open_against(self, round: int, dealer: str) -> int:
+        return sum(
+            1
+            for (r, d, _), state in self.complaints.items()
+            if (r, d) == (round, dealer) and state == "open"
+        )
 
     def submitted(self, members) -> list:
         return [do for do in members if self.st(do) >= STATUS_SUBMITTED]
@@ -202,6 +212,9 @@ class MarketBase(RuleBasedStateMachine):
         self.escrow: dict[int, int] = {}
         self.bonds: dict[tuple[int, str], int] = {}
         self.credited: dict[tuple[int, int, str], int] = {}
+        # the court's own ledger: credits (deposits paid out or refunded) and deposits held
+        self.court_credits: dict[tuple[str, str], int] = {}
+        self.deposits: dict[int, int] = {}
         # every share made public by an unmask: (task, round, dealer, kind) -> holders
         self.public_shares: dict[tuple[int, int, str, int], set] = {}
         # the rewards the contract's `Credited` events paid, per (task, round, data owner)
@@ -380,6 +393,14 @@ class MarketBase(RuleBasedStateMachine):
         elif action == "unmask":
             pool = [m for m in t.members if t.st(m) == STATUS_SUBMITTED]
             self._unmask(t, self._pick(t, who, pool), flaw)
+        elif action == "complain":
+            pool = [m for m in t.members if t.st(m) == STATUS_COMMITTED]
+            self._complain(t, self._pick(t, who, pool), who)
+        elif action == "answer":
+            pool = [d for (r, d, _), st_ in t.complaints.items() if r == t.round and st_ == "open"]
+            self._answer(t, self._pick(t, who, pool))
+        elif action == "refund":
+            self._refund(t)
         else:
             pool = [m for m in t.members if (t.id, m) in self.bonds]
             self._release_bond(t, self._pick(t, who, pool), by_attacker=flaw % 2 == 0)
@@ -401,6 +422,15 @@ class MarketBase(RuleBasedStateMachine):
                 if n != dropout and t.st(do) == STATUS_NONE:
                     self._commit(t, do, flaw=99)
         elif t.phase == PHASE_SETTLE:
+            if k == 1 and t.members:
+                # one holder complains; the dealer answers (and sits the round out), or, for
+                # size 3, stays silent and is excluded when SETTLE closes
+                self._complain(t, t.members[0], who=size)
+                accused = [
+                    d for (r, d, _), s_ in t.complaints.items() if r == t.round and s_ == "open"
+                ]
+                if accused and size != 3:
+                    self._answer(t, accused[0])
             for n, do in enumerate(list(t.members)):
                 if n != dropout and t.st(do) == STATUS_COMMITTED:
                     self._settle(t, do)
@@ -438,6 +468,8 @@ class MarketBase(RuleBasedStateMachine):
             self._reclaim(t, t.owner, good=True)
             if end:
                 self._end_task(t, t.owner, good=True)
+        if any(state == "open" for state in t.complaints.values()):
+            self._refund(t)
         if t.phase in (PHASE_ENDED, PHASE_CANCELLED):
             self._reclaim(t, t.owner, good=True)
             for do in [m for m in t.members if (t.id, m) in self.bonds]:
@@ -449,6 +481,12 @@ class MarketBase(RuleBasedStateMachine):
 
     def withdraw(self, account, token):
         address = self.token_addresses[token]
+        owed = self.court_credits.get((address, account), 0)
+        if owed:
+            before = self._balance(address, account)
+            self._call(None, self.court.withdraw, address, sender=account)
+            self.court_credits[(address, account)] = 0
+            assert self._balance(address, account) == before + owed
         amount = self.credits.get((address, account), 0)
         before = self._balance(address, account)
         refused = "escrow: nothing to withdraw" if amount == 0 else None
@@ -549,6 +587,86 @@ class MarketBase(RuleBasedStateMachine):
         if refused is None:
             t.settled.add((t.round, do))
 
+    def _complain(self, t: TaskModel, holder: str, who: int) -> None:
+        """A holder files one complaint, with its deposit, against a committed dealer of its
+        group (true or false: the court cannot tell, the deposit prices it)."""
+        group = t.groups[t.group_index(holder)] if holder in t.members and t.groups else []
+        dealers = [d for d in group if d != holder and t.st(d) == STATUS_COMMITTED]
+        if not dealers:
+            return
+        dealer = dealers[who % len(dealers)]
+        reward = t.cfg["reward_per_do"]
+        half = t.cfg["share_duration"] // 2
+        refused = _first(
+            (t.phase != PHASE_SETTLE, "court: wrong phase"),
+            (self._now() >= t.deadline, "court: deadline passed"),
+            (self._now() + half >= t.deadline, "court: complaints closed"),
+            (t.st(holder) != STATUS_COMMITTED, "court: not committed"),
+            ((t.round, holder) in t.settled, "court: already settled"),
+            (1 + t.cfg["threshold"] > len(group), "court: too many complaints"),
+        )
+        value = reward
+        if t.token != ETH:
+            self._token(t.token).approve(self.court.address, reward, sender=holder)
+            value = 0
+        mask = 1 << group.index(dealer)
+        self._call(refused, self.court.settle, t.id, t.round, mask, value=value, sender=holder)
+        if refused is None:
+            t.settled.add((t.round, holder))
+            t.complaints[(t.round, dealer, holder)] = "open"
+            self.deposits[t.id] = self.deposits.get(t.id, 0) + reward
+
+    def _answer(self, t: TaskModel, dealer: str) -> None:
+        """The accused dealer answers: it is paid the deposit and may not submit this round."""
+        holders = [
+            h
+            for (r, d, h), st_ in t.complaints.items()
+            if (r, d) == (t.round, dealer) and st_ == "open"
+        ]
+        if not holders or (t.round, dealer) not in t.dealt:
+            return
+        holder = holders[0]
+        dealt, shares, points = t.dealt[(t.round, dealer)]
+        p = t.groups[t.group_index(dealer)].index(holder)
+        refused = _first(
+            (t.phase != PHASE_SETTLE, "court: wrong phase"),
+            (self._now() >= t.deadline, "court: deadline passed"),
+        )
+        args = (
+            t.id,
+            t.round,
+            holder,
+            [*shares[(p, KIND_SELF_SEED)], *shares[(p, KIND_MASK_KEY)]],
+            dealt.proof(p, KIND_SELF_SEED),
+            dealt.proof(p, KIND_MASK_KEY),
+            points,
+        )
+        self._call(refused, self.court.answer, *args, sender=dealer)
+        if refused is None:
+            t.complaints[(t.round, dealer, holder)] = "answered"
+            t.exposed.add((t.round, dealer))
+            reward = t.cfg["reward_per_do"]
+            self.deposits[t.id] -= reward
+            key = (t.token, dealer)
+            self.court_credits[key] = self.court_credits.get(key, 0) + reward
+
+    def _refund(self, t: TaskModel) -> None:
+        """Anyone refunds the deposit of a complaint its dealer never answered, once SETTLE of
+        its round is over."""
+        for (round, dealer, holder), state in list(t.complaints.items()):
+            if state != "open":
+                continue
+            over = t.round > round or t.phase not in (PHASE_SHARE, PHASE_SETTLE)
+            refused = None if over else "court: settle not over"
+            self._call(refused, self.court.refund, t.id, round, dealer, holder, sender=ATTACKER)
+            if refused is None:
+                t.complaints[(round, dealer, holder)] = "refunded"
+                reward = t.cfg["reward_per_do"]
+                self.deposits[t.id] -= reward
+                key = (t.token, holder)
+                self.court_credits[key] = self.court_credits.get(key, 0) + reward
+            return
+
     def _commit(self, t: TaskModel, do: str, flaw: int) -> None:
         """Flaws: 0 the wrong round, 1 an empty root."""
         round = t.round + (flaw == 0)
@@ -615,6 +733,7 @@ class MarketBase(RuleBasedStateMachine):
             (self._now() >= t.deadline, "rounds: deadline passed"),
             (t.st(do) == STATUS_NONE, "rounds: not committed"),
             (t.st(do) != STATUS_COMMITTED, "rounds: already submitted"),
+            ((t.round, do) in t.exposed, "rounds: shares exposed"),
             (index != t.chunks.get(key, 0), "rounds: wrong chunk index"),
             (flaw == 2, "rounds: empty chunk"),
             (flaw == 1, "rounds: too many words"),
@@ -726,9 +845,11 @@ class MarketBase(RuleBasedStateMachine):
             ok = over or len(committed) == len(t.members)
         elif t.phase == PHASE_SETTLE:
             settled = [do for do in committed if (t.round, do) in t.settled]
-            ok = over or len(settled) == len(committed)
+            still_open = sum(t.open_against(t.round, d) for d in committed)
+            ok = over or (len(settled) == len(committed) and still_open == 0)
         elif t.phase == PHASE_SUBMIT:
-            ok = over or len(t.submitted(t.members)) == len(committed)
+            exposed = [do for do in committed if (t.round, do) in t.exposed]
+            ok = over or len(t.submitted(t.members)) + len(exposed) == len(committed)
         else:
             ok = over and t.phase in (PHASE_UNMASK, PHASE_ROUND_DONE)
         refused = _first(
@@ -762,6 +883,11 @@ class MarketBase(RuleBasedStateMachine):
         elif t.phase == PHASE_SHARE:
             self._enter(t, PHASE_SETTLE, cfg["share_duration"])
         elif t.phase == PHASE_SETTLE:
+            for dealer in committed:
+                if t.open_against(t.round, dealer):
+                    # excluded: its commitment is taken back, so its bond is forfeited
+                    t.status[(t.round, dealer)] = STATUS_NONE
+                    t.commits[dealer] -= 1
             self._enter(t, PHASE_SUBMIT, cfg["submit_duration"])
         elif t.phase == PHASE_SUBMIT:
             pending = 0
@@ -828,6 +954,17 @@ class MarketBase(RuleBasedStateMachine):
             assert self.market.escrow_remaining(t.id) == self.escrow[t.id]
             for do in t.members:
                 assert self.market.bond_of(t.id, do) == self.bonds.get((t.id, do), 0)
+
+    @invariant()
+    @precondition(lambda self: self.changed)
+    def court_value_is_conserved(self):
+        """The court holds exactly the deposits of open complaints and its credits."""
+        for token in self.token_addresses:
+            credits = sum(v for (tok, _), v in self.court_credits.items() if tok == token)
+            held = sum(self.deposits.get(t.id, 0) for t in self.tasks if t.token == token)
+            assert self._balance(token, self.court.address) == credits + held
+        for (token, account), amount in self.court_credits.items():
+            assert self.court.credits(token, account) == amount
 
     @invariant()
     @precondition(lambda self: self.changed)

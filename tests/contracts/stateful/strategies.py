@@ -43,7 +43,23 @@ ACTIONS = {
         5,
         dict(
             i=tasks_idx,
-            action=st.sampled_from(["register", "commit", "submit", "submit", "unmask", "bond"]),
+            # complain, answer, refund: the exposed-dealer path (a priced complaint, an answer
+            # that bars the dealer from submitting, a refund of an unanswered one)
+            action=st.sampled_from(
+                [
+                    "register",
+                    "commit",
+                    "submit",
+                    "submit",
+                    "unmask",
+                    "bond",
+                    "complain",
+                    "complain",
+                    "answer",
+                    "answer",
+                    "refund",
+                ]
+            ),
             who=who_idx,
             flaw=st.integers(0, 11),
             size=st.integers(1, 3),
