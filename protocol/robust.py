@@ -256,11 +256,15 @@ class FLTrust:
         w = _as_weights(weights, rows.shape[0]) * self.trust(rows, reference)
         if not w.sum() > 0:
             return np.zeros(rows.shape[1])
-        norms = np.linalg.norm(rows, axis=1)
         target = self.target_norm(rows, reference)
-        # Rows with trust > 0 have a non-zero norm, so the division is safe where it matters.
-        scale = np.divide(target, norms, out=np.zeros_like(norms), where=norms > 0)
-        return _weighted_mean(rows * scale[:, None], w)
+        # Each row to unit length, through its largest coordinate first: the squares of a tiny
+        # row (1e-160) are subnormal and its norm would be off by parts per million (found by
+        # `just fuzz`). Rows with trust > 0 are non-zero, so the divisions are safe there.
+        peak = np.max(np.abs(rows), axis=1, keepdims=True)
+        unit = np.divide(rows, peak, out=np.zeros_like(rows), where=peak > 0)
+        length = np.linalg.norm(unit, axis=1, keepdims=True)
+        unit = np.divide(unit, length, out=np.zeros_like(unit), where=length > 0)
+        return _weighted_mean(unit * target, w)
 
     @staticmethod
     def _reference(reference: npt.ArrayLike, d: int) -> np.ndarray:

@@ -226,3 +226,11 @@ def test_registry() -> None:
 def test_bad_parameters_raise_config_error(call, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+def test_fltrust_bounded_keeps_a_tiny_row_within_the_band() -> None:
+    """Found by `just fuzz` (seed 1356900699): a row of 3.9e-160 has a subnormal square, and
+    scaling it by its plain norm overshot the bound by 2.9e-6."""
+    rule = FLTrust(norm="bounded", bound=1.0)
+    combined = rule.combine(np.array([[3.94169679e-160]]), reference=np.array([1.0]))
+    assert np.linalg.norm(combined) <= 1.0 * (1 + 1e-9)
