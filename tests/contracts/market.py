@@ -134,6 +134,30 @@ def dealing(dealer: str, round: int, threshold: int, holders: int) -> tuple[Deal
     )
 
 
+def shares_by_position(seed: Dealing, key: Dealing, holders: int) -> dict:
+    """`(position, kind) -> (share, blind)` of a dealer's two dealings."""
+    return {
+        (p, kind): (dealt.shares[p], dealt.blinds[p])
+        for p in range(holders)
+        for kind, dealt in ((KIND_SELF_SEED, seed), (KIND_MASK_KEY, key))
+    }
+
+
+def share_tree(task: int, round: int, dealer: str, members: Sequence[str], shares: dict):
+    """The Merkle tree a dealer commits to over `shares` (as `shares_by_position` lays them)."""
+    n = len(members)
+    return deal_commitment(
+        task,
+        round,
+        int(dealer, 16),
+        [int(a, 16) for a in members],
+        [shares[(p, KIND_SELF_SEED)][0] for p in range(n)],
+        [shares[(p, KIND_MASK_KEY)][0] for p in range(n)],
+        seed_blinds=[shares[(p, KIND_SELF_SEED)][1] for p in range(n)],
+        key_blinds=[shares[(p, KIND_MASK_KEY)][1] for p in range(n)],
+    )
+
+
 def shuffle_groups(members: Sequence[str], block_hash: bytes, task: int, m: int) -> list[list[str]]:
     """The groups the contract must draw (registry.vy) from the hash of the block that closed
     registration: Fisher–Yates, then balanced cuts."""
@@ -226,26 +250,13 @@ class TaskRun:
         round = self.round() if round is None else round
         members = self.group_of(do)
         seed, key = dealing(do, round, self.cfg["threshold"], len(members))
-        shares = {
-            (p, kind): (dealt.shares[p], dealt.blinds[p])
-            for p in range(len(members))
-            for kind, dealt in ((KIND_SELF_SEED, seed), (KIND_MASK_KEY, key))
-        }
+        shares = shares_by_position(seed, key, len(members))
         if corrupt is not None:
             where = (members.index(corrupt[0]), corrupt[1])
             share, blind = shares[where]
             shifted = (int.from_bytes(share, "big") + 1) % FIELD_ORDER
             shares[where] = (shifted.to_bytes(32, "big"), blind)
-        dealt = deal_commitment(
-            self.task,
-            round,
-            int(do, 16),
-            [int(a, 16) for a in members],
-            [shares[(p, KIND_SELF_SEED)][0] for p in range(len(members))],
-            [shares[(p, KIND_MASK_KEY)][0] for p in range(len(members))],
-            seed_blinds=[shares[(p, KIND_SELF_SEED)][1] for p in range(len(members))],
-            key_blinds=[shares[(p, KIND_MASK_KEY)][1] for p in range(len(members))],
-        )
+        dealt = share_tree(self.task, round, do, members, shares)
         self.dealt[(round, do)] = (dealt, shares)
         self.points[(round, do)] = seed.commitments + key.commitments
         return dealt

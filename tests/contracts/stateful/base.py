@@ -27,7 +27,7 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from protocol.commitments import deal_commitment, model_digest
+from protocol.commitments import model_digest
 from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,
@@ -58,6 +58,8 @@ from tests.contracts.market import (
     events,
     model_bytes,
     seeded_randbytes,
+    share_tree,
+    shares_by_position,
 )
 from tests.contracts.stateful.strategies import (
     ACTIONS,
@@ -690,21 +692,10 @@ class MarketBase(RuleBasedStateMachine):
                 )
                 for kind in (KIND_SELF_SEED, KIND_MASK_KEY)
             }
-            shares = {
-                (p, kind): (dealings[kind].shares[p], dealings[kind].blinds[p])
-                for p in range(len(members))
-                for kind in (KIND_SELF_SEED, KIND_MASK_KEY)
-            }
-            dealt = deal_commitment(
-                t.id,
-                round,
-                int(do, 16),
-                [int(a, 16) for a in members],
-                [shares[(p, KIND_SELF_SEED)][0] for p in range(len(members))],
-                [shares[(p, KIND_MASK_KEY)][0] for p in range(len(members))],
-                seed_blinds=[shares[(p, KIND_SELF_SEED)][1] for p in range(len(members))],
-                key_blinds=[shares[(p, KIND_MASK_KEY)][1] for p in range(len(members))],
+            shares = shares_by_position(
+                dealings[KIND_SELF_SEED], dealings[KIND_MASK_KEY], len(members)
             )
+            dealt = share_tree(t.id, round, do, members, shares)
             root = bytes(32) if flaw == 1 else dealt.root
             points = dealings[KIND_SELF_SEED].commitments + dealings[KIND_MASK_KEY].commitments
         mask = keccak(b"mask" + do.encode())
