@@ -316,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         plugin = BudgetPlugin(runs, paths, args.replay, at)
         options = ["-q", "-p", "no:cacheprovider", "--timeout=0", "-m", "slow or not slow"]
         options += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
-        pytest.main([*options, *(selected or paths.values())], plugins=[plugin])
+        code = pytest.main([*options, *(selected or paths.values())], plugins=[plugin])
+        if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            # a collection error, an interrupt: the targets did not run, which is no pass
+            for name in paths:
+                runs[name].failures.append(Failure(name, paths[name], 0, f"pytest: {code!r}"))
 
     report(console, runs, args.budget, time.monotonic() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
