@@ -152,14 +152,19 @@ def clip(x: npt.ArrayLike, norm: float) -> np.ndarray:
 
 
 def quantize(x: npt.ArrayLike, cfg: QuantConfig, rng: np.random.Generator) -> np.ndarray:
-    """Clip, scale by ``2**scale_bits``, round stochastically with ``rng``, map into the ring.
+    """Clip to ``cfg.clip_norm``, then ``to_ring``: a float vector as ring elements."""
+    return to_ring(clip(x, cfg.clip_norm), cfg, rng)
+
+
+def to_ring(clipped: np.ndarray, cfg: QuantConfig, rng: np.random.Generator) -> np.ndarray:
+    """Scale an already clipped float64 vector by ``2**scale_bits``, round stochastically with
+    ``rng`` and map it into the ring (the caller clipped it: no second clip, no second norm).
 
     Stochastic rounding is unbiased (``E[q] = x * 2**scale_bits``), so rounding errors of many DOs
     average out in the aggregate instead of adding a bias. Negative values become their two's
     complement in ``cfg.ring_dtype``.
     """
-    scaled = clip(x, cfg.clip_norm)
-    scaled *= float(1 << cfg.scale_bits)
+    scaled = np.multiply(clipped, float(1 << cfg.scale_bits), dtype=np.float64)
     # floor(z + u) with u ~ U[0, 1) rounds up with probability frac(z): stochastic rounding
     # in one addition.
     scaled += rng.random(scaled.shape)

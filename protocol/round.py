@@ -72,7 +72,7 @@ from protocol.constants import (
     SECRET_KINDS,
 )
 from protocol.dealing import deal_round
-from protocol.encoding import QuantConfig, check_headroom, pack_lanes, quantize
+from protocol.encoding import QuantConfig, check_headroom, pack_lanes
 from protocol.errors import (
     CommitmentError,
     KeyAgreementError,
@@ -85,7 +85,7 @@ from protocol.messages import ShareDelivery, address_bytes, address_int
 from protocol.shamir import commitment_digest, verify_share
 
 RandBytes = Callable[[int], bytes]
-SNAPSHOT_VERSION: Final = 3  # 3: Pedersen blinds in deliveries
+SNAPSHOT_VERSION: Final = 4  # 3: Pedersen blinds in deliveries; 4: settle wait, exposed
 
 
 class State(StrEnum):
@@ -101,6 +101,29 @@ class State(StrEnum):
 
 
 TERMINAL: Final = frozenset({State.DONE, State.FAILED, State.ERROR})
+
+
+class Fact(StrEnum):
+    """What a machine can be waiting for: a chain fact (the event that carries it), or the
+    local update."""
+
+    SHARE_PHASE = "share phase"  # SharePhaseOpened
+    SETTLE = "settle"  # SettleDue: the standing commitments while SETTLE is open
+    COMMITMENTS = "commitments"  # SharesCommittedOnChain: once SHARE and SETTLE closed
+    SUBMIT_PHASE = "submit phase"  # SubmitPhaseOpened
+    UPDATE = "local update"  # LocalUpdateReady (from the trainer, not the chain)
+    UNMASK_PHASE = "unmask phase"  # UnmaskPhaseOpened: who submitted
+    RESULT = "group result"  # GroupFinalized or GroupFailed
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """What the machine needs next, in the order to feed it, and the chain time at which a
+    ``DeadlineTick`` matters (None: no deadline of its own). An actor restored from a
+    snapshot reads this instead of keeping its own record of what it fed."""
+
+    facts: tuple[Fact, ...]
+    deadline: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,9 +160,13 @@ class ShareReceived:
 
 @dataclass(frozen=True, slots=True)
 class SettleDue:
-    """In SETTLE, time to file complaints: every member committed so far, as the chain holds it."""
+    """In SETTLE: every member committed so far, as the chain holds it. The machine files its
+    complaints at once if it holds every committed dealer's shares or ``cutoff`` is None;
+    otherwise it waits for late deliveries until a ``DeadlineTick`` reaches ``cutoff`` (chain
+    time; the court takes complaints only in SETTLE's first half)."""
 
     commitments: tuple[MemberCommitment, ...]
+    cutoff: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +186,8 @@ class SharesCommittedOnChain:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LocalUpdateReady:
-    """The trained update: floats (clipped and quantized here) or ring elements already."""
+    """The trained update as ``d`` ring lanes (``protocol.weighting.encode_weighted`` clips,
+    weights and quantizes it: the one path from floats to lanes)."""
 
     update: npt.NDArray[np.generic]
 
@@ -192,7 +220,8 @@ class GroupFailed:
 
 @dataclass(frozen=True, slots=True)
 class DeadlineTick:
-    """The chain's clock (block timestamp) reached ``now``."""
+    """The chain's clock (block timestamp) reached ``now``: sent when it passes the machine's
+    ``waiting().deadline`` (the end of a wait for late deliveries, the submit deadline)."""
 
     now: int
 
@@ -353,9 +382,14 @@ class _Record(msgspec.Struct, kw_only=True):
     # once the commitments are known, with the dealer's on-chain root and key
     held: list[ShareDelivery] = []
     committed: list[_Commitment] | None = None
-    # SETTLE: whether we filed our complaints, and against whom
+    # SETTLE: whether we filed our complaints, and against whom; while we wait for late
+    # deliveries, the commitments SETTLE found and the chain time we wait until
     settled: bool = False
     accused: list[bytes] = []
+    settle_due: list[_Commitment] | None = None
+    settle_cutoff: int | None = None
+    # our shares were made public to answer complaints: out of the round, answering on
+    exposed: bool = False
     update: bytes | None = None  # quantized ring vector, little-endian lanes
     update_apart: bool = False  # a snapshot that left the update out (`snapshot(update=False)`)
     submitted: bool = False  # the masked update went out (only then may `chunks()` redo it)
@@ -529,16 +563,24 @@ def _as_committed(d: ShareDelivery) -> tuple[bytes, bytes, bytes]:
 
 
 def _settle(rec: _Record, ev: SettleDue, randbytes: RandBytes) -> list[Action]:
-    if rec.settled:
+    if rec.settled or rec.settle_due is not None:
         raise LocalProtocolError("complaints are filed once per round")
-    onchain = {c.member: c for c in ev.commitments}
     check_commitments(rec.member_ints, ev.commitments)
+    rec.settle_due = [
+        _Commitment(address_bytes(c.member), c.mask_public, c.shares_root, c.points_digest)
+        for c in ev.commitments
+    ]
+    if ev.cutoff is None or not _unheld_dealers(rec):
+        return _settle_now(rec)
+    rec.settle_cutoff = ev.cutoff  # late deliveries may still come: wait for them until then
+    return []
+
+
+def _unheld_dealers(rec: _Record) -> list[int]:
+    """The committed dealers (SETTLE's view) whose matching shares we do not hold."""
     me = rec.me_int
-    rec.settled = True
-    if me not in onchain:
-        # only a committed member may complain; without our commitment the round is lost anyway
-        return []
     accused: list[int] = []
+    onchain = {address_int(c.member): c for c in rec.settle_due or ()}
     for dealer in rec.member_ints:
         if dealer == me or dealer not in onchain:
             continue
@@ -546,8 +588,21 @@ def _settle(rec: _Record, ev: SettleDue, randbytes: RandBytes) -> list[Action]:
         held = rec.held_from(dealer)
         if held is None or _as_committed(held) != (c.shares_root, c.mask_public, c.points_digest):
             accused.append(dealer)
+    return accused
+
+
+def _settle_now(rec: _Record) -> list[Action]:
+    rec.settled, rec.settle_cutoff = True, None
+    if all(address_int(c.member) != rec.me_int for c in rec.settle_due or ()):
+        # only a committed member may complain; without our commitment the round is lost anyway
+        return []
+    accused = _unheld_dealers(rec)
     rec.accused = [address_bytes(a) for a in accused]
     return [PostSettle(tuple(accused))]
+
+
+def _settle_waiting(rec: _Record) -> bool:
+    return not rec.settled and rec.settle_cutoff is not None
 
 
 def _record_peer_error(rec: _Record, peer: int, error: ProtocolError) -> None:
@@ -565,6 +620,8 @@ def _receive_share(rec: _Record, ev: ShareReceived, randbytes: RandBytes) -> lis
         _record_peer_error(rec, ev.sender, problem)
     elif rec.held_from(ev.sender) is None:
         rec.held.append(ev.delivery)
+        if _settle_waiting(rec) and not _unheld_dealers(rec):
+            return _settle_now(rec)  # the last late delivery SETTLE waited for
     return []
 
 
@@ -582,6 +639,7 @@ def _commitments_known(
 ) -> list[Action]:
     if rec.committed is not None:
         raise LocalProtocolError("the on-chain commitments are already known")
+    rec.settle_cutoff = None  # SETTLE is over: no more waiting for late deliveries
     members, me = rec.member_ints, rec.me_int
     seen = check_commitments(members, ev.commitments)
     rec.committed = [
@@ -638,17 +696,11 @@ def _update_ready(rec: _Record, ev: LocalUpdateReady, randbytes: RandBytes) -> l
     arr = np.asarray(ev.update)
     if arr.shape != (rec.d,):
         raise LocalProtocolError(f"the update must have shape ({rec.d},), got {arr.shape}")
-    if arr.dtype == quant.ring_dtype:
-        ring = arr
-    elif np.issubdtype(arr.dtype, np.floating):
-        # A generator of our own, seeded from the injected source: no global random state.
-        rng = np.random.default_rng(int.from_bytes(randbytes(32), "big"))
-        ring = quantize(arr, quant, rng)
-    else:
+    if arr.dtype != quant.ring_dtype:
         raise LocalProtocolError(
-            f"the update is floats or {np.dtype(quant.ring_dtype)} ring elements, got {arr.dtype}"
+            f"the update is {np.dtype(quant.ring_dtype)} ring lanes, got {arr.dtype}"
         )
-    rec.update = ring.astype(np.dtype(quant.ring_dtype).newbyteorder("<")).tobytes()
+    rec.update = arr.astype(np.dtype(quant.ring_dtype).newbyteorder("<")).tobytes()
     return _try_submit(rec)
 
 
@@ -783,6 +835,7 @@ def _complaints_against_us(
             # the court takes complaints only from the dealer's other group members
             raise ChainDataError(ChainDataReason.NOT_MEMBER, f"a complaint from {holder:#x}")
     answers: list[Action] = [a for h in holders if (a := _answer(rec, h)) is not None]
+    rec.exposed = True
     return [
         *answers,
         *_fail(
@@ -807,8 +860,11 @@ def _group_failed(rec: _Record, ev: GroupFailed, randbytes: RandBytes) -> list[A
 
 
 def _tick(rec: _Record, ev: DeadlineTick, randbytes: RandBytes) -> list[Action]:
-    # Only one deadline is ours to act on: the submit phase passing while we still wait for our
-    # update or for the commitments. Every other phase end arrives as a chain event.
+    # Two deadlines are ours to act on: the end of SETTLE's wait for late deliveries (file the
+    # complaints we have), and the submit phase passing while we still wait for our update or
+    # for the commitments. Every other phase end arrives as a chain event.
+    if _settle_waiting(rec) and ev.now >= (rec.settle_cutoff or 0):
+        return _settle_now(rec)
     if (
         rec.state == State.SHARED
         and rec.submit_deadline is not None
@@ -945,6 +1001,39 @@ class RoundMachine:
             d=rec.d,
             chunk_words=rec.chunk_words,
         )
+
+    def waiting(self) -> Waiting:
+        """What the machine needs next (the facts to feed, in order) and the chain time at
+        which a ``DeadlineTick`` matters: the one record of a round's progress."""
+        rec, state = self._record, self._record.state
+        facts: list[Fact] = []
+        deadline = None
+        if state is State.REGISTERED:
+            facts.append(Fact.SHARE_PHASE)
+        elif state is State.SHARED:
+            if not rec.settled and rec.committed is None:
+                if rec.settle_due is None:
+                    facts.append(Fact.SETTLE)
+                deadline = rec.settle_cutoff  # waiting for late deliveries until then
+            if rec.committed is None:
+                facts.append(Fact.COMMITMENTS)
+            if rec.submit_deadline is None:
+                facts.append(Fact.SUBMIT_PHASE)
+            elif deadline is None:
+                deadline = rec.submit_deadline
+        elif state is State.SUBMITTED:
+            facts.append(Fact.UNMASK_PHASE)
+        elif state is State.UNMASKED:
+            facts.append(Fact.RESULT)
+        if state in (State.REGISTERED, State.SHARED) and rec.update is None:
+            facts.append(Fact.UPDATE)
+        return Waiting(tuple(facts), deadline)
+
+    @property
+    def exposed(self) -> bool:
+        """Whether we answered complaints (our shares for those holders are public): the round
+        is lost to us, but later complaints of the same SETTLE still want answers."""
+        return self._record.exposed
 
     @property
     def failure(self) -> str | None:

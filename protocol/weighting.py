@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from protocol.encoding import QuantConfig, clip, dequantize, quantize
+from protocol.encoding import QuantConfig, clip, dequantize, to_ring
 from protocol.errors import ConfigError, LocalProtocolError, RecoveryError
 
 
@@ -46,13 +46,14 @@ def encode_weighted(
     quant: QuantConfig,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """The `P + 1` ring lanes a DO submits: `quantize(clip(u) * w)` then the count lane."""
+    """The `P + 1` ring lanes a DO submits: `to_ring(clip(u) * w)` then the count lane. The one
+    clip of a data owner's update (scaling by `w <= 1` keeps it within the bound)."""
     if samples < 1:
         raise LocalProtocolError(f"a data owner trains on at least one sample, got {samples}")
     counted = min(samples, cap)
     scaled = clip(np.asarray(update, dtype=np.float64), quant.clip_norm) * (counted / cap)
     lanes = np.empty(scaled.size + 1, dtype=quant.ring_dtype)
-    lanes[:-1] = quantize(scaled, quant, rng)
+    lanes[:-1] = to_ring(scaled, quant, rng)
     lanes[-1] = counted
     return lanes
 

@@ -24,6 +24,7 @@ from actors.channels import ChannelError, ChannelKeys, open_channel_over_stream
 from actors.channels.framing import FramedStream
 from actors.data_owner import DataOwner
 from actors.market import Market
+from actors.round_actions import RoundActions
 from protocol.constants import PHASE_SHARE
 from protocol.round import PostCommitment
 from tests.actors.test_round_e2e import REWARD, run_market
@@ -116,6 +117,18 @@ class Attacker:
             await self.send_raw("empty frame", bytes(4) + os.urandom(60))
 
 
+class AttackingBeforeCommit(RoundActions):
+    async def _perform_one(self, action, batch, resumed) -> None:
+        if isinstance(action, PostCommitment) and AttackedGroup.attacker is None:
+            market, task, me = self.ctx.market, self.ctx.task, self.ctx.account
+            victim = next(m for m in self.members if m != me)
+            attacker = AttackedGroup.attacker = Attacker(market, task, victim)
+            before = market.phase(task).phase
+            await attacker.run(peer=me, stranger=market.owner(task))
+            AttackedGroup.phases = (before, market.phase(task).phase)
+        await super()._perform_one(action, batch, resumed)
+
+
 class AttackedGroup(DataOwner):
     """An honest data owner that, about to commit its shares, lets an attacker loose on the first
     other member of its group. SHARE cannot close early before that commitment, so every attack
@@ -123,15 +136,7 @@ class AttackedGroup(DataOwner):
 
     attacker: Attacker | None = None
     phases: tuple[int, int] | None = None  # the task's phase before and after the attacks
-
-    async def _perform_one(self, rnd, action, batch, resumed) -> None:
-        if isinstance(action, PostCommitment) and AttackedGroup.attacker is None:
-            victim = next(m for m in rnd.members if m != self.account)
-            attacker = AttackedGroup.attacker = Attacker(self.market, self.task, victim)
-            before = self.market.phase(self.task).phase
-            await attacker.run(peer=self.account, stranger=self.market.owner(self.task))
-            AttackedGroup.phases = (before, self.market.phase(self.task).phase)
-        await super()._perform_one(rnd, action, batch, resumed)
+    actions_type = AttackingBeforeCommit
 
 
 async def test_attacks_on_a_data_owners_endpoint_are_dropped_and_the_round_completes(

@@ -1,19 +1,18 @@
-"""Data owner details: a round's machine is visible to the peer handler only once it is opened
-(a delivery that arrives while the data owner still reads the chain must wait, not hit a machine
-that has not seen `RoundOpened`), a refused transaction is named, not fatal, a step is
-written to the store before its actions run (one that sends nothing, with the next), and an
-endpoint too long for the market is refused by name before anything is sent."""
+"""Data owner details: a delivery that arrives while the data owner still opens its round waits
+for the round's driver (it never meets a machine that has not seen `RoundOpened`); only the
+drivers feed round machines, never a peer handler; a refused transaction is named, not fatal; a
+step is written to the store before its actions run (one that sends nothing, with the next);
+an endpoint too long for the market is refused by name before anything is sent."""
 
 from pathlib import Path
 
 import boa
-import msgspec
 import numpy as np
 import pytest
 import trio
 
 from actors.chain import BoaChain
-from actors.data_owner import DataOwner, _Progress
+from actors.data_owner import DataOwner
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
@@ -21,7 +20,7 @@ from protocol.constants import MAX_ENDPOINT
 from protocol.errors import ConfigError
 from protocol.round import PostCommitment, RoundMachine, SendShares, SharePhaseOpened, State
 from protocol.terms import HostileTerms
-from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
+from tests.actors.test_round_e2e import FixedUpdate, VectorOwner, run_market
 
 
 async def _task_for_two() -> tuple[BoaChain, Market, int, str]:
@@ -82,31 +81,62 @@ async def test_hostile_terms_are_refused_before_the_bond_is_staked(tmp_path: Pat
         assert not market.is_registered(task, account)
 
 
-async def test_round_is_invisible_to_peers_until_opened(tmp_path: Path) -> None:
+async def _owner_with_round_open(tmp_path: Path, **kwargs):
+    """A data owner (not started) of a task whose round 0 just entered SHARE."""
+    chain, market, task, mo_account, accounts = await _round_zero_open()
+    owner = DataOwner(
+        market,
+        accounts[0],
+        task,
+        FixedUpdate(np.zeros(500), 1),
+        StateStore(tmp_path / "do.sqlite"),
+        **kwargs,
+    )
+    owner.config = market.config(task)
+    return chain, market, task, mo_account, owner
+
+
+async def test_a_delivery_waits_for_its_round_to_open(tmp_path: Path) -> None:
+    """A peer's delivery for the next round, while the data owner still reads the chain to open
+    it, is routed only once the round's driver runs with an opened machine; one for a round
+    that never opens is refused after the wait."""
     with boa.env.anchor(), trio.fail_after(30):
-        _, market, task, _, accounts = await _round_zero_open()
-        owner = DataOwner(
-            market,
-            accounts[0],
-            task,
-            FixedUpdate(np.zeros(500), 1),
-            StateStore(tmp_path / "do.sqlite"),
-        )
-        owner.config = market.config(task)
-        seen_while_reading: list[bool] = []
-        read_views = market.views
+        _, _, _, _, owner = await _owner_with_round_open(tmp_path)
+        routed: list[tuple[object, bool]] = []
 
-        def watching(calls: list) -> list:
-            seen_while_reading.append(0 in owner.rounds)
-            return read_views(calls)
+        async def deliver() -> None:
+            inbox = await owner._route(0, 5.0)
+            routed.append((inbox, owner.rounds[0].machine.opened is not None))
 
-        market.views = watching  # type: ignore[method-assign]
         async with trio.open_nursery() as nursery:
+            await nursery.start(owner.deliveries.run)
+            nursery.start_soon(deliver)
+            await trio.sleep(0.1)
+            assert routed == []  # still waiting: round 0 is not open
             await owner._open_round(0, nursery)
+            await trio.sleep(0.05)
+            assert routed == [(owner.rounds[0].inbox, True)]
+            assert await owner._route(5, 0.05) is None  # not the next round: refused
             nursery.cancel_scope.cancel()
-        assert seen_while_reading and not any(seen_while_reading)
-        assert owner.rounds[0].machine.state is State.REGISTERED
-        assert owner.rounds[0].machine.opened
+
+
+async def test_only_the_drivers_feed_the_round_machines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole round (every delivery, answer and chain fact): every event reaches a machine
+    from its round driver's task; a peer handler that called into a machine fails this."""
+    feeders: set[str] = set()
+    send = RoundMachine.send
+
+    def watched(machine: RoundMachine, event):
+        feeders.add(trio.lowlevel.current_task().name)
+        return send(machine, event)
+
+    monkeypatch.setattr(RoundMachine, "send", watched)
+    with boa.env.anchor(), trio.fail_after(90):
+        _, _, _, _, reports, _ = await run_market(tmp_path, {})
+    assert reports[0].finalized_groups == 2
+    assert feeders == {"actors.round_driver.RoundDriver.run"}
 
 
 async def test_a_refused_transaction_is_logged_not_fatal(tmp_path: Path) -> None:
@@ -127,11 +157,11 @@ async def test_a_refused_transaction_is_logged_not_fatal(tmp_path: Path) -> None
         )
         owner.config = market.config(task)
         async with trio.open_nursery() as nursery:
+            await nursery.start(owner.deliveries.run)
             await owner._open_round(0, nursery)
+            commitment = PostCommitment(b"\x01" * 32, b"\x02" * 32, bytes(256))
+            await owner.rounds[0].actions.perform([commitment])
             nursery.cancel_scope.cancel()
-        rnd = owner.rounds[0]
-        commitment = PostCommitment(b"\x01" * 32, b"\x02" * 32, bytes(256))
-        await owner._perform(rnd, [commitment])
         assert ("refused", {"round": 0, "reason": "rounds: wrong phase"}) in seen
 
 
@@ -143,23 +173,28 @@ async def test_a_step_is_stored_before_its_actions_run_one_that_sends_nothing_wi
         store = StateStore(tmp_path / "do.sqlite")
         owner = DataOwner(market, accounts[0], task, FixedUpdate(np.zeros(500), 1), store)
         owner.config = market.config(task)
-        performed: list[tuple[list, bytes | None]] = []
-
-        async def perform(rnd, actions, *, resumed=False) -> None:
-            performed.append((actions, store.get("round", "0/progress")))
-
-        owner._perform = perform  # type: ignore[method-assign]
+        performed: list[tuple[str, list, bytes | None]] = []
         async with trio.open_nursery() as nursery:
+            await nursery.start(owner.deliveries.run)
             await owner._open_round(0, nursery)
-            nursery.cancel_scope.cancel()
-        # the round opened: nothing reached the world, nothing was written
-        assert performed == [([], None)]
-        assert store.get("round", "0/machine") is None
+            driver = owner.rounds[0]
 
-        await owner._feed(owner.rounds[0], "share", SharePhaseOpened())
-        actions, progress = performed[-1]
-        assert any(isinstance(a, SendShares) for a in actions)
-        assert progress is not None  # written before the deliveries went out, with the opening
-        assert msgspec.msgpack.decode(progress, type=_Progress).fed == ["opened", "share"]
-        restored = RoundMachine.restore(store.get("round", "0/machine"), owner.randbytes)
-        assert restored.state is State.SHARED
+            async def perform(actions, *, resumed=False) -> None:
+                performed.append(("chain", list(actions), store.get("round", "0/machine")))
+
+            def offer(round, actions, report) -> None:
+                performed.append(("peers", list(actions), store.get("round", "0/machine")))
+
+            driver.actions.perform = perform  # type: ignore[method-assign]
+            owner.deliveries.offer = offer  # type: ignore[method-assign]
+            # the round opened: nothing reached the world, nothing was written
+            assert store.get("round", "0/machine") is None
+            await driver._feed(SharePhaseOpened())
+            nursery.cancel_scope.cancel()
+        (peers, deliveries, first), (chain, posts, second) = performed
+        assert peers == "peers" and all(isinstance(a, SendShares) for a in deliveries)
+        assert chain == "chain" and any(isinstance(a, PostCommitment) for a in posts)
+        # written before the deliveries went out, with the opening
+        assert first is not None and first == second
+        restored = RoundMachine.restore(first, owner.randbytes)
+        assert restored.state is State.SHARED and restored.opened is not None

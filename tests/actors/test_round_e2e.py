@@ -16,8 +16,10 @@ from actors.aggregation import recover_round
 from actors.chain import BoaChain
 from actors.chain.base import Chain
 from actors.data_owner import DataOwner, DataOwnerSettings
+from actors.deliveries import Deliveries
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
+from actors.round_actions import RoundActions
 from actors.store import StateStore
 from protocol.chain_data import ChainDataError, ChainDataReason
 from protocol.constants import PHASE_SUBMIT
@@ -177,23 +179,32 @@ async def test_unreadable_chain_data_fails_each_group_not_the_reader(
     assert all("chunk_order" in error for error in result.errors.values())
 
 
+class WithholdingDeliveries(Deliveries):
+    """Deliveries that never reach the first other member of the group (the machine lists a
+    round's deliveries in member order)."""
+
+    async def _offer_until_acked(self, round, actions, report) -> None:
+        await super()._offer_until_acked(round, actions[1:], report)
+
+
 class Withholder(DataOwner):
     """A dealer whose shares never reach the first other member of its group by channel."""
 
-    async def _send_share(self, rnd, action) -> None:
-        others = [int(m, 16) for m in rnd.members if m != self.account]
-        if action.to != others[0]:
-            await super()._send_share(rnd, action)
+    deliveries_type = WithholdingDeliveries
+
+
+class FalseAccusation(RoundActions):
+    async def _perform_one(self, action, batch, resumed) -> None:
+        if isinstance(action, PostSettle):
+            others = [int(m, 16) for m in self.members if m != self.ctx.account]
+            action = PostSettle(tuple(others[:1]))
+        await super()._perform_one(action, batch, resumed)
 
 
 class FalseAccuser(DataOwner):
     """A holder that complains about the first other member of its group, whatever it got."""
 
-    async def _perform_one(self, rnd, action, batch, resumed) -> None:
-        if isinstance(action, PostSettle):
-            me = int(self.account, 16)
-            action = PostSettle(tuple(m for m in rnd.members_int if m != me)[:1])
-        await super()._perform_one(rnd, action, batch, resumed)
+    actions_type = FalseAccusation
 
 
 @pytest.mark.parametrize("who", [Withholder, FalseAccuser])
@@ -230,11 +241,15 @@ async def test_complaints_are_answered_on_chain_and_the_round_completes(
                 assert do.withdrawn_wei == REWARD and do.court_wei == 0
 
 
+class Unanswering(RoundActions):
+    async def open_complaints(self, polled) -> list[str]:
+        return []
+
+
 class SilentWithholder(Withholder):
     """A withholding dealer that never answers the complaint it earns."""
 
-    async def _answer_complaints(self, rnd) -> None:
-        return
+    actions_type = Unanswering
 
 
 async def test_a_dealer_that_leaves_a_complaint_unanswered_is_excluded(tmp_path: Path) -> None:
@@ -259,24 +274,21 @@ async def test_a_dealer_that_leaves_a_complaint_unanswered_is_excluded(tmp_path:
             assert market.is_credited(task, 0, do.account)
 
 
-class CountingDialer(DataOwner):
-    """A data owner that counts the channels it dials, by round."""
+class CountingDeliveries(Deliveries):
+    """Counts the channels it dials, by round."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.dials: collections.Counter[int] = collections.Counter()
 
-    async def _exchange(self, peer, action, fresh):
+    async def _exchange(self, action, fresh):
         if fresh:
             self.dials[action.delivery.round] += 1
-        return await super()._exchange(peer, action, fresh)
+        return await super()._exchange(action, fresh)
 
 
-class OneDeliveryServer(CountingDialer):
-    """A peer that closes each connection once it has acknowledged one delivery (as one that
-    restarted between rounds would have)."""
-
-    async def _serve_deliveries(self, channel) -> None:
+class OneDeliveryServing(CountingDeliveries):
+    async def serve(self, peer, channel) -> None:
         with trio.CancelScope() as scope:
             send = channel.send
 
@@ -285,7 +297,20 @@ class OneDeliveryServer(CountingDialer):
                 scope.cancel()
 
             channel.send = send_then_close
-            await super()._serve_deliveries(channel)
+            await super().serve(peer, channel)
+
+
+class CountingDialer(DataOwner):
+    """A data owner that counts the channels it dials, by round."""
+
+    deliveries_type = CountingDeliveries
+
+
+class OneDeliveryServer(CountingDialer):
+    """A peer that closes each connection once it has acknowledged one delivery (as one that
+    restarted between rounds would have)."""
+
+    deliveries_type = OneDeliveryServing
 
 
 async def test_channels_carry_the_next_rounds_deliveries_and_closed_ones_are_redialled(
@@ -305,10 +330,11 @@ async def test_channels_carry_the_next_rounds_deliveries_and_closed_ones_are_red
                 np.testing.assert_array_equal(report.aggregates[group], expected)
         closer = market.group_of(task, dos[0].account)
         for do in dos:
-            assert do.dials[0] == 2  # one channel to each of its two peers
+            dials = do.deliveries.dials
+            assert dials[0] == 2  # one channel to each of its two peers
             in_group = market.group_of(task, do.account) == closer and do is not dos[0]
-            assert do.dials[1] == (1 if in_group else 0)
-            assert do._channels == {}  # closed when the task ended
+            assert dials[1] == (1 if in_group else 0)
+            assert do.deliveries._channels == {}  # closed when the task ended
 
 
 @pytest.mark.parametrize("kill_after", ["committed", "settled", "chunk", "submitted", "unmasked"])

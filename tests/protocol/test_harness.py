@@ -11,7 +11,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from protocol.constants import GROUP_FINALIZED, KIND_MASK_KEY
-from protocol.encoding import QuantConfig
+from protocol.encoding import QuantConfig, quantize
 from protocol.recovery import GroupRecoveryError, RecoveryReason
 from protocol.round import LocalUpdateReady, PostUnmask, State
 
@@ -198,12 +198,13 @@ def test_float_updates_aggregate_to_the_float_sum() -> None:
     h = Harness(members, 2, QUANT32, 30, {m: Plan() for m in members}, seed=4)
     gen = np.random.default_rng(4)
     floats = {m: gen.normal(scale=0.3, size=30) for m in members}
-    # Floats go in instead of ring vectors: the machine clips and quantizes them itself.
+    # Floats take the actor's one path to lanes (clip, then quantize) before the machine.
     original = h.give_update
 
     def give_floats(member: int, timing: UpdateTiming) -> None:
         if h.plans[member].timing == timing:
-            h.perform(member, h.feed(member, LocalUpdateReady(floats[member])))
+            lanes = quantize(floats[member], QUANT32, np.random.default_rng(member % 2**32))
+            h.perform(member, h.feed(member, LocalUpdateReady(lanes)))
 
     h.give_update = give_floats  # type: ignore[method-assign]
     out = h.run()

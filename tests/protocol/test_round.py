@@ -404,6 +404,8 @@ def test_relayed_conflicting_and_stray_deliveries() -> None:
     ("prepare", "event", "error"),
     [
         (State.REGISTERED, lambda: LocalUpdateReady(np.zeros(D + 1)), LocalProtocolError),
+        # floats are the actor's to clip and quantize (protocol.weighting): lanes only here
+        (State.REGISTERED, lambda: LocalUpdateReady(np.zeros(D)), LocalProtocolError),
         (
             State.REGISTERED,
             lambda: LocalUpdateReady(np.zeros(D, dtype=np.int8)),
@@ -534,8 +536,7 @@ def _script_events(script: Script, machine: RoundMachine) -> list[Callable[[], E
             for p in script.peers
         ],
         lambda: script.on_chain(machine),
-        # Floats: quantization draws from the injected source, which restore must continue.
-        lambda: LocalUpdateReady(np.linspace(-1, 1, D)),
+        lambda: LocalUpdateReady(np.arange(D, dtype=QUANT.ring_dtype) * 7),
         lambda: SubmitPhaseOpened(SUBMIT_DEADLINE),
         lambda: UnmaskPhaseOpened(script.members[:-1]),
         lambda: GroupFinalized(script.members[:-1]),

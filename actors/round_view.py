@@ -1,0 +1,113 @@
+"""One read of a round's chain state: the market's phase and clock, the round's counters, and
+for a group its members' statuses, commitments and result, in one batched request.
+
+The data owner's round driver, the model owner's drive loop and recovery (`actors.aggregation`)
+all read a round through `read_round`; nothing else assembles these views. A read that asks for
+less (no commitments, no complaint count) costs fewer calls in the same one request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from protocol.chain_data import MemberCommitment, member_commitment
+from protocol.constants import STATUS_COMMITTED, STATUS_SUBMITTED
+
+if TYPE_CHECKING:
+    from actors.market import Market, PhaseInfo
+
+# the round's counters, as `RoundView.counts` names them (views of the market)
+_COUNTS = (
+    ("member_count", False),
+    ("round_committed", True),
+    ("round_settled", True),
+    ("round_open_complaints", True),
+    ("round_submitted", True),
+    ("round_exposed", True),
+)
+_COMMITMENT_VIEWS = ("mask_pk", "shares_root", "points_digest")
+
+
+@dataclass(frozen=True, slots=True)
+class RoundView:
+    """What one request read about round `round` (the phase info is the task's, which may
+    have moved past `round`)."""
+
+    round: int
+    info: PhaseInfo
+    now: int  # the chain's clock (`Chain.timestamp`)
+    counts: dict[str, int]  # the round's counters (`_COUNTS`), when asked for
+    members: tuple[str, ...] = ()  # the group's members, in on-chain order, when a group was read
+    statuses: tuple[int, ...] = ()  # each member's status this round
+    result: int | None = None  # the group's result this round
+    commitments: tuple[MemberCommitment, ...] | None = None  # committed members, when asked for
+    open_against: int | None = None  # open complaints against `against`, when asked for
+
+    def status_of(self, member: str) -> int:
+        lowered = [m.lower() for m in self.members]
+        return self.statuses[lowered.index(member.lower())]
+
+    @property
+    def submitters(self) -> tuple[int, ...]:
+        """The members whose update is complete on-chain, as addresses."""
+        return tuple(
+            int(m, 16)
+            for m, status in zip(self.members, self.statuses, strict=True)
+            if status >= STATUS_SUBMITTED
+        )
+
+    @property
+    def committed(self) -> tuple[str, ...]:
+        return tuple(
+            m
+            for m, status in zip(self.members, self.statuses, strict=True)
+            if status >= STATUS_COMMITTED
+        )
+
+
+def read_round(
+    market: Market,
+    task: int,
+    round: int,
+    *,
+    group: int | None = None,
+    members: Sequence[str] = (),
+    counts: bool = False,
+    commitments: bool = False,
+    against: str | None = None,
+) -> RoundView:
+    """Read round `round` of `task` in one request: phase and clock always; the round's
+    counters (`counts`); for `group` (whose `members` the caller knows) each member's status
+    and the group's result, with the members' commitments (`commitments`); the open
+    complaints against `against` (a view of the court)."""
+    calls: list[tuple[Any, ...]] = []
+    if counts:
+        calls += [(view, (task, round) if per_round else (task,)) for view, per_round in _COUNTS]
+    calls += [("do_status", (task, round, m)) for m in members]
+    if commitments:
+        calls += [(v, (task, round, m)) for m in members for v in _COMMITMENT_VIEWS]
+    if group is not None:
+        calls.append(("group_result", (task, round, group)))
+    if against is not None:
+        calls.append(("open_against", (task, round, against), market.court))
+    info, now, values = market.poll(task, calls)
+    values = list(values)
+    view: dict[str, Any] = {"round": round, "info": info, "now": now, "counts": {}}
+    if counts:
+        view["counts"] = {name: values.pop(0) for name, _ in _COUNTS}
+    statuses = tuple(values.pop(0) for _ in members)
+    view["members"], view["statuses"] = tuple(members), statuses
+    if commitments:
+        read = []
+        for member, status in zip(members, statuses, strict=True):
+            pk, root, points = (values.pop(0) for _ in _COMMITMENT_VIEWS)
+            if status >= STATUS_COMMITTED:
+                read.append(member_commitment(member, pk, root, points))
+        view["commitments"] = tuple(read)
+    if group is not None:
+        view["result"] = values.pop(0)
+    if against is not None:
+        view["open_against"] = values.pop(0)
+    return RoundView(**view)
