@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from protocol.constants import MAX_CHUNK_WORDS
 
@@ -73,6 +74,13 @@ def _scenario(**fields: object) -> Scenario:
     return scenario
 
 
+def _fail(run: str, error: Exception) -> NoReturn:
+    """A run that failed: one line naming what failed and why, no traceback; exit 1."""
+    reason = " ".join(str(error).split())
+    console.print(f"[red]{run} failed:[/red] {escape(reason)}", soft_wrap=True)
+    raise typer.Exit(code=1) from None
+
+
 @app.callback()
 def _main() -> None:
     """OmniLytics: a blockchain data market for machine learning."""
@@ -100,6 +108,7 @@ def demo(
     ] = "event",
 ) -> None:
     """Run a whole market in one process: 1 model owner + N data owners on real MNIST."""
+    from actors.run import RunError
     from actors.run import demo as run_demo
 
     scenario = _scenario(
@@ -113,7 +122,10 @@ def demo(
         seed=seed,
         drops=_parse_drops(drop or []),
     )
-    result = run_demo(scenario, chain_kind=chain, report_path=report, plot_path=plot)
+    try:
+        result = run_demo(scenario, chain_kind=chain, report_path=report, plot_path=plot)
+    except RunError as error:
+        _fail("demo", error)
     if result.aggregate_exact is False:
         raise typer.Exit(code=1)
 
@@ -172,8 +184,7 @@ def swarm(
             beacon_url=beacon_url,
         )
     except SwarmError as error:
-        console.print(f"[red]swarm failed:[/red] {error}")
-        raise typer.Exit(code=1) from None
+        _fail("swarm", error)
     if result.aggregate_exact is False:
         raise typer.Exit(code=1)
 

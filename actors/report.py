@@ -107,6 +107,26 @@ def summarize_gas(txs: Sequence[TxRecord], params: int) -> GasSummary:
     )
 
 
+def payment_line(report: RunReport) -> str:
+    """What the data owners were paid, from chain data: one sum when every data owner withdrew
+    what it was credited, else the credited and the withdrawn apart, with who has not withdrawn.
+    (Withdrawals also carry bonds: a data owner withdrew its credit when it withdrew as much.)"""
+    credited = sum(report.credited_wei.values())
+    withdrawn = sum(report.withdrawn_wei.values())
+    owed = {a: c for a, c in report.credited_wei.items() if c}
+    short = [a for a, c in owed.items() if report.withdrawn_wei.get(a, 0) < c]
+    if not short and withdrawn == credited:
+        return f"paid {credited / 1e18:.4f} ETH to {len(owed)} data owners (credited, withdrawn)"
+    line = (
+        f"credited {credited / 1e18:.4f} ETH to {len(owed)} data owners, "
+        f"{withdrawn / 1e18:.4f} ETH withdrawn"
+    )
+    if short:
+        left = sum(owed[a] - report.withdrawn_wei.get(a, 0) for a in short)
+        line += f" ({len(short)} have not withdrawn {left / 1e18:.4f} ETH credited)"
+    return line
+
+
 def print_report(report: RunReport, console: Console | None = None) -> None:
     console = console or Console()
     rounds = Table(
@@ -130,14 +150,10 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
     for name, used in sorted(report.gas.items(), key=lambda kv: -kv[1]):
         gas.add_row(name, f"{used:,}")
     console.print(gas)
-    credited = sum(report.credited_wei.values())
-    withdrawn = sum(report.withdrawn_wei.values())
     console.print(
         f"submit: {report.gas_per_param_submit:.1f} gas per parameter per data owner · "
         f"chain time {report.chain_seconds:.2f} s of {report.wall_seconds:.1f} s wall · "
-        f"credited {credited / 1e18:.4f} ETH to "
-        f"{sum(1 for v in report.credited_wei.values() if v)} data owners, "
-        f"{withdrawn / 1e18:.4f} ETH withdrawn · refunded {report.refunded_wei / 1e18:.4f} ETH · "
+        f"{payment_line(report)} · refunded {report.refunded_wei / 1e18:.4f} ETH · "
         f"dropped {len(report.dropped)}"
     )
     if report.memory:

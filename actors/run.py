@@ -4,6 +4,11 @@ This is `omnilytics demo` (embedded chain by default, or anvil): real MNIST, rea
 channels, real masked submissions; a live table shows every data owner's progress, and the run
 ends with a report (console table, JSON, PNG). In demo mode every data owner keeps its plaintext
 update so the run can check that each recovered group aggregate is exact.
+
+A run ends when every actor has finished its own job: the model owner its task, each data owner
+its rounds and then the collection of what it is owed (bond, rewards, complaint refunds, court
+credits). An actor that raises, or a data owner still at work `COLLECT_GRACE` seconds after the
+model owner saw the task end, fails the run (`RunError`, each one named with its reason).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import contextlib
 import functools
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,83 @@ from actors.scenario import Scenario, data_owner_learner, model_owner_learner, s
 from actors.status import PHASE_NAMES
 from actors.store import StateStore
 from protocol.constants import STATUS_SUBMITTED
+
+# Once the model owner is done (the task ended on-chain), how long (wall seconds) the data owners
+# may still take to finish their own job: notice the end (a poll), then release the bond,
+# withdraw credits, refund complaints and withdraw court credits, a few transactions each. One
+# still at work after that is named in the run's failure.
+COLLECT_GRACE = 60.0
+
+
+class RunError(RuntimeError):
+    """Actors of a one-process run failed or did not finish: `failures` maps each one's name to
+    its reason; `report` is the run's report if the model owner finished its task (else None)."""
+
+    def __init__(self, failures: dict[str, str], report: RunReport | None = None) -> None:
+        self.failures = failures
+        self.report = report
+        super().__init__("; ".join(f"{who}: {why}" for who, why in failures.items()))
+
+
+def _reason(error: BaseException) -> str:
+    """An exception in one line: its type and message (every leaf of a group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return "; ".join(_reason(e) for e in error.exceptions)
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+@dataclass
+class _Crew:
+    """Which actors of a run are still at work, and why any of them failed."""
+
+    busy: set[str] = field(default_factory=set)
+    failures: dict[str, str] = field(default_factory=dict)
+    idle: trio.Event = field(default_factory=trio.Event)
+
+    def done(self, name: str, failure: str | None = None) -> None:
+        self.busy.discard(name)
+        if failure is not None:
+            self.failures[name] = failure
+        if not self.busy:
+            self.idle.set()
+
+
+class _Started:
+    """An actor's task status that remembers whether the actor reported itself started."""
+
+    def __init__(self, status: trio.TaskStatus[None]) -> None:
+        self.status, self.called = status, False
+
+    def started(self, value: None = None) -> None:
+        self.called = True
+        self.status.started(value)
+
+
+async def _supervised(
+    name: str,
+    run: Callable[..., Awaitable[None]],
+    crew: _Crew,
+    board: _Board,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one data owner to its end, recording in `crew` that it finished or why it failed (its
+    exception stays here: the others carry on). A data owner dropped by fault injection returns
+    from `run` (DroppedOut is its own way to finish)."""
+    crew.busy.add(name)
+    status = _Started(task_status)
+    try:
+        await run(task_status=status)
+    except Exception as error:  # reported by name, with its reason
+        crew.done(name, _reason(error))
+        board.rows[name]["state"] = f"failed: {_reason(error)}"
+    else:
+        crew.done(name)
+        if not board.rows[name]["state"].startswith("dropped"):
+            board.rows[name]["state"] = "done"
+    if not status.called:  # it failed before it was up: let the run go on without it
+        task_status.started()
 
 
 @dataclass
@@ -99,8 +181,11 @@ async def run_market(
     *,
     console: Console | None = None,
     live: bool = True,
+    collect_grace: float = COLLECT_GRACE,
 ) -> RunReport:
-    """Run the whole market once; return its report."""
+    """Run the whole market once, until every actor has finished its own job; return its
+    report. RunError names the actors that failed or did not finish `collect_grace` seconds
+    after the task ended."""
     started = time.perf_counter()
     data = await trio.to_thread.run_sync(split_data, scenario)
     owner_learner = await trio.to_thread.run_sync(model_owner_learner, scenario, data)
@@ -135,16 +220,38 @@ async def run_market(
         )
 
     console = console or Console()
+    crew = _Crew()
+    reports = None
     with Live(board.render(), console=console, refresh_per_second=4) as view:
         async with trio.open_nursery() as nursery:
             if live:
                 nursery.start_soon(_refresh, view, board)
             for actor in dos:
-                await nursery.start(actor.run)
-            reports = await mo.run()
+                await nursery.start(_supervised, actor.account, actor.run, crew, board)
+            try:
+                reports = await mo.run()
+            except Exception as error:  # reported by name, with its reason
+                crew.failures["model owner"] = _reason(error)
+                for who in sorted(crew.busy):
+                    crew.failures[who] = "stopped unfinished: the model owner failed"
+            else:
+                # the task ended on-chain: each data owner still collects what it is owed
+                with trio.move_on_after(collect_grace):
+                    await crew.idle.wait()
+                for who in sorted(crew.busy):
+                    last = board.rows[who]["state"] or "nothing yet"
+                    crew.failures[who] = (
+                        f"not finished {collect_grace:g} s after the task ended (last: {last})"
+                    )
             nursery.cancel_scope.cancel()
         view.update(board.render())  # the last frame stays on screen, above the report
-    return _report(scenario, chain, market, mo, reports, dos, time.perf_counter() - started)
+    report = None
+    if reports is not None:
+        wall = time.perf_counter() - started
+        report = _report(scenario, chain, market, mo, reports, dos, wall)
+    if crew.failures:
+        raise RunError(crew.failures, report)
+    return report
 
 
 async def _refresh(view: Live, board: _Board) -> None:
@@ -207,17 +314,23 @@ def demo(
     plot_path: Path | None = None,
     state_dir: Path | None = None,
     console: Console | None = None,
+    collect_grace: float = COLLECT_GRACE,
 ) -> RunReport:
-    """Run one market end to end and print/write its report."""
+    """Run one market end to end and print/write its report. On RunError the report is still
+    printed if the model owner finished (what the chain says was paid), nothing is written."""
     console = console or Console()
     use_threads(1)
+    run = functools.partial(run_market, console=console, collect_grace=collect_grace)
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         chain = stack.enter_context(open_chain(chain_kind))
-        report = trio.run(
-            functools.partial(run_market, console=console), scenario, chain, state_dir
-        )
+        try:
+            report = trio.run(run, scenario, chain, state_dir)
+        except RunError as error:
+            if error.report is not None:
+                print_report(error.report, console)
+            raise
     print_report(report, console)
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,10 @@ from actors.status import read_task, render
 from protocol.constants import STATUS_SUBMITTED
 
 FUNDS = 10**20
+# Once the model owner's process has ended the task, how long (seconds) the data owner processes
+# may still take to finish their own job (collect what they are owed, write their result, exit)
+# before the swarm fails naming those still running: as `actors.run.COLLECT_GRACE`.
+COLLECT_GRACE = 60.0
 
 
 class SwarmError(RuntimeError):
@@ -147,22 +151,40 @@ class Swarm:
     def _check_alive(self) -> None:
         for role, process in [("mo", self.mo), *((f"do-{i}", p) for i, p in self.dos.items())]:
             if process is not None and process.poll() not in (None, 0):
-                tail = (self.state_dir / f"{role}.out").read_text(errors="replace")[-2000:]
-                raise SwarmError(f"{role} exited with {process.returncode}:\n{tail}")
+                log = self.state_dir / f"{role}.out"
+                lines = log.read_text(errors="replace").strip().splitlines()
+                last = lines[-1].strip() if lines else "no output"
+                raise SwarmError(f"{role} exited with {process.returncode}: {last} (log: {log})")
 
     def running(self) -> bool:
         processes = [self.mo, *self.dos.values()]
         return any(p is not None and p.poll() is None for p in processes)
 
-    def wait(self, timeout: float, console: Console | None = None) -> None:
-        """Wait for every process to finish, showing the market from chain data meanwhile."""
+    def wait(
+        self,
+        timeout: float,
+        console: Console | None = None,
+        collect_grace: float = COLLECT_GRACE,
+    ) -> None:
+        """Wait for every process to finish, showing the market from chain data meanwhile; the
+        data owners have `collect_grace` seconds once the model owner's process has ended."""
         deadline = time.monotonic() + timeout
+        task_ended = None  # when the model owner's process ended the task
         with contextlib.ExitStack() as stack:
             live = None
             if console is not None:
                 live = stack.enter_context(Live(console=console, refresh_per_second=2))
             while self.running():
                 self._check_alive()
+                if task_ended is None and self.mo is not None and self.mo.poll() == 0:
+                    task_ended = time.monotonic()
+                if task_ended is not None and time.monotonic() > task_ended + collect_grace:
+                    busy = [f"do-{i}" for i, p in self.dos.items() if p.poll() is None]
+                    self.stop()
+                    raise SwarmError(
+                        f"{', '.join(busy)} not finished {collect_grace:g} s after the model "
+                        f"owner ended the task (logs in {self.state_dir})"
+                    )
                 if time.monotonic() > deadline:
                     self.stop()
                     raise SwarmError(f"the swarm did not finish within {timeout:.0f} s")
