@@ -26,8 +26,10 @@ not stop the machine: the error is recorded in ``peer_errors`` against that peer
 Verifiable shares: every delivery carries the dealer's Pedersen commitments and a blind per
 share, and both shares must lie on the committed polynomials with their blinds
 (``protocol.shamir.verify_share``) besides proving against the dealt root. During SETTLE the actor
-sends ``SettleDue`` with the chain's commitments; the machine answers with ``PostSettle`` naming
-every committed dealer it holds no valid shares from (its complaints). The actor tells the machine
+sends ``SettleDue`` with the chain's commitments and a cut-off; the machine answers with
+``PostSettle`` naming every committed dealer it holds no valid shares from (its complaints), at
+once if it holds everyone's, else when the last late delivery arrives or a ``DeadlineTick``
+reaches the cut-off. The actor tells the machine
 of complaints against us with ``ComplaintsAgainstUs``: it answers each (``PostAnswer``, the
 holder's shares and blinds as dealt) and fails the round, because the court bars an answered
 dealer from submitting (its answered shares are public; its peers reveal its mask key, never its
@@ -37,6 +39,10 @@ seed). The holder gets the answered shares back from chain data as an ordinary
 The one rule no sequence of events can break: for each dealer the machine reveals at most one
 secret kind — the self-mask seed share of a member that submitted, or the mask-key share of one
 that committed and did not submit — and it reveals nothing when fewer than ``t`` members submitted.
+
+Progress: ``waiting()`` says what the machine needs next (the chain facts, in order, and the local
+update) and the chain time at which a ``DeadlineTick`` matters. It is the one record of how far a
+round got: an actor keeps none of its own, and a restored machine says what is owed.
 
 Persistence: ``snapshot()`` is a msgspec msgpack record of everything the machine knows (its
 secrets, the shares it dealt and holds, progress and the reveal ledger). An actor must persist it

@@ -36,6 +36,7 @@ from protocol.round import (
     DeadlineTick,
     Done,
     Event,
+    Fact,
     Failed,
     GroupFailed,
     GroupFinalized,
@@ -56,6 +57,7 @@ from protocol.round import (
     State,
     SubmitPhaseOpened,
     UnmaskPhaseOpened,
+    Waiting,
 )
 from protocol.shamir import FIELD_ORDER, commitment_digest, verify_share
 
@@ -776,6 +778,52 @@ def test_settle_accuses_exactly_the_committed_dealers_without_valid_shares() -> 
     assert m.settlement() == settle
     with pytest.raises(LocalProtocolError):
         m.send(SettleDue(script.on_chain(m).commitments))
+
+
+def test_settle_waits_for_late_deliveries_until_its_cutoff() -> None:
+    """With a cut-off, SETTLE waits: the last missing delivery files no complaint at all; a
+    DeadlineTick at the cut-off files complaints against whoever is still missing. The wait is
+    the machine's `waiting().deadline`, and both survive a snapshot."""
+    script = Script(seed=25, n=4, threshold=2)
+    m = script.machine_in(State.SHARED)
+    first, second, late = script.peers
+    m.send(ShareReceived(first, script.deliveries[first]))
+    assert m.send(SettleDue(script.on_chain(m).commitments, cutoff=500)) == []
+    waiting = m.waiting()
+    assert Fact.SETTLE not in waiting.facts and waiting.deadline == 500
+    m = RoundMachine.restore(m.snapshot(), script.source.randbytes)
+    assert m.send(DeadlineTick(499)) == []
+    assert m.send(ShareReceived(second, script.deliveries[second])) == []
+    (settle,) = m.send(ShareReceived(late, script.deliveries[late]))
+    assert settle == PostSettle(()) and m.settlement() == settle
+
+    m = script.machine_in(State.SHARED)
+    m.send(ShareReceived(first, script.deliveries[first]))
+    m.send(SettleDue(script.on_chain(m).commitments, cutoff=500))
+    (settle,) = m.send(DeadlineTick(500))
+    assert set(settle.accused) == {second, late}
+    assert m.waiting().deadline is None  # settled: no deadline of SETTLE's any more
+
+
+def test_waiting_names_what_each_state_needs() -> None:
+    script = Script(seed=26, n=3, threshold=2)
+    m = script.machine()
+    m.send(script.opened())
+    assert m.waiting() == Waiting((Fact.SHARE_PHASE, Fact.UPDATE))
+    m.send(SharePhaseOpened())
+    assert m.waiting().facts == (Fact.SETTLE, Fact.COMMITMENTS, Fact.SUBMIT_PHASE, Fact.UPDATE)
+    for peer in script.peers:
+        m.send(ShareReceived(peer, script.deliveries[peer]))
+    m.send(script.on_chain(m))
+    assert m.waiting().facts == (Fact.SUBMIT_PHASE, Fact.UPDATE)
+    m.send(SubmitPhaseOpened(SUBMIT_DEADLINE))
+    assert m.waiting() == Waiting((Fact.UPDATE,), SUBMIT_DEADLINE)
+    m.send(LocalUpdateReady(script.update))
+    assert m.state is State.SUBMITTED and m.waiting() == Waiting((Fact.UNMASK_PHASE,))
+    m.send(UnmaskPhaseOpened(script.members))
+    assert m.waiting() == Waiting((Fact.RESULT,))
+    m.send(GroupFinalized(script.members))
+    assert m.waiting() == Waiting(())
 
 
 def test_answered_shares_come_back_as_a_delivery_and_the_round_goes_on() -> None:
