@@ -13,7 +13,6 @@ the store.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +50,14 @@ class Acknowledged:
 
     round: int
     peer: int
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """Every peer had a first try at our deliveries of round `round`: a dealer that commits
+    afterwards has tried to deliver (its commitment waits for this)."""
+
+    round: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,24 +155,40 @@ class Deliveries:
     async def _offer_until_acked(
         self, round: int, actions: list[SendShares], report: trio.MemorySendChannel[Any]
     ) -> None:
-        pending = {action.to: action for action in actions}
-        failed: dict[int, int] = {}
-        retry_at: dict[int, float] = {}
-        while pending:
-            now = trio.current_time()
-            for peer, action in list(pending.items()):
-                if now < retry_at.get(peer, -math.inf):
-                    continue
-                if await self._send(action):
-                    del pending[peer]
-                    await report.send(Acknowledged(round, peer))
-                    continue
-                tries = failed.get(peer, 0)
-                failed[peer] = tries + 1
-                wait = min(self.settings.share_retry * 2**tries, self.settings.share_retry_max)
-                retry_at[peer] = trio.current_time() + wait
-            if pending:
-                await trio.sleep_until(min(retry_at[p] for p in pending))
+        """Each peer's delivery in a task of its own, all at once; `Offered` goes to the driver
+        once every peer had its first try (acknowledged or not)."""
+        left = len(actions)
+
+        async def tried() -> None:
+            nonlocal left
+            left -= 1
+            if left == 0:
+                await report.send(Offered(round))
+
+        async with trio.open_nursery() as nursery:
+            for action in actions:
+                nursery.start_soon(self._offer_one, round, action, report, tried)
+            if not actions:
+                await report.send(Offered(round))
+
+    async def _offer_one(
+        self,
+        round: int,
+        action: SendShares,
+        report: trio.MemorySendChannel[Any],
+        tried: Callable[[], Awaitable[None]],
+    ) -> None:
+        tries = 0
+        while True:
+            acked = await self._send(action)
+            if tries == 0:
+                await tried()
+            if acked:
+                await report.send(Acknowledged(round, action.to))
+                return
+            wait = min(self.settings.share_retry * 2**tries, self.settings.share_retry_max)
+            tries += 1
+            await trio.sleep(wait)
 
     async def _send(self, action: SendShares) -> bool:
         """Offer one delivery; True once the peer acknowledged it. A channel that carried an

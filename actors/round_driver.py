@@ -23,7 +23,7 @@ import trio
 
 from actors.background import run_training
 from actors.chain.aio import on_chain
-from actors.deliveries import Acknowledged, Deliveries, ShareIn
+from actors.deliveries import Acknowledged, Deliveries, Offered, ShareIn
 from actors.market import Market, PhaseInfo, TaskConfig
 from actors.round_actions import RoundActions, checksum
 from actors.round_view import RoundView, read_round
@@ -181,6 +181,7 @@ class RoundDriver:
         self.acked: set[int] = set()
         self._blamed: set[int] = set()
         self._stage = _BEFORE  # where the chain stood at the last news
+        self._after_offer: list[Any] = []  # actions that wait for our deliveries' first try
 
     # -- what the watcher reads ------------------------------------------------------------
 
@@ -288,6 +289,9 @@ class RoundDriver:
                 await self._feed(LocalUpdateReady(update=message.lanes))
         elif isinstance(message, Acknowledged):
             self.acked.add(message.peer)
+        elif isinstance(message, Offered):
+            waiting, self._after_offer = self._after_offer, []
+            await self.actions.perform(waiting)
 
     # -- chain news into machine events ----------------------------------------------------
 
@@ -398,9 +402,14 @@ class RoundDriver:
             self._save()
         self._log_problems()
         sends = [a for a in actions if isinstance(a, SendShares)]
+        rest = [a for a in actions if not isinstance(a, SendShares)]
         if sends:
+            # shares go out before the commitment: a dealer that committed has tried to
+            # deliver (the rest of the batch waits for `Offered`; the inbox keeps flowing)
             self.ctx.deliveries.offer(self.number, sends, self.inbox.clone())
-        await self.actions.perform([a for a in actions if not isinstance(a, SendShares)])
+            self._after_offer.extend(rest)
+            return
+        await self.actions.perform(rest)
 
     def _offer_shares(self) -> None:
         """After a restart: offer our deliveries again while peers may still need them."""

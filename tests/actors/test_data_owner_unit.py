@@ -13,6 +13,7 @@ import trio
 
 from actors.chain import BoaChain
 from actors.data_owner import DataOwner
+from actors.deliveries import Offered
 from actors.market import Market
 from actors.model_owner import ModelOwner, TaskPlan
 from actors.store import StateStore
@@ -190,6 +191,9 @@ async def test_a_step_is_stored_before_its_actions_run_one_that_sends_nothing_wi
             # the round opened: nothing reached the world, nothing was written
             assert store.get("round", "0/machine") is None
             await driver._feed(SharePhaseOpened())
+            # the commitment waits until every peer had a first try at our shares
+            assert [kind for kind, *_ in performed] == ["peers"]
+            await driver._handle(Offered(0))
             nursery.cancel_scope.cancel()
         (peers, deliveries, first), (chain, posts, second) = performed
         assert peers == "peers" and all(isinstance(a, SendShares) for a in deliveries)
