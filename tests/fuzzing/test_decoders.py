@@ -343,7 +343,7 @@ def _mutate(group, mutation: str, data: st.DataObject) -> dict:
             members[0], members[1] = members[1], members[0]
         elif changed == "duplicate" and members:
             members.append(members[0])
-        elif changed == "drop":
+        elif changed == "drop" and members:  # (an earlier mutation may have emptied them)
             members.pop()
         elif changed == "stranger":
             members.append(pick(address))
