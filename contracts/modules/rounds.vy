@@ -6,11 +6,24 @@
         (running digest and chunk count), and the per-group counters and results of each round.
 @dev Phase, status and group-result numbers are fixed in docs/interfaces.md §7. An action of a
      phase is allowed while `block.timestamp < deadline`; the transition out of it is allowed from
-     `block.timestamp >= deadline` on (or earlier when the phase is complete, see DataMarket).
+     `block.timestamp >= deadline` on, or earlier when the phase is complete (`_advance`).
 """
 
-# @dev Size limits only: the registry's state is the market's to compose.
+# @dev the phase rules count the members, draw the groups and read a member's group
 from . import registry
+uses: registry
+
+# @dev REGISTER closes only with the round-0 model published
+from . import commitments
+uses: commitments
+
+# @dev The shares court's account of a round's SETTLE phase, which decides when SETTLE may close
+#      and which dealers it excludes (contracts/SharesCourt.vy).
+interface SharesCourt:
+    def round_settled(task: uint256, round: uint256) -> uint256: view
+    def round_open(task: uint256, round: uint256) -> uint256: view
+    def open_against(task: uint256, round: uint256, dealer: address) -> uint256: view
+    def accused_of(task: uint256, round: uint256) -> DynArray[address, registry.MAX_DOS]: view
 
 # @dev Most words in one submitted chunk (128 KiB of calldata).
 MAX_CHUNK_WORDS: constant(uint256) = 6144
@@ -145,6 +158,12 @@ event TaskCancelled:
     members: uint256
     model_published: bool
 
+# @dev A dealer left a complaint unanswered when SETTLE closed: its commitment is taken back.
+event DealerExcluded:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    dealer: indexed(address)
+
 # @dev A chunk of a data owner's masked update; its words are only in this event.
 event UpdateChunk:
     task: indexed(uint256)
@@ -247,6 +266,83 @@ def _create(owner: address, config: TaskConfig) -> uint256:
     log TaskCreated(task=task, owner=owner, config=config)
     self._enter(task, 0, PHASE_REGISTER, config.register_duration)
     return task
+
+
+@internal
+def _advance(task: uint256, court: SharesCourt) -> bool:
+    """
+    @dev Move `task` to its next phase, after the phase's deadline or as soon as it is complete
+         (`_complete`). REGISTER cancels the task below `min_dos` or without the round-0 model,
+         and otherwise enters DRAW, remembering its block. DRAW, from a later block, draws the
+         groups from that block's hash and opens round 0. SETTLE excludes every dealer a
+         complaint is still open against. SUBMIT fails the groups below `t` submitters. UNMASK
+         fails the groups still pending. ROUND_DONE (the model owner let its window to open the
+         next round pass) ends the task.
+    @return Whether the task was cancelled: its escrow is the caller's to return.
+    """
+    phase: uint256 = self.task_phase[task]
+    assert phase != PHASE_NONE, "rounds: no such task"
+    assert phase != PHASE_ENDED and phase != PHASE_CANCELLED, "rounds: task over"
+    round: uint256 = self.current_round[task]
+    assert block.timestamp >= self.deadline[task] or self._complete(task, phase, round, court), "rounds: phase not over"
+    if phase == PHASE_REGISTER:
+        members: uint256 = registry._count(task)
+        published: bool = commitments.model_digest[task][0] == self.task_config[task].model_hash
+        if members < self.task_config[task].min_dos or not published:
+            self._cancel(task, members, published)
+            return True
+        registry.draw_block[task] = block.number
+        self._enter(task, 0, PHASE_DRAW, 0)
+    elif phase == PHASE_DRAW:
+        target: uint256 = registry.draw_block[task]
+        assert block.number > target, "rounds: draw not ready"
+        seed: bytes32 = empty(bytes32)
+        if block.number - target <= 256:
+            seed = blockhash(target)
+        if seed == empty(bytes32):
+            # @dev the hash is out of reach (over 256 blocks old): draw from this block's instead
+            registry.draw_block[task] = block.number
+            return False
+        registry._fix_groups(task, self.task_config[task].group_size, keccak256(abi_encode(seed, task)))
+        self._open(task, 0, self.task_config[task].model_hash)
+    elif phase == PHASE_SHARE:
+        self._enter(task, round, PHASE_SETTLE, self.task_config[task].share_duration)
+    elif phase == PHASE_SETTLE:
+        for dealer: address in staticcall court.accused_of(task, round):
+            if staticcall court.open_against(task, round, dealer) > 0:
+                self._exclude(task, round, dealer, registry.group_of[task][dealer])
+                log DealerExcluded(task=task, round=round, dealer=dealer)
+        self._enter(task, round, PHASE_SUBMIT, self.task_config[task].submit_duration)
+    elif phase == PHASE_SUBMIT:
+        self._close_submit(task, round, registry.group_count[task])
+    elif phase == PHASE_UNMASK:
+        self._close_unmask(task, round, registry.group_count[task])
+    else:
+        self._enter(task, round, PHASE_ENDED, 0)
+    return False
+
+
+@view
+@internal
+def _complete(task: uint256, phase: uint256, round: uint256, court: SharesCourt) -> bool:
+    """
+    @dev Whether `phase` may close before its deadline. REGISTER: `max_dos` registered and the
+         round-0 model is published. DRAW waits for a later block, never for its deadline.
+         SHARE: every member committed. SETTLE: every committer settled and no complaint is open.
+         SUBMIT: every committer submitted or was exposed. UNMASK closes early only inside
+         `_finalize_group`, ROUND_DONE never.
+    """
+    if phase == PHASE_REGISTER:
+        return registry._count(task) == self.task_config[task].max_dos and commitments.model_digest[task][0] == self.task_config[task].model_hash
+    if phase == PHASE_DRAW:
+        return True
+    if phase == PHASE_SHARE:
+        return self.round_committed[task][round] == registry._count(task)
+    if phase == PHASE_SETTLE:
+        return staticcall court.round_settled(task, round) == self.round_committed[task][round] and staticcall court.round_open(task, round) == 0
+    if phase == PHASE_SUBMIT:
+        return self.round_submitted[task][round] + self.round_exposed[task][round] == self.round_committed[task][round]
+    return False
 
 
 @internal
