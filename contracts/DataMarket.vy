@@ -78,6 +78,7 @@ exports: (
     rounds.round_pending,
     rounds.exposed,
     rounds.round_exposed,
+    rounds.court_terms,
     commitments.model_digest,
     commitments.model_chunks,
     commitments.mask_pk,
@@ -112,17 +113,22 @@ def __init__(court: SharesCourt):
 @external
 @payable
 @nonreentrant
-def create_task(config: rounds.TaskConfig) -> uint256:
+def create_task(config: rounds.TaskConfig, spec: Bytes[rounds.MAX_SPEC_BYTES]) -> uint256:
     """
-    @notice Create a task and escrow its whole reward, `reward_per_do * max_dos * rounds`.
+    @notice Create a task, publish its spec and escrow its whole reward,
+            `reward_per_do * max_dos * rounds`.
     @dev ETH tasks send exactly that as `msg.value`; ERC-20 tasks send no ETH and approve the
-         market for the amount, which is pulled with transferFrom.
+         market for the amount, which is pulled with transferFrom. The spec's bytes live only in
+         the `TaskSpec` event, so a data owner reads and checks them from chain data alone.
     @param config The task's configuration (docs/interfaces.md §7).
+    @param spec The task spec's canonical bytes, whose keccak256 must be `config.spec_hash`
+           (empty for a task without a spec).
     @return The new task id (from 1).
     """
     if config.token != empty(address):
         assert config.token.is_contract, "escrow: token is not a contract"
-    task: uint256 = rounds._create(msg.sender, config)
+    task: uint256 = rounds._create(msg.sender, config, keccak256(spec))
+    log rounds.TaskSpec(task=task, spec=spec)
     escrow._deposit(task, config.token, msg.sender, config.reward_per_do * config.max_dos * config.rounds, msg.value)
     return task
 
@@ -160,9 +166,8 @@ def register(task: uint256, channel_pk: bytes32, endpoint: String[registry.MAX_E
     """
     rounds._expect(task, 0, rounds.PHASE_REGISTER)
     assert msg.sender != rounds.task_owner[task], "registry: owner cannot register"
-    config: rounds.TaskConfig = rounds.task_config[task]
-    registry._register(task, msg.sender, channel_pk, endpoint, config.max_dos)
-    escrow._post_bond(task, config.token, msg.sender, config.bond, msg.value)
+    registry._register(task, msg.sender, channel_pk, endpoint, rounds.task_config[task].max_dos)
+    escrow._post_bond(task, rounds.task_config[task].token, msg.sender, rounds.task_config[task].bond, msg.value)
 
 
 @external
@@ -257,14 +262,15 @@ def record_unmask(task: uint256, round: uint256, holder: address):
     group: uint256 = registry.group_of[task][holder]
     if not rounds._unmask(task, round, holder, group):
         return
-    config: rounds.TaskConfig = rounds.task_config[task]
+    token: address = rounds.task_config[task].token
+    reward: uint256 = rounds.task_config[task].reward_per_do
     paid: uint256 = 0
     members: DynArray[address, registry.MAX_GROUP] = registry._group(task, group)
     for member: address in members:
         if rounds.do_status[task][round][member] >= rounds.STATUS_SUBMITTED:
-            escrow._pay(task, config.token, member, config.reward_per_do)
+            escrow._pay(task, token, member, reward)
             paid += 1
-    log GroupPaid(task=task, round=round, group=group, submitters=paid, reward=config.reward_per_do)
+    log GroupPaid(task=task, round=round, group=group, submitters=paid, reward=reward)
     rounds._finalize_group(task, round, group)
 
 
@@ -396,9 +402,8 @@ def _reclaimable(task: uint256) -> uint256:
         return remaining
     if phase != rounds.PHASE_ROUND_DONE:
         return 0
-    config: rounds.TaskConfig = rounds.task_config[task]
     # @dev rounds still to come keep their full escrow; resolved rounds owe nothing any more
-    reserved: uint256 = config.reward_per_do * config.max_dos * (config.rounds - rounds.current_round[task] - 1)
+    reserved: uint256 = rounds.task_config[task].reward_per_do * rounds.task_config[task].max_dos * (rounds.task_config[task].rounds - rounds.current_round[task] - 1)
     return remaining - reserved
 
 

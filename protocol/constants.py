@@ -98,6 +98,9 @@ MAX_THRESHOLD: Final = 32
 # and MAX_DURATION, seconds).
 MIN_DURATION: Final = 30
 MAX_DURATION: Final = 365 * 86400
+# Longest canonical task spec `create_task` publishes (the contract's rounds.MAX_SPEC_BYTES); the
+# largest example's is 2,113 bytes (a table of 30 columns with their statistics).
+MAX_SPEC_BYTES: Final = 16384
 
 # Widths of the on-chain types the protocol hashes or packs.
 WORD_BITS: Final = 256

@@ -41,6 +41,8 @@ MIN_DURATION: constant(uint256) = 30
 MAX_CHUNK_BLOBS: constant(uint256) = 16
 # @dev Words one blob carries: 4096 field elements of 31 payload bytes (docs/interfaces.md §3b).
 BLOB_WORDS: constant(uint256) = 3968
+# @dev Longest canonical task spec `create_task` publishes (protocol.spec.MAX_SPEC_BYTES).
+MAX_SPEC_BYTES: constant(uint256) = 16384
 
 # @dev How a task's masked updates reach the chain: words in calldata and events, or blobs.
 DATA_PATH_EVENT: constant(uint256) = 0
@@ -72,13 +74,17 @@ GROUP_FINALIZED: constant(uint256) = 1
 GROUP_FAILED: constant(uint256) = 2
 
 
-# @dev What a model owner fixes when it creates a task (docs/interfaces.md §7).
+# @dev What a model owner fixes when it creates a task (docs/interfaces.md §7): what it commits
+#      to (the round-0 model's digest, the spec's hash), how updates are encoded (`sample_cap`:
+#      the most samples one data owner counts for in the secure sum), and the market's terms.
 struct TaskConfig:
     model_hash: bytes32
+    spec_hash: bytes32
     d: uint256
     lane_bits: uint256
     scale_bits: uint256
     clip_norm_micro: uint256
+    sample_cap: uint256
     rounds: uint256
     max_dos: uint256
     min_dos: uint256
@@ -92,6 +98,17 @@ struct TaskConfig:
     submit_duration: uint256
     unmask_duration: uint256
     data_path: uint256
+
+# @dev Where a task stands and the terms the shares court's rules read, in one call (a few slots
+#      of the config instead of all of them).
+struct CourtTerms:
+    phase: uint256
+    round: uint256
+    deadline: uint256
+    threshold: uint256
+    reward_per_do: uint256
+    token: address
+    share_duration: uint256
 
 
 # @dev Number of tasks created; task ids run 1 .. task_count.
@@ -144,6 +161,12 @@ event TaskCreated:
     task: indexed(uint256)
     owner: indexed(address)
     config: TaskConfig
+
+# @dev The canonical bytes of a task's spec (docs/interfaces.md §7), keccak256 `spec_hash`
+#      (empty for a task without one); they live only in this event.
+event TaskSpec:
+    task: indexed(uint256)
+    spec: Bytes[MAX_SPEC_BYTES]
 
 # @dev A task entered a phase.
 event PhaseChanged:
@@ -233,6 +256,24 @@ def words_received(task: uint256, round: uint256, do: address) -> uint256:
 
 
 @view
+@external
+def court_terms(task: uint256) -> CourtTerms:
+    """
+    @notice The phase, round and deadline of `task` with the terms the shares court reads:
+            threshold, reward per data owner, token and SETTLE's duration.
+    """
+    return CourtTerms(
+        phase=self.task_phase[task],
+        round=self.current_round[task],
+        deadline=self.deadline[task],
+        threshold=self.task_config[task].threshold,
+        reward_per_do=self.task_config[task].reward_per_do,
+        token=self.task_config[task].token,
+        share_duration=self.task_config[task].share_duration,
+    )
+
+
+@view
 @internal
 def _update_words(task: uint256) -> uint256:
     lanes: uint256 = 256 // self.task_config[task].lane_bits
@@ -240,9 +281,10 @@ def _update_words(task: uint256) -> uint256:
 
 
 @internal
-def _create(owner: address, config: TaskConfig) -> uint256:
+def _create(owner: address, config: TaskConfig, spec_hash: bytes32) -> uint256:
     """
-    @dev Check and store a new task's configuration and open its REGISTER phase.
+    @dev Check and store a new task's configuration and open its REGISTER phase; `spec_hash` is
+         the keccak256 of the spec bytes the task publishes.
     """
     assert config.model_hash != empty(bytes32), "rounds: empty model hash"
     assert config.d > 0 and config.d <= MAX_PARAMS, "rounds: bad d"
@@ -254,11 +296,16 @@ def _create(owner: address, config: TaskConfig) -> uint256:
     assert config.group_size >= 2 and config.group_size <= registry.MAX_GROUP_SIZE, "rounds: bad group size"
     assert config.min_dos >= config.group_size and config.min_dos <= config.max_dos, "rounds: bad min_dos"
     assert config.threshold >= 2 and config.threshold <= config.group_size, "rounds: bad threshold"
+    # @dev the count lane of a group's sum must not wrap: groups have up to 2m - 1 members, each
+    #      counting at most `sample_cap`, so (2m - 1) * sample_cap <= 2**(lane_bits - 1) - 1;
+    #      lane_bits is 16 or 32 and 2 <= m <= 32 (checked above), so nothing here can wrap
+    assert config.sample_cap > 0 and config.sample_cap <= unsafe_div(max_value(uint256) >> unsafe_sub(257, config.lane_bits), unsafe_sub(unsafe_add(config.group_size, config.group_size), 1)), "rounds: bad sample cap"
     assert config.reward_per_do > 0, "rounds: zero reward"
     assert config.reward_per_do <= max_value(uint256) // (config.max_dos * config.rounds), "rounds: reward too large"
     for duration: uint256 in [config.register_duration, config.share_duration, config.submit_duration, config.unmask_duration]:
         assert duration >= MIN_DURATION and duration <= MAX_DURATION, "rounds: bad duration"
     assert config.data_path <= DATA_PATH_BLOB, "rounds: bad data path"
+    assert spec_hash == config.spec_hash, "rounds: spec hash mismatch"
     task: uint256 = self.task_count + 1
     self.task_count = task
     self.task_config[task] = config
