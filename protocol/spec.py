@@ -26,7 +26,14 @@ import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
-from protocol.constants import DATA_PATHS, MAX_SPEC_BYTES
+from protocol.constants import (
+    DATA_PATHS,
+    MAX_DOS,
+    MAX_DURATION,
+    MAX_GROUP_SIZE,
+    MAX_ROUNDS,
+    MAX_SPEC_BYTES,
+)
 from protocol.encoding import QuantConfig
 from protocol.errors import ConfigError
 from protocol.weighting import check_count_headroom
@@ -51,11 +58,6 @@ MAX_SAMPLES = 10_000_000
 MAX_NAME = 128
 MAX_SEED = 2**31 - 1
 MAX_WEI = 2**256 - 1
-# The contract's bounds (contracts/modules/registry.vy, rounds.vy).
-MAX_DOS = 256
-MAX_GROUP_SIZE = 32
-MAX_ROUNDS = 1_024
-MAX_DURATION = 365 * 86_400
 
 Width = Annotated[int, Meta(ge=1, le=MAX_WIDTH)]
 Channels = Annotated[int, Meta(ge=1, le=MAX_CHANNELS)]
