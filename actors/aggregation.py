@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from actors.market import Market
 from protocol.chain_data import ChainDataError
 from protocol.constants import GROUP_FINALIZED
-from protocol.encoding import QuantConfig
 from protocol.errors import RecoveryError
 from protocol.recovery import GroupAggregate, recover_group_aggregate
 
@@ -29,7 +28,6 @@ def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
     """Recover every finalized group's aggregate of `round` from events and views; events that
     break the chain-data schema (a faulty node) leave every finalized group with that error."""
     config = market.config(task)
-    quant = QuantConfig(config.lane_bits, config.scale_bits, config.clip_norm)
     unreadable = None
     try:
         submissions = market.submissions(task, round)
@@ -59,7 +57,7 @@ def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
                 reveals=[r for r in revealed if r.holder in statuses],
                 task=task,
                 round=round,
-                quant=quant,
+                quant=config.quant,
                 d=config.d,
             )
         except RecoveryError as error:

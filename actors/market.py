@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from eth_utils import keccak
 
 from actors.chain.artifacts import COURT_SOURCE, MARKET_SOURCE
 from actors.chain.base import Chain, Event, Receipt, TxRecord
@@ -35,26 +37,32 @@ from protocol.constants import (
     DATA_PATH_EVENT,
     MAX_CHUNK_WORDS,
     MAX_ENDPOINT,
+    MAX_SPEC_BYTES,
     PHASE_DRAW,
     STATUS_SUBMITTED,
 )
-from protocol.encoding import PackedWords
+from protocol.encoding import PackedWords, QuantConfig
 from protocol.errors import ConfigError, RemoteProtocolError
+from protocol.spec import NO_SPEC_HASH
 
 ETH = "0x0000000000000000000000000000000000000000"
 # a cold credit write plus the group bookkeeping per submitter, with room to spare
 _CREDIT_GAS = 40_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskConfig:
-    """A task's configuration, field for field the contract's `TaskConfig` struct."""
+    """A task's configuration, field for field (and in the same order) the contract's
+    `TaskConfig` struct. `sample_cap`: the most samples one data owner counts for in the secure
+    sum; `spec_hash`: keccak256 of the spec bytes `create_task` publishes (none by default)."""
 
     model_hash: bytes
+    spec_hash: bytes = NO_SPEC_HASH
     d: int
     lane_bits: int
     scale_bits: int
     clip_norm_micro: int
+    sample_cap: int = 2_000
     rounds: int
     max_dos: int
     min_dos: int
@@ -78,9 +86,15 @@ class TaskConfig:
     def clip_norm(self) -> float:
         return self.clip_norm_micro / 1e6
 
+    @property
+    def quant(self) -> QuantConfig:
+        """How the task's updates map into the ring (the one place a config makes one)."""
+        return QuantConfig(self.lane_bits, self.scale_bits, self.clip_norm)
+
     @classmethod
     def from_chain(cls, values: Sequence[Any]) -> TaskConfig:
-        return cls(*values)
+        names = [f.name for f in fields(cls)]
+        return cls(**dict(zip(names, values, strict=True)))
 
     def as_args(self) -> tuple[Any, ...]:
         return astuple(self)
@@ -148,10 +162,17 @@ class Market:
         self.receipts.append(receipt)
         return receipt
 
-    def create_task(self, config: TaskConfig, sender: str) -> tuple[int, Receipt]:
-        """Create a task escrowing its whole reward; return its id."""
+    def create_task(
+        self, config: TaskConfig, sender: str, spec: bytes = b""
+    ) -> tuple[int, Receipt]:
+        """Create a task escrowing its whole reward and publishing `spec` (the task spec's
+        canonical bytes, keccak256 `config.spec_hash`); return its id. A spec over
+        MAX_SPEC_BYTES is refused here: the market's ABI decoder would revert it with no
+        reason."""
+        if len(spec) > MAX_SPEC_BYTES:
+            raise ConfigError(f"the spec is {len(spec)} bytes; the market takes {MAX_SPEC_BYTES}")
         value = config.escrow if config.token == ETH else 0
-        receipt = self._send("create_task", [config.as_args()], sender, value)
+        receipt = self._send("create_task", [config.as_args(), spec], sender, value)
         (created,) = [e for e in receipt.events if e.name == "TaskCreated"]
         return created.args["task"], receipt
 
@@ -470,6 +491,20 @@ class Market:
         if digest != expected:
             raise RemoteProtocolError("published model bytes do not match the round's model hash")
         return b"".join(data for _, data in chunks)
+
+    def task_spec(self, task: int, expected: bytes | None = None) -> bytes:
+        """A task's spec bytes from its `TaskSpec` event, checked against the config's
+        `spec_hash` (`expected`: that hash as the caller read it already); empty for a task
+        without a spec."""
+        events = self.chain.events(self.address, "TaskSpec", filters={"task": task})
+        if len(events) != 1:
+            raise RemoteProtocolError(f"task {task} has {len(events)} TaskSpec events, not one")
+        spec = events[0].args["spec"]
+        if expected is None:
+            expected = self.config(task).spec_hash
+        if keccak(spec) != expected:
+            raise RemoteProtocolError("published spec bytes do not match the task's spec_hash")
+        return spec
 
     def submissions(self, task: int, round: int) -> dict[int, Submission]:
         """Every masked update of a round as its chunks and on-chain digest: words from

@@ -247,6 +247,7 @@ class ModelOwner:
             lane_bits=plan.lane_bits,
             scale_bits=plan.scale_bits,
             clip_norm_micro=round(plan.clip_norm * 1e6),
+            sample_cap=plan.sample_cap,
             rounds=plan.rounds,
             max_dos=plan.max_dos,
             min_dos=plan.min_dos,
@@ -406,7 +407,6 @@ class ModelOwner:
 
     def _recover_round(self, report: RoundReport) -> list[WeightedMean]:
         config = self.config or self.market.config(self.task)
-        quant = QuantConfig(config.lane_bits, config.scale_bits, config.clip_norm)
         recovered = recover_round(self.market, self.task, report.round)
         report.failed_groups = recovered.failed
         report.recovery_errors = dict(recovered.errors)
@@ -415,7 +415,9 @@ class ModelOwner:
         means = []
         for group, aggregate in sorted(recovered.aggregates.items()):
             try:
-                mean = decode_weighted(aggregate.ring_sum, cap=self.plan.sample_cap, quant=quant)
+                mean = decode_weighted(
+                    aggregate.ring_sum, cap=config.sample_cap, quant=config.quant
+                )
             except RecoveryError as error:
                 report.recovery_errors[group] = str(error)
                 continue

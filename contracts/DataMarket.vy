@@ -21,23 +21,20 @@ initializes: escrow
 from .modules import registry
 initializes: registry
 
-# @dev when: task config, phases, deadlines, statuses, submissions, group results
-from .modules import rounds
-initializes: rounds
-
 # @dev what was promised: model digests, mask keys, share roots, share checks
 from .modules import commitments
 initializes: commitments
 
+# @dev when: task config, phases and their rules, deadlines, statuses, submissions, group results
+from .modules import rounds
+initializes: rounds[registry := registry, commitments := commitments]
+
 # @dev Where complaints about dealt shares are filed and answered, and where revealed shares are
-#      checked (contracts/SharesCourt.vy); the market consults it when SETTLE closes, and takes
-#      its word on exposed dealers (`expose`) and accepted unmask messages (`record_unmask`).
+#      checked (contracts/SharesCourt.vy); the phase rules consult it when SETTLE closes
+#      (`rounds.SharesCourt`), and the market takes its word on exposed dealers (`expose`) and
+#      accepted unmask messages (`record_unmask`).
 interface SharesCourt:
     def bind(): nonpayable
-    def round_settled(task: uint256, round: uint256) -> uint256: view
-    def round_open(task: uint256, round: uint256) -> uint256: view
-    def open_against(task: uint256, round: uint256, dealer: address) -> uint256: view
-    def accused_of(task: uint256, round: uint256) -> DynArray[address, registry.MAX_DOS]: view
 
 # @dev The court this market trusts; it is bound to this market alone.
 COURT: public(immutable(SharesCourt))
@@ -81,18 +78,13 @@ exports: (
     rounds.round_pending,
     rounds.exposed,
     rounds.round_exposed,
+    rounds.court_terms,
     commitments.model_digest,
     commitments.model_chunks,
     commitments.mask_pk,
     commitments.shares_root,
     commitments.points_digest,
 )
-
-# @dev A dealer left a complaint unanswered when SETTLE closed: its commitment is taken back.
-event DealerExcluded:
-    task: indexed(uint256)
-    round: indexed(uint256)
-    dealer: indexed(address)
 
 # @dev Escrow returned to a model owner: a cancelled task's refund, or a reclaim.
 event EscrowReturned:
@@ -121,17 +113,22 @@ def __init__(court: SharesCourt):
 @external
 @payable
 @nonreentrant
-def create_task(config: rounds.TaskConfig) -> uint256:
+def create_task(config: rounds.TaskConfig, spec: Bytes[rounds.MAX_SPEC_BYTES]) -> uint256:
     """
-    @notice Create a task and escrow its whole reward, `reward_per_do * max_dos * rounds`.
+    @notice Create a task, publish its spec and escrow its whole reward,
+            `reward_per_do * max_dos * rounds`.
     @dev ETH tasks send exactly that as `msg.value`; ERC-20 tasks send no ETH and approve the
-         market for the amount, which is pulled with transferFrom.
+         market for the amount, which is pulled with transferFrom. The spec's bytes live only in
+         the `TaskSpec` event, so a data owner reads and checks them from chain data alone.
     @param config The task's configuration (docs/interfaces.md §7).
+    @param spec The task spec's canonical bytes, whose keccak256 must be `config.spec_hash`
+           (empty for a task without a spec).
     @return The new task id (from 1).
     """
     if config.token != empty(address):
         assert config.token.is_contract, "escrow: token is not a contract"
-    task: uint256 = rounds._create(msg.sender, config)
+    task: uint256 = rounds._create(msg.sender, config, keccak256(spec))
+    log rounds.TaskSpec(task=task, spec=spec)
     escrow._deposit(task, config.token, msg.sender, config.reward_per_do * config.max_dos * config.rounds, msg.value)
     return task
 
@@ -169,9 +166,8 @@ def register(task: uint256, channel_pk: bytes32, endpoint: String[registry.MAX_E
     """
     rounds._expect(task, 0, rounds.PHASE_REGISTER)
     assert msg.sender != rounds.task_owner[task], "registry: owner cannot register"
-    config: rounds.TaskConfig = rounds.task_config[task]
-    registry._register(task, msg.sender, channel_pk, endpoint, config.max_dos)
-    escrow._post_bond(task, config.token, msg.sender, config.bond, msg.value)
+    registry._register(task, msg.sender, channel_pk, endpoint, rounds.task_config[task].max_dos)
+    escrow._post_bond(task, rounds.task_config[task].token, msg.sender, rounds.task_config[task].bond, msg.value)
 
 
 @external
@@ -179,62 +175,12 @@ def advance(task: uint256):
     """
     @notice Move a task to its next phase; anyone may call, after the phase's deadline or as soon
             as the phase is complete.
-    @dev REGISTER closes early when `max_dos` registered and the round-0 model is published; it
-         cancels the task (refunding the model owner) below `min_dos` or without that model,
-         and otherwise enters DRAW, remembering its block. DRAW, from a later block, draws the
-         groups from that block's hash and opens round 0. SHARE closes early when every member
-         committed, SUBMIT when every committer submitted (or was exposed). UNMASK closes at its deadline (or as
-         soon as its last group finalizes, inside `unmask`). ROUND_DONE ends the task when the
-         model owner let its window to open the next round pass.
+    @dev The phase rules are `rounds._advance`'s. A task cancelled when registration closes
+         (below `min_dos`, or without the round-0 model) refunds its model owner here.
     @param task The task.
     """
-    phase: uint256 = rounds.task_phase[task]
-    assert phase != rounds.PHASE_NONE, "rounds: no such task"
-    assert phase != rounds.PHASE_ENDED and phase != rounds.PHASE_CANCELLED, "rounds: task over"
-    over: bool = block.timestamp >= rounds.deadline[task]
-    round: uint256 = rounds.current_round[task]
-    config: rounds.TaskConfig = rounds.task_config[task]
-    if phase == rounds.PHASE_REGISTER:
-        members: uint256 = registry._count(task)
-        published: bool = commitments.model_digest[task][0] == config.model_hash
-        assert over or (members == config.max_dos and published), "rounds: phase not over"
-        if members < config.min_dos or not published:
-            rounds._cancel(task, members, published)
-            self._return_escrow(task, config.token, escrow.escrow_remaining[task])
-            return
-        registry.draw_block[task] = block.number
-        rounds._enter(task, 0, rounds.PHASE_DRAW, 0)
-    elif phase == rounds.PHASE_DRAW:
-        target: uint256 = registry.draw_block[task]
-        assert block.number > target, "rounds: draw not ready"
-        seed: bytes32 = empty(bytes32)
-        if block.number - target <= 256:
-            seed = blockhash(target)
-        if seed == empty(bytes32):
-            # @dev the hash is out of reach (over 256 blocks old): draw from this block's instead
-            registry.draw_block[task] = block.number
-            return
-        registry._fix_groups(task, config.group_size, keccak256(abi_encode(seed, task)))
-        rounds._open(task, 0, config.model_hash)
-    elif phase == rounds.PHASE_SHARE:
-        assert over or rounds.round_committed[task][round] == registry._count(task), "rounds: phase not over"
-        rounds._enter(task, round, rounds.PHASE_SETTLE, config.share_duration)
-    elif phase == rounds.PHASE_SETTLE:
-        assert over or (staticcall COURT.round_settled(task, round) == rounds.round_committed[task][round] and staticcall COURT.round_open(task, round) == 0), "rounds: phase not over"
-        for dealer: address in staticcall COURT.accused_of(task, round):
-            if staticcall COURT.open_against(task, round, dealer) > 0:
-                rounds._exclude(task, round, dealer, registry.group_of[task][dealer])
-                log DealerExcluded(task=task, round=round, dealer=dealer)
-        rounds._enter(task, round, rounds.PHASE_SUBMIT, config.submit_duration)
-    elif phase == rounds.PHASE_SUBMIT:
-        assert over or rounds.round_submitted[task][round] + rounds.round_exposed[task][round] == rounds.round_committed[task][round], "rounds: phase not over"
-        rounds._close_submit(task, round, registry.group_count[task])
-    elif phase == rounds.PHASE_UNMASK:
-        assert over, "rounds: phase not over"
-        rounds._close_unmask(task, round, registry.group_count[task])
-    else:
-        assert over, "rounds: phase not over"
-        rounds._enter(task, round, rounds.PHASE_ENDED, 0)
+    if rounds._advance(task, rounds.SharesCourt(COURT.address)):
+        self._return_escrow(task, rounds.task_config[task].token, escrow.escrow_remaining[task])
 
 
 @external
@@ -316,14 +262,15 @@ def record_unmask(task: uint256, round: uint256, holder: address):
     group: uint256 = registry.group_of[task][holder]
     if not rounds._unmask(task, round, holder, group):
         return
-    config: rounds.TaskConfig = rounds.task_config[task]
+    token: address = rounds.task_config[task].token
+    reward: uint256 = rounds.task_config[task].reward_per_do
     paid: uint256 = 0
     members: DynArray[address, registry.MAX_GROUP] = registry._group(task, group)
     for member: address in members:
         if rounds.do_status[task][round][member] >= rounds.STATUS_SUBMITTED:
-            escrow._pay(task, config.token, member, config.reward_per_do)
+            escrow._pay(task, token, member, reward)
             paid += 1
-    log GroupPaid(task=task, round=round, group=group, submitters=paid, reward=config.reward_per_do)
+    log GroupPaid(task=task, round=round, group=group, submitters=paid, reward=reward)
     rounds._finalize_group(task, round, group)
 
 
@@ -381,8 +328,7 @@ def reclaim(task: uint256) -> uint256:
     @return The amount credited to the model owner (withdraw it with `withdraw`).
     """
     rounds._expect_owner(task, msg.sender)
-    # @dev ROUND_DONE, ENDED, CANCELLED: the last three phases
-    assert rounds.task_phase[task] >= rounds.PHASE_ROUND_DONE, "escrow: round unresolved"
+    assert rounds.task_phase[task] in [rounds.PHASE_ROUND_DONE, rounds.PHASE_ENDED, rounds.PHASE_CANCELLED], "escrow: round unresolved"
     amount: uint256 = self._reclaimable(task)
     assert amount > 0, "escrow: nothing to reclaim"
     self._return_escrow(task, rounds.task_config[task].token, amount)
@@ -456,9 +402,8 @@ def _reclaimable(task: uint256) -> uint256:
         return remaining
     if phase != rounds.PHASE_ROUND_DONE:
         return 0
-    config: rounds.TaskConfig = rounds.task_config[task]
     # @dev rounds still to come keep their full escrow; resolved rounds owe nothing any more
-    reserved: uint256 = config.reward_per_do * config.max_dos * (config.rounds - rounds.current_round[task] - 1)
+    reserved: uint256 = rounds.task_config[task].reward_per_do * rounds.task_config[task].max_dos * (rounds.task_config[task].rounds - rounds.current_round[task] - 1)
     return remaining - reserved
 
 

@@ -31,8 +31,7 @@ initializes: escrow
 
 # @dev The market's views and callbacks this court relies on.
 interface DataMarket:
-    def task_phase_of(task: uint256) -> (uint256, uint256, uint256): view
-    def task_config(task: uint256) -> rounds.TaskConfig: view
+    def court_terms(task: uint256) -> rounds.CourtTerms: view
     def do_status(task: uint256, round: uint256, do: address) -> uint256: view
     def group_of(task: uint256, do: address) -> uint256: view
     def group_members(task: uint256, group: uint256) -> DynArray[address, registry.MAX_GROUP]: view
@@ -133,9 +132,8 @@ def settle(task: uint256, round: uint256, accused: uint256):
     @param accused Bit `p` set: a complaint against the member at position `p` of the group;
            at most `n - t` bits for a group of `n`.
     """
-    config: rounds.TaskConfig = self._expect_phase(task, round, rounds.PHASE_SETTLE)
-    deadline: uint256 = (staticcall self.market.task_phase_of(task))[2]
-    assert block.timestamp + config.share_duration // 2 < deadline, "court: complaints closed"
+    terms: rounds.CourtTerms = self._expect_phase(task, round, rounds.PHASE_SETTLE)
+    assert block.timestamp + terms.share_duration // 2 < terms.deadline, "court: complaints closed"
     market: DataMarket = self.market
     assert staticcall market.do_status(task, round, msg.sender) == rounds.STATUS_COMMITTED, "court: not committed"
     assert not self.settled[task][round][msg.sender], "court: already settled"
@@ -160,8 +158,8 @@ def settle(task: uint256, round: uint256, accused: uint256):
         log Complaint(task=task, round=round, dealer=dealer, holder=msg.sender)
     # @dev an honest holder never needs more: beyond n - t cheating dealers the group cannot
     #      reach t submitters anyway
-    assert count + config.threshold <= len(members), "court: too many complaints"
-    escrow._pull(config.token, msg.sender, count * config.reward_per_do, msg.value, "court: wrong deposit")
+    assert count + terms.threshold <= len(members), "court: too many complaints"
+    escrow._pull(terms.token, msg.sender, count * terms.reward_per_do, msg.value, "court: wrong deposit")
     log Settled(task=task, round=round, holder=msg.sender, accused=accused)
 
 
@@ -179,7 +177,7 @@ def answer(task: uint256, round: uint256, holder: address, shares: bytes32[4], s
     @param key_proof The mask-key leaf's proof.
     @param points The caller's Pedersen commitments, exactly as posted with `commit_shares`.
     """
-    config: rounds.TaskConfig = self._expect_phase(task, round, rounds.PHASE_SETTLE)
+    terms: rounds.CourtTerms = self._expect_phase(task, round, rounds.PHASE_SETTLE)
     market: DataMarket = self.market
     assert self.complaint_open[task][round][msg.sender][holder], "court: no open complaint"
     assert keccak256(points) == staticcall market.points_digest(task, round, msg.sender), "court: wrong points"
@@ -188,11 +186,11 @@ def answer(task: uint256, round: uint256, holder: address, shares: bytes32[4], s
     assert commitments._root(task, round, msg.sender, holder, commitments.KIND_MASK_KEY, shares[2], shares[3], key_proof) == root, "court: bad proof"
     x: uint256 = staticcall market.position_of(task, holder) + 1
     for kind: uint256 in range(2):
-        assert self._on_polynomial(points, kind * config.threshold, config.threshold, x, shares[2 * kind], shares[2 * kind + 1]), "court: share off polynomial"
+        assert self._on_polynomial(points, kind * terms.threshold, terms.threshold, x, shares[2 * kind], shares[2 * kind + 1]), "court: share off polynomial"
     self.complaint_open[task][round][msg.sender][holder] = False
     self.open_against[task][round][msg.sender] -= 1
     self.round_open[task][round] -= 1
-    self._credit(task, config.token, msg.sender, config.reward_per_do)
+    self._credit(task, terms.token, msg.sender, terms.reward_per_do)
     extcall market.expose(task, round, msg.sender)
     log ComplaintAnswered(task=task, round=round, dealer=msg.sender, holder=holder, seed_share=shares[0], seed_blind=shares[1], key_share=shares[2], key_blind=shares[3], seed_proof=seed_proof, key_proof=key_proof)
 
@@ -207,16 +205,12 @@ def refund(task: uint256, round: uint256, dealer: address, holder: address):
     @param dealer The accused dealer.
     @param holder The complaining member.
     """
-    phase: uint256 = 0
-    current: uint256 = 0
-    deadline: uint256 = 0
-    phase, current, deadline = staticcall self.market.task_phase_of(task)
-    assert current > round or phase > rounds.PHASE_SETTLE, "court: settle not over"
+    terms: rounds.CourtTerms = staticcall self.market.court_terms(task)
+    assert terms.round > round or terms.phase > rounds.PHASE_SETTLE, "court: settle not over"
     assert self.complaint_open[task][round][dealer][holder], "court: no open complaint"
     assert not self.refunded[task][round][dealer][holder], "court: already refunded"
     self.refunded[task][round][dealer][holder] = True
-    config: rounds.TaskConfig = staticcall self.market.task_config(task)
-    self._credit(task, config.token, holder, config.reward_per_do)
+    self._credit(task, terms.token, holder, terms.reward_per_do)
 
 
 @external
@@ -231,7 +225,7 @@ def unmask(task: uint256, round: uint256, reveals: DynArray[commitments.Reveal, 
     @param round The current round.
     @param reveals The shares, blinds, proofs and dealers' points (docs/interfaces.md §5).
     """
-    config: rounds.TaskConfig = self._expect_phase(task, round, rounds.PHASE_UNMASK)
+    terms: rounds.CourtTerms = self._expect_phase(task, round, rounds.PHASE_UNMASK)
     market: DataMarket = self.market
     # @dev first, so its rules (a submitter, once, its group pending) come before the shares'
     extcall market.record_unmask(task, round, msg.sender)
@@ -250,7 +244,7 @@ def unmask(task: uint256, round: uint256, reveals: DynArray[commitments.Reveal, 
         assert reveals[k].kind == kind, "commitments: wrong kind"
         assert commitments._root(task, round, dealer, msg.sender, kind, reveals[k].share, reveals[k].blind, reveals[k].proof) == staticcall market.shares_root(task, round, dealer), "commitments: bad proof"
         assert keccak256(reveals[k].points) == staticcall market.points_digest(task, round, dealer), "court: wrong points"
-        assert self._on_polynomial(reveals[k].points, kind * config.threshold, config.threshold, x, reveals[k].share, reveals[k].blind), "court: share off polynomial"
+        assert self._on_polynomial(reveals[k].points, kind * terms.threshold, terms.threshold, x, reveals[k].share, reveals[k].blind), "court: share off polynomial"
         log ShareRevealed(task=task, round=round, dealer=dealer, holder=msg.sender, kind=kind, share=reveals[k].share, blind=reveals[k].blind)
         k += 1
     assert k == len(reveals), "commitments: extra reveal"
@@ -267,19 +261,16 @@ def accused_of(task: uint256, round: uint256) -> DynArray[address, registry.MAX_
 
 @view
 @internal
-def _expect_phase(task: uint256, round: uint256, expected: uint256) -> rounds.TaskConfig:
+def _expect_phase(task: uint256, round: uint256, expected: uint256) -> rounds.CourtTerms:
     """
-    @dev Revert unless `task` is in phase `expected` of `round` before its deadline; return its
-         config.
+    @dev Revert unless `task` is in phase `expected` of `round` before its deadline; return
+         where it stands with the terms the court's rules read.
     """
-    phase: uint256 = 0
-    current: uint256 = 0
-    deadline: uint256 = 0
-    phase, current, deadline = staticcall self.market.task_phase_of(task)
-    assert phase == expected, "court: wrong phase"
-    assert round == current, "court: wrong round"
-    assert block.timestamp < deadline, "court: deadline passed"
-    return staticcall self.market.task_config(task)
+    terms: rounds.CourtTerms = staticcall self.market.court_terms(task)
+    assert terms.phase == expected, "court: wrong phase"
+    assert round == terms.round, "court: wrong round"
+    assert block.timestamp < terms.deadline, "court: deadline passed"
+    return terms
 
 
 @internal

@@ -2,7 +2,8 @@
 
 This module owns the constants of ``docs/interfaces.md`` §1 and §7 (secret kinds, phases, DO
 statuses, group results) and the size limits both sides enforce. The values must stay equal to
-the contract's; a differential test against ``contracts/DataMarket.vy`` keeps them honest.
+the contract's; ``tests/contracts/unitary/test_constants.py`` compares each with the constant of
+the same meaning in ``contracts/``.
 """
 
 from enum import IntEnum
@@ -91,6 +92,9 @@ MAX_GROUP: Final = 64
 assert 2 * MAX_GROUP <= 2**MAX_PROOF
 # Largest configured group size m (the contract's registry.MAX_GROUP_SIZE).
 MAX_GROUP_SIZE: Final = 32
+# Most data owners of one task and most rounds (the contract's registry.MAX_DOS, rounds.MAX_ROUNDS).
+MAX_DOS: Final = 256
+MAX_ROUNDS: Final = 1024
 # Largest Shamir threshold: t <= m <= the contract's registry.MAX_GROUP_SIZE; a dealer commits
 # 2 t Pedersen points per round (the contract's commitments.MAX_POINT_BYTES / 64).
 MAX_THRESHOLD: Final = 32
@@ -98,6 +102,9 @@ MAX_THRESHOLD: Final = 32
 # and MAX_DURATION, seconds).
 MIN_DURATION: Final = 30
 MAX_DURATION: Final = 365 * 86400
+# Longest canonical task spec `create_task` publishes (the contract's rounds.MAX_SPEC_BYTES); the
+# largest example's is 2,113 bytes (a table of 30 columns with their statistics).
+MAX_SPEC_BYTES: Final = 16384
 
 # Widths of the on-chain types the protocol hashes or packs.
 WORD_BITS: Final = 256

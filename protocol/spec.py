@@ -26,13 +26,24 @@ import msgspec
 from eth_utils import keccak
 from msgspec import Meta
 
-from protocol.constants import DATA_PATHS
+from protocol.constants import (
+    DATA_PATHS,
+    MAX_DOS,
+    MAX_DURATION,
+    MAX_GROUP_SIZE,
+    MAX_ROUNDS,
+    MAX_SPEC_BYTES,
+)
 from protocol.encoding import QuantConfig
 from protocol.errors import ConfigError
 from protocol.weighting import check_count_headroom
 
 SPEC_VERSION = 1
-MAX_SPEC_BYTES = 64 * 1024
+# The longest TOML file read (comments and layout included); its canonical bytes, what the chain
+# carries, must fit MAX_SPEC_BYTES.
+MAX_TOML_BYTES = 64 * 1024
+# keccak256 of no spec at all: the config's `spec_hash` of a task that publishes none.
+NO_SPEC_HASH = keccak(b"")
 MAX_LAYERS = 64
 # Absolute ceilings: whatever caps a spec declares, a data owner never builds more than this.
 PARAMS_CEILING = 20_000_000
@@ -47,11 +58,6 @@ MAX_SAMPLES = 10_000_000
 MAX_NAME = 128
 MAX_SEED = 2**31 - 1
 MAX_WEI = 2**256 - 1
-# The contract's bounds (contracts/modules/registry.vy, rounds.vy).
-MAX_DOS = 256
-MAX_GROUP_SIZE = 32
-MAX_ROUNDS = 1_024
-MAX_DURATION = 365 * 86_400
 
 Width = Annotated[int, Meta(ge=1, le=MAX_WIDTH)]
 Channels = Annotated[int, Meta(ge=1, le=MAX_CHANNELS)]
@@ -472,7 +478,8 @@ def _check_market(market: Market, data: Data) -> None:
         if not 0 <= value <= MAX_WEI:
             raise SpecError(f"market.{name}", "must be a uint256")
     try:
-        check_count_headroom(market.quant, market.group_size, data.max_samples)
+        # groups have up to 2m - 1 members (docs/interfaces.md §7), as the contract checks
+        check_count_headroom(market.quant, 2 * market.group_size - 1, data.max_samples)
     except ConfigError as error:
         raise SpecError("market.lane_bits", str(error)) from None
 
@@ -505,6 +512,9 @@ def spec_from_dict(raw: object) -> TaskSpec:
     except msgspec.ValidationError as error:
         raise _schema_error(error) from None
     validate(spec)
+    size = len(canonical_bytes(spec))
+    if size > MAX_SPEC_BYTES:
+        raise SpecError("spec", f"canonical bytes are {size}, more than {MAX_SPEC_BYTES}")
     return spec
 
 
@@ -515,8 +525,8 @@ def _schema_error(error: msgspec.ValidationError) -> SpecError:
 
 def parse_spec(data: bytes) -> TaskSpec:
     """A checked spec from a TOML file's bytes."""
-    if len(data) > MAX_SPEC_BYTES:
-        raise SpecError("spec", f"{len(data)} bytes, more than {MAX_SPEC_BYTES}")
+    if len(data) > MAX_TOML_BYTES:
+        raise SpecError("spec", f"{len(data)} bytes, more than {MAX_TOML_BYTES}")
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
@@ -530,7 +540,8 @@ def canonical_bytes(spec: TaskSpec) -> bytes:
 
 
 def spec_hash(spec: TaskSpec) -> bytes:
-    """keccak256 of the canonical bytes: what the task config commits to."""
+    """keccak256 of the canonical bytes: the task config's `spec_hash`, which the contract checks
+    against the bytes `create_task` publishes."""
     return keccak(canonical_bytes(spec))
 
 

@@ -6,11 +6,24 @@
         (running digest and chunk count), and the per-group counters and results of each round.
 @dev Phase, status and group-result numbers are fixed in docs/interfaces.md §7. An action of a
      phase is allowed while `block.timestamp < deadline`; the transition out of it is allowed from
-     `block.timestamp >= deadline` on (or earlier when the phase is complete, see DataMarket).
+     `block.timestamp >= deadline` on, or earlier when the phase is complete (`_advance`).
 """
 
-# @dev Size limits only: the registry's state is the market's to compose.
+# @dev the phase rules count the members, draw the groups and read a member's group
 from . import registry
+uses: registry
+
+# @dev REGISTER closes only with the round-0 model published
+from . import commitments
+uses: commitments
+
+# @dev The shares court's account of a round's SETTLE phase, which decides when SETTLE may close
+#      and which dealers it excludes (contracts/SharesCourt.vy).
+interface SharesCourt:
+    def round_settled(task: uint256, round: uint256) -> uint256: view
+    def round_open(task: uint256, round: uint256) -> uint256: view
+    def open_against(task: uint256, round: uint256, dealer: address) -> uint256: view
+    def accused_of(task: uint256, round: uint256) -> DynArray[address, registry.MAX_DOS]: view
 
 # @dev Most words in one submitted chunk (128 KiB of calldata).
 MAX_CHUNK_WORDS: constant(uint256) = 6144
@@ -28,6 +41,8 @@ MIN_DURATION: constant(uint256) = 30
 MAX_CHUNK_BLOBS: constant(uint256) = 16
 # @dev Words one blob carries: 4096 field elements of 31 payload bytes (docs/interfaces.md §3b).
 BLOB_WORDS: constant(uint256) = 3968
+# @dev Longest canonical task spec `create_task` publishes (protocol.spec.MAX_SPEC_BYTES).
+MAX_SPEC_BYTES: constant(uint256) = 16384
 
 # @dev How a task's masked updates reach the chain: words in calldata and events, or blobs.
 DATA_PATH_EVENT: constant(uint256) = 0
@@ -59,13 +74,17 @@ GROUP_FINALIZED: constant(uint256) = 1
 GROUP_FAILED: constant(uint256) = 2
 
 
-# @dev What a model owner fixes when it creates a task (docs/interfaces.md §7).
+# @dev What a model owner fixes when it creates a task (docs/interfaces.md §7): what it commits
+#      to (the round-0 model's digest, the spec's hash), how updates are encoded (`sample_cap`:
+#      the most samples one data owner counts for in the secure sum), and the market's terms.
 struct TaskConfig:
     model_hash: bytes32
+    spec_hash: bytes32
     d: uint256
     lane_bits: uint256
     scale_bits: uint256
     clip_norm_micro: uint256
+    sample_cap: uint256
     rounds: uint256
     max_dos: uint256
     min_dos: uint256
@@ -79,6 +98,17 @@ struct TaskConfig:
     submit_duration: uint256
     unmask_duration: uint256
     data_path: uint256
+
+# @dev Where a task stands and the terms the shares court's rules read, in one call (a few slots
+#      of the config instead of all of them).
+struct CourtTerms:
+    phase: uint256
+    round: uint256
+    deadline: uint256
+    threshold: uint256
+    reward_per_do: uint256
+    token: address
+    share_duration: uint256
 
 
 # @dev Number of tasks created; task ids run 1 .. task_count.
@@ -132,6 +162,12 @@ event TaskCreated:
     owner: indexed(address)
     config: TaskConfig
 
+# @dev The canonical bytes of a task's spec (docs/interfaces.md §7), keccak256 `spec_hash`
+#      (empty for a task without one); they live only in this event.
+event TaskSpec:
+    task: indexed(uint256)
+    spec: Bytes[MAX_SPEC_BYTES]
+
 # @dev A task entered a phase.
 event PhaseChanged:
     task: indexed(uint256)
@@ -144,6 +180,12 @@ event TaskCancelled:
     task: indexed(uint256)
     members: uint256
     model_published: bool
+
+# @dev A dealer left a complaint unanswered when SETTLE closed: its commitment is taken back.
+event DealerExcluded:
+    task: indexed(uint256)
+    round: indexed(uint256)
+    dealer: indexed(address)
 
 # @dev A chunk of a data owner's masked update; its words are only in this event.
 event UpdateChunk:
@@ -214,6 +256,24 @@ def words_received(task: uint256, round: uint256, do: address) -> uint256:
 
 
 @view
+@external
+def court_terms(task: uint256) -> CourtTerms:
+    """
+    @notice The phase, round and deadline of `task` with the terms the shares court reads:
+            threshold, reward per data owner, token and SETTLE's duration.
+    """
+    return CourtTerms(
+        phase=self.task_phase[task],
+        round=self.current_round[task],
+        deadline=self.deadline[task],
+        threshold=self.task_config[task].threshold,
+        reward_per_do=self.task_config[task].reward_per_do,
+        token=self.task_config[task].token,
+        share_duration=self.task_config[task].share_duration,
+    )
+
+
+@view
 @internal
 def _update_words(task: uint256) -> uint256:
     lanes: uint256 = 256 // self.task_config[task].lane_bits
@@ -221,9 +281,10 @@ def _update_words(task: uint256) -> uint256:
 
 
 @internal
-def _create(owner: address, config: TaskConfig) -> uint256:
+def _create(owner: address, config: TaskConfig, spec_hash: bytes32) -> uint256:
     """
-    @dev Check and store a new task's configuration and open its REGISTER phase.
+    @dev Check and store a new task's configuration and open its REGISTER phase; `spec_hash` is
+         the keccak256 of the spec bytes the task publishes.
     """
     assert config.model_hash != empty(bytes32), "rounds: empty model hash"
     assert config.d > 0 and config.d <= MAX_PARAMS, "rounds: bad d"
@@ -235,11 +296,16 @@ def _create(owner: address, config: TaskConfig) -> uint256:
     assert config.group_size >= 2 and config.group_size <= registry.MAX_GROUP_SIZE, "rounds: bad group size"
     assert config.min_dos >= config.group_size and config.min_dos <= config.max_dos, "rounds: bad min_dos"
     assert config.threshold >= 2 and config.threshold <= config.group_size, "rounds: bad threshold"
+    # @dev the count lane of a group's sum must not wrap: groups have up to 2m - 1 members, each
+    #      counting at most `sample_cap`, so (2m - 1) * sample_cap <= 2**(lane_bits - 1) - 1;
+    #      lane_bits is 16 or 32 and 2 <= m <= 32 (checked above), so nothing here can wrap
+    assert config.sample_cap > 0 and config.sample_cap <= unsafe_div(max_value(uint256) >> unsafe_sub(257, config.lane_bits), unsafe_sub(unsafe_add(config.group_size, config.group_size), 1)), "rounds: bad sample cap"
     assert config.reward_per_do > 0, "rounds: zero reward"
     assert config.reward_per_do <= max_value(uint256) // (config.max_dos * config.rounds), "rounds: reward too large"
     for duration: uint256 in [config.register_duration, config.share_duration, config.submit_duration, config.unmask_duration]:
         assert duration >= MIN_DURATION and duration <= MAX_DURATION, "rounds: bad duration"
     assert config.data_path <= DATA_PATH_BLOB, "rounds: bad data path"
+    assert spec_hash == config.spec_hash, "rounds: spec hash mismatch"
     task: uint256 = self.task_count + 1
     self.task_count = task
     self.task_config[task] = config
@@ -247,6 +313,83 @@ def _create(owner: address, config: TaskConfig) -> uint256:
     log TaskCreated(task=task, owner=owner, config=config)
     self._enter(task, 0, PHASE_REGISTER, config.register_duration)
     return task
+
+
+@internal
+def _advance(task: uint256, court: SharesCourt) -> bool:
+    """
+    @dev Move `task` to its next phase, after the phase's deadline or as soon as it is complete
+         (`_complete`). REGISTER cancels the task below `min_dos` or without the round-0 model,
+         and otherwise enters DRAW, remembering its block. DRAW, from a later block, draws the
+         groups from that block's hash and opens round 0. SETTLE excludes every dealer a
+         complaint is still open against. SUBMIT fails the groups below `t` submitters. UNMASK
+         fails the groups still pending. ROUND_DONE (the model owner let its window to open the
+         next round pass) ends the task.
+    @return Whether the task was cancelled: its escrow is the caller's to return.
+    """
+    phase: uint256 = self.task_phase[task]
+    assert phase != PHASE_NONE, "rounds: no such task"
+    assert phase != PHASE_ENDED and phase != PHASE_CANCELLED, "rounds: task over"
+    round: uint256 = self.current_round[task]
+    assert block.timestamp >= self.deadline[task] or self._complete(task, phase, round, court), "rounds: phase not over"
+    if phase == PHASE_REGISTER:
+        members: uint256 = registry._count(task)
+        published: bool = commitments.model_digest[task][0] == self.task_config[task].model_hash
+        if members < self.task_config[task].min_dos or not published:
+            self._cancel(task, members, published)
+            return True
+        registry.draw_block[task] = block.number
+        self._enter(task, 0, PHASE_DRAW, 0)
+    elif phase == PHASE_DRAW:
+        target: uint256 = registry.draw_block[task]
+        assert block.number > target, "rounds: draw not ready"
+        seed: bytes32 = empty(bytes32)
+        if block.number - target <= 256:
+            seed = blockhash(target)
+        if seed == empty(bytes32):
+            # @dev the hash is out of reach (over 256 blocks old): draw from this block's instead
+            registry.draw_block[task] = block.number
+            return False
+        registry._fix_groups(task, self.task_config[task].group_size, keccak256(abi_encode(seed, task)))
+        self._open(task, 0, self.task_config[task].model_hash)
+    elif phase == PHASE_SHARE:
+        self._enter(task, round, PHASE_SETTLE, self.task_config[task].share_duration)
+    elif phase == PHASE_SETTLE:
+        for dealer: address in staticcall court.accused_of(task, round):
+            if staticcall court.open_against(task, round, dealer) > 0:
+                self._exclude(task, round, dealer, registry.group_of[task][dealer])
+                log DealerExcluded(task=task, round=round, dealer=dealer)
+        self._enter(task, round, PHASE_SUBMIT, self.task_config[task].submit_duration)
+    elif phase == PHASE_SUBMIT:
+        self._close_submit(task, round, registry.group_count[task])
+    elif phase == PHASE_UNMASK:
+        self._close_unmask(task, round, registry.group_count[task])
+    else:
+        self._enter(task, round, PHASE_ENDED, 0)
+    return False
+
+
+@view
+@internal
+def _complete(task: uint256, phase: uint256, round: uint256, court: SharesCourt) -> bool:
+    """
+    @dev Whether `phase` may close before its deadline. REGISTER: `max_dos` registered and the
+         round-0 model is published. DRAW waits for a later block, never for its deadline.
+         SHARE: every member committed. SETTLE: every committer settled and no complaint is open.
+         SUBMIT: every committer submitted or was exposed. UNMASK closes early only inside
+         `_finalize_group`, ROUND_DONE never.
+    """
+    if phase == PHASE_REGISTER:
+        return registry._count(task) == self.task_config[task].max_dos and commitments.model_digest[task][0] == self.task_config[task].model_hash
+    if phase == PHASE_DRAW:
+        return True
+    if phase == PHASE_SHARE:
+        return self.round_committed[task][round] == registry._count(task)
+    if phase == PHASE_SETTLE:
+        return staticcall court.round_settled(task, round) == self.round_committed[task][round] and staticcall court.round_open(task, round) == 0
+    if phase == PHASE_SUBMIT:
+        return self.round_submitted[task][round] + self.round_exposed[task][round] == self.round_committed[task][round]
+    return False
 
 
 @internal

@@ -16,7 +16,6 @@ from actors.market import Market
 from actors.model_owner import ModelOwner, ResumeError, TaskPlan
 from actors.store import StateStore
 from protocol.constants import MAX_MODEL_CHUNK, PHASE_SUBMIT
-from protocol.encoding import QuantConfig
 from protocol.weighting import decode_weighted
 from tests.actors.test_round_e2e import REWARD, FixedUpdate, VectorOwner
 
@@ -121,12 +120,15 @@ async def test_killed_model_owner_resumes_its_task(tmp_path: Path, point) -> Non
         assert [r.round for r in reports] == [0, 1]
         assert all(r.finalized_groups == 1 for r in reports)
         assert all(do.withdrawn_wei == 2 * REWARD for do in dos)
-        quant = QuantConfig(PLAN.lane_bits, PLAN.scale_bits, PLAN.clip_norm)
+        config = market.config(task)  # what the resumed model owner decodes with
+        assert config.sample_cap == PLAN.sample_cap
         means = []
         for r in range(2):
             (aggregate,) = recover_round(market, task, r).aggregates.values()
             np.testing.assert_array_equal(aggregate.ring_sum, sum(do.plaintext[r] for do in dos))
-            means.append(decode_weighted(aggregate.ring_sum, cap=PLAN.sample_cap, quant=quant))
+            means.append(
+                decode_weighted(aggregate.ring_sum, cap=config.sample_cap, quant=config.quant)
+            )
         # the round-1 model (checked against its on-chain hash) is round 0's aggregate applied
         # to the saved model, and the resumed model owner ends with both rounds applied
         round_one = np.frombuffer(market.model_bytes(task, 1), "<f4")

@@ -30,10 +30,12 @@ COURT_SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "SharesCourt.
 # Field order of the contract's TaskConfig struct (docs/interfaces.md §7).
 CONFIG_FIELDS = (
     "model_hash",
+    "spec_hash",
     "d",
     "lane_bits",
     "scale_bits",
     "clip_norm_micro",
+    "sample_cap",
     "rounds",
     "max_dos",
     "min_dos",
@@ -51,6 +53,8 @@ CONFIG_FIELDS = (
 
 MODEL_BYTES = b"public model, round 0"
 DURATION = 100
+# keccak256 of no spec: the tests' tasks publish none
+NO_SPEC_HASH = keccak(b"")
 
 
 def events(contract, name: str) -> list:
@@ -72,13 +76,16 @@ def digest_of(*chunks: bytes) -> bytes:
 
 
 def config(**overrides) -> dict:
-    """A small valid task: d = 20 lanes of 32 bits (3 words), 2 rounds, 4..6 DOs, m = t = 2."""
+    """A small valid task: d = 20 lanes of 32 bits (3 words), 2 rounds, 4..6 DOs, m = t = 2, no
+    spec."""
     base = {
         "model_hash": digest_of(MODEL_BYTES),
+        "spec_hash": NO_SPEC_HASH,
         "d": 20,
         "lane_bits": 32,
         "scale_bits": 16,
         "clip_norm_micro": 1_000_000,
+        "sample_cap": 1_000,
         "rounds": 2,
         "max_dos": 6,
         "min_dos": 4,
@@ -199,7 +206,9 @@ class TaskRun:
             value = 0
         elif value is None:
             value = escrow_of(self.cfg)
-        self.task = self.market.create_task(as_struct(self.cfg), value=value, sender=self.owner)
+        self.task = self.market.create_task(
+            as_struct(self.cfg), b"", value=value, sender=self.owner
+        )
         return self.task
 
     def publish(self, round: int = 0, data: bytes | None = None) -> None:

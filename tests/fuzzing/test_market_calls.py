@@ -137,7 +137,7 @@ def _call(market, pool: list[str]) -> st.SearchStrategy:
     create = _create(market)
     # a valid config, so tasks (and their escrow) do get created
     valid_task = function_abi_to_4byte_selector(create) + encode(
-        [_abi_type(create["inputs"][0])], [as_struct(config())]
+        [_abi_type(a) for a in create["inputs"]], [as_struct(config()), b""]
     )
     known = [function_abi_to_4byte_selector(f) for f in _entry_points(market)]
     raw = st.tuples(

@@ -17,6 +17,7 @@ from protocol.errors import ConfigError
 from protocol.spec import (
     FLOPS_CEILING,
     MAX_SPEC_BYTES,
+    MAX_TOML_BYTES,
     PARAMS_CEILING,
     SPEC_VERSION,
     SpecError,
@@ -166,7 +167,28 @@ def test_not_toml_and_oversize_are_refused() -> None:
     with pytest.raises(SpecError, match=r"^spec: not a TOML file"):
         parse_spec(b"\xff\xfe")
     with pytest.raises(SpecError, match=r"^spec: .* more than"):
-        parse_spec(b"#" * (MAX_SPEC_BYTES + 1))
+        parse_spec(b"#" * (MAX_TOML_BYTES + 1))
+
+
+def test_a_spec_whose_canonical_bytes_do_not_fit_the_chain_is_refused() -> None:
+    raw = tomllib.loads((EXAMPLES / "breast-cancer-mlp.toml").read_text())
+    columns = 600
+    raw["data"]["shape"] = [columns]
+    raw["data"]["tabular"] = {
+        "columns": [f"feature_{i:04d}" for i in range(columns)],
+        "mean": [0.123456789] * columns,
+        "std": [1.23456789] * columns,
+    }
+    raw["model"]["max_params"] = 100_000
+    raw["model"]["max_flops_per_sample"] = 100_000
+    with pytest.raises(
+        SpecError, match=rf"^spec: canonical bytes are \d+, more than {MAX_SPEC_BYTES}"
+    ):
+        spec_from_dict(raw)
+    raw["data"]["tabular"]["columns"] = [f"f{i}" for i in range(columns)]
+    raw["data"]["tabular"]["mean"] = [0.5] * columns
+    raw["data"]["tabular"]["std"] = [2.0] * columns
+    assert len(canonical_bytes(spec_from_dict(raw))) <= MAX_SPEC_BYTES
 
 
 def test_spec_is_immutable() -> None:

@@ -5,13 +5,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_utils import keccak
 
 from actors.chain import BoaChain, Chain, TransactionReverted
 from actors.chain.anvil import AnvilNode
 from actors.chain.base import NodeUnavailable
 from actors.chain.rpc_backend import RpcChain
+from actors.market import Market, TaskConfig
+from protocol.spec import canonical_bytes, parse_spec
 
 PROBE = Path(__file__).with_name("Probe.vy")
+MNIST_SPEC = Path(__file__).resolve().parents[3] / "examples" / "mnist-cnn.toml"
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +143,35 @@ def test_transactions_are_read_back_with_gas_and_arguments(
     ]
     assert records[0].args["words"] == (9, 8)
     assert all(r.success and r.sender == sender for r in records)
+
+
+def test_task_spec_bytes_come_back_from_the_event(chain: Chain) -> None:
+    """The market's TaskSpec event (a module's event, `Bytes` data) read and checked through
+    `Market.task_spec`, the same on every backend."""
+    owner = chain.new_account(10**21)
+    market = Market.deploy(chain, owner)
+    spec = canonical_bytes(parse_spec(MNIST_SPEC.read_bytes()))
+    config = TaskConfig(
+        model_hash=b"\x22" * 32,
+        spec_hash=keccak(spec),
+        d=100,
+        lane_bits=32,
+        scale_bits=16,
+        clip_norm_micro=1_000_000,
+        sample_cap=700,
+        rounds=1,
+        max_dos=2,
+        min_dos=2,
+        group_size=2,
+        threshold=2,
+        reward_per_do=10**12,
+    )
+    task, _ = market.create_task(config, owner, spec)
+    assert market.config(task) == config
+    assert market.task_spec(task) == spec
+    with pytest.raises(TransactionReverted) as info:
+        market.create_task(config, owner, spec[:-1])
+    assert info.value.reason == "rounds: spec hash mismatch"
 
 
 def test_reverted_transaction_without_estimate_is_mined_and_named(

@@ -67,8 +67,29 @@ def test_unmask_calldata(task: int, reveals: list[tuple]) -> None:
 @given(key=bytes32, endpoint=st.text(max_size=40), owner=addresses, value=uint256)
 def test_register_and_config_calldata(key: bytes, endpoint: str, owner: str, value: int) -> None:
     _same_as_web3("register", [7, key, endpoint])
-    config = (key, value, 32, 16, 1, 1, 10, 5, 5, 3, 10**15, 0, owner, 60, 60, 60, 60, 1)
-    _same_as_web3("create_task", [config])
+    config = (
+        key,
+        key,
+        value,
+        32,
+        16,
+        1,
+        1_000,
+        1,
+        10,
+        5,
+        5,
+        3,
+        10**15,
+        0,
+        owner,
+        60,
+        60,
+        60,
+        60,
+        1,
+    )
+    _same_as_web3("create_task", [config, endpoint.encode()])
 
 
 def _log(event: str, topics: list[bytes], data: bytes) -> dict[str, Any]:
@@ -105,7 +126,7 @@ def test_task_created_log_struct_with_address(owner: str, token: str, key: bytes
     (abi,) = [e for e in ABI if e.get("type") == "event" and e["name"] == "TaskCreated"]
     (config_abi,) = [i for i in abi["inputs"] if not i["indexed"]]
     config_type = "(" + ",".join(c["type"] for c in config_abi["components"]) + ")"
-    config = (key, 5, 32, 16, 1, 1, 10, 5, 5, 3, 10**15, 0, token, 60, 60, 60, 60, 0)
+    config = (key, key, 5, 32, 16, 1, 1_000, 1, 10, 5, 5, 3, 10**15, 0, token, 60, 60, 60, 60, 0)
     topics = [eth_abi.encode(["uint256"], [4]), eth_abi.encode(["address"], [owner])]
     data = eth_abi.encode([config_type], [config])
     (event,) = CODEC.decode_logs(ADDRESS, [_log("TaskCreated", topics, data)])

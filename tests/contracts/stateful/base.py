@@ -322,7 +322,9 @@ class MarketBase(RuleBasedStateMachine):
     def two_tasks(self, owners, tokens, sizes, rounds):
         """Every example starts with two tasks, so that no example is spent without any."""
         for owner, token, m, r in zip(owners, tokens, sizes, rounds, strict=True):
-            self.create_task(owner, token, m, 2, m, r, 10**4, 10**5, 9, 32, (400,) * 4, False)
+            self.create_task(
+                owner, token, m, 2, m, r, 10**4, 10**5, 9, 32, 1_000, (400,) * 4, False
+            )
 
     @rule(action=weighted_actions, data=st.data())
     def step(self, action, data):
@@ -337,13 +339,27 @@ class MarketBase(RuleBasedStateMachine):
         self._observe()
 
     def create_task(
-        self, owner, token, m, extra, t, rounds, reward, bond, d, lane_bits, durations, bad_value
+        self,
+        owner,
+        token,
+        m,
+        extra,
+        t,
+        rounds,
+        reward,
+        bond,
+        d,
+        lane_bits,
+        sample_cap,
+        durations,
+        bad_value,
     ):
         max_dos = m + extra
         cfg = config(
             d=d,
             lane_bits=lane_bits,
             scale_bits=lane_bits // 2,
+            sample_cap=sample_cap,
             rounds=rounds,
             max_dos=max_dos,
             min_dos=m + extra // 2,
@@ -362,12 +378,17 @@ class MarketBase(RuleBasedStateMachine):
         if bad_value:
             value += 1
         refused = _first(
+            # a count lane that could wrap in a group of 2m - 1 members
+            (
+                not 1 <= sample_cap * (2 * m - 1) < 2 ** (lane_bits - 1),
+                "rounds: bad sample cap",
+            ),
             # the attacker's hostile terms: a phase too short to act in (forfeits every bond)
             (min(durations) < MIN_DURATION, "rounds: bad duration"),
             (bad_value, "escrow: wrong escrow value"),
         )
         task = self._call(
-            refused, self.market.create_task, as_struct(cfg), value=value, sender=owner
+            refused, self.market.create_task, as_struct(cfg), b"", value=value, sender=owner
         )
         if task is not None:
             assert task == len(self.tasks) + 1

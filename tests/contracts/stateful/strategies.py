@@ -98,6 +98,9 @@ ACTIONS = {
             bond=st.sampled_from([0, 7, 10**5]),
             d=st.sampled_from([1, 9, 20]),
             lane_bits=st.sampled_from([16, 32]),
+            # now and then no cap, or one that overflows a 16-bit count lane in any group
+            # (3 x 10,923 > 2**15 - 1) and fits a 32-bit one
+            sample_cap=st.sampled_from([1_000] * 6 + [10_923, 0]),
             # hostile terms, now and then: a SHARE of 1 or 29 s, below the contract's 30 s floor
             durations=st.tuples(
                 st.sampled_from([200, 400, 600]),

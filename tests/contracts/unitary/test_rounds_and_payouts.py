@@ -228,7 +228,7 @@ def test_withdraw_reverting_token_keeps_credit(new_run, broken_token, data_owner
 def test_withdraw_to_contract_rejecting_eth(market, token):
     cfg = config()
     boa.env.set_balance(token.address, escrow_of(cfg))
-    task = market.create_task(as_struct(cfg), value=escrow_of(cfg), sender=token.address)
+    task = market.create_task(as_struct(cfg), b"", value=escrow_of(cfg), sender=token.address)
     boa.env.time_travel(seconds=cfg["register_duration"])
     market.advance(task)
     with boa.reverts("escrow: eth transfer failed"):
@@ -243,7 +243,7 @@ def test_withdraw_cannot_be_reentered(market, reentrant_deployer, token):
     token.mint(attacker.address, escrow_of(token_cfg))
     token.approve(market.address, escrow_of(token_cfg), sender=attacker.address)
     for cfg, value in ((eth_cfg, escrow_of(eth_cfg)), (token_cfg, 0)):
-        market.create_task(as_struct(cfg), value=value, sender=attacker.address)
+        market.create_task(as_struct(cfg), b"", value=value, sender=attacker.address)
     boa.env.time_travel(seconds=eth_cfg["register_duration"])
     market.advance(1)
     market.advance(2)
