@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from actors.market import Market
+from actors.round_view import read_round
 from protocol.chain_data import ChainDataError
 from protocol.constants import GROUP_FINALIZED
 from protocol.errors import RecoveryError
@@ -36,16 +37,19 @@ def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
     except ChainDataError as error:
         unreadable = f"unreadable chain data: {error}"
     result = RoundAggregates()
-    for group in range(market.group_count(task)):
-        if market.group_result(task, round, group) != GROUP_FINALIZED:
+    count = market.group_count(task)
+    groups = market.views([("group_members", (task, group)) for group in range(count)])
+    for group, members in enumerate(groups):
+        # the group's statuses, commitments and result in one read (`actors.round_view`)
+        view = read_round(market, task, round, group=group, members=members, commitments=True)
+        if view.result != GROUP_FINALIZED:
             result.failed.append(group)
             continue
         if unreadable is not None:
             result.errors[group] = unreadable
             continue
-        members = market.group_members(task, group)
-        statuses = {int(m, 16): market.status(task, round, m) for m in members}
-        keys = {int(m, 16): market.mask_pk(task, round, m) for m in members if statuses[int(m, 16)]}
+        statuses = {int(m, 16): status for m, status in zip(members, view.statuses, strict=True)}
+        keys = {c.member: c.mask_public for c in view.commitments or ()}
         try:
             result.aggregates[group] = recover_group_aggregate(
                 members=list(statuses),

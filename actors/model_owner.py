@@ -26,6 +26,7 @@ from actors.aggregation import recover_round
 from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
 from actors.market import ETH, Market, TaskConfig
+from actors.round_view import RoundView, read_round
 from actors.store import StateStore
 from protocol.commitments import model_chunks, model_digest, published_model_digest
 from protocol.constants import (
@@ -350,17 +351,22 @@ class ModelOwner:
         await self._collect()
         return self.reports
 
-    async def _drive(self, phase: int, number: int, complete: Callable[[], bool] | None) -> None:
-        """Wait until the task leaves `phase` of round `number`, advancing it when we may."""
+    async def _drive(
+        self, phase: int, number: int, complete: Callable[[RoundView], bool] | None
+    ) -> None:
+        """Wait until the task leaves `phase` of round `number`, advancing it when we may: once
+        its deadline passed, or `complete` says nobody is left to wait for (one read of the
+        round a poll: `actors.round_view`)."""
         task = self.task
         self.observe("phase", round=number, phase=phase)
         while True:
-            info = await self._chain(self.market.phase, task)
+            view = await self._chain(
+                read_round, self.market, task, number, counts=complete is not None
+            )
+            info = view.info
             if (info.phase, info.round) != (phase, number):
                 return
-            now = await self._chain(self.market.chain.timestamp)
-            ready = now >= info.deadline or (complete is not None and await self._chain(complete))
-            if ready:
+            if view.now >= info.deadline or (complete is not None and complete(view)):
                 try:
                     await self._chain(self.market.advance, task, self.account)
                     continue
@@ -368,27 +374,25 @@ class ModelOwner:
                     log.info("advance not yet possible: %s", error.reason)
             await trio.sleep(self.poll_interval)
 
-    def _registration_full(self) -> bool:
-        return self.market.member_count(self.task) == self.plan.max_dos
+    def _registration_full(self, view: RoundView) -> bool:
+        return view.counts["member_count"] == self.plan.max_dos
 
-    def _all_committed(self) -> bool:
-        info = self.market.phase(self.task)
-        committed = self.market.round_committed(self.task, info.round)
-        return committed == self.market.member_count(self.task)
+    @staticmethod
+    def _all_committed(view: RoundView) -> bool:
+        return view.counts["round_committed"] == view.counts["member_count"]
 
-    def _all_settled(self) -> bool:
-        info = self.market.phase(self.task)
-        settled = self.market.round_settled(self.task, info.round)
-        if settled != self.market.round_committed(self.task, info.round):
+    @staticmethod
+    def _all_settled(view: RoundView) -> bool:
+        counts = view.counts
+        if counts["round_settled"] != counts["round_committed"]:
             return False
-        return self.market.round_open_complaints(self.task, info.round) == 0
+        return counts["round_open_complaints"] == 0
 
-    def _all_submitted(self) -> bool:
-        info = self.market.phase(self.task)
-        submitted = self.market.round_submitted(self.task, info.round)
+    @staticmethod
+    def _all_submitted(view: RoundView) -> bool:
         # exposed dealers (they answered a complaint) may not submit: nobody waits for them
-        exposed = self.market.round_exposed(self.task, info.round)
-        return submitted + exposed == self.market.round_committed(self.task, info.round)
+        counts = view.counts
+        return counts["round_submitted"] + counts["round_exposed"] == counts["round_committed"]
 
     # -- the aggregate -------------------------------------------------------------------
 

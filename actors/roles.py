@@ -130,7 +130,6 @@ def run_data_owner(
     settings = DataOwnerSettings(
         host=host,
         poll_interval=0.1,
-        sample_cap=scenario.do_samples,
         keep_plaintext=keep_plaintext,
         drop_at=drops.get(index),
         chunk_words=chunk_words,

@@ -85,7 +85,6 @@ class DataOwnerSettings:
     # a node every 50 ms slowed every other request of theirs (a profile of the demo on anvil)
     poll_max: float = 0.4
     chunk_words: int = MAX_CHUNK_WORDS
-    sample_cap: int = 2_000  # the task's weight cap: one DO counts at most this many samples
     # A delivery a peer has not acknowledged is offered again after share_retry seconds, then
     # after twice as long each time, up to share_retry_max (`actors.deliveries`).
     share_retry: float = 0.2
@@ -148,8 +147,7 @@ class DriverContext:
 
     @property
     def quant(self) -> QuantConfig:
-        config = self.config
-        return QuantConfig(config.lane_bits, config.scale_bits, config.clip_norm)
+        return self.config.quant
 
     def check_drop(self, round: int, step: str) -> None:
         if self.settings.drop_at == (round, step):
@@ -448,7 +446,8 @@ class RoundDriver:
             ctx.learner.train, model, number, limiter=ctx.train_limiter
         )
         rng = np.random.default_rng(int.from_bytes(ctx.randbytes(32), "big"))
-        cap = ctx.settings.sample_cap
+        # the task's weight cap, as the chain holds it: the model owner decodes with the same
+        cap = ctx.config.sample_cap
         lanes = encode_weighted(update, samples, cap=cap, quant=ctx.quant, rng=rng)
         ctx.observe("trained", round=number, samples=samples)
         if ctx.settings.keep_plaintext:

@@ -18,14 +18,14 @@ from protocol.constants import STATUS_COMMITTED, STATUS_SUBMITTED
 if TYPE_CHECKING:
     from actors.market import Market, PhaseInfo
 
-# the round's counters, as `RoundView.counts` names them (views of the market)
+# the round's counters, as `RoundView.counts` names them: (name, view, per round, of the court)
 _COUNTS = (
-    ("member_count", False),
-    ("round_committed", True),
-    ("round_settled", True),
-    ("round_open_complaints", True),
-    ("round_submitted", True),
-    ("round_exposed", True),
+    ("member_count", "member_count", False, False),
+    ("round_committed", "round_committed", True, False),
+    ("round_settled", "round_settled", True, True),
+    ("round_open_complaints", "round_open", True, True),
+    ("round_submitted", "round_submitted", True, False),
+    ("round_exposed", "round_exposed", True, False),
 )
 _COMMITMENT_VIEWS = ("mask_pk", "shares_root", "points_digest")
 
@@ -84,7 +84,9 @@ def read_round(
     complaints against `against` (a view of the court)."""
     calls: list[tuple[Any, ...]] = []
     if counts:
-        calls += [(view, (task, round) if per_round else (task,)) for view, per_round in _COUNTS]
+        for _, view, per_round, court in _COUNTS:
+            args = (task, round) if per_round else (task,)
+            calls.append((view, args, market.court) if court else (view, args))
     calls += [("do_status", (task, round, m)) for m in members]
     if commitments:
         calls += [(v, (task, round, m)) for m in members for v in _COMMITMENT_VIEWS]
@@ -96,7 +98,7 @@ def read_round(
     values = list(values)
     view: dict[str, Any] = {"round": round, "info": info, "now": now, "counts": {}}
     if counts:
-        view["counts"] = {name: values.pop(0) for name, _ in _COUNTS}
+        view["counts"] = {name: values.pop(0) for name, *_ in _COUNTS}
     statuses = tuple(values.pop(0) for _ in members)
     view["members"], view["statuses"] = tuple(members), statuses
     if commitments:

@@ -201,9 +201,7 @@ async def run_market(
     for i in range(scenario.dos):
         account = chain.new_account(10**20)
         board.rows[account] = {"state": "starting", "paid": ""}
-        settings = DataOwnerSettings(
-            keep_plaintext=True, drop_at=drops.get(i), sample_cap=scenario.do_samples
-        )
+        settings = DataOwnerSettings(keep_plaintext=True, drop_at=drops.get(i))
         learner = data_owner_learner(scenario, data, i)
         store = StateStore(state_dir / f"do-{i}.sqlite")
         dos.append(

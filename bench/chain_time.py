@@ -189,7 +189,7 @@ async def _demo_market(scenario: Scenario, chain: Chain, state_dir: Path) -> lis
     dos = []
     for i in range(scenario.dos):
         account = chain.new_account(10**20)
-        settings = DataOwnerSettings(keep_plaintext=True, sample_cap=scenario.do_samples)
+        settings = DataOwnerSettings(keep_plaintext=True)
         learner = TimedLearner(data_owner_learner(scenario, data, i), spent[i])
         own_market = Market(TimedChain(chain, spent[i]), market.address)
         store = StateStore(state_dir / f"do-{i}.sqlite")

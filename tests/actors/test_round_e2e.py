@@ -161,6 +161,24 @@ async def test_round_recovers_exact_aggregates_and_pays_submitters(
         assert mo.refunded_wei == unpaid * REWARD
 
 
+async def test_the_sample_cap_comes_from_the_chain(tmp_path: Path) -> None:
+    """The task's weight cap is in its on-chain config: data owners with 100 to 600 samples count
+    min(n, 250) each, as the model owner decodes them, and each group's sum is exact. No data
+    owner has a cap setting of its own to disagree with."""
+    assert "sample_cap" not in DataOwnerSettings.__dataclass_fields__
+    with boa.env.anchor(), trio.fail_after(90):
+        _, market, mo, dos, reports, _ = await run_market(tmp_path, {}, sample_cap=250)
+        (report,) = reports
+        assert market.config(mo.task).sample_cap == 250
+        assert report.samples == sum(min(do.learner.samples, 250) for do in dos)
+        for group in range(market.group_count(mo.task)):
+            members = market.group_members(mo.task, group)
+            counted = sum(min(do.learner.samples, 250) for do in dos if do.account in members)
+            assert int(report.aggregates[group][-1]) == counted  # the count lane
+            expected = sum(do.plaintext[0] for do in dos if do.account in members)
+            np.testing.assert_array_equal(report.aggregates[group], expected)
+
+
 async def test_unreadable_chain_data_fails_each_group_not_the_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
