@@ -25,7 +25,7 @@ swarm *args: setup
 
 # IPython with the market deployed (embedded) or attached: `just console --rpc-url URL`
 console *args: setup
-    python -m actors.console "$@"
+    python -m actors.entry.console "$@"
 
 # every task of a market, from chain data alone: `just status --rpc-url URL --market ADDR`
 status *args:

@@ -13,7 +13,7 @@ Two measures, each a ratio to its target, from one run:
   excluded. `node_seconds` is the part spent inside `eth_sendRawTransaction` (anvil executes and
   mines an automined transaction before it answers). Median of `--repeats` fresh runs, beside
   the seed paper's 500 ms.
-- **Client overhead**: the demo's own market (`actors.scenario.Scenario()`: 10 data owners on
+- **Client overhead**: the demo's own market (`actors.entry.scenario.Scenario()`: 10 data owners on
   real MNIST, 1,000 samples each, real training) on anvil. Per data owner, protocol time is its
   trio tasks' step time (round machine: quantization, masking, Shamir, Merkle trees; Noise
   channels; state store) plus the wall time of its chain calls (transactions and reads, run in
@@ -50,16 +50,16 @@ from rich.table import Table
 
 from actors.chain.anvil import AnvilNode
 from actors.chain.base import Chain
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.data_owner import DataOwner, DataOwnerSettings
+from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.entry.swarm import Swarm
 from actors.learning.model import public_parameter_count
 from actors.learning.train import use_threads
-from actors.market import Market
-from actors.model_owner import ModelOwner
-from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
-from actors.store import StateStore
-from actors.swarm import Swarm
-from actors.timing import StepClock, TimedChain, TimedLearner, new_times, summarize
+from actors.measure.timing import StepClock, TimedChain, TimedLearner, new_times, summarize
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.model_owner import ModelOwner
+from actors.roles.store import StateStore
 from bench.gas import RESULTS, one_round
 from protocol.constants import MAX_CHUNK_WORDS
 
@@ -175,7 +175,7 @@ def serialized_round(params: int) -> dict:
 
 
 async def _demo_market(scenario: Scenario, chain: Chain, state_dir: Path) -> list[dict]:
-    """The demo's market (as `actors.run.run_market` builds it), each data owner timed."""
+    """The demo's market (as `actors.entry.run.run_market` builds it), each data owner timed."""
     data = await trio.to_thread.run_sync(split_data, scenario)
     owner_learner = await trio.to_thread.run_sync(model_owner_learner, scenario, data)
     mo_account = chain.new_account(10**22)

@@ -26,11 +26,11 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.chain.anvil import AnvilNode
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.data_owner import DataOwner, DataOwnerSettings
-from actors.market import Market
-from actors.model_owner import ModelOwner, TaskPlan
-from actors.store import StateStore
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.model_owner import ModelOwner, TaskPlan
+from actors.roles.store import StateStore
 from protocol.constants import MAX_CHUNK_WORDS
 from protocol.encoding import words_bytes
 

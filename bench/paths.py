@@ -45,8 +45,8 @@ from rich.table import Table
 
 from actors.chain.anvil import AnvilNode
 from actors.chain.base import Receipt
+from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
-from actors.market import Market, TaskConfig
 from bench.gas import FLOOR_PER_NONZERO_BYTE, RESULTS, calldata_floor
 from protocol import blobs as kzg
 from protocol.blobs import blob_chunks, words_to_blobs

@@ -1,9 +1,10 @@
 """Poisoning defence, measured: attack x robust rule x attackers x group size, on MNIST.
 
-Every run is one whole market (`actors.run.run_market`) on the embedded chain: 20 data owners, a
-fraction of them malicious (`actors.attacks`), every update clipped, weighted, quantized, masked
-and posted on-chain, group aggregates recovered from chain events, combined by the model owner
-with the rule under test. The row records the model owner's test accuracy after the round.
+Every run is one whole market (`actors.entry.run.run_market`) on the embedded chain: 20 data
+owners, a fraction of them malicious (`actors.roles.attacks`), every update clipped, weighted,
+quantized, masked and posted on-chain, group aggregates recovered from chain events, combined
+by the model owner with the rule under test. The row records the model owner's test accuracy
+after the round.
 
     python -m bench.robustness [--quick] [--seeds 0 1 2] [--rules ...] [--attacks ...]
 
@@ -23,9 +24,10 @@ What makes a run take seconds: honest training is deterministic in (seed, data o
 bytes, round) and the round-0 model is the same for every run of a seed, so within one sweep
 process each data owner's local update is computed once and replayed (and so are the data split
 and the model owner's pre-market model). `run_market` builds its learners itself, so the sweep
-swaps those three builders inside `actors.run`, and the rule lookup inside `actors.model_owner`,
-for its own while it runs; the market, the actors and the protocol are untouched. The embedded
-chain's `prevrandao` is set from the seed, so each seed draws its own groups.
+swaps those three builders inside `actors.entry.run`, and the rule lookup inside
+`actors.roles.model_owner`, for its own while it runs; the market, the actors and the protocol
+are untouched. The embedded chain's `prevrandao` is set from the seed, so each seed draws its
+own groups.
 """
 
 from __future__ import annotations
@@ -51,14 +53,14 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-import actors.model_owner
-import actors.run
-from actors.attacks import ATTACKS, attacker_indices
+import actors.entry.run
+import actors.roles.model_owner
 from actors.chain.boa_backend import BoaChain
-from actors.learners import TorchDataOwner
+from actors.chain.market import Market
+from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.learning.learners import TorchDataOwner
 from actors.learning.train import use_threads
-from actors.market import Market
-from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.roles.attacks import ATTACKS, attacker_indices
 from protocol.robust import CombinationRule, get_rule
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -257,10 +259,10 @@ class _Caches:
     def installed(self) -> Iterator[None]:
         """Let `run_market` build its learners, and its model owner its rule, through these."""
         with (
-            mock.patch.object(actors.run, "split_data", self.split_data),
-            mock.patch.object(actors.run, "model_owner_learner", self.model_owner_learner),
-            mock.patch.object(actors.run, "data_owner_learner", self.data_owner_learner),
-            mock.patch.object(actors.model_owner, "get_rule", self.get_rule),
+            mock.patch.object(actors.entry.run, "split_data", self.split_data),
+            mock.patch.object(actors.entry.run, "model_owner_learner", self.model_owner_learner),
+            mock.patch.object(actors.entry.run, "data_owner_learner", self.data_owner_learner),
+            mock.patch.object(actors.roles.model_owner, "get_rule", self.get_rule),
         ):
             yield
 
@@ -335,7 +337,7 @@ def run_cell(cell: Cell, args: argparse.Namespace, caches: _Caches) -> list[dict
 
 
 async def run_market_quiet(scenario: Scenario, chain: BoaChain, state: Path) -> Any:
-    return await actors.run.run_market(
+    return await actors.entry.run.run_market(
         scenario, chain, state, console=Console(quiet=True), live=False
     )
 

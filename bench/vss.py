@@ -32,8 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.chain.anvil import AnvilNode
+from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
-from actors.market import Market, TaskConfig
 from bench.gas import RESULTS
 from protocol.commitments import model_digest
 from protocol.constants import KIND_MASK_KEY, KIND_SELF_SEED

@@ -15,8 +15,8 @@ contract allows. A task is refused, before any transaction, when:
   pay);
 - the reward is zero.
 
-The config is read by attribute (``actors.market.TaskConfig`` has them all), so this module stays
-free of the actors.
+The config is read by attribute (``actors.chain.market.TaskConfig`` has them all), so this
+module stays free of the actors.
 """
 
 from __future__ import annotations

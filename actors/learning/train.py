@@ -54,7 +54,7 @@ class Schedule:
             raise ValueError("epochs must be >= 0, lr and batch_size positive")
 
 
-# The schedules measured by `python -m actors.learning.probe` (DESIGN §7 setup, 2-core CPU):
+# The schedules measured by `python -m actors.measure.probe` (DESIGN §7 setup, 2-core CPU):
 # one round of 10 DOs x 1,000 samples takes the MO from ~62% to >= 90%.
 DO_SCHEDULE = Schedule(epochs=4, lr=0.02, batch_size=32)
 # The MO alone on its own few samples: train to convergence on them (many passes, small batches).

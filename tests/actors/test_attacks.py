@@ -1,4 +1,5 @@
-"""Malicious data owners (actors.attacks): each attack does what it says, deterministically."""
+"""Malicious data owners (actors.roles.attacks): each attack does what it says,
+deterministically."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from actors.attacks import (
+from actors.entry.scenario import Scenario, data_owner_learner, split_data
+from actors.learning.data import Samples
+from actors.learning.learners import TorchDataOwner
+from actors.learning.model import new_public_model, public_model_to_bytes, public_vector
+from actors.learning.train import Schedule, use_threads
+from actors.roles.attacks import (
     ATTACKS,
     BOOST,
     GaussianNoise,
@@ -19,11 +25,6 @@ from actors.attacks import (
     flip_labels,
     make_attacker,
 )
-from actors.learners import TorchDataOwner
-from actors.learning.data import Samples
-from actors.learning.model import new_public_model, public_model_to_bytes, public_vector
-from actors.learning.train import Schedule, use_threads
-from actors.scenario import Scenario, data_owner_learner, split_data
 from protocol.encoding import QuantConfig
 from protocol.weighting import decode_weighted, encode_weighted
 

@@ -9,7 +9,12 @@ import threading
 import pytest
 import trio
 
-from actors.background import SWITCH_INTERVAL, TRAINING_NICE, lower_this_thread, run_training
+from actors.learning.background import (
+    SWITCH_INTERVAL,
+    TRAINING_NICE,
+    lower_this_thread,
+    run_training,
+)
 
 
 def _nice_of_this_thread() -> int:

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import trio
 
-from actors.aggregation import recover_round
+from actors.chain.aggregation import recover_round
 from actors.chain.anvil import AnvilNode
 from actors.chain.blob_sources import NodeBlobSource
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.data_owner import DataOwner, DataOwnerSettings
-from actors.market import Market
-from actors.model_owner import ModelOwner, TaskPlan
-from actors.store import StateStore
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.model_owner import ModelOwner, TaskPlan
+from actors.roles.store import StateStore
 from protocol.blobs import BYTES_PER_BLOB
 from protocol.constants import DATA_PATH_BLOB
 from protocol.recovery import RecoveryReason

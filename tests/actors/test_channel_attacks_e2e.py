@@ -20,11 +20,11 @@ import pytest
 import trio
 from eth_utils import to_checksum_address
 
+from actors.chain.market import Market
 from actors.channels import ChannelError, ChannelKeys, open_channel_over_stream
 from actors.channels.framing import FramedStream
-from actors.data_owner import DataOwner
-from actors.market import Market
-from actors.round_actions import RoundActions
+from actors.roles.data_owner import DataOwner
+from actors.roles.round_actions import RoundActions
 from protocol.constants import PHASE_SHARE
 from protocol.round import PostCommitment
 from tests.actors.test_round_e2e import REWARD, run_market

@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from actors.cli import app
+from actors.entry.cli import app
 
 _DO_ARGS = ["--rpc-url", "http://127.0.0.1:9", "--market", "0x" + "00" * 20, "--task", "0"]
 _DO_ARGS += ["--index", "0", "--scenario", "scenario.json", "--state-dir", "state"]

@@ -14,11 +14,11 @@ from boa.contracts.base_evm_contract import BoaError, StackTrace
 from eth_account import Account
 from rich.console import Console
 
-from actors import console as console_module
 from actors.chain.anvil import AnvilNode
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.market import Market
-from actors.roles import KEY_ENV
+from actors.entry import console as console_module
+from actors.entry.processes import KEY_ENV
 from tests.actors.chain.test_backends import ANVIL_DEV_KEY
 
 

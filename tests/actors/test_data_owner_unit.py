@@ -12,11 +12,11 @@ import pytest
 import trio
 
 from actors.chain import BoaChain
-from actors.data_owner import DataOwner
-from actors.deliveries import Offered
-from actors.market import Market
-from actors.model_owner import ModelOwner, TaskPlan
-from actors.store import StateStore
+from actors.chain.market import Market
+from actors.roles.data_owner import DataOwner
+from actors.roles.deliveries import Offered
+from actors.roles.model_owner import ModelOwner, TaskPlan
+from actors.roles.store import StateStore
 from protocol.constants import MAX_ENDPOINT
 from protocol.errors import ConfigError
 from protocol.round import PostCommitment, RoundMachine, SendShares, SharePhaseOpened, State
@@ -137,7 +137,7 @@ async def test_only_the_drivers_feed_the_round_machines(
     with boa.env.anchor(), trio.fail_after(90):
         _, _, _, _, reports, _ = await run_market(tmp_path, {})
     assert reports[0].finalized_groups == 2
-    assert feeders == {"actors.round_driver.RoundDriver.run"}
+    assert feeders == {"actors.roles.round_driver.RoundDriver.run"}
 
 
 async def test_a_refused_transaction_is_logged_not_fatal(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from actors.run import demo
-from actors.scenario import Scenario
+from actors.entry.run import demo
+from actors.entry.scenario import Scenario
 
 REPORT_KEYS = {
     "chain",

@@ -11,11 +11,11 @@ import trio
 from rich.console import Console
 from typer.testing import CliRunner
 
-import actors.run
-from actors.cli import app
-from actors.data_owner import DataOwner
-from actors.run import RunError, demo
-from actors.scenario import Scenario
+import actors.entry.run
+from actors.entry.cli import app
+from actors.entry.run import RunError, demo
+from actors.entry.scenario import Scenario
+from actors.roles.data_owner import DataOwner
 
 # one round of two groups of two, tiny shards and test set: the demo's path, quickly
 SMALL = {"rounds": 1, "group_size": 2, "threshold": 2, "do_samples": 100, "test_limit": 500}
@@ -52,7 +52,7 @@ def _collecting(behaviour: dict[int, str]) -> type[DataOwner]:
 def test_demo_waits_for_every_data_owner_to_collect(tmp_path, monkeypatch) -> None:
     """Each data owner collects a second after it saw the task end: the model owner is long
     done by then, and the run still waits for them all."""
-    monkeypatch.setattr(actors.run, "DataOwner", _collecting(dict.fromkeys(range(4), "slow")))
+    monkeypatch.setattr(actors.entry.run, "DataOwner", _collecting(dict.fromkeys(range(4), "slow")))
     scenario = Scenario(dos=4, **SMALL)
     report = demo(scenario, state_dir=tmp_path, console=_quiet())
     reward = scenario.plan().reward_per_do
@@ -62,7 +62,7 @@ def test_demo_waits_for_every_data_owner_to_collect(tmp_path, monkeypatch) -> No
 
 
 def test_data_owners_that_fail_or_never_finish_fail_the_run_by_name(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(actors.run, "DataOwner", _collecting({1: "never", 2: "raise"}))
+    monkeypatch.setattr(actors.entry.run, "DataOwner", _collecting({1: "never", 2: "raise"}))
     scenario = Scenario(dos=4, **SMALL)
     out = io.StringIO()
     with pytest.raises(RunError) as raised:
@@ -90,7 +90,7 @@ def test_cli_reports_a_failed_run_in_one_line(monkeypatch) -> None:
     def failing(*args, **kwargs):
         raise RunError({"0xAbC": "RuntimeError: node lost\nmid-withdrawal", "0xDeF": "not done"})
 
-    monkeypatch.setattr(actors.run, "demo", failing)
+    monkeypatch.setattr(actors.entry.run, "demo", failing)
     result = CliRunner().invoke(
         app, ["demo", "--dos", "4", "--group-size", "2", "--threshold", "2"]
     )

@@ -1,4 +1,4 @@
-"""Peak memory of a process tree (actors.memory): a fake /proc, then the real one."""
+"""Peak memory of a process tree (actors.measure.memory): a fake /proc, then the real one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.memory import PROC, MemoryPeak, descendants, read_memory
+from actors.measure.memory import PROC, MemoryPeak, descendants, read_memory
 
 MIB = 2**20
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import trio
 
-from actors.aggregation import recover_round
 from actors.chain import BoaChain
-from actors.data_owner import DataOwner, DataOwnerSettings
-from actors.market import Market
-from actors.model_owner import ModelOwner, ResumeError, TaskPlan
-from actors.store import StateStore
+from actors.chain.aggregation import recover_round
+from actors.chain.market import Market
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.model_owner import ModelOwner, ResumeError, TaskPlan
+from actors.roles.store import StateStore
 from protocol.constants import MAX_MODEL_CHUNK, PHASE_SUBMIT
 from protocol.weighting import decode_weighted
 from tests.actors.test_round_e2e import REWARD, FixedUpdate, VectorOwner

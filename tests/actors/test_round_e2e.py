@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import trio
 
-from actors.aggregation import recover_round
 from actors.chain import BoaChain
+from actors.chain.aggregation import recover_round
 from actors.chain.base import Chain
-from actors.data_owner import DataOwner, DataOwnerSettings
-from actors.deliveries import Deliveries
-from actors.market import Market
-from actors.model_owner import ModelOwner, TaskPlan
-from actors.round_actions import RoundActions
-from actors.store import StateStore
+from actors.chain.market import Market
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.deliveries import Deliveries
+from actors.roles.model_owner import ModelOwner, TaskPlan
+from actors.roles.round_actions import RoundActions
+from actors.roles.store import StateStore
 from protocol.chain_data import ChainDataError, ChainDataReason
 from protocol.constants import PHASE_SUBMIT
 from protocol.round import PostSettle

@@ -2,7 +2,7 @@
 
 import pytest
 
-from actors.model_owner import rule_from_spec
+from actors.roles.model_owner import rule_from_spec
 from protocol.errors import ConfigError
 from protocol.robust import FLTrust, MultiKrum, TrimmedMean
 

@@ -16,11 +16,11 @@ import pytest
 import trio
 
 from actors.chain.anvil import AnvilNode
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.data_owner import DataOwner, DataOwnerSettings
-from actors.market import Market
-from actors.status import PHASE_NAMES
-from actors.store import StateStore
+from actors.entry.status import PHASE_NAMES
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.store import StateStore
 from protocol.constants import PHASE_SUBMIT, STATUS_SUBMITTED
 from tests.actors.test_round_e2e import REWARD, FixedUpdate, P, new_task
 
@@ -45,7 +45,7 @@ class HeldUpdate(FixedUpdate):
 async def omnilytics_status(url: str, market: str) -> str:
     """Run `omnilytics status` as a user would; its output with whitespace collapsed."""
     done = await trio.run_process(
-        [sys.executable, "-m", "actors.cli", "status", "--rpc-url", url, "--market", market],
+        [sys.executable, "-m", "actors.entry.cli", "status", "--rpc-url", url, "--market", market],
         capture_stdout=True,
         capture_stderr=True,
         cwd=ROOT,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.store import StateStore
+from actors.roles.store import StateStore
 
 
 def test_values_survive_reopen(tmp_path: Path) -> None:

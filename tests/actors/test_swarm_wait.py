@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.scenario import Scenario
-from actors.swarm import Swarm, SwarmError
+from actors.entry.scenario import Scenario
+from actors.entry.swarm import Swarm, SwarmError
 
 
 def _process(code: str) -> subprocess.Popen:

@@ -1,9 +1,10 @@
-"""A data owner's chain time (`actors.timing.TimedChain`): transactions are summed and labelled
-by function, reads apart, and the phase polls while it waits are waiting, not protocol time."""
+"""A data owner's chain time (`actors.measure.timing.TimedChain`): transactions are summed and
+labelled by function, reads apart, and the phase polls while it waits are waiting, not protocol
+time."""
 
 from collections import defaultdict
 
-from actors.timing import TimedChain, summarize
+from actors.measure.timing import TimedChain, summarize
 
 
 class FakeChain:

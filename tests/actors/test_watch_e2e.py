@@ -14,10 +14,10 @@ import pytest
 import trio
 
 from actors.chain.anvil import AnvilNode
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.data_owner import DataOwner, DataOwnerSettings
-from actors.market import Market
-from actors.store import StateStore
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.store import StateStore
 from tests.actors.test_round_e2e import REWARD, FixedUpdate, P, new_task
 
 pytestmark = pytest.mark.anvil

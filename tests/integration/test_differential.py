@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from actors.chain import BoaChain
-from actors.market import Market, TaskConfig
+from actors.chain.market import Market, TaskConfig
 from protocol.commitments import published_model_digest
 from protocol.constants import (
     GROUP_FINALIZED,

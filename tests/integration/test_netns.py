@@ -24,8 +24,8 @@ import pytest
 
 from actors.chain.anvil import AnvilNode, anvil_binary
 from actors.chain.rpc_backend import RpcChain
-from actors.scenario import Scenario
-from actors.swarm import Swarm
+from actors.entry.scenario import Scenario
+from actors.entry.swarm import Swarm
 from protocol.constants import (
     GROUP_FINALIZED,
     KIND_MASK_KEY,

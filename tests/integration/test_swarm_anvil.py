@@ -10,8 +10,8 @@ import pytest
 
 from actors.chain.anvil import AnvilNode
 from actors.chain.rpc_backend import RpcChain
-from actors.scenario import Scenario
-from actors.swarm import Swarm
+from actors.entry.scenario import Scenario
+from actors.entry.swarm import Swarm
 from protocol.constants import STATUS_COMMITTED
 
 pytestmark = pytest.mark.anvil

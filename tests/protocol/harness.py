@@ -8,8 +8,8 @@ and dealers left with an open complaint excluded when SETTLE closes; in-order ch
 running digest; unmask messages checked share by share against the dealers' roots, points digests
 and the Pedersen check, finalization at the ``t``-th); peer channels are direct calls.
 ``Harness.run`` drives every member through SHARE, SETTLE, SUBMIT and UNMASK as
-``actors/data_owner.py`` does, with the dealing and the dropout its ``Plan`` names, then recovers
-the aggregate from the fake chain's data alone.
+``actors/roles/data_owner.py`` does, with the dealing and the dropout its ``Plan`` names, then
+recovers the aggregate from the fake chain's data alone.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from eth_utils import keccak
 from actors.chain import BoaChain, Chain, TransactionReverted
 from actors.chain.anvil import AnvilNode
 from actors.chain.base import NodeUnavailable
+from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
-from actors.market import Market, TaskConfig
 from protocol.spec import canonical_bytes, parse_spec
 
 PROBE = Path(__file__).with_name("Probe.vy")

@@ -14,8 +14,8 @@ import pytest
 
 from actors.chain.anvil import AnvilNode
 from actors.chain.blob_sources import BeaconBlobSource, NodeBlobSource
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.market import Market
 from protocol.blobs import commitment, versioned_hash, words_to_blobs
 from protocol.recovery import BlobChunk
 from tests.contracts.unitary.test_submit_blobs import open_submit, random_words

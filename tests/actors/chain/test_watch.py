@@ -10,8 +10,8 @@ import time
 import pytest
 import trio
 
+from actors.chain.market import PhaseInfo
 from actors.chain.watch import Watch, watch
-from actors.market import PhaseInfo
 
 SHARE = PhaseInfo(phase=2, round=0, deadline=1_000)
 SETTLE = PhaseInfo(phase=3, round=0, deadline=1_010)

@@ -1,5 +1,5 @@
-"""The model owner's learner (actors.learners): its reference update takes as many SGD steps as a
-data owner's, and its saved model restores."""
+"""The model owner's learner (actors.learning.learners): its reference update takes as many SGD
+steps as a data owner's, and its saved model restores."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from actors.learners import TorchModelOwner, reference_schedule
 from actors.learning.data import Samples
+from actors.learning.learners import TorchModelOwner, reference_schedule
 from actors.learning.train import DO_SCHEDULE, Schedule
 
 

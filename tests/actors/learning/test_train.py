@@ -15,7 +15,6 @@ from actors.learning.model import (
     public_model_from_vector,
     public_vector,
 )
-from actors.learning.probe import ProbeConfig, run_probe
 from actors.learning.train import (
     Schedule,
     apply_update,
@@ -26,6 +25,7 @@ from actors.learning.train import (
     train_local,
     train_model,
 )
+from actors.measure.probe import ProbeConfig, run_probe
 
 SHORT = Schedule(epochs=2, lr=0.02, batch_size=32)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.market import TaskConfig
+from actors.chain.market import TaskConfig
 from protocol import bn254, constants, spec
 from protocol.constants import GroupResult, Phase, Status
 from tests.contracts.market import CONFIG_FIELDS

@@ -16,8 +16,8 @@ import pytest
 from actors.chain import BoaChain, TransactionReverted
 from actors.chain.anvil import AnvilNode
 from actors.chain.base import BlobsUnsupported
+from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
-from actors.market import Market, TaskConfig
 from protocol.blobs import blob_chunks, commitment, versioned_hash, words_to_blobs
 from protocol.commitments import chunk_digest, published_model_digest
 from protocol.constants import (

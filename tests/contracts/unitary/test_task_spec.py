@@ -9,7 +9,7 @@ import pytest
 from eth_utils import keccak
 
 from actors.chain import BoaChain, TransactionReverted
-from actors.market import Market, TaskConfig
+from actors.chain.market import Market, TaskConfig
 from protocol.commitments import published_model_digest
 from protocol.constants import MAX_SPEC_BYTES
 from protocol.errors import ConfigError, RemoteProtocolError

@@ -11,9 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from actors.attacks import attacker_indices, make_attacker
-from actors.data_owner import Learner
-from actors.learners import TorchDataOwner, TorchModelOwner
 from actors.learning.data import (
     Mnist,
     dirichlet_partition,
@@ -21,8 +18,11 @@ from actors.learning.data import (
     load_mnist,
     split_model_owner,
 )
-from actors.learning.probe import MO_SAMPLES  # ~62% alone, the paper's starting point
-from actors.model_owner import TaskPlan
+from actors.learning.learners import TorchDataOwner, TorchModelOwner
+from actors.measure.probe import MO_SAMPLES  # ~62% alone, the paper's starting point
+from actors.roles.attacks import attacker_indices, make_attacker
+from actors.roles.data_owner import Learner
+from actors.roles.model_owner import TaskPlan
 from protocol.constants import DATA_PATH_EVENT
 
 
@@ -47,7 +47,7 @@ class Scenario:
     share_duration: int = 60
     submit_duration: int = 120
     unmask_duration: int = 60
-    attack: str = "none"  # actors.attacks.ATTACKS: what the malicious data owners do
+    attack: str = "none"  # actors.roles.attacks.ATTACKS: what the malicious data owners do
     attackers: float = 0.0  # fraction of data owners that attack, drawn from the seed
     data_path: int = DATA_PATH_EVENT  # DATA_PATH_BLOB: masked updates as blobs (a node only)
 

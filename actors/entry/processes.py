@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import trio
 
-from actors import timing
 from actors.chain.blob_sources import blob_source
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.data_owner import DataOwner, DataOwnerSettings
+from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
 from actors.learning.train import use_threads
-from actors.market import Market
-from actors.model_owner import ModelOwner
-from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
-from actors.store import StateStore
+from actors.measure import timing
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.model_owner import ModelOwner
+from actors.roles.store import StateStore
 from protocol.constants import MAX_CHUNK_WORDS
 
 KEY_ENV = "OMNILYTICS_PRIVATE_KEY"
@@ -114,7 +114,7 @@ def run_data_owner(
     """Take part in `task` as data owner `index` of the scenario until the task is over; peers
     reach our channel at `host` (the address we listen on and register as our endpoint); a
     submission transaction carries at most `chunk_words` words. With `timings`, `result.json`
-    also tells where the time went (`actors.timing`)."""
+    also tells where the time went (`actors.measure.timing`)."""
     _log_to(state_dir)
     use_threads(1)
     sys.setswitchinterval(_SWITCH_INTERVAL)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from protocol.constants import MAX_CHUNK_WORDS
 
 if TYPE_CHECKING:
-    from actors.scenario import Scenario
+    from actors.entry.scenario import Scenario
 
 app = typer.Typer(
     help="OmniLytics: a blockchain data market for machine learning.",
@@ -58,8 +58,8 @@ RULE_HELP = (
 
 def _scenario(**fields: object) -> Scenario:
     """A scenario from command-line values, refused with a message before anything runs."""
-    from actors.model_owner import rule_from_spec
-    from actors.scenario import Scenario
+    from actors.entry.scenario import Scenario
+    from actors.roles.model_owner import rule_from_spec
     from protocol.errors import ConfigError
 
     scenario = Scenario(**fields)
@@ -108,8 +108,8 @@ def demo(
     ] = "event",
 ) -> None:
     """Run a whole market in one process: 1 model owner + N data owners on real MNIST."""
-    from actors.run import RunError
-    from actors.run import demo as run_demo
+    from actors.entry.run import RunError
+    from actors.entry.run import demo as run_demo
 
     scenario = _scenario(
         data_path=_data_path(data_path, chain),
@@ -157,7 +157,7 @@ def swarm(
     ] = None,
 ) -> None:
     """Run the market with the model owner and each data owner in its own OS process."""
-    from actors.swarm import SwarmError, run_swarm
+    from actors.entry.swarm import SwarmError, run_swarm
 
     scenario = _scenario(
         data_path=_data_path(data_path, chain),
@@ -201,8 +201,8 @@ def model_owner(
 ) -> None:
     """Run a model owner process (private key in $OMNILYTICS_PRIVATE_KEY); run again with the
     same state directory, it resumes its task."""
-    from actors.model_owner import ResumeError
-    from actors.roles import load_scenario, run_model_owner
+    from actors.entry.processes import load_scenario, run_model_owner
+    from actors.roles.model_owner import ResumeError
 
     try:
         run_model_owner(rpc_url, market, load_scenario(scenario), state_dir, beacon_url=beacon_url)
@@ -237,7 +237,7 @@ def data_owner(
     ] = MAX_CHUNK_WORDS,
 ) -> None:
     """Run a data owner process (private key in $OMNILYTICS_PRIVATE_KEY); resumes from state."""
-    from actors.roles import load_scenario, run_data_owner
+    from actors.entry.processes import load_scenario, run_data_owner
     from protocol.terms import HostileTerms
 
     try:
@@ -275,9 +275,9 @@ def status(
 
     from actors.chain.base import ChainError
     from actors.chain.blob_sources import blob_source
+    from actors.chain.market import Market
     from actors.chain.rpc_backend import RpcChain
-    from actors.market import Market
-    from actors.status import read_market, render
+    from actors.entry.status import read_market, render
 
     try:
         chain = RpcChain(rpc_url)

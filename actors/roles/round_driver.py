@@ -2,10 +2,10 @@
 
 Everything that happens to a round reaches its driver as a message on the driver's inbox, a
 bounded trio memory channel: the chain watcher's `ChainNews`, a peer's delivery (`ShareIn`, from
-`actors.deliveries`), an acknowledgement of ours (`Acknowledged`), the trained update
+`actors.roles.deliveries`), an acknowledgement of ours (`Acknowledged`), the trained update
 (`Trained`). The driver turns each into machine events, persists the machine (write-ahead:
 a snapshot is saved before any action reaches the world), and has its actions performed
-(`actors.round_actions`). What the round waits for next is the machine's own `waiting()`: the
+(`actors.roles.round_actions`). What the round waits for next is the machine's own `waiting()`: the
 driver keeps no second record of its progress, so a restored machine says what is owed.
 """
 
@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import trio
 
-from actors.background import run_training
 from actors.chain.aio import on_chain
-from actors.deliveries import Acknowledged, Deliveries, Offered, ShareIn
-from actors.market import Market, PhaseInfo, TaskConfig
-from actors.round_actions import RoundActions, checksum
-from actors.round_view import RoundView, read_round
-from actors.store import StateStore
+from actors.chain.market import Market, PhaseInfo, TaskConfig
+from actors.chain.round_view import RoundView, read_round
+from actors.learning.background import run_training
+from actors.roles.deliveries import Acknowledged, Deliveries, Offered, ShareIn
+from actors.roles.round_actions import RoundActions, checksum
+from actors.roles.store import StateStore
 from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,
@@ -86,7 +86,7 @@ class DataOwnerSettings:
     poll_max: float = 0.4
     chunk_words: int = MAX_CHUNK_WORDS
     # A delivery a peer has not acknowledged is offered again after share_retry seconds, then
-    # after twice as long each time, up to share_retry_max (`actors.deliveries`).
+    # after twice as long each time, up to share_retry_max (`actors.roles.deliveries`).
     share_retry: float = 0.2
     share_retry_max: float = 2.0
     ack_timeout: float = 5.0
@@ -135,7 +135,7 @@ class DriverContext:
     settings: DataOwnerSettings
     deliveries: Deliveries
     observe: Callable[..., None]
-    learner: Any  # actors.data_owner.Learner
+    learner: Any  # actors.roles.data_owner.Learner
     train_limiter: trio.CapacityLimiter | None = None
     randbytes: Callable[[int], bytes] = secrets.token_bytes
     plaintext: dict[int, np.ndarray] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from rich.table import Table
 from actors.chain.base import TxRecord
 
 if TYPE_CHECKING:
-    from actors.market import Market
+    from actors.chain.market import Market
 
 
 @dataclass
@@ -46,7 +46,7 @@ class RunReport:
     dropped: list[str] = field(default_factory=list)
     aggregate_exact: bool | None = None
     rule: str = "mean"
-    # processes of a swarm (`actors.memory.MemoryPeak.summary`); empty for a one-process run
+    # processes of a swarm (`actors.measure.memory.MemoryPeak.summary`); empty for a one-process run
     memory: dict[str, int | str] = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -30,14 +30,14 @@ from rich.table import Table
 
 from actors.chain.base import Chain
 from actors.chain.boa_backend import BoaChain
-from actors.data_owner import DataOwner, DataOwnerSettings
+from actors.chain.market import Market
+from actors.entry.report import RunReport, payments, plot_report, print_report, summarize_gas
+from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.entry.status import PHASE_NAMES
 from actors.learning.train import use_threads
-from actors.market import Market
-from actors.model_owner import ModelOwner
-from actors.report import RunReport, payments, plot_report, print_report, summarize_gas
-from actors.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
-from actors.status import PHASE_NAMES
-from actors.store import StateStore
+from actors.roles.data_owner import DataOwner, DataOwnerSettings
+from actors.roles.model_owner import ModelOwner
+from actors.roles.store import StateStore
 from protocol.constants import STATUS_SUBMITTED
 
 # Once the model owner is done (the task ended on-chain), how long (wall seconds) the data owners

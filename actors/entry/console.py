@@ -22,11 +22,11 @@ from rich.table import Table
 
 from actors.chain.artifacts import MARKET_SOURCE
 from actors.chain.boa_backend import BoaChain, deployer_for
+from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
-from actors.market import Market, TaskConfig
-from actors.report import summarize_gas
-from actors.roles import KEY_ENV
-from actors.status import read_market, render
+from actors.entry.processes import KEY_ENV
+from actors.entry.report import summarize_gas
+from actors.entry.status import read_market, render
 
 
 def warm_up(contract: Any, rpc: Any, attempts: int = 5) -> None:

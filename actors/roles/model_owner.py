@@ -22,12 +22,12 @@ import msgspec
 import numpy as np
 import trio
 
-from actors.aggregation import recover_round
+from actors.chain.aggregation import recover_round
 from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
-from actors.market import ETH, Market, TaskConfig
-from actors.round_view import RoundView, read_round
-from actors.store import StateStore
+from actors.chain.market import ETH, Market, TaskConfig
+from actors.chain.round_view import RoundView, read_round
+from actors.roles.store import StateStore
 from protocol.commitments import model_chunks, model_digest, published_model_digest
 from protocol.constants import (
     DATA_PATH_EVENT,
@@ -356,7 +356,7 @@ class ModelOwner:
     ) -> None:
         """Wait until the task leaves `phase` of round `number`, advancing it when we may: once
         its deadline passed, or `complete` says nobody is left to wait for (one read of the
-        round a poll: `actors.round_view`)."""
+        round a poll: `actors.chain.round_view`)."""
         task = self.task
         self.observe("phase", round=number, phase=phase)
         while True:

@@ -1,9 +1,9 @@
 """The data owner actor: registers, follows the task round by round, and collects its pay.
 
 It is three tasks and a transport: the chain watcher (this module) polls the task and hands
-each live round's driver its `ChainNews`; each round's driver (`actors.round_driver`) is the
+each live round's driver its `ChainNews`; each round's driver (`actors.roles.round_driver`) is the
 only feeder of that round's `RoundMachine` and has its actions performed
-(`actors.round_actions`); `actors.deliveries` carries the shares between peers and hands
+(`actors.roles.round_actions`); `actors.roles.deliveries` carries the shares between peers and hands
 incoming ones to the drivers. Every step that sends something is persisted before its actions
 run, so a killed and restarted data owner resumes without dealing fresh secrets or posting
 anything twice (docs/architecture.md).
@@ -25,19 +25,19 @@ import trio
 
 from actors.chain.aio import on_chain
 from actors.chain.base import NodeUnavailable, TransactionReverted
+from actors.chain.market import ETH, Market, PhaseInfo
 from actors.chain.watch import Polled, Watch, watch
 from actors.channels import ChannelKeys, serve_channels
-from actors.deliveries import ROUND_OVER, Deliveries, DeliverySettings
-from actors.market import ETH, Market, PhaseInfo
-from actors.round_actions import RoundActions
-from actors.round_driver import (
+from actors.roles.deliveries import ROUND_OVER, Deliveries, DeliverySettings
+from actors.roles.round_actions import RoundActions
+from actors.roles.round_driver import (
     ChainNews,
     DataOwnerSettings,
     DriverContext,
     DroppedOut,
     RoundDriver,
 )
-from actors.store import StateStore
+from actors.roles.store import StateStore
 from protocol import bn254
 from protocol.constants import PHASE_CANCELLED, PHASE_DRAW, PHASE_ENDED, PHASE_REGISTER, PHASE_SHARE
 from protocol.terms import check_terms

@@ -1,7 +1,7 @@
 """What a round's machine decided, carried out on the chain: commitments, complaints and their
 answers, update chunks (event or blob path) and unmask messages.
 
-The round driver (`actors.round_driver`) hands its machine's actions here in order. A
+The round driver (`actors.roles.round_driver`) hands its machine's actions here in order. A
 transaction the market refuses ends the batch, named and not fatal: the chain's next facts tell
 the machine what it missed. The machine emits each posting once and it is persisted first, so
 only a batch redone after a restart (`resumed`) may find its transactions on-chain already:
@@ -34,7 +34,7 @@ from protocol.round import (
 )
 
 if TYPE_CHECKING:
-    from actors.round_driver import DriverContext
+    from actors.roles.round_driver import DriverContext
 
 log = logging.getLogger("omnilytics.do")
 

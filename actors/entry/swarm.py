@@ -5,7 +5,7 @@ actor, hands each process its private key through the environment, and shows the
 read from the chain (the same view as `omnilytics status`). When the processes are done it
 recovers every group's aggregate from chain data itself, checks it against the data owners'
 plaintext updates (test mode), and reports accuracy, gas, chain time, payments, wall time and
-the peak memory of its processes (`actors.memory`, sampled while it waits).
+the peak memory of its processes (`actors.measure.memory`, sampled while it waits).
 """
 
 from __future__ import annotations
@@ -26,22 +26,22 @@ import numpy as np
 from rich.console import Console
 from rich.live import Live
 
-from actors.aggregation import recover_round
+from actors.chain.aggregation import recover_round
 from actors.chain.anvil import AnvilNode
 from actors.chain.blob_sources import blob_source
+from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.market import Market
-from actors.memory import MemoryPeak
-from actors.report import RunReport, payments, plot_report, print_report, summarize_gas
-from actors.roles import KEY_ENV, save_scenario
-from actors.scenario import Scenario
-from actors.status import read_task, render
+from actors.entry.processes import KEY_ENV, save_scenario
+from actors.entry.report import RunReport, payments, plot_report, print_report, summarize_gas
+from actors.entry.scenario import Scenario
+from actors.entry.status import read_task, render
+from actors.measure.memory import MemoryPeak
 from protocol.constants import STATUS_SUBMITTED
 
 FUNDS = 10**20
 # Once the model owner's process has ended the task, how long (seconds) the data owner processes
 # may still take to finish their own job (collect what they are owed, write their result, exit)
-# before the swarm fails naming those still running: as `actors.run.COLLECT_GRACE`.
+# before the swarm fails naming those still running: as `actors.entry.run.COLLECT_GRACE`.
 COLLECT_GRACE = 60.0
 
 
@@ -71,7 +71,7 @@ class Swarm:
     # Every process this launcher started (node included), sampled while it waits.
     memory: MemoryPeak = field(default_factory=lambda: MemoryPeak(os.getpid()))
     roles: dict[int, str] = field(default_factory=dict)  # pid -> role, for the memory report
-    timings: bool = False  # data owners write where their time went (`actors.timing`)
+    timings: bool = False  # data owners write where their time went (`actors.measure.timing`)
     mo_prefix: list[str] = field(default_factory=list)  # what runs the model owner's process
     # sampling reads every process's smaps (~10 ms each): a timing run turns it off
     sample_memory: bool = True
@@ -85,7 +85,7 @@ class Swarm:
         self.accounts[role] = address
         env = dict(os.environ, **{KEY_ENV: self.chain.private_key(address)})
         log = (self.state_dir / f"{role}.out").open("ab")
-        command = [*(prefix or []), sys.executable, "-m", "actors.cli", *args]
+        command = [*(prefix or []), sys.executable, "-m", "actors.entry.cli", *args]
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.roles[process.pid] = role
         return process

@@ -1,9 +1,10 @@
 """One read of a round's chain state: the market's phase and clock, the round's counters, and
 for a group its members' statuses, commitments and result, in one batched request.
 
-The data owner's round driver, the model owner's drive loop and recovery (`actors.aggregation`)
-all read a round through `read_round`; nothing else assembles these views. A read that asks for
-less (no commitments, no complaint count) costs fewer calls in the same one request.
+The data owner's round driver, the model owner's drive loop and recovery
+(`actors.chain.aggregation`) all read a round through `read_round`; nothing else assembles these
+views. A read that asks for less (no commitments, no complaint count) costs fewer calls in the
+same one request.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from protocol.chain_data import MemberCommitment, member_commitment
 from protocol.constants import STATUS_COMMITTED, STATUS_SUBMITTED
 
 if TYPE_CHECKING:
-    from actors.market import Market, PhaseInfo
+    from actors.chain.market import Market, PhaseInfo
 
 # the round's counters, as `RoundView.counts` names them: (name, view, per round, of the court)
 _COUNTS = (

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from actors.market import Market
-from actors.round_view import read_round
+from actors.chain.market import Market
+from actors.chain.round_view import read_round
 from protocol.chain_data import ChainDataError
 from protocol.constants import GROUP_FINALIZED
 from protocol.errors import RecoveryError
@@ -40,7 +40,7 @@ def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
     count = market.group_count(task)
     groups = market.views([("group_members", (task, group)) for group in range(count)])
     for group, members in enumerate(groups):
-        # the group's statuses, commitments and result in one read (`actors.round_view`)
+        # the group's statuses, commitments and result in one read (`actors.chain.round_view`)
         view = read_round(market, task, round, group=group, members=members, commitments=True)
         if view.result != GROUP_FINALIZED:
             result.failed.append(group)

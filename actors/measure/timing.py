@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from actors.chain.base import Chain
-from actors.data_owner import Learner
+from actors.roles.data_owner import Learner
 
 # what a data owner polls while it waits for the next phase (with the chain's clock)
 _PHASE_VIEW = "task_phase_of"

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from actors.data_owner import Learner
-from actors.learners import TorchDataOwner
 from actors.learning.data import NUM_CLASSES, Samples
+from actors.learning.learners import TorchDataOwner
 from actors.learning.model import new_public_model, public_model_from_bytes, public_vector
+from actors.roles.data_owner import Learner
 
 # An attacker asks for ten times its honest update; the task's clip bounds what it gets.
 BOOST = 10.0

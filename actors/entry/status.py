@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from rich.console import Group
 from rich.table import Table
 
-from actors.market import Market
+from actors.chain.market import Market
 from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,

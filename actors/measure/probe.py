@@ -1,6 +1,6 @@
 """The learning probe: DESIGN §7 on real MNIST, without any cryptography.
 
-``python -m actors.learning.probe`` runs, per seed: the model owner trains alone on its few
+``python -m actors.measure.probe`` runs, per seed: the model owner trains alone on its few
 samples; then each round it publishes its body with the auxiliary head, the data owners train in
 turn in this one process, the MO applies the sample-weighted mean of their updates (plain FedAvg:
 what the secure sum reveals) and fine-tunes its private head from the aggregated auxiliary head.
@@ -47,7 +47,8 @@ from actors.learning.train import (
 
 # The MO's own sample count. DESIGN §7 quotes 60 samples for ~62% alone; this CNN with this
 # schedule reaches ~80% on 60 balanced samples, so far fewer start it near 62%. Measured alone,
-# over the demo's scenario split (`actors.scenario.split_data`), seeds 0-4, 10,000 test images:
+# over the demo's scenario split (`actors.entry.scenario.split_data`), seeds 0-4, 10,000 test
+# images:
 # 25 samples 59.6% (53-67%), 26 samples 63.5% (58-70%), 27 samples 63.9%, 30 samples 68.6%.
 # With 26 the demo (seed 0) starts at 60.1%; so few samples make a noisy start.
 MO_SAMPLES = 26
