@@ -30,18 +30,13 @@ base fee, read like the gas fee cap.
 
 from __future__ import annotations
 
-import http.client
-import itertools
-import json
 import threading
 import time
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import eth_abi
 import requests
 import rlp
 from eth_account import Account
@@ -60,6 +55,17 @@ from actors.chain.base import (
     normalise,
 )
 from actors.chain.codec import ContractCodec
+from actors.chain.jsonrpc import (
+    METHOD_NOT_FOUND,
+    JsonRpc,
+    Mined,
+    ReceiptEvents,
+    call_error,
+    call_revert_reason,
+    quantity,
+    revert_reason,
+)
+from actors.chain.jsonrpc import mined as mined_receipt
 from protocol import blobs as blob_kzg
 
 # A transaction's gas limit is its estimate plus a margin: the state can change between the
@@ -79,84 +85,6 @@ _RECEIPT_TIMEOUT = 120.0
 _AUTOMINE_NUDGE = 1.0
 # how long an eth_sendRawTransactionSync may wait for its receipt before the client polls
 _SYNC_SEND_TIMEOUT = _AUTOMINE_NUDGE
-_METHOD_NOT_FOUND = -32601  # JSON-RPC's code for a method the node does not have
-_ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
-
-
-class _JsonRpc:
-    """A lean JSON-RPC client: HTTP/1.1 keep-alive, one connection per thread.
-
-    web3's provider (requests, middleware) spends about 0.9 ms of CPU per request, this about
-    0.1 ms (both against anvil, measured here); that CPU holds the GIL, which many actors in one
-    process share. Used for raw requests and batches; web3 keeps everything else.
-    """
-
-    def __init__(self, url: str, timeout: float) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self._connection_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        self._host, self._port = parts.hostname, parts.port
-        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._timeout = timeout
-        self._local = threading.local()
-        self._ids = itertools.count(1)
-
-    def request(
-        self, method: str, params: list[Any], timeout: float | None = None
-    ) -> dict[str, Any]:
-        """One request; `timeout` (seconds) bounds this one's wait for the answer instead of
-        the client's (on timeout the connection is dropped: requests.ConnectionError)."""
-        return self._post(
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params},
-            timeout,
-        )
-
-    def batch(self, requests_: Sequence[tuple[str, list[Any]]]) -> Any:
-        """The responses of a batch, in request order (or the node's one error object)."""
-        payload = [
-            {"jsonrpc": "2.0", "id": index, "method": method, "params": params}
-            for index, (method, params) in enumerate(requests_)
-        ]
-        answer = self._post(payload)
-        if isinstance(answer, list):
-            answer.sort(key=lambda response: response.get("id", -1))
-        return answer
-
-    def _post(self, payload: Any, timeout: float | None = None) -> Any:
-        body = json.dumps(payload).encode()
-        # a request that never reached the node may be sent again on a fresh connection (the
-        # node closed an idle one); a transaction is not, it may have been received
-        calls = payload if isinstance(payload, list) else [payload]
-        resend = not any(c["method"].startswith("eth_sendRawTransaction") for c in calls)
-        for attempt in (0, 1):
-            connection = getattr(self._local, "connection", None)
-            if connection is None:
-                connection = self._connection_class(self._host, self._port, timeout=self._timeout)
-                self._local.connection = connection
-            try:
-                connection.request("POST", self._path, body, {"Content-Type": "application/json"})
-                if connection.sock is not None:
-                    connection.sock.settimeout(timeout or self._timeout)
-                response = connection.getresponse()
-                data = response.read()
-            except (http.client.HTTPException, OSError) as error:
-                connection.close()
-                self._local.connection = None
-                if (
-                    attempt == 0
-                    and resend
-                    and isinstance(
-                        error,
-                        http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError,
-                    )
-                ):
-                    continue
-                raise requests.ConnectionError(str(error)) from None
-            if response.status != 200:
-                raise requests.ConnectionError(f"HTTP {response.status}: {data[:200]!r}")
-            return json.loads(data)
-        raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,50 +113,6 @@ class _Sidecar:
         return signed[:1] + rlp.encode(wrapped)
 
 
-class _ReceiptEvents(Sequence[Event]):
-    """A receipt's events, decoded on first use: most callers never look, and a submission's
-    receipt carries its whole chunk back (4,096 words took 1 ms to decode)."""
-
-    def __init__(self, codec: ContractCodec, address: str, logs: Sequence[Mapping[str, Any]]):
-        self._codec, self._address, self._logs = codec, address, logs
-        self._events: tuple[Event, ...] | None = None
-
-    def _decoded(self) -> tuple[Event, ...]:
-        if self._events is None:
-            self._events = tuple(self._codec.decode_logs(self._address, self._logs))
-        return self._events
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._decoded()[index]
-
-    def __len__(self) -> int:
-        return len(self._decoded())
-
-    def __eq__(self, other: object) -> bool:
-        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
-
-    def __hash__(self) -> int:
-        return hash(self._decoded())
-
-    def __repr__(self) -> str:
-        return repr(self._decoded())
-
-
-@dataclass(frozen=True, slots=True)
-class _Mined:
-    """The fields of a JSON-RPC receipt the client uses, parsed."""
-
-    tx_hash: str
-    success: bool
-    gas_used: int
-    block: int
-    timestamp: int | None
-    sender: str
-    contract_address: str | None
-    logs: tuple[Mapping[str, Any], ...]
-    blob_gas_used: int
-
-
 class RpcChain:
     """A JSON-RPC node. `dev=True` enables anvil's cheat methods (balances, time travel) and, on
     an automining node and unless `gas_strategy` says otherwise, sends without estimating (see
@@ -248,7 +132,7 @@ class RpcChain:
         if gas_strategy is not None and gas_strategy not in GAS_STRATEGIES:
             raise ValueError(f"gas_strategy must be one of {GAS_STRATEGIES}")
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 120}))
-        self._transport = _JsonRpc(url, timeout=120)
+        self._transport = JsonRpc(url, timeout=120)
         try:
             self.chain_id = self.w3.eth.chain_id
         except (requests.RequestException, Web3RPCError) as error:
@@ -358,7 +242,7 @@ class RpcChain:
             block=mined.block,
             timestamp=timestamp,
             seconds=time.perf_counter() - started,
-            events=_ReceiptEvents(codec, address, mined.logs),
+            events=ReceiptEvents(codec, address, mined.logs),
             blob_gas_used=mined.blob_gas_used,
         )
 
@@ -375,9 +259,9 @@ class RpcChain:
         took 3.0 ms of CPU a call against anvil (its middleware validates and asks the chain id
         each time), this 0.15 ms; and web3 has no formatter for `blobVersionedHashes`."""
         try:
-            return _quantity(self._rpc("eth_estimateGas", [_raw_call(call)]))
+            return quantity(self._rpc("eth_estimateGas", [_raw_call(call)]))
         except Web3RPCError as error:
-            reason = _call_revert_reason(error)
+            reason = call_revert_reason(error)
             if reason is None:
                 raise ChainError(f"{function}: the node did not estimate: {error}") from None
             raise TransactionReverted(function, reason) from None
@@ -388,7 +272,7 @@ class RpcChain:
 
     def block_timestamp(self, number: int) -> int:
         """The timestamp of block `number`."""
-        return _quantity(self._rpc("eth_getBlockByNumber", [hex(number), False])["timestamp"])
+        return quantity(self._rpc("eth_getBlockByNumber", [hex(number), False])["timestamp"])
 
     def _rpc(self, method: str, params: list[Any], timeout: float | None = None) -> Any:
         """One raw JSON-RPC request (no web3 formatting); the node's errors as Web3RPCError, an
@@ -417,7 +301,7 @@ class RpcChain:
 
     def _send(
         self, sender: str, tx: dict[str, Any], what: str, sidecar: _Sidecar | None = None
-    ) -> _Mined:
+    ) -> Mined:
         """Sign with the account's next nonce, send, and wait for the receipt.
 
         An account's sends run one at a time (nonces in order; see `_send_locks`); waiting for a
@@ -456,7 +340,7 @@ class RpcChain:
                 self._nonces[sender] = nonce + 1
                 break
         if receipt is not None:
-            mined = _mined(receipt)
+            mined = mined_receipt(receipt)
         else:
             try:
                 mined = self._wait_receipt(tx_hash, time.monotonic() - pushed)
@@ -488,7 +372,7 @@ class RpcChain:
             return self._rpc("eth_sendRawTransactionSync", payload, _SYNC_SEND_TIMEOUT)
         except Web3RPCError as error:
             response = error.rpc_response or {}
-            if response.get("error", {}).get("code") == _METHOD_NOT_FOUND:
+            if response.get("error", {}).get("code") == METHOD_NOT_FOUND:
                 self._sync_send = False
                 self._rpc("eth_sendRawTransaction", payload)
                 return None
@@ -498,7 +382,7 @@ class RpcChain:
             pass  # no answer in time: the node has it or is down, and polling tells which
         return None
 
-    def _wait_receipt(self, tx_hash: str, waited: float = 0.0) -> _Mined:
+    def _wait_receipt(self, tx_hash: str, waited: float = 0.0) -> Mined:
         """Poll for a receipt; on an automining node, mine a block for a transaction still
         pending after `_AUTOMINE_NUDGE` (of which `waited` seconds have passed already)."""
         started = time.monotonic()
@@ -513,9 +397,9 @@ class RpcChain:
                 nudge = now + _AUTOMINE_NUDGE
             time.sleep(delay)
             delay = min(2 * delay, _POLL_MAX)
-        return _mined(raw)
+        return mined_receipt(raw)
 
-    def _replay_reason(self, sender: str, tx: Mapping[str, Any], mined: _Mined) -> str:
+    def _replay_reason(self, sender: str, tx: Mapping[str, Any], mined: Mined) -> str:
         """Why a mined transaction failed: replay it as a call in its block's parent state."""
         call: dict[str, Any] = {"from": sender, "value": tx.get("value", 0)}
         if "to" in tx:
@@ -527,12 +411,12 @@ class RpcChain:
             try:
                 self._rpc("eth_call", [raw, hex(mined.block - 1)])
             except Web3RPCError as error:
-                return _call_revert_reason(error) or str(error)
+                return call_revert_reason(error) or str(error)
             return "reverted on chain (no reason returned)"
         try:
             self.w3.eth.call(call, mined.block - 1)
         except ContractLogicError as error:
-            return _reason(error)
+            return revert_reason(error)
         if mined.gas_used >= tx["gas"]:
             return f"out of gas (limit {tx['gas']})"
         return "reverted on chain (no reason returned)"
@@ -545,7 +429,7 @@ class RpcChain:
         try:
             result = self._rpc("eth_call", [call, "latest"])
         except Web3RPCError as error:
-            raise _call_error(function, error.rpc_response or {}) from None
+            raise call_error(function, error.rpc_response or {}) from None
         return codec.decode_result(function, bytes.fromhex(result[2:]))
 
     def call_many(
@@ -577,13 +461,13 @@ class RpcChain:
         results = []
         for call, codec, response in zip(calls, codecs, responses[: len(calls)], strict=True):
             if "error" in response:
-                raise _call_error(call[0], response)
+                raise call_error(call[0], response)
             results.append(codec.decode_result(call[0], bytes.fromhex(response["result"][2:])))
         if clock:
             block = responses[-1]
             if "error" in block:
                 raise ChainError(f"eth_getBlockByNumber failed: {block['error']}")
-            results.append(max(_quantity(block["result"]["timestamp"]), int(time.time())))
+            results.append(max(quantity(block["result"]["timestamp"]), int(time.time())))
         return results
 
     def events(
@@ -637,7 +521,7 @@ class RpcChain:
         wall clock if later (an automining node mines no block while nothing is sent, so its
         latest block's time stands still, and deadlines would never seem to pass)."""
         # raw: a data owner reads the clock on every poll, web3's block formatting is not free
-        latest = _quantity(self._rpc("eth_getBlockByNumber", ["latest", False])["timestamp"])
+        latest = quantity(self._rpc("eth_getBlockByNumber", ["latest", False])["timestamp"])
         return max(latest, int(time.time()))
 
     def advance_time(self, seconds: int) -> None:
@@ -650,7 +534,7 @@ class RpcChain:
         self.w3.provider.make_request("evm_mine", [])
 
     def block_number(self) -> int:
-        return _quantity(self._rpc("eth_blockNumber", []))
+        return quantity(self._rpc("eth_blockNumber", []))
 
     def close(self) -> None:
         """Nothing to release: HTTP sessions close with the process."""
@@ -661,21 +545,6 @@ def _same(value: Any, wanted: Any) -> bool:
     if isinstance(value, str) and isinstance(wanted, str):
         return value.lower() == wanted.lower()
     return value == wanted
-
-
-def _mined(raw: Mapping[str, Any]) -> _Mined:
-    stamp = raw.get("blockTimestamp")
-    return _Mined(
-        tx_hash=raw["transactionHash"],
-        success=_quantity(raw["status"]) == 1,
-        gas_used=_quantity(raw["gasUsed"]),
-        block=_quantity(raw["blockNumber"]),
-        timestamp=_quantity(stamp) if stamp is not None else None,
-        sender=raw["from"],
-        contract_address=raw.get("contractAddress"),
-        logs=tuple(raw["logs"]),
-        blob_gas_used=_quantity(raw.get("blobGasUsed") or 0),
-    )
 
 
 def _raw_call(call: Mapping[str, Any]) -> dict[str, Any]:
@@ -691,35 +560,3 @@ def _raw_call(call: Mapping[str, Any]) -> dict[str, Any]:
         else:
             raw[key] = value
     return raw
-
-
-def _quantity(value: int | str) -> int:
-    """A JSON-RPC quantity: hex by the spec (anvil 1.7 sends `blockTimestamp` as a number)."""
-    return value if isinstance(value, int) else int(value, 16)
-
-
-def _call_error(function: str, response: Mapping[str, Any]) -> ChainError:
-    """What a failed eth_call raises: the contract's reason as TransactionReverted, anything
-    else (the node did not answer the call) as ChainError."""
-    body = response.get("error") or {}
-    message = str(body.get("message", ""))
-    data = body.get("data")
-    if isinstance(data, str) and data.startswith(_ERROR_STRING):
-        reason = str(eth_abi.decode(["string"], bytes.fromhex(data[len(_ERROR_STRING) :]))[0])
-        return TransactionReverted(function, reason)
-    if body.get("code") == 3 or message.startswith("execution reverted"):
-        reason = message.removeprefix("execution reverted").removeprefix(": ") or "reverted"
-        return TransactionReverted(function, reason)
-    return ChainError(f"{function}: the node did not answer the call: {body}")
-
-
-def _call_revert_reason(error: Web3RPCError) -> str | None:
-    """The contract's reason from a raw eth_call error, or None if it is no revert."""
-    refused = _call_error("", error.rpc_response or {})
-    return refused.reason if isinstance(refused, TransactionReverted) else None
-
-
-def _reason(error: ContractLogicError) -> str:
-    message = str(error.message if getattr(error, "message", None) else error)
-    prefix = "execution reverted: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
