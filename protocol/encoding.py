@@ -146,7 +146,10 @@ def clip(x: npt.ArrayLike, norm: float) -> np.ndarray:
     length = _l2_norm(v) * (1.0 + (v.size + 8) * 2.0**-53)
     if length <= norm:
         return v.copy()
-    out = v * (norm / length)
+    # v / length first: a factor norm / length would be subnormal for a huge v and a small
+    # norm (2.5e305 against 1e-6: found by `just fuzz`), losing the precision the bound needs
+    out = v / length
+    out *= norm
     np.clip(out, -norm, norm, out=out)
     return out
 
