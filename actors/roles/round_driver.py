@@ -11,6 +11,7 @@ driver keeps no second record of its progress, so a restored machine says what i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import secrets
@@ -224,18 +225,20 @@ class RoundDriver:
                 self._offer_shares()
             if Fact.UPDATE in self.machine.waiting().facts:
                 nursery.start_soon(self._train)
-            async with self._messages:
+            try:
                 async for message in self._messages:
                     await self._handle(message)
                     if self.finished:
                         break
-            nursery.cancel_scope.cancel()  # training for a round that is over
-        ctx.deliveries.withdraw(self.number)
-        self._close_inbox()
+            finally:
+                nursery.cancel_scope.cancel()  # training for a round that is over
+                ctx.deliveries.withdraw(self.number)
+                self._close_inbox()
 
     def _close_inbox(self) -> None:
-        """Refuse what is still queued: a delivery waiting for its acknowledgement is refused
-        (its dealer offers it again and is told the round is over)."""
+        """Refuse what is still queued (a delivery waiting for its acknowledgement is refused:
+        its dealer offers it again and is told the round is over), then close the inbox: a
+        late sender (the trainer, a watcher's news) finds it closed."""
         while True:
             try:
                 message = self._messages.receive_nowait()
@@ -244,6 +247,7 @@ class RoundDriver:
             if isinstance(message, ShareIn):
                 message.done.close()
         self.inbox.close()
+        self._messages.close()
 
     def _opened(self) -> RoundOpened:
         ctx = self.ctx
@@ -455,7 +459,8 @@ class RoundDriver:
             buffer = io.BytesIO()
             np.save(buffer, lanes, allow_pickle=False)
             ctx.store.put("plaintext", str(number), buffer.getvalue())
-        await self.inbox.send(Trained(lanes))
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.inbox.send(Trained(lanes))  # (a round that is over has closed it)
 
 
 # where a round stands on-chain, from one data owner's view of it
