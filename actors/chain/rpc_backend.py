@@ -47,7 +47,7 @@ import rlp
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from actors.chain.artifacts import Artifact, artifact_for
 from actors.chain.base import (
@@ -79,7 +79,10 @@ _RECEIPT_TIMEOUT = 120.0
 _AUTOMINE_NUDGE = 1.0
 # how long an eth_sendRawTransactionSync may wait for its receipt before the client polls
 _SYNC_SEND_TIMEOUT = _AUTOMINE_NUDGE
-_METHOD_NOT_FOUND = -32601  # JSON-RPC's code for a method the node does not have
+# a method the node does not have: JSON-RPC's code, and hardhat's "method not supported"
+_METHOD_NOT_FOUND = (-32601, -32004)
+# the namespaces of dev nodes' cheat methods (automine, balances), asked in this order
+_DEV_NAMESPACES = ("anvil", "hardhat")
 _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
 
 
@@ -230,7 +233,8 @@ class _Mined:
 
 
 class RpcChain:
-    """A JSON-RPC node. `dev=True` enables anvil's cheat methods (balances, time travel) and, on
+    """A JSON-RPC node. `dev=True` enables a dev node's cheat methods (balances: anvil's or
+    hardhat's, whichever the node has; time travel) and, on
     an automining node and unless `gas_strategy` says otherwise, sends without estimating (see
     the module docstring)."""
 
@@ -256,6 +260,7 @@ class RpcChain:
         # An automining dev node mines a transaction as it arrives, in a block of its own, so a
         # transaction may ask for the whole block's gas. With interval mining, many transactions
         # share a block, so they keep estimating.
+        self._dev_namespace: str | None = None  # which cheat methods the node has
         automine = self._automining()
         self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
         self._automine = automine
@@ -295,7 +300,9 @@ class RpcChain:
     def fund(self, address: str, funds_wei: int) -> None:
         """Fund `address`: anvil's setBalance on a dev node, else a transfer from the funder."""
         if self.dev:
-            self.w3.provider.make_request("anvil_setBalance", [address, hex(funds_wei)])
+            if self._dev_namespace is None:
+                raise ChainError(f"the node at {self.url} has no setBalance method to fund with")
+            self._rpc(f"{self._dev_namespace}_setBalance", [address, hex(funds_wei)])
             return
         if self._funder is None:
             raise ChainError("no funder account: set OMNILYTICS_PRIVATE_KEY to fund new accounts")
@@ -363,12 +370,18 @@ class RpcChain:
         )
 
     def _automining(self) -> bool:
-        """Whether the node mines each transaction as it arrives (anvil's automine). Any node is
-        asked: one without the method (a public node) answers with an error, and does not."""
-        try:
-            return self._rpc("anvil_getAutomine", []) is True
-        except (Web3RPCError, NodeUnavailable):
-            return False
+        """Whether the node mines each transaction as it arrives (anvil's or hardhat's
+        automine). Any node is asked, in each dev namespace (`_DEV_NAMESPACES`): the one that
+        answers is the one whose cheat methods `fund` uses; a node with neither (a public
+        node) answers with errors, and does not automine."""
+        for namespace in _DEV_NAMESPACES:
+            try:
+                automine = self._rpc(f"{namespace}_getAutomine", [])
+            except (Web3RPCError, NodeUnavailable):
+                continue
+            self._dev_namespace = namespace
+            return automine is True
+        return False
 
     def _estimate(self, function: str, call: Mapping[str, Any]) -> int:
         """Gas a call needs; its revert as TransactionReverted. Raw JSON-RPC: web3's estimate
@@ -446,6 +459,12 @@ class RpcChain:
                 try:
                     receipt = self._push(raw, tx_hash, sync=sidecar is None)
                 except Web3RPCError as error:
+                    # hardhat answers the send of a transaction it automined and that reverted
+                    # with an error: if the node has its receipt, it is mined, not refused
+                    receipt = self._rpc("eth_getTransactionReceipt", [tx_hash])
+                    if receipt is not None:
+                        self._nonces[sender] = nonce + 1
+                        break
                     self._nonces.pop(sender, None)  # re-read the nonce next time
                     if attempt == 0 and self.gas_strategy == "cap":
                         # a stale fee cap or nonce, or a node enforcing EIP-7825's per-transaction
@@ -488,7 +507,7 @@ class RpcChain:
             return self._rpc("eth_sendRawTransactionSync", payload, _SYNC_SEND_TIMEOUT)
         except Web3RPCError as error:
             response = error.rpc_response or {}
-            if response.get("error", {}).get("code") == _METHOD_NOT_FOUND:
+            if response.get("error", {}).get("code") in _METHOD_NOT_FOUND:
                 self._sync_send = False
                 self._rpc("eth_sendRawTransaction", payload)
                 return None
@@ -523,16 +542,11 @@ class RpcChain:
         if tx.get("data"):
             call["data"] = "0x" + bytes(tx["data"]).hex()
         if "blobVersionedHashes" in tx:
-            raw = _raw_call({**call, "blobVersionedHashes": tx["blobVersionedHashes"]})
-            try:
-                self._rpc("eth_call", [raw, hex(mined.block - 1)])
-            except Web3RPCError as error:
-                return _call_revert_reason(error) or str(error)
-            return "reverted on chain (no reason returned)"
+            call["blobVersionedHashes"] = tx["blobVersionedHashes"]
         try:
-            self.w3.eth.call(call, mined.block - 1)
-        except ContractLogicError as error:
-            return _reason(error)
+            self._rpc("eth_call", [_raw_call(call), hex(mined.block - 1)])
+        except Web3RPCError as error:
+            return _call_revert_reason(error) or str(error)
         if mined.gas_used >= tx["gas"]:
             return f"out of gas (limit {tx['gas']})"
         return "reverted on chain (no reason returned)"
@@ -704,6 +718,8 @@ def _call_error(function: str, response: Mapping[str, Any]) -> ChainError:
     body = response.get("error") or {}
     message = str(body.get("message", ""))
     data = body.get("data")
+    if isinstance(data, dict):  # hardhat nests the revert data: {"message": ..., "data": "0x.."}
+        data = data.get("data")
     if isinstance(data, str) and data.startswith(_ERROR_STRING):
         reason = str(eth_abi.decode(["string"], bytes.fromhex(data[len(_ERROR_STRING) :]))[0])
         return TransactionReverted(function, reason)
@@ -717,9 +733,3 @@ def _call_revert_reason(error: Web3RPCError) -> str | None:
     """The contract's reason from a raw eth_call error, or None if it is no revert."""
     refused = _call_error("", error.rpc_response or {})
     return refused.reason if isinstance(refused, TransactionReverted) else None
-
-
-def _reason(error: ContractLogicError) -> str:
-    message = str(error.message if getattr(error, "message", None) else error)
-    prefix = "execution reverted: "
-    return message[len(prefix) :] if message.startswith(prefix) else message

@@ -1,4 +1,5 @@
-"""The chain interface behaves the same on the embedded EVM and on a real anvil node."""
+"""The chain interface behaves the same on the embedded EVM, on a real anvil node and on
+Hardhat's node."""
 
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from eth_utils import keccak
 from actors.chain import BoaChain, Chain, TransactionReverted
 from actors.chain.anvil import AnvilNode
 from actors.chain.base import NodeUnavailable
+from actors.chain.hardhat import HardhatNode, hardhat_binary
 from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
 from protocol.spec import canonical_bytes, parse_spec
@@ -24,13 +26,23 @@ def anvil_node() -> Iterator[AnvilNode]:
         yield node
 
 
-@pytest.fixture(params=["boa", "anvil", "anvil-estimate"])
+@pytest.fixture(scope="module")
+def hardhat_node() -> Iterator[HardhatNode]:
+    if hardhat_binary() is None:
+        pytest.skip("hardhat is not installed (just setup)")
+    with HardhatNode() as node:
+        yield node
+
+
+@pytest.fixture(params=["boa", "anvil", "anvil-estimate", "hardhat"])
 def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     if request.param == "boa":
         import boa
 
         with boa.env.anchor():
             yield BoaChain()
+    elif request.param == "hardhat":
+        yield RpcChain(request.getfixturevalue("hardhat_node").url, dev=True)
     else:
         # "anvil" sends without estimating (the dev default); "anvil-estimate" as on a public node
         strategy = "estimate" if request.param == "anvil-estimate" else None
