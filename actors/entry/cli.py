@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from actors.entry.accounts import account_app
 from protocol.constants import MAX_CHUNK_WORDS
 
 if TYPE_CHECKING:
@@ -293,6 +294,10 @@ def status(
         while True:
             time.sleep(watch)
             live.update(render(read_market(view, task)))
+
+
+# accounts (DESIGN.md §10)
+app.add_typer(account_app, name="account")
 
 
 def main() -> None:
