@@ -272,6 +272,8 @@ class RpcChain:
         self._send_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._artifacts: dict[str, Artifact] = {}
+        # the receipt of each contract this client deployed, by address (deployment records)
+        self.creations: dict[str, Receipt] = {}
         self._codecs: dict[str, ContractCodec] = {}
         self._max_fee: int | None = None
         self._max_blob_fee: int | None = None
@@ -313,9 +315,18 @@ class RpcChain:
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         tx = factory.constructor(*args).build_transaction({"from": sender, "nonce": 0})
         tx = {key: tx[key] for key in ("data", "value", "gas") if key in tx}
+        started = time.perf_counter()
         mined = self._send(sender, tx, "deploy")
         address = Web3.to_checksum_address(mined.contract_address)
         self._attach(address, artifact)
+        self.creations[address] = Receipt(
+            function="deploy",
+            tx_hash=mined.tx_hash,
+            gas_used=mined.gas_used,
+            block=mined.block,
+            timestamp=mined.timestamp or 0,
+            seconds=time.perf_counter() - started,
+        )
         return address
 
     def attach(self, source: Path, address: str) -> None:

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from actors.entry.accounts import account_app
+from actors.entry.deploy import deploy_command
+from actors.entry.open_tasks import tasks_command
 from protocol.constants import MAX_CHUNK_WORDS
 
 if TYPE_CHECKING:
@@ -296,8 +298,10 @@ def status(
             live.update(render(read_market(view, task)))
 
 
-# accounts (DESIGN.md §10)
+# accounts, networks and deploy (DESIGN.md §10)
 app.add_typer(account_app, name="account")
+app.command("deploy")(deploy_command)
+app.command("tasks")(tasks_command)
 
 
 def main() -> None:

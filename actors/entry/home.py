@@ -45,6 +45,6 @@ def one_line_errors() -> Iterator[None]:
     except CliError as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         raise typer.Exit(1) from None
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("error: no answer to the prompt (aborted)", file=sys.stderr)
         raise typer.Exit(1) from None

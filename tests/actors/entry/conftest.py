@@ -41,13 +41,14 @@ def run(*args: str, input: str | None = None) -> Result:
 
 
 def assert_one_line_error(result: Result, *fragments: str) -> None:
-    """Exit 1, and stderr is one line naming the problem: no traceback."""
+    """Exit 1, and the last line on stderr (after any progress) is the one error line naming
+    the problem: no traceback."""
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
+    errors = [line for line in lines if "error: " in line]
+    assert errors == lines[-1:], result.stderr  # (a prompt may precede it on its line)
     for fragment in fragments:
-        assert fragment in lines[0]
+        assert fragment in errors[0]
     assert "Traceback" not in result.output
 
 
