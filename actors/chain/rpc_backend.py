@@ -51,6 +51,7 @@ from web3.exceptions import Web3RPCError
 
 from actors.chain.artifacts import Artifact, artifact_for
 from actors.chain.base import (
+    BlobsUnsupported,
     ChainError,
     Event,
     NodeUnavailable,
@@ -80,7 +81,7 @@ _AUTOMINE_NUDGE = 1.0
 # how long an eth_sendRawTransactionSync may wait for its receipt before the client polls
 _SYNC_SEND_TIMEOUT = _AUTOMINE_NUDGE
 # a method the node does not have: JSON-RPC's code, and hardhat's "method not supported"
-_METHOD_NOT_FOUND = (-32601, -32004)
+METHOD_NOT_FOUND = (-32601, -32004)
 # the namespaces of dev nodes' cheat methods (automine, balances), asked in this order
 _DEV_NAMESPACES = ("anvil", "hardhat")
 _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
@@ -482,6 +483,11 @@ class RpcChain:
                         # gas cap: read both again and respect the cap, once
                         fields["gas"] = min(fields["gas"], _TX_GAS_CAP)
                         continue
+                    if sidecar is not None:
+                        raise BlobsUnsupported(
+                            f"{what}: the node at {self.url} refused a blob transaction "
+                            f"(EIP-7594 wrapper): {error}"
+                        ) from None
                     raise ChainError(f"{what}: node refused the transaction: {error}") from None
                 self._nonces[sender] = nonce + 1
                 break
@@ -518,7 +524,7 @@ class RpcChain:
             return self._rpc("eth_sendRawTransactionSync", payload, _SYNC_SEND_TIMEOUT)
         except Web3RPCError as error:
             response = error.rpc_response or {}
-            if response.get("error", {}).get("code") in _METHOD_NOT_FOUND:
+            if response.get("error", {}).get("code") in METHOD_NOT_FOUND:
                 self._sync_send = False
                 self._rpc("eth_sendRawTransaction", payload)
                 return None

@@ -10,7 +10,8 @@ from eth_utils import keccak
 
 from actors.chain import BoaChain, Chain, TransactionReverted
 from actors.chain.anvil import AnvilNode
-from actors.chain.base import NodeUnavailable
+from actors.chain.base import BlobsUnsupported, NodeUnavailable
+from actors.chain.blob_sources import NodeBlobSource
 from actors.chain.hardhat import HardhatNode, hardhat_binary
 from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
@@ -362,3 +363,16 @@ def test_an_unreachable_node_is_named() -> None:
         chain = RpcChain(node.url, dev=True)
     with pytest.raises(NodeUnavailable, match="unreachable"):
         chain.timestamp()
+
+
+def test_hardhat_has_no_blob_path_and_says_so(hardhat_node: HardhatNode) -> None:
+    """Hardhat refuses an EIP-7594 blob transaction and keeps no blob store: both are named as
+    BlobsUnsupported (found by asking the node), so a blob task fails with a reason."""
+    chain = RpcChain(hardhat_node.url, dev=True)
+    sender = chain.new_account(10**20)
+    probe = chain.deploy(PROBE, [], sender)
+    with pytest.raises(BlobsUnsupported, match="refused a blob transaction"):
+        chain.transact(probe, "bump", [1, []], sender, blobs=[bytes(131_072)])
+    with pytest.raises(BlobsUnsupported, match="keeps no blobs"):
+        NodeBlobSource(chain).blobs("0x" + "00" * 32, 1, [bytes(32)])
+    assert chain.transact(probe, "bump", [1, []], sender).gas_used > 21_000  # nonce intact
