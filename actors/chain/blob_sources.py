@@ -3,7 +3,8 @@
 A blob is not EVM state: the chain keeps only its versioned hash (`UpdateBlobs`), and consensus
 clients keep the blob itself for a limited window (4096 epochs, about 18 days, on mainnet).
 - `NodeBlobSource`: anvil's `anvil_getBlobsByTransactionHash` (`anvil_getBlobByHash` for a
-  transaction it has no list for). The default on a dev node.
+  transaction it has no list for). The default on a dev node; a node without them (hardhat)
+  raises BlobsUnsupported.
 - `BeaconBlobSource`: a beacon node's standard blob sidecars,
   `GET /eth/v1/beacon/blob_sidecars/{slot}`, the slot found from the execution block's timestamp
   and the beacon chain's genesis time and slot length. For public networks.
@@ -18,9 +19,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import requests
+from web3.exceptions import Web3RPCError
 
-from actors.chain.base import ChainError
-from actors.chain.rpc_backend import RpcChain
+from actors.chain.base import BlobsUnsupported, ChainError
+from actors.chain.rpc_backend import METHOD_NOT_FOUND, RpcChain
 from protocol.blobs import versioned_hash
 
 _TIMEOUT = 30.0
@@ -46,7 +48,15 @@ class NodeBlobSource:
         self.chain = chain
 
     def blobs(self, tx_hash: str, block: int, hashes: Sequence[bytes]) -> list[bytes | None]:
-        listed = self.chain.request("anvil_getBlobsByTransactionHash", [tx_hash]) or []
+        try:
+            listed = self.chain.request("anvil_getBlobsByTransactionHash", [tx_hash]) or []
+        except Web3RPCError as error:
+            if (error.rpc_response or {}).get("error", {}).get("code") in METHOD_NOT_FOUND:
+                raise BlobsUnsupported(
+                    f"the node at {self.chain.url} keeps no blobs to read back (it has no "
+                    "anvil_getBlobsByTransactionHash): read them from a beacon node (--beacon-url)"
+                ) from None
+            raise
         if len(listed) == len(hashes):
             return [_hex_bytes(b) for b in listed]
         found: list[bytes | None] = []

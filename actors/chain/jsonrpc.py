@@ -14,12 +14,13 @@ from typing import Any
 
 import eth_abi
 import requests
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from actors.chain.base import ChainError, Event, TransactionReverted
 from actors.chain.codec import ContractCodec
 
-METHOD_NOT_FOUND = -32601  # JSON-RPC's code for a method the node does not have
+# a method the node does not have: JSON-RPC's code, and hardhat's "method not supported"
+METHOD_NOT_FOUND = (-32601, -32004)
 _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
 
 
@@ -169,6 +170,8 @@ def call_error(function: str, response: Mapping[str, Any]) -> ChainError:
     body = response.get("error") or {}
     message = str(body.get("message", ""))
     data = body.get("data")
+    if isinstance(data, dict):  # hardhat nests the revert data: {"message": ..., "data": "0x.."}
+        data = data.get("data")
     if isinstance(data, str) and data.startswith(_ERROR_STRING):
         reason = str(eth_abi.decode(["string"], bytes.fromhex(data[len(_ERROR_STRING) :]))[0])
         return TransactionReverted(function, reason)
@@ -182,9 +185,3 @@ def call_revert_reason(error: Web3RPCError) -> str | None:
     """The contract's reason from a raw eth_call error, or None if it is no revert."""
     refused = call_error("", error.rpc_response or {})
     return refused.reason if isinstance(refused, TransactionReverted) else None
-
-
-def revert_reason(error: ContractLogicError) -> str:
-    message = str(error.message if getattr(error, "message", None) else error)
-    prefix = "execution reverted: "
-    return message[len(prefix) :] if message.startswith(prefix) else message

@@ -42,10 +42,11 @@ import rlp
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from actors.chain.artifacts import Artifact, artifact_for
 from actors.chain.base import (
+    BlobsUnsupported,
     ChainError,
     Event,
     NodeUnavailable,
@@ -63,7 +64,6 @@ from actors.chain.jsonrpc import (
     call_error,
     call_revert_reason,
     quantity,
-    revert_reason,
 )
 from actors.chain.jsonrpc import mined as mined_receipt
 from protocol import blobs as blob_kzg
@@ -85,6 +85,8 @@ _RECEIPT_TIMEOUT = 120.0
 _AUTOMINE_NUDGE = 1.0
 # how long an eth_sendRawTransactionSync may wait for its receipt before the client polls
 _SYNC_SEND_TIMEOUT = _AUTOMINE_NUDGE
+# the namespaces of dev nodes' cheat methods (automine, balances), asked in this order
+_DEV_NAMESPACES = ("anvil", "hardhat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,8 @@ class _Sidecar:
 
 
 class RpcChain:
-    """A JSON-RPC node. `dev=True` enables anvil's cheat methods (balances, time travel) and, on
+    """A JSON-RPC node. `dev=True` enables a dev node's cheat methods (balances: anvil's or
+    hardhat's, whichever the node has; time travel) and, on
     an automining node and unless `gas_strategy` says otherwise, sends without estimating (see
     the module docstring)."""
 
@@ -140,6 +143,7 @@ class RpcChain:
         # An automining dev node mines a transaction as it arrives, in a block of its own, so a
         # transaction may ask for the whole block's gas. With interval mining, many transactions
         # share a block, so they keep estimating.
+        self._dev_namespace: str | None = None  # which cheat methods the node has
         automine = self._automining()
         self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
         self._automine = automine
@@ -151,6 +155,8 @@ class RpcChain:
         self._send_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._artifacts: dict[str, Artifact] = {}
+        # the receipt of each contract this client deployed, by address (deployment records)
+        self.creations: dict[str, Receipt] = {}
         self._codecs: dict[str, ContractCodec] = {}
         self._max_fee: int | None = None
         self._max_blob_fee: int | None = None
@@ -179,7 +185,9 @@ class RpcChain:
     def fund(self, address: str, funds_wei: int) -> None:
         """Fund `address`: anvil's setBalance on a dev node, else a transfer from the funder."""
         if self.dev:
-            self.w3.provider.make_request("anvil_setBalance", [address, hex(funds_wei)])
+            if self._dev_namespace is None:
+                raise ChainError(f"the node at {self.url} has no setBalance method to fund with")
+            self._rpc(f"{self._dev_namespace}_setBalance", [address, hex(funds_wei)])
             return
         if self._funder is None:
             raise ChainError("no funder account: set OMNILYTICS_PRIVATE_KEY to fund new accounts")
@@ -190,9 +198,18 @@ class RpcChain:
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         tx = factory.constructor(*args).build_transaction({"from": sender, "nonce": 0})
         tx = {key: tx[key] for key in ("data", "value", "gas") if key in tx}
+        started = time.perf_counter()
         mined = self._send(sender, tx, "deploy")
         address = Web3.to_checksum_address(mined.contract_address)
         self._attach(address, artifact)
+        self.creations[address] = Receipt(
+            function="deploy",
+            tx_hash=mined.tx_hash,
+            gas_used=mined.gas_used,
+            block=mined.block,
+            timestamp=mined.timestamp or 0,
+            seconds=time.perf_counter() - started,
+        )
         return address
 
     def attach(self, source: Path, address: str) -> None:
@@ -247,12 +264,18 @@ class RpcChain:
         )
 
     def _automining(self) -> bool:
-        """Whether the node mines each transaction as it arrives (anvil's automine). Any node is
-        asked: one without the method (a public node) answers with an error, and does not."""
-        try:
-            return self._rpc("anvil_getAutomine", []) is True
-        except (Web3RPCError, NodeUnavailable):
-            return False
+        """Whether the node mines each transaction as it arrives (anvil's or hardhat's
+        automine). Any node is asked, in each dev namespace (`_DEV_NAMESPACES`): the one that
+        answers is the one whose cheat methods `fund` uses; a node with neither (a public
+        node) answers with errors, and does not automine."""
+        for namespace in _DEV_NAMESPACES:
+            try:
+                automine = self._rpc(f"{namespace}_getAutomine", [])
+            except (Web3RPCError, NodeUnavailable):
+                continue
+            self._dev_namespace = namespace
+            return automine is True
+        return False
 
     def _estimate(self, function: str, call: Mapping[str, Any]) -> int:
         """Gas a call needs; its revert as TransactionReverted. Raw JSON-RPC: web3's estimate
@@ -330,12 +353,23 @@ class RpcChain:
                 try:
                     receipt = self._push(raw, tx_hash, sync=sidecar is None)
                 except Web3RPCError as error:
+                    # hardhat answers the send of a transaction it automined and that reverted
+                    # with an error: if the node has its receipt, it is mined, not refused
+                    receipt = self._rpc("eth_getTransactionReceipt", [tx_hash])
+                    if receipt is not None:
+                        self._nonces[sender] = nonce + 1
+                        break
                     self._nonces.pop(sender, None)  # re-read the nonce next time
                     if attempt == 0 and self.gas_strategy == "cap":
                         # a stale fee cap or nonce, or a node enforcing EIP-7825's per-transaction
                         # gas cap: read both again and respect the cap, once
                         fields["gas"] = min(fields["gas"], _TX_GAS_CAP)
                         continue
+                    if sidecar is not None:
+                        raise BlobsUnsupported(
+                            f"{what}: the node at {self.url} refused a blob transaction "
+                            f"(EIP-7594 wrapper): {error}"
+                        ) from None
                     raise ChainError(f"{what}: node refused the transaction: {error}") from None
                 self._nonces[sender] = nonce + 1
                 break
@@ -372,7 +406,7 @@ class RpcChain:
             return self._rpc("eth_sendRawTransactionSync", payload, _SYNC_SEND_TIMEOUT)
         except Web3RPCError as error:
             response = error.rpc_response or {}
-            if response.get("error", {}).get("code") == METHOD_NOT_FOUND:
+            if response.get("error", {}).get("code") in METHOD_NOT_FOUND:
                 self._sync_send = False
                 self._rpc("eth_sendRawTransaction", payload)
                 return None
@@ -407,16 +441,11 @@ class RpcChain:
         if tx.get("data"):
             call["data"] = "0x" + bytes(tx["data"]).hex()
         if "blobVersionedHashes" in tx:
-            raw = _raw_call({**call, "blobVersionedHashes": tx["blobVersionedHashes"]})
-            try:
-                self._rpc("eth_call", [raw, hex(mined.block - 1)])
-            except Web3RPCError as error:
-                return call_revert_reason(error) or str(error)
-            return "reverted on chain (no reason returned)"
+            call["blobVersionedHashes"] = tx["blobVersionedHashes"]
         try:
-            self.w3.eth.call(call, mined.block - 1)
-        except ContractLogicError as error:
-            return revert_reason(error)
+            self._rpc("eth_call", [_raw_call(call), hex(mined.block - 1)])
+        except Web3RPCError as error:
+            return call_revert_reason(error) or str(error)
         if mined.gas_used >= tx["gas"]:
             return f"out of gas (limit {tx['gas']})"
         return "reverted on chain (no reason returned)"

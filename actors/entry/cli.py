@@ -9,6 +9,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from actors.entry.accounts import account_app
+from actors.entry.deploy import deploy_command
+from actors.entry.open_tasks import tasks_command
 from protocol.constants import MAX_CHUNK_WORDS
 
 if TYPE_CHECKING:
@@ -293,6 +296,12 @@ def status(
         while True:
             time.sleep(watch)
             live.update(render(read_market(view, task)))
+
+
+# accounts, networks and deploy (DESIGN.md §10)
+app.add_typer(account_app, name="account")
+app.command("deploy")(deploy_command)
+app.command("tasks")(tasks_command)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The chain interface behaves the same on the embedded EVM and on a real anvil node."""
+"""The chain interface behaves the same on the embedded EVM, on a real anvil node and on
+Hardhat's node."""
 
 import time
 from collections.abc import Iterator
@@ -9,7 +10,9 @@ from eth_utils import keccak
 
 from actors.chain import BoaChain, Chain, TransactionReverted
 from actors.chain.anvil import AnvilNode
-from actors.chain.base import NodeUnavailable
+from actors.chain.base import BlobsUnsupported, NodeUnavailable
+from actors.chain.blob_sources import NodeBlobSource
+from actors.chain.hardhat import HardhatNode, hardhat_binary
 from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
 from protocol.spec import canonical_bytes, parse_spec
@@ -24,13 +27,23 @@ def anvil_node() -> Iterator[AnvilNode]:
         yield node
 
 
-@pytest.fixture(params=["boa", "anvil", "anvil-estimate"])
+@pytest.fixture(scope="module")
+def hardhat_node() -> Iterator[HardhatNode]:
+    if hardhat_binary() is None:
+        pytest.skip("hardhat is not installed (just setup)")
+    with HardhatNode() as node:
+        yield node
+
+
+@pytest.fixture(params=["boa", "anvil", "anvil-estimate", "hardhat"])
 def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     if request.param == "boa":
         import boa
 
         with boa.env.anchor():
             yield BoaChain()
+    elif request.param == "hardhat":
+        yield RpcChain(request.getfixturevalue("hardhat_node").url, dev=True)
     else:
         # "anvil" sends without estimating (the dev default); "anvil-estimate" as on a public node
         strategy = "estimate" if request.param == "anvil-estimate" else None
@@ -350,3 +363,16 @@ def test_an_unreachable_node_is_named() -> None:
         chain = RpcChain(node.url, dev=True)
     with pytest.raises(NodeUnavailable, match="unreachable"):
         chain.timestamp()
+
+
+def test_hardhat_has_no_blob_path_and_says_so(hardhat_node: HardhatNode) -> None:
+    """Hardhat refuses an EIP-7594 blob transaction and keeps no blob store: both are named as
+    BlobsUnsupported (found by asking the node), so a blob task fails with a reason."""
+    chain = RpcChain(hardhat_node.url, dev=True)
+    sender = chain.new_account(10**20)
+    probe = chain.deploy(PROBE, [], sender)
+    with pytest.raises(BlobsUnsupported, match="refused a blob transaction"):
+        chain.transact(probe, "bump", [1, []], sender, blobs=[bytes(131_072)])
+    with pytest.raises(BlobsUnsupported, match="keeps no blobs"):
+        NodeBlobSource(chain).blobs("0x" + "00" * 32, 1, [bytes(32)])
+    assert chain.transact(probe, "bump", [1, []], sender).gas_used > 21_000  # nonce intact
