@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from actors.entry import tasks_cli
 from protocol.constants import MAX_CHUNK_WORDS
 
 if TYPE_CHECKING:
@@ -293,6 +294,9 @@ def status(
         while True:
             time.sleep(watch)
             live.update(render(read_market(view, task)))
+
+
+tasks_cli.register(app)  # `task create|show|model`, `join`: tasks from a spec
 
 
 def main() -> None:

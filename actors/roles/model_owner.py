@@ -200,14 +200,24 @@ class RoundReport:
 _NS = "mo"  # the store's namespace: "progress" (msgpack `_Saved`) and "model" (learner bytes)
 
 
-def saved_model(store: StateStore) -> tuple[str, int, bytes] | None:
-    """(market, task, the learner's saved model) a model owner's store holds, or None: for a
-    spec learner the model is its exported model (`SpecModelOwner.state`)."""
+@dataclass(frozen=True, slots=True)
+class SavedModel:
+    """A model owner's saved model: for a spec learner its exported model
+    (`SpecModelOwner.state`), after `rounds` applied aggregates."""
+
+    market: str
+    task: int
+    rounds: int
+    model: bytes
+
+
+def saved_model(store: StateStore) -> SavedModel | None:
+    """The task and the model a model owner's store holds, or None."""
     raw, model = store.get(_NS, "progress"), store.get(_NS, "model")
     if raw is None or model is None:
         return None
     saved = msgspec.msgpack.decode(raw, type=_Saved)
-    return saved.market, saved.task, model
+    return SavedModel(saved.market, saved.task, len(saved.rounds), model)
 
 
 class ModelOwner:
