@@ -32,7 +32,14 @@ from actors.roles.model_owner import SavedModel, TaskPlan, saved_model
 from actors.roles.round_driver import DataOwnerSettings
 from actors.roles.store import StateStore
 from protocol.constants import MAX_CHUNK_WORDS
-from protocol.spec import SpecError, TaskSpec, infer_shapes, parse_spec, spec_hash
+from protocol.spec import (
+    SpecError,
+    TaskSpec,
+    decode_canonical,
+    infer_shapes,
+    parse_spec,
+    spec_hash,
+)
 
 log = logging.getLogger("omnilytics.task")
 
@@ -42,9 +49,11 @@ class TaskRefused(Exception):
 
 
 def load_spec(path: Path) -> TaskSpec:
-    """A checked spec from a TOML file, or TaskRefused naming the field and the rule."""
+    """A checked spec from a TOML file (or a ``.json`` file of its canonical bytes, as a run
+    writes it), or TaskRefused naming the field and the rule."""
     try:
-        return parse_spec(path.read_bytes())
+        data = path.read_bytes()
+        return decode_canonical(data) if path.suffix == ".json" else parse_spec(data)
     except OSError as error:
         raise TaskRefused(f"spec {path}: unreadable: {error.strerror or error}") from None
     except SpecError as error:
