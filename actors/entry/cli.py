@@ -9,10 +9,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from actors.entry import tasks_cli
 from actors.entry.accounts import account_app
 from actors.entry.deploy import deploy_command
 from actors.entry.open_tasks import tasks_command
-from protocol.constants import MAX_CHUNK_WORDS
+from protocol.constants import DATA_PATHS, MAX_CHUNK_WORDS
 
 if TYPE_CHECKING:
     from actors.entry.scenario import Scenario
@@ -38,10 +39,12 @@ def _parse_drops(drops: list[str]) -> tuple[tuple[int, int, str], ...]:
     return tuple(parsed)
 
 
-def _data_path(name: str, chain: str) -> int:
-    """`--data-path` as the config's number; blobs need a node."""
+def _data_path(name: str | None, chain: str) -> int | None:
+    """`--data-path` as the config's number (None: not given); blobs need a node."""
     from protocol.constants import DATA_PATH_BLOB, DATA_PATHS
 
+    if name is None:
+        return None
     if name not in DATA_PATHS:
         raise typer.BadParameter(f"--data-path is one of {', '.join(DATA_PATHS)}, not {name!r}")
     if DATA_PATHS[name] == DATA_PATH_BLOB and chain == "boa":
@@ -59,13 +62,35 @@ RULE_HELP = (
 )
 
 
-def _scenario(**fields: object) -> Scenario:
-    """A scenario from command-line values, refused with a message before anything runs."""
+# the scenario's shape when no spec gives it: (demo, swarm)
+_DEFAULTS = {
+    "dos": (10, 20),
+    "rounds": (1, 2),
+    "group_size": (5, 5),
+    "threshold": (3, 3),
+    "rule": ("mean", "mean"),
+    "do_samples": (1_000, 1_000),
+    "data_path": (0, 0),  # DATA_PATH_EVENT
+}
+
+
+def _scenario(command: str, task: Path | None, **fields: object) -> Scenario:
+    """A scenario from command-line values, refused with a message before anything runs: a
+    spec run takes the spec's terms where no value was given."""
     from actors.entry.scenario import Scenario
     from actors.roles.model_owner import rule_from_spec
     from protocol.errors import ConfigError
 
-    scenario = Scenario(**fields)
+    if task is not None:
+        try:
+            scenario = Scenario.for_spec(task, **fields)
+            scenario.spec()
+        except (OSError, ConfigError) as error:  # SpecError is a ConfigError
+            _fail(command, error if not isinstance(error, OSError) else f"{task}: {error}")
+    else:
+        which = 0 if command == "demo" else 1
+        given = {k: v for k, v in fields.items() if v is not None}
+        scenario = Scenario(**({k: v[which] for k, v in _DEFAULTS.items()} | given))
     if not 2 <= scenario.threshold <= scenario.group_size <= scenario.dos:
         raise typer.BadParameter("need 2 <= threshold <= group-size <= dos")
     if scenario.alpha is not None and not scenario.alpha > 0:
@@ -77,7 +102,7 @@ def _scenario(**fields: object) -> Scenario:
     return scenario
 
 
-def _fail(run: str, error: Exception) -> NoReturn:
+def _fail(run: str, error: Exception | str) -> NoReturn:
     """A run that failed: one line naming what failed and why, no traceback; exit 1."""
     reason = " ".join(str(error).split())
     console.print(f"[red]{run} failed:[/red] {escape(reason)}", soft_wrap=True)
@@ -89,14 +114,26 @@ def _main() -> None:
     """OmniLytics: a blockchain data market for machine learning."""
 
 
+TASK_HELP = (
+    "run this task spec (TOML) on the data set the project ships for it; its terms are the "
+    "defaults of the options above"
+)
+DATA_DIR_HELP = "where the data owners' files are written (one folder each); kept if given"
+
+
 @app.command()
 def demo(
-    dos: Annotated[int, typer.Option(help="data owners")] = 10,
-    rounds: Annotated[int, typer.Option(help="training rounds")] = 1,
-    group_size: Annotated[int, typer.Option(help="group size m")] = 5,
-    threshold: Annotated[int, typer.Option(help="Shamir threshold t per group")] = 3,
+    dos: Annotated[int | None, typer.Option(help="data owners [default: 10]")] = None,
+    rounds: Annotated[int | None, typer.Option(help="training rounds [default: 1]")] = None,
+    group_size: Annotated[int | None, typer.Option(help="group size m [default: 5]")] = None,
+    threshold: Annotated[
+        int | None, typer.Option(help="Shamir threshold t per group [default: 3]")
+    ] = None,
     chain: Annotated[str, typer.Option(help="boa (embedded) or anvil (local node)")] = "boa",
-    rule: Annotated[str, typer.Option(help=RULE_HELP)] = "mean",
+    rule: Annotated[str | None, typer.Option(help=RULE_HELP + " [default: mean]")] = None,
+    do_samples: Annotated[
+        int | None, typer.Option(help="samples per data owner [default: 1000]")
+    ] = None,
     alpha: Annotated[float | None, typer.Option(help="Dirichlet label skew (default IID)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the data split and the models")] = 0,
     drop: Annotated[
@@ -107,14 +144,24 @@ def demo(
         "reports/demo.png"
     ),
     data_path: Annotated[
-        str, typer.Option(help="masked updates as event (calldata) or blob (EIP-4844, anvil)")
-    ] = "event",
+        str | None,
+        typer.Option(
+            help="masked updates as event (calldata) or blob (EIP-4844, anvil) [default: event]"
+        ),
+    ] = None,
+    task: Annotated[Path | None, typer.Option(help=TASK_HELP)] = None,
+    data_dir: Annotated[Path | None, typer.Option(help=DATA_DIR_HELP)] = None,
 ) -> None:
-    """Run a whole market in one process: 1 model owner + N data owners on real MNIST."""
+    """Run a whole market in one process: 1 model owner + N data owners on real MNIST, or on
+    a task spec's data."""
     from actors.entry.run import RunError
     from actors.entry.run import demo as run_demo
 
     scenario = _scenario(
+        "demo",
+        task,
+        data_dir=None if data_dir is None else str(data_dir),
+        do_samples=do_samples,
         data_path=_data_path(data_path, chain),
         dos=dos,
         rounds=rounds,
@@ -125,6 +172,8 @@ def demo(
         seed=seed,
         drops=_parse_drops(drop or []),
     )
+    if chain == "boa":
+        _data_path({v: k for k, v in DATA_PATHS.items()}[scenario.data_path], chain)
     try:
         result = run_demo(scenario, chain_kind=chain, report_path=report, plot_path=plot)
     except RunError as error:
@@ -135,14 +184,18 @@ def demo(
 
 @app.command()
 def swarm(
-    dos: Annotated[int, typer.Option(help="data owner processes")] = 20,
-    rounds: Annotated[int, typer.Option(help="training rounds")] = 2,
-    group_size: Annotated[int, typer.Option(help="group size m")] = 5,
-    threshold: Annotated[int, typer.Option(help="Shamir threshold t per group")] = 3,
+    dos: Annotated[int | None, typer.Option(help="data owner processes [default: 20]")] = None,
+    rounds: Annotated[int | None, typer.Option(help="training rounds [default: 2]")] = None,
+    group_size: Annotated[int | None, typer.Option(help="group size m [default: 5]")] = None,
+    threshold: Annotated[
+        int | None, typer.Option(help="Shamir threshold t per group [default: 3]")
+    ] = None,
     chain: Annotated[str, typer.Option(help="anvil (started here) or rpc")] = "anvil",
     rpc_url: Annotated[str | None, typer.Option(help="a running node instead")] = None,
-    rule: Annotated[str, typer.Option(help=RULE_HELP)] = "mean",
-    do_samples: Annotated[int, typer.Option(help="samples per data owner")] = 1_000,
+    rule: Annotated[str | None, typer.Option(help=RULE_HELP + " [default: mean]")] = None,
+    do_samples: Annotated[
+        int | None, typer.Option(help="samples per data owner [default: 1000]")
+    ] = None,
     alpha: Annotated[float | None, typer.Option(help="Dirichlet label skew (default IID)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the data split and the models")] = 0,
     drop: Annotated[list[str] | None, typer.Option(help="drop a data owner: DO:ROUND:STEP")] = None,
@@ -153,16 +206,23 @@ def swarm(
     ),
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 1_800,
     data_path: Annotated[
-        str, typer.Option(help="masked updates as event (calldata) or blob (EIP-4844)")
-    ] = "event",
+        str | None,
+        typer.Option(help="masked updates as event (calldata) or blob (EIP-4844) [default: event]"),
+    ] = None,
     beacon_url: Annotated[
         str | None, typer.Option(help="read blobs from this beacon node (default: the node)")
     ] = None,
+    task: Annotated[Path | None, typer.Option(help=TASK_HELP)] = None,
+    data_dir: Annotated[Path | None, typer.Option(help=DATA_DIR_HELP)] = None,
 ) -> None:
-    """Run the market with the model owner and each data owner in its own OS process."""
+    """Run the market with the model owner and each data owner in its own OS process; with a
+    task spec, they are `task create` and `join` processes, each reading its own folder."""
     from actors.entry.swarm import SwarmError, run_swarm
 
     scenario = _scenario(
+        "swarm",
+        task,
+        data_dir=None if data_dir is None else str(data_dir),
         data_path=_data_path(data_path, chain),
         dos=dos,
         rounds=rounds,
@@ -302,6 +362,7 @@ def status(
 app.add_typer(account_app, name="account")
 app.command("deploy")(deploy_command)
 app.command("tasks")(tasks_command)
+tasks_cli.register(app)  # `task create|show|model`, `join`: tasks from a spec
 
 
 def main() -> None:

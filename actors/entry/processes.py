@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from actors.chain.rpc_backend import RpcChain
 from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
 from actors.learning.train import use_threads
 from actors.measure import timing
-from actors.roles.data_owner import DataOwner, DataOwnerSettings
-from actors.roles.model_owner import ModelOwner
+from actors.roles.data_owner import DataOwner, DataOwnerSettings, Learner
+from actors.roles.model_owner import ModelOwner, Observer, ResumableLearner, TaskPlan
 from actors.roles.store import StateStore
 from protocol.constants import MAX_CHUNK_WORDS
 
@@ -68,15 +69,37 @@ def run_model_owner(
     use_threads(1)  # the data owners' processes train beside us on the same cores
     chain, account = _connect(rpc_url)
     learner = model_owner_learner(scenario, split_data(scenario))
+    drive_model_owner(chain, account, market, learner, scenario.plan(), state_dir, beacon_url)
+
+
+def drive_model_owner(
+    chain: RpcChain,
+    account: str,
+    market: str,
+    learner: ResumableLearner,
+    plan: TaskPlan,
+    state_dir: Path,
+    beacon_url: str | None = None,
+    *,
+    announce: Callable[[int], None] | None = None,
+    observe: Observer | None = None,
+) -> None:
+    """Create `plan`'s task with `learner` (or resume the one `state_dir` holds), drive it to
+    its end, and write `result.json` in `state_dir`; `announce` hears the task id once it
+    exists."""
     view = Market(chain, market, blob_source=blob_source(chain, beacon_url))
     store = StateStore(state_dir / "state.sqlite")
-    owner = ModelOwner(view, account, learner, scenario.plan(), poll_interval=0.1, store=store)
+    owner = ModelOwner(
+        view, account, learner, plan, poll_interval=0.1, store=store, observe=observe
+    )
 
     async def main() -> None:
         task = await owner.start()
         # the launcher waits for this file to start the data owners
         (state_dir / "task.tmp").write_text(str(task))
         (state_dir / "task.tmp").replace(state_dir / "task")
+        if announce is not None:
+            announce(task)
         reports = await owner.run()
         result = {
             "task": task,
@@ -120,12 +143,6 @@ def run_data_owner(
     sys.setswitchinterval(_SWITCH_INTERVAL)
     chain, account = _connect(rpc_url)
     learner = data_owner_learner(scenario, split_data(scenario), index)
-    warm_up = getattr(learner, "warm_up", None)  # an attacker's learner may not have one
-    if warm_up is not None:
-        warm_up()  # torch's costly first steps at start-up, not inside the first round
-    times = timing.new_times()
-    if timings:
-        chain, learner = timing.TimedChain(chain, times), timing.TimedLearner(learner, times)
     drops = {i: (r, step) for i, r, step in scenario.drops}
     settings = DataOwnerSettings(
         host=host,
@@ -134,6 +151,28 @@ def run_data_owner(
         drop_at=drops.get(index),
         chunk_words=chunk_words,
     )
+    drive_data_owner(chain, account, market, task, learner, state_dir, settings, timings=timings)
+
+
+def drive_data_owner(
+    chain: RpcChain,
+    account: str,
+    market: str,
+    task: int,
+    learner: Learner,
+    state_dir: Path,
+    settings: DataOwnerSettings,
+    *,
+    timings: bool = False,
+) -> None:
+    """Run a data owner with `learner` in `task` until the task is over for it (resuming from
+    `state_dir`), then write its `result.json` there (and its plaintext updates in test mode)."""
+    warm_up = getattr(learner, "warm_up", None)  # an attacker's learner may not have one
+    if warm_up is not None:
+        warm_up()  # torch's costly first steps at start-up, not inside the first round
+    times = timing.new_times()
+    if timings:
+        chain, learner = timing.TimedChain(chain, times), timing.TimedLearner(learner, times)
     store = StateStore(state_dir / "state.sqlite")
     # with timings, where the time stood as each round opened (a round's own share: the next
     # mark, or the end, minus its own)

@@ -48,6 +48,10 @@ class RunReport:
     rule: str = "mean"
     # processes of a swarm (`actors.measure.memory.MemoryPeak.summary`); empty for a one-process run
     memory: dict[str, int | str] = field(default_factory=dict)
+    # a spec run: the spec file, and the ceiling: the same network trained centrally on the union
+    # of the data owners' data with the same recipe (`recipe.train_central`), same test data
+    task: str | None = None
+    accuracy_central: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -132,15 +136,22 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
     rounds = Table(
         title=f"OmniLytics on {report.chain}: {report.dos} data owners, "
         f"{report.groups} groups, d = {report.d:,}"
+        + (f", task {Path(report.task).name}" if report.task else "")
     )
     rounds.add_column("round", justify="right")
     rounds.add_column("MO accuracy before", justify="right")
     rounds.add_column("after", justify="right")
+    central = report.accuracy_central
+    if central is not None:
+        rounds.add_column("central (ceiling)", justify="right")
     rounds.add_column("gas", justify="right")
     pairs = zip(report.accuracy_before, report.accuracy_after, strict=True)
     for r, (before, after) in enumerate(pairs):
         gas = report.gas_by_round[r] if r < len(report.gas_by_round) else 0
-        rounds.add_row(str(r + 1), f"{before:.1%}", f"[bold]{after:.1%}[/bold]", f"{gas:,}")
+        ceiling = [] if central is None else [f"{central:.1%}"]
+        rounds.add_row(
+            str(r + 1), f"{before:.1%}", f"[bold]{after:.1%}[/bold]", *ceiling, f"{gas:,}"
+        )
     console.print(rounds)
 
     note = " (embedded EVM: indicative, quote anvil's)" if report.chain == "boa" else ""
@@ -189,7 +200,10 @@ def plot_report(report: RunReport, path: Path) -> None:
     rounds = list(range(1, len(report.accuracy_after) + 1))
     fig, (acc, gas) = plt.subplots(1, 2, figsize=(9, 3.5))
     alone = report.accuracy_before[0] if report.accuracy_before else 0.0
-    acc.plot([0, *rounds], [alone, *report.accuracy_after], marker="o")
+    acc.plot([0, *rounds], [alone, *report.accuracy_after], marker="o", label="model owner")
+    if report.accuracy_central is not None:
+        acc.axhline(report.accuracy_central, linestyle="--", color="grey", label="central")
+        acc.legend(loc="lower right")
     acc.set_xticks([0, *rounds], ["alone", *(str(r) for r in rounds)])
     acc.set_xlabel("round")
     acc.set_ylabel("model owner test accuracy")
@@ -201,7 +215,8 @@ def plot_report(report: RunReport, path: Path) -> None:
     gas.set_xlim(0.25, len(rounds) + 0.75)
     gas.set_ylabel("gas, millions" + (" (embedded EVM)" if report.chain == "boa" else ""))
     gas.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"OmniLytics: {report.dos} data owners on {report.chain}")
+    task = f", task {Path(report.task).stem}" if report.task else ""
+    fig.suptitle(f"OmniLytics: {report.dos} data owners on {report.chain}{task}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

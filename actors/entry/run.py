@@ -1,9 +1,10 @@
 """One whole market in one process: the model owner and every data owner as trio tasks.
 
-This is `omnilytics demo` (embedded chain by default, or anvil): real MNIST, real loopback Noise
-channels, real masked submissions; a live table shows every data owner's progress, and the run
-ends with a report (console table, JSON, PNG). In demo mode every data owner keeps its plaintext
-update so the run can check that each recovered group aggregate is exact.
+This is `omnilytics demo` (embedded chain by default, or anvil): real MNIST (or a task spec run
+on the data set the project ships for it), real loopback Noise channels, real masked
+submissions; a live table shows every data owner's progress, and the run ends with a report
+(console table, JSON, PNG; a spec run adds its central ceiling). In demo mode every data owner
+keeps its plaintext update so the run can check that each recovered group aggregate is exact.
 
 A run ends when every actor has finished its own job: the model owner its task, each data owner
 its rounds and then the collection of what it is owed (bond, rewards, complaint refunds, court
@@ -14,6 +15,7 @@ model owner saw the task end, fails the run (`RunError`, each one named with its
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import tempfile
 import time
@@ -32,7 +34,14 @@ from actors.chain.base import Chain
 from actors.chain.boa_backend import BoaChain
 from actors.chain.market import Market
 from actors.entry.report import RunReport, payments, plot_report, print_report, summarize_gas
-from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.entry.scenario import (
+    Scenario,
+    SpecData,
+    central_accuracy,
+    data_owner_learner,
+    model_owner_learner,
+    split_data,
+)
 from actors.entry.status import PHASE_NAMES
 from actors.learning.train import use_threads
 from actors.roles.data_owner import DataOwner, DataOwnerSettings
@@ -187,6 +196,8 @@ async def run_market(
     report. RunError names the actors that failed or did not finish `collect_grace` seconds
     after the task ended."""
     started = time.perf_counter()
+    if scenario.task is not None and scenario.data_dir is None:
+        scenario = dataclasses.replace(scenario, data_dir=str(state_dir / "data"))
     data = await trio.to_thread.run_sync(split_data, scenario)
     owner_learner = await trio.to_thread.run_sync(model_owner_learner, scenario, data)
 
@@ -247,6 +258,11 @@ async def run_market(
     if reports is not None:
         wall = time.perf_counter() - started
         report = _report(scenario, chain, market, mo, reports, dos, wall)
+        if isinstance(data, SpecData):
+            # the ceiling, once the market is done (it would compete with its training)
+            report.accuracy_central = await trio.to_thread.run_sync(
+                central_accuracy, scenario, data
+            )
     if crew.failures:
         raise RunError(crew.failures, report)
     return report
@@ -301,6 +317,7 @@ def _report(
         dropped=[do.account for do in dos if do.settings.drop_at is not None],
         aggregate_exact=exact and any(r.aggregates for r in reports),
         rule=scenario.rule,
+        task=scenario.task,
     )
 
 

@@ -3,27 +3,45 @@
 The demo runs a scenario in one process; a swarm runs the same scenario with the model owner and
 each data owner in processes of their own. The data split is a pure function of the scenario
 (seeded), so every process derives its own shard without any data crossing between them.
+
+A scenario of a task spec (``task``: a spec file) is a run of that spec: the scenario's shape
+(data owners, rounds, groups, sample cap, rule, phases) replaces the spec's market terms in the
+spec that is run (`run_spec`), and the data owners' files are written from the data set the
+project ships whose schema the spec's data fits (`examples.write_example`: ``owner``, ``test``
+and one ``do-i`` folder per data owner under ``data_dir``), then read back through the spec's
+adapter: each data owner reads only its own folder.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
+import msgspec
 import numpy as np
+import torch
 
+from actors.learning import recipe
+from actors.learning.adapters import read_data
 from actors.learning.data import (
     Mnist,
+    Samples,
     dirichlet_partition,
     iid_partition,
     load_mnist,
     split_model_owner,
 )
+from actors.learning.examples import EXAMPLES, Layout, write_example
 from actors.learning.learners import TorchDataOwner, TorchModelOwner
+from actors.learning.spec_learners import SpecDataOwner, SpecModelOwner
 from actors.measure.probe import MO_SAMPLES  # ~62% alone, the paper's starting point
 from actors.roles.attacks import attacker_indices, make_attacker
 from actors.roles.data_owner import Learner
 from actors.roles.model_owner import TaskPlan
-from protocol.constants import DATA_PATH_EVENT
+from protocol.constants import DATA_PATH_EVENT, DATA_PATHS
+from protocol.errors import ConfigError
+from protocol.spec import TaskSpec, parse_spec, spec_from_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +68,51 @@ class Scenario:
     attack: str = "none"  # actors.roles.attacks.ATTACKS: what the malicious data owners do
     attackers: float = 0.0  # fraction of data owners that attack, drawn from the seed
     data_path: int = DATA_PATH_EVENT  # DATA_PATH_BLOB: masked updates as blobs (a node only)
+    task: str | None = None  # a task spec (TOML): run it (`for_spec`), else today's MNIST CNN
+    data_dir: str | None = None  # a spec run's files (written there if not there yet)
+
+    @classmethod
+    def for_spec(cls, path: Path, **given: object) -> Scenario:
+        """A run of the spec at ``path``: its market terms, and harness sizes that fit the data
+        set it is run on, unless ``given`` (None values are not given)."""
+        spec = load_spec_file(str(path))
+        m = spec.market
+        example = example_for(spec)
+        owner, test = HARNESS_SIZES[example]
+        terms: dict[str, object] = {
+            "dos": m.max_dos,
+            "rounds": m.rounds,
+            "group_size": m.group_size,
+            "threshold": m.threshold,
+            "rule": m.rule,
+            "mo_samples": owner,
+            "test_limit": test,
+            "lane_bits": m.lane_bits,
+            "scale_bits": m.scale_bits,
+            "clip_norm": m.clip_norm,
+            "share_duration": m.share_duration,
+            "submit_duration": m.submit_duration,
+            "unmask_duration": m.unmask_duration,
+            "data_path": m.data_path_id,
+        }
+        terms |= {k: v for k, v in given.items() if v is not None}
+        if given.get("do_samples") is None:
+            room = (EXAMPLE_SIZES[example] - terms["mo_samples"] - terms["test_limit"]) // max(
+                1, int(terms["dos"])
+            )
+            terms["do_samples"] = min(spec.data.max_samples, room)
+        return cls(task=str(path), **terms)
+
+    def spec(self) -> TaskSpec:
+        """The spec this scenario runs (`run_spec`); a scenario without one has none."""
+        if self.task is None:
+            raise ConfigError("this scenario runs no task spec")
+        return run_spec(self)
 
     def plan(self) -> TaskPlan:
         """The task the model owner creates for this scenario."""
+        if self.task is not None:
+            return TaskPlan.from_spec(self.spec())
         return TaskPlan(
             max_dos=self.dos,
             min_dos=self.group_size,
@@ -78,8 +138,11 @@ class DataSplit:
     data_owners: list[np.ndarray]  # indices of each data owner's samples
 
 
-def split_data(scenario: Scenario) -> DataSplit:
-    """The scenario's disjoint split of MNIST's training set (deterministic in the seed)."""
+def split_data(scenario: Scenario) -> DataSplit | SpecData:
+    """The scenario's disjoint split of MNIST's training set (deterministic in the seed); for
+    a spec run, its files (`spec_data`)."""
+    if scenario.task is not None:
+        return spec_data(scenario)
     rng = np.random.default_rng(scenario.seed)
     mnist = load_mnist()
     mo, pool = split_model_owner(mnist.train_labels, scenario.mo_samples, rng)
@@ -91,7 +154,11 @@ def split_data(scenario: Scenario) -> DataSplit:
     return DataSplit(mnist, mo, parts)
 
 
-def model_owner_learner(scenario: Scenario, data: DataSplit) -> TorchModelOwner:
+def model_owner_learner(
+    scenario: Scenario, data: DataSplit | SpecData
+) -> TorchModelOwner | SpecModelOwner:
+    if isinstance(data, SpecData):
+        return spec_owner_learner(scenario, data)
     own = data.mnist.train(data.model_owner)
     return TorchModelOwner(
         own,
@@ -101,11 +168,157 @@ def model_owner_learner(scenario: Scenario, data: DataSplit) -> TorchModelOwner:
     )
 
 
-def data_owner_learner(scenario: Scenario, data: DataSplit, index: int) -> Learner:
+def data_owner_learner(scenario: Scenario, data: DataSplit | SpecData, index: int) -> Learner:
+    if isinstance(data, SpecData):
+        return spec_data_owner_learner(scenario, data, index)
     samples = data.mnist.train(data.data_owners[index])
-    honest = TorchDataOwner(samples, seed=scenario.seed * 1_000 + index)
+    honest = TorchDataOwner(samples, seed=_do_seed(scenario, index))
+    return _maybe_attacker(scenario, honest, index)
+
+
+# (model owner's samples, test samples) a run of each example's data set uses by default: the
+# MNIST model owner's 26 samples start it near the paper's ~62%; the others hold out what their
+# small sets allow
+HARNESS_SIZES = {
+    "mnist-cnn": (MO_SAMPLES, 10_000),
+    "breast-cancer-mlp": (20, 150),
+    "digits16-cnn": (30, 200),
+}
+# samples each example's training pool holds (MNIST has its own test set)
+EXAMPLE_SIZES = {"mnist-cnn": 60_000, "breast-cancer-mlp": 569, "digits16-cnn": 1_797}
+_EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+# attacks that wrap any learner's honest update (the others are MNIST learners')
+SPEC_ATTACKS = ("none", "sign_flip", "scaling", "gaussian")
+
+
+@functools.lru_cache(maxsize=16)
+def load_spec_file(path: str) -> TaskSpec:
+    """A spec from TOML, or from canonical JSON (``.json``, as a run writes it)."""
+    data = Path(path).read_bytes()
+    if path.endswith(".json"):
+        return spec_from_dict(msgspec.json.decode(data))
+    return parse_spec(data)
+
+
+def _schema(spec: TaskSpec) -> tuple[object, ...]:
+    return msgspec.to_builtins(spec.data)
+
+
+def example_for(spec: TaskSpec) -> str:
+    """The shipped data set whose files fit ``spec``'s data schema (the example spec's)."""
+    for name in EXAMPLES:
+        example = load_spec_file(str(_EXAMPLES_DIR / f"{name}.toml"))
+        ours, theirs = _schema(spec), _schema(example)
+        # the sample counts are the task's terms, not the schema
+        for schema in (ours, theirs):
+            schema.pop("min_samples"), schema.pop("max_samples")
+        if ours == theirs:
+            return name
+    raise ConfigError(
+        f"no data set the project ships fits this spec's data ({spec.data.kind} "
+        f"{list(spec.data.shape)}): the examples' [data] tables do; run your own data with "
+        "`omnilytics task create` and `omnilytics join`"
+    )
+
+
+def run_spec(scenario: Scenario) -> TaskSpec:
+    """The scenario's spec with the scenario's shape as its market terms and its sample count
+    as the cap (``data.max_samples``), checked again as a whole."""
+    spec = load_spec_file(scenario.task)
+    raw = msgspec.to_builtins(spec)
+    dos = scenario.dos
+    raw["market"] |= {
+        "rounds": scenario.rounds,
+        "max_dos": dos,
+        "min_dos": max(scenario.group_size, min(spec.market.min_dos, dos)),
+        "group_size": scenario.group_size,
+        "threshold": scenario.threshold,
+        "rule": scenario.rule.partition(":")[0],
+        "lane_bits": scenario.lane_bits,
+        "scale_bits": scenario.scale_bits,
+        "clip_norm": scenario.clip_norm,
+        "share_duration": scenario.share_duration,
+        "submit_duration": scenario.submit_duration,
+        "unmask_duration": scenario.unmask_duration,
+        "data_path": {v: k for k, v in DATA_PATHS.items()}[scenario.data_path],
+    }
+    raw["data"] |= {
+        "max_samples": scenario.do_samples,
+        "min_samples": min(spec.data.min_samples, scenario.do_samples),
+    }
+    return spec_from_dict(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class SpecData:
+    """A spec run's files: where each party's are (`examples.Layout`) and the spec they fit."""
+
+    spec: TaskSpec
+    layout: Layout
+
+
+def spec_data(scenario: Scenario) -> SpecData:
+    """Write the run's files under ``data_dir`` (once: a folder that holds them is reused)."""
+    if scenario.data_dir is None:
+        raise ConfigError("a spec run needs a data directory")
+    if scenario.attack not in SPEC_ATTACKS:
+        raise ConfigError(f"attack {scenario.attack!r} needs the MNIST learners; a spec run "
+                          f"takes {', '.join(SPEC_ATTACKS)}")  # fmt: skip
+    spec = scenario.spec()
+    root = Path(scenario.data_dir)
+    layout = _layout(spec, root, scenario.dos)
+    if not (root / "complete").exists():
+        layout = write_example(
+            example_for(spec),
+            root,
+            dos=scenario.dos,
+            per_do=scenario.do_samples,
+            owner=scenario.mo_samples,
+            test=scenario.test_limit or 0,
+            seed=scenario.seed,
+            alpha=scenario.alpha,
+        )
+        (root / "complete").write_text("written by actors.entry.scenario.spec_data\n")
+    return SpecData(spec, layout)
+
+
+def _layout(spec: TaskSpec, root: Path, dos: int) -> Layout:
+    name = "data.csv" if spec.data.kind == "tabular" else ""
+    paths = [root / part / name if name else root / part for part in ("owner", "test")]
+    parts = tuple(root / f"do-{i}" / name if name else root / f"do-{i}" for i in range(dos))
+    return Layout(paths[0], paths[1], parts)
+
+
+def spec_owner_learner(scenario: Scenario, data: SpecData) -> SpecModelOwner:
+    spec, layout = data.spec, data.layout
+    own = read_data(spec, layout.owner, model_owner=True)
+    test = read_data(spec, layout.test, model_owner=True)
+    return SpecModelOwner(spec, own, test, seed=scenario.seed)
+
+
+def spec_data_owner_learner(scenario: Scenario, data: SpecData, index: int) -> Learner:
+    samples = read_data(data.spec, data.layout.data_owners[index])
+    honest = SpecDataOwner(data.spec, samples, seed=_do_seed(scenario, index))
+    return _maybe_attacker(scenario, honest, index)
+
+
+def central_accuracy(scenario: Scenario, data: SpecData) -> float:
+    """The run's ceiling: the spec's network trained on the union of every data owner's files
+    with the same recipe (`recipe.train_central`), on the model owner's test data."""
+    spec = data.spec
+    parts = [read_data(spec, path) for path in data.layout.data_owners]
+    union = Samples(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
+    body, head = recipe.train_central(spec, union, seed=scenario.seed)
+    return recipe.evaluate(spec, body, head, read_data(spec, data.layout.test, model_owner=True))
+
+
+def _do_seed(scenario: Scenario, index: int) -> int:
+    return scenario.seed * 1_000 + index
+
+
+def _maybe_attacker(scenario: Scenario, honest: Learner, index: int) -> Learner:
     if scenario.attack == "none" or index not in attacker_indices(
         scenario.dos, scenario.attackers, scenario.seed
     ):
         return honest
-    return make_attacker(scenario.attack, honest, seed=honest.seed)
+    return make_attacker(scenario.attack, honest, seed=_do_seed(scenario, index))

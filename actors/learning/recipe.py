@@ -74,13 +74,15 @@ def _fit(
 
 
 def train_local(
-    spec: TaskSpec, public: PublicModel, data: Samples, *, seed: int
+    spec: TaskSpec, public: PublicModel, data: Samples, *, seed: int, epochs: int | None = None
 ) -> tuple[np.ndarray, int]:
-    """A data owner's round on a copy of ``public``: (update as float32, samples used)."""
+    """A data owner's round on a copy of ``public``: (update as float32, samples used).
+    ``epochs`` overrides the recipe's passes (the model owner's reference, a warm-up)."""
     t = spec.training
     before = public_vector(public)
     local = copy.deepcopy(public)
-    _fit(local, data, t, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, seed=seed)
+    passes = t.epochs if epochs is None else epochs
+    _fit(local, data, t, epochs=passes, lr=t.lr, batch_size=t.batch_size, seed=seed)
     return public_vector(local) - before, len(data)
 
 

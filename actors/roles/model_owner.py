@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import msgspec
 import numpy as np
 import trio
+from eth_utils import keccak
 
 from actors.chain.aggregation import recover_round
 from actors.chain.aio import on_chain
@@ -44,6 +45,7 @@ from protocol.constants import (
 from protocol.encoding import QuantConfig, check_headroom
 from protocol.errors import ConfigError, RecoveryError
 from protocol.robust import CombinationRule, get_rule
+from protocol.spec import TaskSpec, canonical_bytes, decode_canonical, infer_shapes
 from protocol.weighting import WeightedMean, check_count_headroom, decode_weighted
 
 log = logging.getLogger("omnilytics.mo")
@@ -138,10 +140,37 @@ class TaskPlan:
     unmask_duration: int = 120
     rule: str = "mean"
     data_path: int = DATA_PATH_EVENT  # DATA_PATH_BLOB: updates as EIP-4844 blobs (needs a node)
+    spec: bytes = b""  # the task spec's canonical bytes, published by create_task (none: b"")
 
     @property
     def quant(self) -> QuantConfig:
         return QuantConfig(self.lane_bits, self.scale_bits, self.clip_norm)
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec) -> TaskPlan:
+        """The task a spec describes: its market terms, its sample cap (the most samples a data
+        owner counts for, `data.max_samples`) and its canonical bytes to publish."""
+        m = spec.market
+        return cls(
+            max_dos=m.max_dos,
+            min_dos=m.min_dos,
+            group_size=m.group_size,
+            threshold=m.threshold,
+            rounds=m.rounds,
+            reward_per_do=m.reward_wei,
+            bond=m.bond_wei,
+            lane_bits=m.lane_bits,
+            scale_bits=m.scale_bits,
+            clip_norm=m.clip_norm,
+            sample_cap=spec.data.max_samples,
+            register_duration=m.register_duration,
+            share_duration=m.share_duration,
+            submit_duration=m.submit_duration,
+            unmask_duration=m.unmask_duration,
+            rule=m.rule,
+            data_path=m.data_path_id,
+            spec=canonical_bytes(spec),
+        )
 
 
 @dataclass
@@ -169,6 +198,26 @@ class RoundReport:
 
 
 _NS = "mo"  # the store's namespace: "progress" (msgpack `_Saved`) and "model" (learner bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedModel:
+    """A model owner's saved model: for a spec learner its exported model
+    (`SpecModelOwner.state`), after `rounds` applied aggregates."""
+
+    market: str
+    task: int
+    rounds: int
+    model: bytes
+
+
+def saved_model(store: StateStore) -> SavedModel | None:
+    """The task and the model a model owner's store holds, or None."""
+    raw, model = store.get(_NS, "progress"), store.get(_NS, "model")
+    if raw is None or model is None:
+        return None
+    saved = msgspec.msgpack.decode(raw, type=_Saved)
+    return SavedModel(saved.market, saved.task, len(saved.rounds), model)
 
 
 class ModelOwner:
@@ -199,6 +248,13 @@ class ModelOwner:
         self.reports: list[RoundReport] = []
         self.refunded_wei = 0
         rule_from_spec(plan.rule)  # a misspelt rule fails here, not after a whole round
+        if plan.spec:
+            size = infer_shapes(decode_canonical(plan.spec)).public_params
+            if learner.public_size() != size:
+                raise ConfigError(
+                    f"the learner's public model has {learner.public_size()} parameters, "
+                    f"the spec's {size}"
+                )
         check_headroom(plan.quant, 2 * plan.group_size - 1)
         check_count_headroom(plan.quant, 2 * plan.group_size - 1, plan.sample_cap)
 
@@ -244,6 +300,7 @@ class ModelOwner:
         model = self.learner.model_bytes()
         config = TaskConfig(
             model_hash=published_model_digest(model),
+            spec_hash=keccak(plan.spec),
             d=self.learner.public_size() + 1,  # + the sample-count lane
             lane_bits=plan.lane_bits,
             scale_bits=plan.scale_bits,
@@ -263,7 +320,7 @@ class ModelOwner:
             unmask_duration=plan.unmask_duration,
             data_path=plan.data_path,
         )
-        self.task, _ = await self._chain(self.market.create_task, config, self.account)
+        self.task, _ = await self._chain(self.market.create_task, config, self.account, plan.spec)
         self.config = config
         await self._save(model=True)
         self.observe("task_created", task=self.task, escrow=config.escrow, d=config.d)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,3 +52,33 @@ def test_example_trains_on_the_spec_path(name: str, tmp_path: Path) -> None:
     union = Samples(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
     central_body, central_head = recipe.train_central(spec, union, seed=5)
     assert recipe.evaluate(spec, central_body, central_head, held_out) >= central_floor
+
+
+def test_the_mnist_split_is_the_scenarios() -> None:
+    """The files of the MNIST example hold the samples today's scenario draws (same seed)."""
+    from actors.entry.scenario import Scenario, split_data
+    from actors.learning.examples import split_example
+
+    scenario = Scenario(dos=4, do_samples=300, seed=3)
+    data = split_data(scenario)
+    mine, test, parts = split_example(
+        data.mnist.train_labels, dos=4, per_do=300, owner=scenario.mo_samples, test=0, seed=3,
+        held_out=True,
+    )  # fmt: skip
+    assert test is None
+    assert np.array_equal(mine, data.model_owner)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, data.data_owners, strict=True))
+
+
+def test_a_dirichlet_split_skews_labels_and_stays_disjoint() -> None:
+    from actors.learning.data import label_skew
+    from actors.learning.examples import split_example
+
+    labels = np.repeat(np.arange(2), 300)
+    mine, test, parts = split_example(labels, dos=4, per_do=100, owner=10, test=50, alpha=0.5)
+    every = np.concatenate([mine, test, *parts])
+    assert len(np.unique(every)) == len(every) == 10 + 50 + 400
+    assert np.bincount(labels[mine]).tolist() == [5, 5]
+    iid = split_example(labels, dos=4, per_do=100, owner=10, test=50)[2]
+    skew = [label_skew(labels, p, classes=2) for p in (parts, iid)]
+    assert skew[0] > skew[1] + 0.1

@@ -1,0 +1,222 @@
+"""`omnilytics task create|show|model` and `omnilytics join`: tasks from a spec, no scenario.
+
+A model owner creates a task from its spec (TOML) and its own labelled data; anyone reads a task's
+spec, terms and phase from chain data; the model owner writes its current model (public part,
+private head and spec, as safetensors) at any round; a data owner joins with its own files.
+The private key comes from $OMNILYTICS_PRIVATE_KEY, as for `mo` and `do`. Results go to stdout,
+progress and refusals to stderr; a refusal is one line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from protocol.constants import MAX_CHUNK_WORDS
+
+task_app = typer.Typer(
+    help="A task from a spec: create it (model owner), show it, export its model.",
+    no_args_is_help=True,
+)
+
+RpcUrl = Annotated[str, typer.Option(help="JSON-RPC URL of the node")]
+MarketAddress = Annotated[str, typer.Option(help="address of the DataMarket contract")]
+BeaconUrl = Annotated[
+    str | None, typer.Option(help="read blobs from this beacon node (default: the node)")
+]
+# what a model owner's progress shows on stderr
+_SHOWN = {"task_created", "round_opened", "groups_fixed", "round_done", "cancelled", "refunded"}
+
+
+def _refuse(what: str, error: BaseException) -> NoReturn:
+    reason = " ".join(str(error).split())
+    typer.echo(f"{what}: {reason}", err=True)
+    raise typer.Exit(code=1) from None
+
+
+def _refusals() -> tuple[type[BaseException], ...]:
+    from actors.chain.base import ChainError
+    from actors.entry.spec_tasks import TaskRefused
+    from actors.roles.join import JoinRefused
+    from actors.roles.model_owner import ResumeError
+    from protocol.errors import ConfigError, RemoteProtocolError
+
+    # HostileTerms is a ConfigError
+    return (TaskRefused, JoinRefused, ResumeError, ConfigError, RemoteProtocolError, ChainError)
+
+
+def _progress(role: str, who: str, what: str, **fields: object) -> None:
+    if what in _SHOWN:
+        detail = " ".join(
+            f"{k}={v:.1%}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+        )
+        typer.echo(f"{what} {detail}".rstrip(), err=True)
+
+
+@task_app.command("create")
+def create(
+    spec: Annotated[Path, typer.Argument(help="the task spec (TOML)")],
+    validation: Annotated[
+        Path, typer.Option(help="your own labelled data: the FLTrust reference and accuracy")
+    ],
+    rpc_url: RpcUrl,
+    market: MarketAddress,
+    state_dir: Annotated[Path, typer.Option(help="this model owner's state")] = Path(
+        ".omnilytics/model-owner"
+    ),
+    test: Annotated[
+        Path | None, typer.Option(help="held-out labelled data for accuracy (default: validation)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the model's initialisation")] = 0,
+    beacon_url: BeaconUrl = None,
+) -> None:
+    """Create a task from SPEC, print its id, and drive it to its end (run again with the same
+    state directory: it resumes its task)."""
+    from actors.entry.spec_tasks import run_task_owner
+
+    def announce(task: int) -> None:
+        typer.echo(task)
+
+    try:
+        run_task_owner(
+            rpc_url,
+            market,
+            spec,
+            validation,
+            state_dir,
+            test=test,
+            seed=seed,
+            beacon_url=beacon_url,
+            announce=announce,
+            observe=_progress,
+        )
+    except _refusals() as error:
+        _refuse("task create refused", error)
+
+
+@task_app.command("show")
+def show(
+    task: Annotated[int, typer.Argument(help="the task id")],
+    rpc_url: RpcUrl,
+    market: MarketAddress,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """A task's spec summary, terms and phase, from chain data alone."""
+    from actors.chain.market import Market
+    from actors.chain.rpc_backend import RpcChain
+    from actors.entry.spec_tasks import describe_task
+
+    try:
+        facts = describe_task(Market(RpcChain(rpc_url), market), task)
+    except _refusals() as error:
+        _refuse("task show", error)
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    typer.echo(render_task(facts))
+
+
+def render_task(facts: dict) -> str:
+    """`task show`'s text: what the task trains, on what data, for what terms, where it is."""
+    model, data, training, terms = facts["model"], facts["data"], facts["training"], facts["terms"]
+    target = f"{data['classes']} classes" if data["classes"] else "a regression target"
+    durations = ", ".join(f"{k} {v} s" for k, v in terms["durations_s"].items())
+    return "\n".join(
+        [
+            f"task {facts['task']} of {facts['owner']} (spec {facts['spec_hash'][:18]}…)",
+            f"model: {len(model['layers'])} layers ({' '.join(model['layers'])}), public "
+            f"{model['public_params']:,} parameters (body {model['body_params']:,}), private "
+            f"head from layer {model['private_from']} ({model['head_params']:,}), "
+            f"{model['flops_per_sample']:,} FLOPs per sample",
+            f"data: {data['kind']} {data['shape']}, label {data['label']!r}, {target}, "
+            f"{data['min_samples']:,} to {data['max_samples']:,} samples per data owner",
+            f"training: {training['loss']}, {training['optimizer']} lr {training['lr']}, "
+            f"{training['epochs']} epochs of batches of {training['batch_size']}",
+            f"terms: {terms['rounds']} rounds, {terms['min_dos']}-{terms['max_dos']} data owners "
+            f"in groups of {terms['group_size']} (threshold {terms['threshold']}), "
+            f"{terms['reward_per_do_wei'] / 1e18:g} ETH per data owner per round, bond "
+            f"{terms['bond_wei'] / 1e18:g} ETH, rule {terms['rule']}, {durations}",
+            f"phase: {facts['phase']} of round {facts['round']}, deadline {facts['deadline']}, "
+            f"{facts['registered']} registered",
+        ]
+    )
+
+
+@task_app.command("model")
+def model(
+    task: Annotated[int, typer.Argument(help="the task id")],
+    out: Annotated[Path, typer.Option(help="write the model here (safetensors)")],
+    state_dir: Annotated[Path, typer.Option(help="the model owner's state")] = Path(
+        ".omnilytics/model-owner"
+    ),
+) -> None:
+    """Write the model owner's current model (public part, private head and spec) as safetensors:
+    `actors.learning.spec_model.load_exported` or `safetensors.torch.load_file` reads it."""
+    from actors.entry.spec_tasks import exported_model
+
+    try:
+        saved = exported_model(state_dir, task)
+    except _refusals() as error:
+        _refuse("task model", error)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(saved.model)
+    typer.echo(f"{out}: task {task}'s model after {saved.rounds} rounds", err=True)
+
+
+def _parse_drop(text: str | None) -> tuple[int, str] | None:
+    if text is None:
+        return None
+    round_, _, step = text.partition(":")
+    if not round_.isdigit() or step not in ("share", "submit", "unmask"):
+        raise typer.BadParameter(f"{text!r}: use ROUND:STEP with STEP share, submit or unmask")
+    return int(round_), step
+
+
+def join(
+    task: Annotated[int, typer.Argument(help="the task to join")],
+    data: Annotated[Path, typer.Option(help="your data: a folder, a table or an .npz")],
+    rpc_url: RpcUrl,
+    market: MarketAddress,
+    state_dir: Annotated[Path | None, typer.Option(help="this data owner's state")] = None,
+    host: Annotated[
+        str, typer.Option(help="address our peer channel listens on and registers")
+    ] = "127.0.0.1",
+    seed: Annotated[int | None, typer.Option(help="seed of the batch order")] = None,
+    chunk_words: Annotated[
+        int, typer.Option(min=1, max=MAX_CHUNK_WORDS, help="most words a submission carries")
+    ] = MAX_CHUNK_WORDS,
+    keep_plaintext: Annotated[bool, typer.Option(hidden=True)] = False,
+    drop: Annotated[str | None, typer.Option(hidden=True, help="vanish at ROUND:STEP")] = None,
+    timings: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Join TASK as a data owner with your own data: the task's spec is read from the chain and
+    your files are checked against it before any bond is staked (run again with the same state
+    directory: it resumes)."""
+    from actors.entry.spec_tasks import run_join
+
+    drop_at = _parse_drop(drop)
+    try:
+        run_join(
+            rpc_url,
+            market,
+            task,
+            data,
+            state_dir or Path(f".omnilytics/data-owner-{task}"),
+            seed=seed,
+            host=host,
+            keep_plaintext=keep_plaintext,
+            drop_at=drop_at,
+            chunk_words=chunk_words,
+            timings=timings,
+        )
+    except _refusals() as error:
+        _refuse("refusing to join", error)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `task` and `join` to the main command line."""
+    app.add_typer(task_app, name="task")
+    app.command("join")(join)
