@@ -914,7 +914,6 @@ TRANSITIONS: Final[Mapping[tuple[State, type], Transition]] = {
     (_R, UnmaskPhaseOpened): _t(_missed_share_phase, _FAILED),
     (_R, GroupFinalized): _t(_finalized, _FAILED),
     (_R, GroupFailed): _t(_group_failed, _FAILED),
-    (_R, DeadlineTick): _t(_tick, _R),
     (_S, ShareReceived): _t(_receive_share, _S),
     (_S, SettleDue): _t(_settle, _S),
     (_S, ComplaintsAgainstUs): _t(_complaints_against_us, _FAILED),
@@ -929,11 +928,9 @@ TRANSITIONS: Final[Mapping[tuple[State, type], Transition]] = {
     (_U, UnmaskPhaseOpened): _t(_open_unmask_phase, _M, _FAILED),
     (_U, GroupFinalized): _t(_finalized, _DONE, _FAILED),
     (_U, GroupFailed): _t(_group_failed, _FAILED),
-    (_U, DeadlineTick): _t(_tick, _U),
     (_M, ShareReceived): _t(_ignore_late_share, _M),
     (_M, GroupFinalized): _t(_finalized, _DONE, _FAILED),
     (_M, GroupFailed): _t(_group_failed, _FAILED),
-    (_M, DeadlineTick): _t(_tick, _M),
 }
 
 

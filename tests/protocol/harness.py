@@ -347,6 +347,16 @@ class Harness:
             self.machines[member] = RoundMachine.restore(snapshot, self.sources[member].randbytes)
         return actions
 
+    def tick(self, member: int, now: int) -> list[Action]:
+        """The chain's clock reached `now`: a DeadlineTick for a machine whose `waiting()`
+        names a deadline by then (as the round driver sends it)."""
+        if member not in self.alive or self.machines[member].state in TERMINAL:
+            return []
+        deadline = self.machines[member].waiting().deadline
+        if deadline is None or now < deadline:
+            return []
+        return self.feed(member, DeadlineTick(now))
+
     def drop(self, member: int, at: Dropout) -> bool:
         """True if ``member`` vanishes at ``at`` (and from then on is gone)."""
         if self.plans[member].dropout == at:
@@ -473,7 +483,7 @@ class Harness:
             self.perform(m, actions)
             self.give_update(m, UpdateTiming.DURING_SHARE)
         for m in members:
-            self.feed(m, DeadlineTick(SUBMIT_DEADLINE - 1))
+            self.tick(m, SUBMIT_DEADLINE - 1)
         # SETTLE: complaints, answers, answered shares taken back from chain data; then the
         # chain excludes every dealer left with an open complaint.
         settle_due = SettleDue(self.commitments_on_chain())
@@ -496,7 +506,7 @@ class Harness:
             self.perform(m, self.feed(m, SubmitPhaseOpened(SUBMIT_DEADLINE)))
             self.give_update(m, UpdateTiming.LATE)
         for m in members:
-            self.perform(m, self.feed(m, DeadlineTick(SUBMIT_DEADLINE)))
+            self.perform(m, self.tick(m, SUBMIT_DEADLINE))
         chain.close_submit()
         # UNMASK
         if chain.result == GROUP_PENDING:
