@@ -129,7 +129,9 @@ def demo(
     threshold: Annotated[
         int | None, typer.Option(help="Shamir threshold t per group [default: 3]")
     ] = None,
-    chain: Annotated[str, typer.Option(help="boa (embedded) or anvil (local node)")] = "boa",
+    chain: Annotated[
+        str, typer.Option(help="boa (embedded), or anvil or hardhat (a local node)")
+    ] = "boa",
     rule: Annotated[str | None, typer.Option(help=RULE_HELP + " [default: mean]")] = None,
     do_samples: Annotated[
         int | None, typer.Option(help="samples per data owner [default: 1000]")
@@ -190,7 +192,7 @@ def swarm(
     threshold: Annotated[
         int | None, typer.Option(help="Shamir threshold t per group [default: 3]")
     ] = None,
-    chain: Annotated[str, typer.Option(help="anvil (started here) or rpc")] = "anvil",
+    chain: Annotated[str, typer.Option(help="anvil or hardhat (started here), or rpc")] = "anvil",
     rpc_url: Annotated[str | None, typer.Option(help="a running node instead")] = None,
     rule: Annotated[str | None, typer.Option(help=RULE_HELP + " [default: mean]")] = None,
     do_samples: Annotated[
