@@ -116,10 +116,9 @@ class _Sidecar:
 
 
 class RpcChain:
-    """A JSON-RPC node. `dev=True` enables a dev node's cheat methods (balances: anvil's or
-    hardhat's, whichever the node has; time travel) and, on
-    an automining node and unless `gas_strategy` says otherwise, sends without estimating (see
-    the module docstring)."""
+    """A JSON-RPC node. `dev=True` enables a dev node's cheat methods (balances, anvil's or
+    hardhat's, whichever the node answers; time travel) and, on an automining node and unless
+    `gas_strategy` says otherwise, sends without estimating (see the module docstring)."""
 
     def __init__(
         self,
