@@ -7,6 +7,7 @@ import http.client
 import itertools
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from actors.chain.codec import ContractCodec
 # a method the node does not have: JSON-RPC's code, and hardhat's "method not supported"
 METHOD_NOT_FOUND = (-32601, -32004)
 _ERROR_STRING = "0x08c379a0"  # selector of Error(string), a revert reason's ABI prefix
+# a transaction, which is never sent twice, goes on a fresh connection if the thread's has been
+# idle this long: a node may close idle keep-alive connections (hardhat's Node.js server after
+# 5 s), and one closed as the transaction is written leaves it unknown whether it arrived
+_KEEP_ALIVE_TRUST = 2.0
 
 
 class JsonRpc:
@@ -72,9 +77,15 @@ class JsonRpc:
         resend = not any(c["method"].startswith("eth_sendRawTransaction") for c in calls)
         for attempt in (0, 1):
             connection = getattr(self._local, "connection", None)
+            if connection is not None and not resend:
+                idle = time.monotonic() - self._local.used
+                if idle > _KEEP_ALIVE_TRUST:  # the node may be closing it: send on a fresh one
+                    connection.close()
+                    connection = None
             if connection is None:
                 connection = self._connection_class(self._host, self._port, timeout=self._timeout)
                 self._local.connection = connection
+            self._local.used = time.monotonic()
             try:
                 connection.request("POST", self._path, body, {"Content-Type": "application/json"})
                 if connection.sock is not None:

@@ -92,3 +92,20 @@ class NodeProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+# the dev nodes this project can start for a run (`--chain anvil`, `--chain hardhat`)
+LOCAL_NODES = ("anvil", "hardhat")
+
+
+def start_local_node(kind: str) -> NodeProcess:
+    """Start a fresh dev node of `kind` (one of LOCAL_NODES) on a free loopback port."""
+    if kind == "anvil":
+        from actors.chain.anvil import AnvilNode
+
+        return AnvilNode()
+    if kind == "hardhat":
+        from actors.chain.hardhat import HardhatNode
+
+        return HardhatNode()
+    raise ValueError(f"unknown dev node {kind!r}: {' or '.join(LOCAL_NODES)}")

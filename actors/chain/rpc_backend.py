@@ -116,10 +116,9 @@ class _Sidecar:
 
 
 class RpcChain:
-    """A JSON-RPC node. `dev=True` enables a dev node's cheat methods (balances: anvil's or
-    hardhat's, whichever the node has; time travel) and, on
-    an automining node and unless `gas_strategy` says otherwise, sends without estimating (see
-    the module docstring)."""
+    """A JSON-RPC node. `dev=True` enables a dev node's cheat methods (balances, anvil's or
+    hardhat's, whichever the node answers; time travel) and, on an automining node and unless
+    `gas_strategy` says otherwise, sends without estimating (see the module docstring)."""
 
     def __init__(
         self,
@@ -129,7 +128,6 @@ class RpcChain:
         funder_key: str | None = None,
         gas_strategy: str | None = None,
     ) -> None:
-        self.name = "anvil" if dev else "rpc"
         self.url = url
         self.dev = dev
         if gas_strategy is not None and gas_strategy not in GAS_STRATEGIES:
@@ -145,6 +143,8 @@ class RpcChain:
         # share a block, so they keep estimating.
         self._dev_namespace: str | None = None  # which cheat methods the node has
         automine = self._automining()
+        # a dev node by the cheat methods it answered (reports name the node they ran on)
+        self.name = (self._dev_namespace or "rpc") if dev else "rpc"
         self.gas_strategy = gas_strategy or ("cap" if automine else "estimate")
         self._automine = automine
         self._sync_send = True  # until the node says it has no eth_sendRawTransactionSync

@@ -96,7 +96,8 @@ def read_password(password_file: Path | None, prompt: str, *, confirm: bool = Fa
     else:
         password = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     if not password:
-        raise AccountError("an empty password protects nothing: choose one")
+        where = f"--password-file {password_file}" if password_file else "the prompt"
+        raise AccountError(f"the password from {where} is empty")
     return password
 
 

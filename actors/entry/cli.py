@@ -129,7 +129,9 @@ def demo(
     threshold: Annotated[
         int | None, typer.Option(help="Shamir threshold t per group [default: 3]")
     ] = None,
-    chain: Annotated[str, typer.Option(help="boa (embedded) or anvil (local node)")] = "boa",
+    chain: Annotated[
+        str, typer.Option(help="boa (embedded), or anvil or hardhat (a local node)")
+    ] = "boa",
     rule: Annotated[str | None, typer.Option(help=RULE_HELP + " [default: mean]")] = None,
     do_samples: Annotated[
         int | None, typer.Option(help="samples per data owner [default: 1000]")
@@ -190,7 +192,7 @@ def swarm(
     threshold: Annotated[
         int | None, typer.Option(help="Shamir threshold t per group [default: 3]")
     ] = None,
-    chain: Annotated[str, typer.Option(help="anvil (started here) or rpc")] = "anvil",
+    chain: Annotated[str, typer.Option(help="anvil or hardhat (started here), or rpc")] = "anvil",
     rpc_url: Annotated[str | None, typer.Option(help="a running node instead")] = None,
     rule: Annotated[str | None, typer.Option(help=RULE_HELP + " [default: mean]")] = None,
     do_samples: Annotated[
@@ -323,8 +325,11 @@ def data_owner(
 
 @app.command()
 def status(
-    rpc_url: Annotated[str, typer.Option(help="JSON-RPC URL of the node")],
-    market: Annotated[str, typer.Option(help="address of the DataMarket contract")],
+    rpc_url: Annotated[str | None, typer.Option(help="JSON-RPC URL of the node")] = None,
+    market: Annotated[str | None, typer.Option(help="address of the DataMarket contract")] = None,
+    network: Annotated[
+        str | None, typer.Option(help="a network of omnilytics.toml instead of the two above")
+    ] = None,
     task: Annotated[list[int] | None, typer.Option(help="only these tasks")] = None,
     watch: Annotated[float, typer.Option(help="refresh every N seconds (0: once)")] = 0.0,
     beacon_url: Annotated[
@@ -342,9 +347,20 @@ def status(
     from actors.chain.rpc_backend import RpcChain
     from actors.entry.status import read_market, render
 
+    if network is not None:
+        from actors.entry.home import one_line_errors
+        from actors.entry.networks import connect, get_network, market_address, open_market
+
+        with one_line_errors():
+            net = get_network(network)
+            view = open_market(connect(net), market_address(net), net)
+    elif rpc_url is None or market is None:
+        typer.echo("error: status needs --network NAME, or --rpc-url and --market", err=True)
+        raise typer.Exit(code=1)
     try:
-        chain = RpcChain(rpc_url)
-        view = Market(chain, market, blob_source=blob_source(chain, beacon_url))
+        if network is None:
+            chain = RpcChain(rpc_url)
+            view = Market(chain, market, blob_source=blob_source(chain, beacon_url))
         screen = render(read_market(view, task))
     except ChainError as error:
         console.print(f"[red]{error}[/red]")

@@ -164,15 +164,16 @@ def _describe(what: str, fields: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def open_chain(kind: str, rpc_url: str | None = None, key: str | None = None) -> Iterator[Chain]:
-    """The chain a run uses: `boa` (embedded), `anvil` (a local node we start), or `rpc`."""
+    """The chain a run uses: `boa` (embedded), `anvil` or `hardhat` (a local node we start), or
+    `rpc`."""
     if kind == "boa":
         yield BoaChain(realtime=True)
         return
-    from actors.chain.anvil import AnvilNode
+    from actors.chain.node_process import LOCAL_NODES, start_local_node
     from actors.chain.rpc_backend import RpcChain
 
-    if kind == "anvil":
-        with AnvilNode() as node:
+    if kind in LOCAL_NODES:
+        with start_local_node(kind) as node:
             yield RpcChain(node.url, dev=True)
         return
     if kind == "rpc":
@@ -180,7 +181,7 @@ def open_chain(kind: str, rpc_url: str | None = None, key: str | None = None) ->
             raise ValueError("--rpc-url is required with --chain rpc")
         yield RpcChain(rpc_url, funder_key=key)
         return
-    raise ValueError(f"unknown chain {kind!r}: boa, anvil or rpc")
+    raise ValueError(f"unknown chain {kind!r}: boa, anvil, hardhat or rpc")
 
 
 async def run_market(

@@ -31,9 +31,9 @@ from rich.console import Console
 from rich.live import Live
 
 from actors.chain.aggregation import recover_round
-from actors.chain.anvil import AnvilNode
 from actors.chain.blob_sources import blob_source
 from actors.chain.market import Market
+from actors.chain.node_process import LOCAL_NODES, start_local_node
 from actors.chain.rpc_backend import RpcChain
 from actors.entry.processes import KEY_ENV, save_scenario
 from actors.entry.report import RunReport, payments, plot_report, print_report, summarize_gas
@@ -302,14 +302,15 @@ class Swarm:
 
 @contextlib.contextmanager
 def swarm_chain(kind: str, rpc_url: str | None) -> Iterator[RpcChain]:
-    """A node for the swarm: a fresh anvil, or a dev node already running at `rpc_url`."""
-    if kind == "anvil" and rpc_url is None:
-        with AnvilNode() as node:
+    """A node for the swarm: a fresh anvil or hardhat, or a node already running at `rpc_url`
+    (a dev node's cheat methods used unless `kind` is rpc)."""
+    if kind in LOCAL_NODES and rpc_url is None:
+        with start_local_node(kind) as node:
             yield RpcChain(node.url, dev=True)
         return
     if rpc_url is None:
-        raise ValueError("--rpc-url is required unless --chain anvil")
-    yield RpcChain(rpc_url, dev=kind == "anvil", funder_key=os.environ.get(KEY_ENV))
+        raise ValueError("--rpc-url is required unless --chain anvil or hardhat")
+    yield RpcChain(rpc_url, dev=kind in LOCAL_NODES, funder_key=os.environ.get(KEY_ENV))
 
 
 def run_swarm(

@@ -110,3 +110,10 @@ def test_an_address_that_is_no_market_is_one_line(
     project: Path, network: str, message: str
 ) -> None:
     assert_one_line_error(run("tasks", "--network", network), f"network {network}", message)
+
+
+def test_status_takes_the_network_too(project: Path) -> None:
+    shown = run("status", "--network", "local")
+    assert shown.exit_code == 0, shown.output
+    assert "task 3 · REGISTER · round 1/2 · 2/2 data owners" in " ".join(shown.stdout.split())
+    assert_one_line_error(run("status"), "--network NAME, or --rpc-url and --market")
