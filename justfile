@@ -96,3 +96,7 @@ robustness *args: setup
 # one DO's client work per round vs Flower's SecAgg+ primitives -> bench/results/mask.json
 bench-mask *args: setup
     python -m bench.mask "$@"
+
+# each example spec after its last round vs its central ceiling, IID and Dirichlet(0.5), embedded chain -> bench/results/spec_accuracy.json
+bench-spec *args: setup
+    python -m bench.spec_accuracy "$@"
