@@ -21,13 +21,13 @@ initializes: escrow
 from .modules import registry
 initializes: registry
 
-# @dev what was promised: model digests, mask keys, share roots, share checks
+# @dev what was promised: mask keys, share roots, share checks
 from .modules import commitments
 initializes: commitments
 
 # @dev when: task config, phases and their rules, deadlines, statuses, submissions, group results
 from .modules import rounds
-initializes: rounds[registry := registry, commitments := commitments]
+initializes: rounds[registry := registry]
 
 # @dev Where complaints about dealt shares are filed and answered, and where revealed shares are
 #      checked (contracts/SharesCourt.vy); the phase rules consult it when SETTLE closes
@@ -36,8 +36,18 @@ initializes: rounds[registry := registry, commitments := commitments]
 interface SharesCourt:
     def bind(): nonpayable
 
+# @dev Where the public model is published and where a direct task's data owners commit to
+#      their updates and the model owner challenges their delivery (contracts/DeliveryDesk.vy);
+#      the phase rules read its model digests and have it settle DELIVERY when that closes
+#      (`rounds.DeliveryDesk`), and the market takes its word on direct submissions and on
+#      unanswered challenges (`record_delivery`).
+interface DeliveryDesk:
+    def bind(): nonpayable
+
 # @dev The court this market trusts; it is bound to this market alone.
 COURT: public(immutable(SharesCourt))
+# @dev The delivery desk this market trusts; it is bound to this market alone.
+DESK: public(immutable(DeliveryDesk))
 
 exports: (
     escrow.withdraw,
@@ -79,8 +89,6 @@ exports: (
     rounds.exposed,
     rounds.round_exposed,
     rounds.court_terms,
-    commitments.model_digest,
-    commitments.model_chunks,
     commitments.mask_pk,
     commitments.shares_root,
     commitments.points_digest,
@@ -102,12 +110,15 @@ event GroupPaid:
 
 
 @deploy
-def __init__(court: SharesCourt):
+def __init__(court: SharesCourt, desk: DeliveryDesk):
     """
     @param court A fresh SharesCourt; the market binds it, so no other market can use it.
+    @param desk A fresh DeliveryDesk, bound the same way.
     """
     COURT = court
+    DESK = desk
     extcall court.bind()
+    extcall desk.bind()
 
 
 @external
@@ -131,25 +142,6 @@ def create_task(config: rounds.TaskConfig, spec: Bytes[rounds.MAX_SPEC_BYTES]) -
     log rounds.TaskSpec(task=task, spec=spec)
     escrow._deposit(task, config.token, msg.sender, config.reward_per_do * config.max_dos * config.rounds, msg.value)
     return task
-
-
-@external
-def publish_model(task: uint256, round: uint256, data: Bytes[commitments.MAX_MODEL_CHUNK]):
-    """
-    @notice Publish the next chunk of a round's public model bytes (they live only in the
-            `ModelChunk` event; their running digest is kept).
-    @dev Round 0 during REGISTER; round r > 0 between rounds, while r - 1 is resolved and r is not
-         yet open. The round starts only if this digest equals the model hash given for it.
-    @param task The task.
-    @param round The round whose model this is.
-    @param data The chunk, 1 to MAX_MODEL_CHUNK bytes.
-    """
-    rounds._expect_owner(task, msg.sender)
-    if round == 0:
-        rounds._expect(task, 0, rounds.PHASE_REGISTER)
-    else:
-        rounds._expect_next(task, round)
-    commitments._publish(task, round, data)
 
 
 @external
@@ -179,7 +171,7 @@ def advance(task: uint256):
          (below `min_dos`, or without the round-0 model) refunds its model owner here.
     @param task The task.
     """
-    if rounds._advance(task, rounds.SharesCourt(COURT.address)):
+    if rounds._advance(task, rounds.SharesCourt(COURT.address), rounds.DeliveryDesk(DESK.address)):
         self._return_escrow(task, rounds.task_config[task].token, escrow.escrow_remaining[task])
 
 
@@ -275,6 +267,28 @@ def record_unmask(task: uint256, round: uint256, holder: address):
 
 
 @external
+def record_delivery(task: uint256, round: uint256, do: address, digest: bytes32):
+    """
+    @notice Take the desk's word on a direct task's data owner: it committed to its update
+            (`digest`), and counts as submitted; or (a zero `digest`) it left a challenge of its
+            delivery unanswered, and is a committed non-submitter again.
+    @dev Only the desk calls this: from `commit_update`, after checking the phase and the word
+         count (the status rules are the market's: committed, not exposed); and from `settle`,
+         while DELIVERY closes.
+    @param task The task.
+    @param round The current round.
+    @param do The data owner.
+    @param digest The update's digest, kept as its `update_digest`; zero to exclude it.
+    """
+    assert msg.sender == DESK.address, "market: not the desk"
+    group: uint256 = registry.group_of[task][do]
+    if digest == empty(bytes32):
+        rounds._unsubmit(task, round, do, group)
+    else:
+        rounds._commit_update(task, round, do, group, digest)
+
+
+@external
 def expose(task: uint256, round: uint256, dealer: address):
     """
     @notice Bar a dealer from submitting in `round`: it answered a complaint, so shares of its
@@ -294,12 +308,13 @@ def open_round(task: uint256, round: uint256, model_hash: bytes32):
     @notice Start the next round on a new public model (model owner, between rounds).
     @param task The task.
     @param round The round to open, the current one plus one.
-    @param model_hash The digest of the round's published model bytes.
+    @param model_hash The digest of the round's model bytes: published at the desk
+           (`DeliveryDesk.publish_model`), or, on a direct task, served off-chain.
     """
     rounds._expect_owner(task, msg.sender)
     rounds._expect_next(task, round)
     assert model_hash != empty(bytes32), "commitments: empty model hash"
-    assert commitments.model_digest[task][round] == model_hash, "commitments: model hash mismatch"
+    assert rounds._model_ready(task, round, model_hash, rounds.DeliveryDesk(DESK.address)), "commitments: model hash mismatch"
     rounds._open(task, round, model_hash)
 
 

@@ -22,6 +22,7 @@ import ckzg
 import eth_account
 import numpy as np
 
+from protocol.commitments import chunk_digest
 from protocol.constants import BLOB_WORDS
 from protocol.encoding import words_bytes
 from protocol.errors import EncodingError, RemoteProtocolError
@@ -115,6 +116,18 @@ def cell_proofs(blob: bytes) -> list[bytes]:
 def versioned_hash(kzg_commitment: bytes) -> bytes:
     """What BLOBHASH returns for a blob with this commitment."""
     return VERSIONED_HASH_VERSION_KZG + hashlib.sha256(kzg_commitment).digest()[1:]
+
+
+def blob_update_digest(words: Sequence[int], blobs_per_tx: int = MAX_BLOBS_PER_TX) -> bytes:
+    """The running digest an update leaves when posted as blobs, `blobs_per_tx` a transaction
+    (`blob_chunks`): each chunk folds its blobs' versioned hashes, read as big-endian words
+    (docs/interfaces.md §3b). What a direct task's data owner commits to when it would answer a
+    challenge with blobs."""
+    digest = bytes(32)
+    for chunk in blob_chunks(words, blobs_per_tx):
+        hashes = [versioned_hash(commitment(blob)) for blob in words_to_blobs(chunk)]
+        digest = chunk_digest(digest, [int.from_bytes(h, "big") for h in hashes])
+    return digest
 
 
 def check_blob(blob: bytes, expected: bytes) -> None:

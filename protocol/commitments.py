@@ -277,6 +277,13 @@ def update_digest(chunks: Sequence[Sequence[int]]) -> bytes:
     return digest
 
 
+def direct_digest(words: Sequence[int]) -> bytes:
+    """The digest a direct task's data owner commits to (``commit_update``) when it would answer
+    a challenge with event chunks: ``update_digest`` of the fewest even chunks of at most
+    ``MAX_CHUNK_WORDS`` words (``split_chunks``), as ``Market.answer_update`` posts them."""
+    return update_digest(split_chunks(words, MAX_CHUNK_WORDS))
+
+
 def model_digest(prev: bytes, data: bytes) -> bytes:
     """Next running digest of the public model: ``keccak256(prev ‖ keccak256(data))`` (§7)."""
     _hash32("previous digest", prev)

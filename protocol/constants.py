@@ -17,7 +17,8 @@ SECRET_KINDS: Final = (KIND_SELF_SEED, KIND_MASK_KEY)
 
 class Phase(IntEnum):
     """A task's phase, as ``task_phase(task)`` returns it (§7), in the order a task goes through
-    them. DRAW: registration closed, the groups wait for the hash of the closing block."""
+    them. DRAW: registration closed, the groups wait for the hash of the closing block.
+    DELIVERY: direct tasks only; the model owner challenges deliveries it lacks."""
 
     NONE = 0
     REGISTER = 1
@@ -26,10 +27,11 @@ class Phase(IntEnum):
     # holders complain about bad or missing shares, dealers answer on-chain
     SETTLE = 4
     SUBMIT = 5
-    UNMASK = 6
-    ROUND_DONE = 7
-    ENDED = 8
-    CANCELLED = 9
+    DELIVERY = 6
+    UNMASK = 7
+    ROUND_DONE = 8
+    ENDED = 9
+    CANCELLED = 10
 
 
 class Status(IntEnum):
@@ -39,6 +41,16 @@ class Status(IntEnum):
     COMMITTED = 1
     SUBMITTED = 2  # all chunks in
     UNMASKED = 3
+
+
+class Challenge(IntEnum):
+    """A direct delivery's challenge in one round, as the desk's
+    ``challenge_state(task, round, do)`` returns it (§11)."""
+
+    NONE = 0
+    OPEN = 1
+    ANSWERED = 2  # the words went on-chain and gave the committed digest
+    MISSED = 3  # unanswered when DELIVERY closed: the data owner was excluded
 
 
 class GroupResult(IntEnum):
@@ -56,6 +68,7 @@ PHASE_DRAW: Final = Phase.DRAW
 PHASE_SHARE: Final = Phase.SHARE
 PHASE_SETTLE: Final = Phase.SETTLE
 PHASE_SUBMIT: Final = Phase.SUBMIT
+PHASE_DELIVERY: Final = Phase.DELIVERY
 PHASE_UNMASK: Final = Phase.UNMASK
 PHASE_ROUND_DONE: Final = Phase.ROUND_DONE
 PHASE_ENDED: Final = Phase.ENDED
@@ -68,9 +81,11 @@ GROUP_PENDING: Final = GroupResult.PENDING
 GROUP_FINALIZED: Final = GroupResult.FINALIZED
 GROUP_FAILED: Final = GroupResult.FAILED
 
-# How a task's masked updates reach the chain (the config's ``data_path``, §3 and §3b).
+# How a task's masked updates reach the chain (the config's ``data_path``, §3, §3b and §3c).
+# ``direct`` joins DATA_PATHS (the names the CLI and specs take) once the actors drive it.
 DATA_PATH_EVENT: Final = 0
 DATA_PATH_BLOB: Final = 1
+DATA_PATH_DIRECT: Final = 2
 DATA_PATHS: Final = {"event": DATA_PATH_EVENT, "blob": DATA_PATH_BLOB}
 
 # Size limits (§3, §4, §7).

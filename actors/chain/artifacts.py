@@ -16,6 +16,7 @@ from actors.chain.boa_backend import deployer_for
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 MARKET_SOURCE = CONTRACTS_DIR / "DataMarket.vy"
 COURT_SOURCE = CONTRACTS_DIR / "SharesCourt.vy"
+DESK_SOURCE = CONTRACTS_DIR / "DeliveryDesk.vy"
 
 
 @dataclass(frozen=True, slots=True)

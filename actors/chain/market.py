@@ -20,9 +20,10 @@ from typing import Any
 
 from eth_utils import keccak
 
-from actors.chain.artifacts import COURT_SOURCE, MARKET_SOURCE
+from actors.chain.artifacts import COURT_SOURCE, DESK_SOURCE, MARKET_SOURCE
 from actors.chain.base import Chain, Event, Receipt, TxRecord
 from actors.chain.blob_sources import BlobSource, NodeBlobSource
+from actors.chain.delivery import DeliveryClient
 from actors.chain.rpc_backend import RpcChain
 from protocol import chain_data
 from protocol.blobs import MAX_BLOBS_PER_TX, blob_chunks, words_to_blobs
@@ -107,10 +108,10 @@ class PhaseInfo:
     deadline: int
 
 
-class Market:
-    """One deployed DataMarket on one chain, with the SharesCourt it is bound to; `blob_source`
-    reads blob tasks' updates back (the node's own store when the chain is a node and none is
-    given)."""
+class Market(DeliveryClient):
+    """One deployed DataMarket on one chain, with the SharesCourt and the DeliveryDesk it is
+    bound to (the desk's calls: `DeliveryClient`); `blob_source` reads blob tasks' updates back
+    (the node's own store when the chain is a node and none is given)."""
 
     def __init__(
         self,
@@ -129,6 +130,8 @@ class Market:
         chain.attach(source, address)
         self.court = chain.call(address, "COURT", ())
         chain.attach(COURT_SOURCE, self.court)
+        self.desk = chain.call(address, "DESK", ())
+        chain.attach(DESK_SOURCE, self.desk)
 
     @classmethod
     def deploy(
@@ -139,9 +142,10 @@ class Market:
         source: Path = MARKET_SOURCE,
         blob_source: BlobSource | None = None,
     ) -> Market:
-        """Deploy a court, then the market that binds it (two transactions)."""
+        """Deploy a court and a desk, then the market that binds them (three transactions)."""
         court = chain.deploy(COURT_SOURCE, [], sender)
-        address = chain.deploy(source, [court], sender)
+        desk = chain.deploy(DESK_SOURCE, [], sender)
+        address = chain.deploy(source, [court, desk], sender)
         return cls(chain, address, source=source, blob_source=blob_source)
 
     # transactions
@@ -183,12 +187,14 @@ class Market:
         return published_model_digest(data)
 
     def publish_chunk(self, task: int, round: int, chunk: bytes, sender: str) -> Receipt:
-        """Publish the next chunk of a round's model bytes (`model_chunks` cuts them)."""
-        return self._send("publish_model", [task, round, chunk], sender)
+        """Publish the next chunk of a round's model bytes (`model_chunks` cuts them), at the
+        desk."""
+        return self._send("publish_model", [task, round, chunk], sender, to=self.desk)
 
     def publication(self, task: int, round: int) -> tuple[int, bytes]:
         """How far a round's model is published: its chunk count and running digest so far."""
-        return tuple(self.views([("model_chunks", (task, round)), ("model_digest", (task, round))]))
+        calls = [("model_chunks", (task, round)), ("model_digest", (task, round))]
+        return tuple(self.chain.call_many(self.desk, calls))
 
     def register(
         self, task: int, channel_pk: bytes, endpoint: str, sender: str, bond: int = 0
@@ -477,9 +483,7 @@ class Market:
     def model_bytes(self, task: int, round: int, expected: bytes | None = None) -> bytes:
         """A round's public model bytes, checked against the round's on-chain model hash
         (`expected`: that hash as the caller read it already)."""
-        events = self.chain.events(
-            self.address, "ModelChunk", filters={"task": task, "round": round}
-        )
+        events = self.chain.events(self.desk, "ModelChunk", filters={"task": task, "round": round})
         chunks = sorted((e.args["index"], e.args["data"]) for e in events)
         digest = bytes(32)
         for _, data in chunks:
@@ -581,9 +585,10 @@ class Market:
         return {e.args["do"]: e.args["points"] for e in events}
 
     def transactions(self, from_block: int = 0) -> list[TxRecord]:
-        """Every mined transaction to the market and to its court, in block order."""
+        """Every mined transaction to the market, its court and its desk, in block order."""
         txs = self.chain.transactions(self.address, from_block)
         txs += self.chain.transactions(self.court, from_block)
+        txs += self.chain.transactions(self.desk, from_block)
         return sorted(txs, key=lambda tx: tx.block)
 
     def gas_by_function(self) -> dict[str, int]:

@@ -1,19 +1,16 @@
 # pragma version ~=0.4.3
 """
-@title Commitments: public-model digests and Shamir share roots
-@notice Owns what parties commit to before they may rely on it: the running digest of each
-        round's public model bytes, and each data owner's round mask public key, the Merkle
-        root over the shares it dealt to its group and its Pedersen commitments to the two
-        sharing polynomials. The shares court (contracts/SharesCourt.vy) checks revealed and
+@title Commitments: Shamir share roots
+@notice Owns what data owners commit to before they may rely on it: each data owner's round
+        mask public key, the Merkle root over the shares it dealt to its group and its Pedersen
+        commitments to the two sharing polynomials (the public model's digests are
+        `models`'). The shares court (contracts/SharesCourt.vy) checks revealed and
         answered shares against them with `_root`.
-@dev Byte formats are fixed in docs/interfaces.md §4 (leaves, sorted-pair tree) and §7 (model
-     digest).
+@dev Byte formats are fixed in docs/interfaces.md §4 (leaves, sorted-pair tree).
 """
 
 # @dev Longest proof: a group of `MAX_GROUP` members has 128 leaves, a tree of depth 7.
 MAX_PROOF: constant(uint256) = 8
-# @dev Largest chunk of public-model bytes per call.
-MAX_MODEL_CHUNK: constant(uint256) = 65536
 # @dev Secret kind of the self-mask seed `b_i`.
 KIND_SELF_SEED: constant(uint256) = 0
 # @dev Secret kind of the round's X25519 mask secret key.
@@ -34,23 +31,12 @@ struct Reveal:
     points: Bytes[MAX_POINT_BYTES]
 
 
-# @dev Running digest of a round's published public-model bytes.
-model_digest: public(HashMap[uint256, HashMap[uint256, bytes32]])
-# @dev Number of public-model chunks published for a round.
-model_chunks: public(HashMap[uint256, HashMap[uint256, uint256]])
 # @dev A data owner's X25519 mask public key for a round.
 mask_pk: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
 # @dev Merkle root over the shares a data owner dealt in a round.
 shares_root: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
 # @dev keccak256 of the Pedersen commitments a data owner posted in a round.
 points_digest: public(HashMap[uint256, HashMap[uint256, HashMap[address, bytes32]]])
-
-# @dev A chunk of a round's public model; its bytes are only in this event.
-event ModelChunk:
-    task: indexed(uint256)
-    round: indexed(uint256)
-    index: uint256
-    data: Bytes[MAX_MODEL_CHUNK]
 
 # @dev A data owner committed to its round mask key and the shares it dealt.
 event SharesCommitted:
@@ -61,17 +47,6 @@ event SharesCommitted:
     mask_pk: bytes32
     shares_root: bytes32
     points: Bytes[MAX_POINT_BYTES]
-
-@internal
-def _publish(task: uint256, round: uint256, data: Bytes[MAX_MODEL_CHUNK]):
-    """
-    @dev Fold a chunk into the round's model digest: `m_{n+1} = keccak256(m_n ‖ keccak256(data))`.
-    """
-    assert len(data) > 0, "commitments: empty model chunk"
-    index: uint256 = self.model_chunks[task][round]
-    self.model_digest[task][round] = keccak256(concat(self.model_digest[task][round], keccak256(data)))
-    self.model_chunks[task][round] = index + 1
-    log ModelChunk(task=task, round=round, index=index, data=data)
 
 
 @internal

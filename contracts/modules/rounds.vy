@@ -13,9 +13,6 @@
 from . import registry
 uses: registry
 
-# @dev REGISTER closes only with the round-0 model published
-from . import commitments
-uses: commitments
 
 # @dev The shares court's account of a round's SETTLE phase, which decides when SETTLE may close
 #      and which dealers it excludes (contracts/SharesCourt.vy).
@@ -24,6 +21,13 @@ interface SharesCourt:
     def round_open(task: uint256, round: uint256) -> uint256: view
     def open_against(task: uint256, round: uint256, dealer: address) -> uint256: view
     def accused_of(task: uint256, round: uint256) -> DynArray[address, registry.MAX_DOS]: view
+
+# @dev The delivery desk, which decides when a direct task's DELIVERY may close (its deadline, or
+#      the model owner with no challenge open) and, when it closes, settles the challenges and
+#      has the market exclude each data owner that left one unanswered (contracts/DeliveryDesk.vy).
+interface DeliveryDesk:
+    def settle(task: uint256, round: uint256): nonpayable
+    def model_digest(task: uint256, round: uint256) -> bytes32: view
 
 # @dev Most words in one submitted chunk (128 KiB of calldata).
 MAX_CHUNK_WORDS: constant(uint256) = 6144
@@ -44,23 +48,28 @@ BLOB_WORDS: constant(uint256) = 3968
 # @dev Longest canonical task spec `create_task` publishes (protocol.spec.MAX_SPEC_BYTES).
 MAX_SPEC_BYTES: constant(uint256) = 16384
 
-# @dev How a task's masked updates reach the chain: words in calldata and events, or blobs.
+# @dev How a task's masked updates reach the chain: words in calldata and events, or blobs, or
+#      (direct) only a commitment, the words going to the model owner off-chain and on-chain
+#      only when it challenges their delivery (contracts/DeliveryDesk.vy).
 DATA_PATH_EVENT: constant(uint256) = 0
 DATA_PATH_BLOB: constant(uint256) = 1
+DATA_PATH_DIRECT: constant(uint256) = 2
 
 # @dev Phases of a task, in the order a task goes through them (docs/interfaces.md §7;
 #      protocol/constants.py mirrors them). DRAW: registration is closed and the groups wait for
-#      the hash of the closing block, which no transaction of that block can read.
+#      the hash of the closing block, which no transaction of that block can read. DELIVERY:
+#      direct tasks only, between SUBMIT and UNMASK.
 PHASE_NONE: constant(uint256) = 0
 PHASE_REGISTER: constant(uint256) = 1
 PHASE_DRAW: constant(uint256) = 2
 PHASE_SHARE: constant(uint256) = 3
 PHASE_SETTLE: constant(uint256) = 4
 PHASE_SUBMIT: constant(uint256) = 5
-PHASE_UNMASK: constant(uint256) = 6
-PHASE_ROUND_DONE: constant(uint256) = 7
-PHASE_ENDED: constant(uint256) = 8
-PHASE_CANCELLED: constant(uint256) = 9
+PHASE_DELIVERY: constant(uint256) = 6
+PHASE_UNMASK: constant(uint256) = 7
+PHASE_ROUND_DONE: constant(uint256) = 8
+PHASE_ENDED: constant(uint256) = 9
+PHASE_CANCELLED: constant(uint256) = 10
 
 # @dev A data owner's status in one round.
 STATUS_NONE: constant(uint256) = 0
@@ -304,7 +313,7 @@ def _create(owner: address, config: TaskConfig, spec_hash: bytes32) -> uint256:
     assert config.reward_per_do <= max_value(uint256) // (config.max_dos * config.rounds), "rounds: reward too large"
     for duration: uint256 in [config.register_duration, config.share_duration, config.submit_duration, config.unmask_duration]:
         assert duration >= MIN_DURATION and duration <= MAX_DURATION, "rounds: bad duration"
-    assert config.data_path <= DATA_PATH_BLOB, "rounds: bad data path"
+    assert config.data_path <= DATA_PATH_DIRECT, "rounds: bad data path"
     assert spec_hash == config.spec_hash, "rounds: spec hash mismatch"
     task: uint256 = self.task_count + 1
     self.task_count = task
@@ -316,13 +325,15 @@ def _create(owner: address, config: TaskConfig, spec_hash: bytes32) -> uint256:
 
 
 @internal
-def _advance(task: uint256, court: SharesCourt) -> bool:
+def _advance(task: uint256, court: SharesCourt, desk: DeliveryDesk) -> bool:
     """
     @dev Move `task` to its next phase, after the phase's deadline or as soon as it is complete
          (`_complete`). REGISTER cancels the task below `min_dos` or without the round-0 model,
          and otherwise enters DRAW, remembering its block. DRAW, from a later block, draws the
          groups from that block's hash and opens round 0. SETTLE excludes every dealer a
-         complaint is still open against. SUBMIT fails the groups below `t` submitters. UNMASK
+         complaint is still open against. SUBMIT fails the groups below `t` submitters, or on a
+         direct task enters DELIVERY; DELIVERY first excludes every challenged data owner that
+         did not answer (the desk's `settle`), then fails the groups below `t`. UNMASK
          fails the groups still pending. ROUND_DONE (the model owner let its window to open the
          next round pass) ends the task.
     @return Whether the task was cancelled: its escrow is the caller's to return.
@@ -331,10 +342,10 @@ def _advance(task: uint256, court: SharesCourt) -> bool:
     assert phase != PHASE_NONE, "rounds: no such task"
     assert phase != PHASE_ENDED and phase != PHASE_CANCELLED, "rounds: task over"
     round: uint256 = self.current_round[task]
-    assert block.timestamp >= self.deadline[task] or self._complete(task, phase, round, court), "rounds: phase not over"
+    assert block.timestamp >= self.deadline[task] or self._complete(task, phase, round, court, desk), "rounds: phase not over"
     if phase == PHASE_REGISTER:
         members: uint256 = registry._count(task)
-        published: bool = commitments.model_digest[task][0] == self.task_config[task].model_hash
+        published: bool = self._model_ready(task, 0, self.task_config[task].model_hash, desk)
         if members < self.task_config[task].min_dos or not published:
             self._cancel(task, members, published)
             return True
@@ -360,7 +371,12 @@ def _advance(task: uint256, court: SharesCourt) -> bool:
                 self._exclude(task, round, dealer, registry.group_of[task][dealer])
                 log DealerExcluded(task=task, round=round, dealer=dealer)
         self._enter(task, round, PHASE_SUBMIT, self.task_config[task].submit_duration)
-    elif phase == PHASE_SUBMIT:
+    elif phase == PHASE_SUBMIT and self.task_config[task].data_path == DATA_PATH_DIRECT:
+        self._enter(task, round, PHASE_DELIVERY, self.task_config[task].submit_duration)
+    elif phase == PHASE_SUBMIT or phase == PHASE_DELIVERY:
+        if phase == PHASE_DELIVERY:
+            # @dev the desk excludes each unanswered challenge's data owner (`_unsubmit`)
+            extcall desk.settle(task, round)
         self._close_submit(task, round, registry.group_count[task])
     elif phase == PHASE_UNMASK:
         self._close_unmask(task, round, registry.group_count[task])
@@ -371,17 +387,18 @@ def _advance(task: uint256, court: SharesCourt) -> bool:
 
 @view
 @internal
-def _complete(task: uint256, phase: uint256, round: uint256, court: SharesCourt) -> bool:
+def _complete(task: uint256, phase: uint256, round: uint256, court: SharesCourt, desk: DeliveryDesk) -> bool:
     """
     @dev Whether `phase` may close before its deadline. REGISTER: `max_dos` registered and the
-         round-0 model is published. DRAW waits for a later block, never for its deadline.
+         round-0 model is published. DRAW waits for a later block, never for its deadline;
+         DELIVERY for its deadline or the model owner, a rule the desk's `settle` enforces.
          SHARE: every member committed. SETTLE: every committer settled and no complaint is open.
          SUBMIT: every committer submitted or was exposed. UNMASK closes early only inside
          `_finalize_group`, ROUND_DONE never.
     """
     if phase == PHASE_REGISTER:
-        return registry._count(task) == self.task_config[task].max_dos and commitments.model_digest[task][0] == self.task_config[task].model_hash
-    if phase == PHASE_DRAW:
+        return registry._count(task) == self.task_config[task].max_dos and self._model_ready(task, 0, self.task_config[task].model_hash, desk)
+    if phase == PHASE_DRAW or phase == PHASE_DELIVERY:
         return True
     if phase == PHASE_SHARE:
         return self.round_committed[task][round] == registry._count(task)
@@ -390,6 +407,16 @@ def _complete(task: uint256, phase: uint256, round: uint256, court: SharesCourt)
     if phase == PHASE_SUBMIT:
         return self.round_submitted[task][round] + self.round_exposed[task][round] == self.round_committed[task][round]
     return False
+
+
+@view
+@internal
+def _model_ready(task: uint256, round: uint256, model_hash: bytes32, desk: DeliveryDesk) -> bool:
+    """
+    @dev Whether a round may start on `model_hash`: its bytes were published with that digest,
+         or the task is direct (its model's bytes are served off-chain, checked against the hash).
+    """
+    return self.task_config[task].data_path == DATA_PATH_DIRECT or staticcall desk.model_digest(task, round) == model_hash
 
 
 @internal
@@ -496,10 +523,7 @@ def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, ch
          `blobs`: a chunk of blobs, `size` words of blob capacity; only a blob task takes one,
          and its update's last blob is not full, so the chunk counts as the words still missing.
     """
-    status: uint256 = self.do_status[task][round][do]
-    assert status != STATUS_NONE, "rounds: not committed"
-    assert status == STATUS_COMMITTED, "rounds: already submitted"
-    assert not self.exposed[task][round][do], "rounds: shares exposed"
+    self._expect_committed(task, round, do)
     progress: uint256 = self._progress[task][round][do]
     # @dev both halves stay far below 2**128: chunks <= words <= MAX_PARAMS
     chunks: uint256 = progress >> 128
@@ -515,10 +539,46 @@ def _submit_chunk(task: uint256, round: uint256, do: address, group: uint256, ch
     self.update_digest[task][round][do] = digest
     self._progress[task][round][do] = ((chunks + 1) << 128) | received
     if received == total:
-        self.do_status[task][round][do] = STATUS_SUBMITTED
-        self.group_submitted[task][round][group] += 1
-        self.round_submitted[task][round] += 1
-        log UpdateSubmitted(task=task, round=round, do=do, digest=digest)
+        self._submitted(task, round, do, group, digest)
+
+
+@internal
+def _commit_update(task: uint256, round: uint256, do: address, group: uint256, digest: bytes32):
+    """
+    @dev A direct submission: the data owner committed to its update's digest (the desk checked
+         the phase, the word count and that no chunk of it is on-chain) and counts as submitted.
+    """
+    self._expect_committed(task, round, do)
+    self.update_digest[task][round][do] = digest
+    self._submitted(task, round, do, group, digest)
+
+
+@internal
+def _submitted(task: uint256, round: uint256, do: address, group: uint256, digest: bytes32):
+    self.do_status[task][round][do] = STATUS_SUBMITTED
+    self.group_submitted[task][round][group] += 1
+    self.round_submitted[task][round] += 1
+    log UpdateSubmitted(task=task, round=round, do=do, digest=digest)
+
+
+@internal
+def _unsubmit(task: uint256, round: uint256, do: address, group: uint256):
+    """
+    @dev Take back a direct submission whose challenge went unanswered: the data owner is a
+         committed non-submitter again, so UNMASK reveals its mask key and it is not paid.
+    """
+    self.do_status[task][round][do] = STATUS_COMMITTED
+    self.group_submitted[task][round][group] -= 1
+    self.round_submitted[task][round] -= 1
+
+
+@view
+@internal
+def _expect_committed(task: uint256, round: uint256, do: address):
+    status: uint256 = self.do_status[task][round][do]
+    assert status != STATUS_NONE, "rounds: not committed"
+    assert status == STATUS_COMMITTED, "rounds: already submitted"
+    assert not self.exposed[task][round][do], "rounds: shares exposed"
 
 
 @internal

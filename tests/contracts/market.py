@@ -26,6 +26,7 @@ from protocol.shamir import FIELD_ORDER, Dealing, random_secret, split_secret
 
 ETH = "0x0000000000000000000000000000000000000000"
 COURT_SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "SharesCourt.vy"
+DESK_SOURCE = COURT_SOURCE.with_name("DeliveryDesk.vy")
 
 # Field order of the contract's TaskConfig struct (docs/interfaces.md §7).
 CONFIG_FIELDS = (
@@ -197,6 +198,7 @@ class TaskRun:
     dealt: dict = field(default_factory=dict)  # (round, dealer) -> (DealtShares, shares)
     points: dict = field(default_factory=dict)  # (round, dealer) -> Pedersen commitments
     _court: object = None
+    _desk: object = None
 
     # -- model owner -------------------------------------------------------------------------
 
@@ -212,7 +214,7 @@ class TaskRun:
         return self.task
 
     def publish(self, round: int = 0, data: bytes | None = None) -> None:
-        self.market.publish_model(self.task, round, data or model_bytes(round), sender=self.owner)
+        self.desk.publish_model(self.task, round, data or model_bytes(round), sender=self.owner)
 
     def open_round(self, round: int) -> None:
         self.publish(round)
@@ -339,6 +341,13 @@ class TaskRun:
         if self._court is None:
             self._court = boa.load_partial(str(COURT_SOURCE)).at(self.market.COURT())
         return self._court
+
+    @property
+    def desk(self):
+        """The market's delivery desk (public models, direct deliveries), one object per run."""
+        if self._desk is None:
+            self._desk = boa.load_partial(str(DESK_SOURCE)).at(self.market.DESK())
+        return self._desk
 
     def settle_all(self, complaints: dict | None = None) -> None:
         """In SETTLE: every committed member settles (with `complaints[holder]` = dealers it

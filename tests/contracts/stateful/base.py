@@ -84,6 +84,7 @@ class Deployment:
 
     market: object
     court: object
+    desk: object
     tokens: list
 
 
@@ -96,12 +97,16 @@ def deploy(market_source: Path, court_source: Path, deployer_name: str) -> Deplo
     for account in EVERYONE:
         boa.env.set_balance(account, FUNDS)
     court = boa.load_partial(str(court_source)).deploy(sender=deployer)
-    market = boa.load_partial(str(market_source)).deploy(court.address, sender=deployer)
+    desk_source = market_source.with_name("DeliveryDesk.vy")
+    desk = boa.load_partial(str(desk_source)).deploy(sender=deployer)
+    market = boa.load_partial(str(market_source)).deploy(
+        court.address, desk.address, sender=deployer
+    )
     tokens = [partial.deploy(sender=deployer) for partial in TOKENS]
     for token in tokens:
         for account in EVERYONE:
             token.mint(account, FUNDS)
-    return Deployment(market, court, tokens)
+    return Deployment(market, court, desk, tokens)
 
 
 def _first(*checks: tuple[bool, str]) -> str | None:
@@ -206,6 +211,7 @@ class MarketBase(RuleBasedStateMachine):
         self.changed = True
         self.market = self.deployment.market
         self.court = self.deployment.court
+        self.desk = self.deployment.desk
         self.tokens = self.deployment.tokens
         self.token_addresses = [ETH, *(t.address for t in self.tokens)]
         self.tasks: list[TaskModel] = []
@@ -527,11 +533,11 @@ class MarketBase(RuleBasedStateMachine):
         target = t.round + 1 if t.phase == PHASE_ROUND_DONE else 0
         data = model_bytes(target) if good else b"junk"
         refused = _first(
-            (sender != t.owner, "rounds: not the model owner"),
-            (t.phase not in (PHASE_REGISTER, PHASE_ROUND_DONE), "rounds: wrong phase"),
-            (self._now() >= t.deadline, "rounds: deadline passed"),
+            (sender != t.owner, "delivery: not the model owner"),
+            (t.phase not in (PHASE_REGISTER, PHASE_ROUND_DONE), "delivery: wrong phase"),
+            (self._now() >= t.deadline, "delivery: deadline passed"),
         )
-        self._call(refused, self.market.publish_model, t.id, target, data, sender=sender)
+        self._call(refused, self.desk.publish_model, t.id, target, data, sender=sender)
         if refused is None:
             t.digest[target] = model_digest(t.digest.get(target, bytes(32)), data)
 

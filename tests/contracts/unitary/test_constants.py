@@ -12,7 +12,7 @@ import pytest
 
 from actors.chain.market import TaskConfig
 from protocol import bn254, constants, spec
-from protocol.constants import GroupResult, Phase, Status
+from protocol.constants import Challenge, GroupResult, Phase, Status
 from tests.contracts.market import CONFIG_FIELDS
 
 CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"
@@ -46,7 +46,7 @@ MIRRORED = [
     ("commitments.KIND_SELF_SEED", constants.KIND_SELF_SEED),
     ("commitments.KIND_MASK_KEY", constants.KIND_MASK_KEY),
     ("commitments.MAX_PROOF", constants.MAX_PROOF),
-    ("commitments.MAX_MODEL_CHUNK", constants.MAX_MODEL_CHUNK),
+    ("models.MAX_MODEL_CHUNK", constants.MAX_MODEL_CHUNK),
     # 2 polynomials of t points of 64 bytes
     ("commitments.MAX_POINT_BYTES", 2 * constants.MAX_THRESHOLD * 64),
     ("registry.MAX_DOS", constants.MAX_DOS),
@@ -63,12 +63,14 @@ MIRRORED = [
     ("rounds.MAX_SPEC_BYTES", spec.MAX_SPEC_BYTES),
     ("rounds.DATA_PATH_EVENT", constants.DATA_PATH_EVENT),
     ("rounds.DATA_PATH_BLOB", constants.DATA_PATH_BLOB),
+    ("rounds.DATA_PATH_DIRECT", constants.DATA_PATH_DIRECT),
     ("SharesCourt.CURVE_ORDER", bn254.R),
     ("SharesCourt.H_X", bn254.H_AFFINE[0]),
     ("SharesCourt.H_Y", bn254.H_AFFINE[1]),
     *((f"rounds.PHASE_{p.name}", p.value) for p in Phase),
     *((f"rounds.STATUS_{s.name}", s.value) for s in Status),
     *((f"rounds.GROUP_{g.name}", g.value) for g in GroupResult),
+    *((f"DeliveryDesk.CHALLENGE_{c.name}", c.value) for c in Challenge),
 ]
 
 
@@ -78,7 +80,7 @@ def test_python_mirrors_the_contract(name: str, value: int) -> None:
 
 
 def test_every_phase_status_and_result_of_the_contract_is_mirrored() -> None:
-    enums = ("rounds.PHASE_", "rounds.STATUS_", "rounds.GROUP_")
+    enums = ("rounds.PHASE_", "rounds.STATUS_", "rounds.GROUP_", "DeliveryDesk.CHALLENGE_")
     ours = {name for name, _ in MIRRORED}
     assert {n for n in CONTRACT if n.startswith(enums)} == {n for n in ours if n.startswith(enums)}
 

@@ -143,7 +143,7 @@ def test_token_must_be_a_contract(market, model_owner, stranger):
         ({"share_duration": 0}, "rounds: bad duration"),
         ({"submit_duration": 0}, "rounds: bad duration"),
         ({"unmask_duration": 365 * 86400 + 1}, "rounds: bad duration"),
-        ({"data_path": 2}, "rounds: bad data path"),
+        ({"data_path": 3}, "rounds: bad data path"),
         ({"data_path": 2**256 - 1}, "rounds: bad data path"),
         ({"spec_hash": bytes(32)}, "rounds: spec hash mismatch"),
     ],

@@ -13,65 +13,65 @@ from tests.contracts.market import MODEL_BYTES, digest_of, escrow_of, events
 def test_publish_folds_chunks_into_digest(new_run):
     r = new_run()
     r.create()
-    r.market.publish_model(r.task, 0, b"first", sender=r.owner)
-    (chunk,) = events(r.market, "ModelChunk")
+    r.desk.publish_model(r.task, 0, b"first", sender=r.owner)
+    (chunk,) = events(r.desk, "ModelChunk")
     assert (chunk.task, chunk.round, chunk.index, chunk.data) == (r.task, 0, 0, b"first")
-    r.market.publish_model(r.task, 0, b"second", sender=r.owner)
-    assert events(r.market, "ModelChunk")[0].index == 1
-    assert r.market.model_digest(r.task, 0) == model_digest(
+    r.desk.publish_model(r.task, 0, b"second", sender=r.owner)
+    assert events(r.desk, "ModelChunk")[0].index == 1
+    assert r.desk.model_digest(r.task, 0) == model_digest(
         model_digest(bytes(32), b"first"), b"second"
     )
-    assert r.market.model_chunks(r.task, 0) == 2
+    assert r.desk.model_chunks(r.task, 0) == 2
 
 
 def test_publish_accepts_largest_chunk(new_run):
     r = new_run()
     r.create()
     data = bytes(range(256)) * 256
-    r.market.publish_model(r.task, 0, data, sender=r.owner)
-    assert r.market.model_digest(r.task, 0) == digest_of(data)
+    r.desk.publish_model(r.task, 0, data, sender=r.owner)
+    assert r.desk.model_digest(r.task, 0) == digest_of(data)
 
 
 def test_publish_only_by_model_owner(run, stranger):
-    with boa.reverts("rounds: not the model owner"):
-        run.market.publish_model(run.task, 0, b"x", sender=stranger)
+    with boa.reverts("delivery: not the model owner"):
+        run.desk.publish_model(run.task, 0, b"x", sender=stranger)
 
 
-def test_publish_unknown_task(market, model_owner):
-    with boa.reverts("rounds: no such task"):
-        market.publish_model(7, 0, b"x", sender=model_owner)
+def test_publish_unknown_task(desk, model_owner):
+    with boa.reverts("delivery: no such task"):
+        desk.publish_model(7, 0, b"x", sender=model_owner)
 
 
 def test_publish_rejects_empty_chunk(run):
-    with boa.reverts("commitments: empty model chunk"):
-        run.market.publish_model(run.task, 0, b"", sender=run.owner)
+    with boa.reverts("models: empty model chunk"):
+        run.desk.publish_model(run.task, 0, b"", sender=run.owner)
 
 
 def test_publish_round_zero_closes_with_registration(run):
     boa.env.time_travel(seconds=100)
-    with boa.reverts("rounds: deadline passed"):
-        run.market.publish_model(run.task, 0, b"late", sender=run.owner)
+    with boa.reverts("delivery: deadline passed"):
+        run.desk.publish_model(run.task, 0, b"late", sender=run.owner)
 
 
 def test_publish_next_round_only_between_rounds(run):
-    with boa.reverts("rounds: wrong phase"):
-        run.market.publish_model(run.task, 1, b"early", sender=run.owner)
+    with boa.reverts("delivery: wrong phase"):
+        run.desk.publish_model(run.task, 1, b"early", sender=run.owner)
 
 
 def test_publish_next_round_between_rounds(sharing_run, data_owners):
     r = sharing_run
     r.play_round(data_owners[:5], data_owners[:5])
-    r.market.publish_model(r.task, 1, b"next", sender=r.owner)
-    assert r.market.model_digest(r.task, 1) == digest_of(b"next")
-    with boa.reverts("rounds: wrong round"):
-        r.market.publish_model(r.task, 2, b"too far", sender=r.owner)
-    with boa.reverts("rounds: wrong phase"):
-        r.market.publish_model(r.task, 0, b"old round", sender=r.owner)
+    r.desk.publish_model(r.task, 1, b"next", sender=r.owner)
+    assert r.desk.model_digest(r.task, 1) == digest_of(b"next")
+    with boa.reverts("delivery: wrong round"):
+        r.desk.publish_model(r.task, 2, b"too far", sender=r.owner)
+    with boa.reverts("delivery: wrong phase"):
+        r.desk.publish_model(r.task, 0, b"old round", sender=r.owner)
 
 
 def test_publish_frozen_once_round_opened(sharing_run):
-    with boa.reverts("rounds: wrong phase"):
-        sharing_run.market.publish_model(sharing_run.task, 0, MODEL_BYTES, sender=sharing_run.owner)
+    with boa.reverts("delivery: wrong phase"):
+        sharing_run.desk.publish_model(sharing_run.task, 0, MODEL_BYTES, sender=sharing_run.owner)
 
 
 # -- register -------------------------------------------------------------------------------
