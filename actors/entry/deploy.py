@@ -1,4 +1,4 @@
-"""`omnilytics deploy`: the court and the market on a named network, recorded for verification.
+"""`omnilytics deploy`: the court, the delivery desk and the market on a named network, recorded for verification.
 
 A deployment is recorded in the network's deployments file (`deployments/NAME.json` beside the
 config file that defines it; actors.entry.networks): chain id, deployer, each contract's address,
@@ -122,12 +122,12 @@ def _hex(data: bytes) -> str:
 
 
 def deploy(network: Network, chain: RpcChain, key: str, *, yes: bool = False) -> dict[str, Any]:
-    """Deploy the court and the market to `network` (connected: `chain`), signed by `key`;
+    """Deploy the court, the delivery desk and the market to `network` (connected: `chain`), signed by `key`;
     record the deployment and return its record."""
     from eth_abi import encode
     from eth_utils import keccak
 
-    from actors.chain.artifacts import COURT_SOURCE, MARKET_SOURCE, artifact_for
+    from actors.chain.artifacts import COURT_SOURCE, DESK_SOURCE, MARKET_SOURCE, artifact_for
     from actors.chain.base import ChainError
     from actors.chain.market import Market
 
@@ -142,9 +142,9 @@ def deploy(network: Network, chain: RpcChain, key: str, *, yes: bool = False) ->
         )
     if network.market is not None:
         warn(f"{network.config} sets market {network.market} for {network.name}: it stays in use")
-    confirm_live(network, "deploy the court and the market", yes)
+    confirm_live(network, "deploy the court, the delivery desk and the market", yes)
     compiled = {}
-    for source in (COURT_SOURCE, MARKET_SOURCE):
+    for source in (COURT_SOURCE, DESK_SOURCE, MARKET_SOURCE):
         progress(f"compiling {source.name}")
         compiled[source.stem] = built = compile_for_verification(source)
         if artifact_for(source).bytecode != built.initcode:
@@ -154,8 +154,16 @@ def deploy(network: Network, chain: RpcChain, key: str, *, yes: bool = False) ->
         market = Market.deploy(chain, sender)
     except ChainError as error:
         raise DeployError(f"deploy to {network.name}: {error}") from None
-    addresses = {"SharesCourt": market.court, "DataMarket": market.address}
-    arguments = {"SharesCourt": b"", "DataMarket": encode(["address"], [market.court])}
+    addresses = {
+        "SharesCourt": market.court,
+        "DeliveryDesk": market.desk,
+        "DataMarket": market.address,
+    }
+    arguments = {
+        "SharesCourt": b"",
+        "DeliveryDesk": b"",
+        "DataMarket": encode(["address", "address"], [market.court, market.desk]),
+    }
     json_dir = network.deployments_file.parent / "standard-json"
     contracts = {}
     from vyper import __long_version__ as vyper_version
@@ -187,6 +195,7 @@ def deploy(network: Network, chain: RpcChain, key: str, *, yes: bool = False) ->
         "deployer": sender,
         "market": market.address,
         "court": market.court,
+        "desk": market.desk,
         "contracts": contracts,
         "compiler": {
             "name": "vyper",
@@ -216,7 +225,8 @@ def deploy_command(
     yes: Annotated[bool, typer.Option("--yes", help="no confirmation on a live network")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole record")] = False,
 ) -> None:
-    """Deploy the court and the market, record them, and write the standard-JSON inputs."""
+    """Deploy the court, the delivery desk and the market, record them, and write the
+    standard-JSON inputs."""
     from actors.entry.accounts import signing_key
 
     with one_line_errors():
