@@ -34,7 +34,8 @@ from protocol.constants import (
     STATUS_UNMASKED,
 )
 
-pytestmark = [pytest.mark.netns, pytest.mark.anvil]
+# ~2-3 minutes (it waits out a 45 s SUBMIT on a 1 s block clock): `just test-slow`
+pytestmark = [pytest.mark.netns, pytest.mark.anvil, pytest.mark.slow]
 
 DOS = 4
 

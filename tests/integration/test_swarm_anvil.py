@@ -14,7 +14,9 @@ from actors.entry.scenario import Scenario
 from actors.entry.swarm import Swarm
 from protocol.constants import STATUS_COMMITTED
 
-pytestmark = pytest.mark.anvil
+# ~1 minute; the default suite runs a swarm of processes on anvil in
+# tests/integration/test_swarm_spec_anvil.py: `just test-slow` runs this one
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 
 def test_swarm_of_processes_survives_killed_owners(tmp_path: Path) -> None:
