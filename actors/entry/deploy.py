@@ -1,4 +1,5 @@
-"""`omnilytics deploy`: the court, the delivery desk and the market on a named network, recorded for verification.
+"""`omnilytics deploy`: the court, the delivery desk and the market on a named network, recorded
+for verification.
 
 A deployment is recorded in the network's deployments file (`deployments/NAME.json` beside the
 config file that defines it; actors.entry.networks): chain id, deployer, each contract's address,
@@ -122,8 +123,8 @@ def _hex(data: bytes) -> str:
 
 
 def deploy(network: Network, chain: RpcChain, key: str, *, yes: bool = False) -> dict[str, Any]:
-    """Deploy the court, the delivery desk and the market to `network` (connected: `chain`), signed by `key`;
-    record the deployment and return its record."""
+    """Deploy the court, the delivery desk and the market to `network` (connected: `chain`),
+    signed by `key`; record the deployment and return its record."""
     from eth_abi import encode
     from eth_utils import keccak
 
