@@ -8,10 +8,12 @@ tuples.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from protocol.encoding import PackedWords
 
 
 class ChainError(Exception):
@@ -158,3 +160,21 @@ def normalise(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(normalise(v) for v in value)
     return value
+
+
+def calldata_words(words: Sequence[int]) -> Sequence[int]:
+    """Words as a call sends them: packed words as their bytes, anything else as a list."""
+    return words if isinstance(words, PackedWords) else list(words)
+
+
+def post_chunks(
+    post: Callable[[int, int, int, Any, str], Receipt],
+    task: int,
+    round: int,
+    chunks: Sequence[Any],
+    sender: str,
+    start_chunk: int = 0,
+) -> list[Receipt]:
+    """A whole update, one transaction a chunk (`post(task, round, index, chunk, sender)`), from
+    chunk `start_chunk` on: the event and blob routes, to the market or to the desk."""
+    return [post(task, round, i, chunks[i], sender) for i in range(start_chunk, len(chunks))]

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from actors.chain.base import calldata_words, post_chunks
 from protocol import chain_data
 from protocol.blobs import MAX_BLOBS_PER_TX, blob_chunks, words_to_blobs
 from protocol.chain_data import BlobChunk, Submission
 from protocol.commitments import split_chunks
 from protocol.constants import MAX_CHUNK_WORDS, MAX_ENDPOINT, Challenge
-from protocol.encoding import PackedWords
 from protocol.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -84,9 +84,8 @@ class DeliveryClient:
     def answer(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
     ) -> Receipt:
-        if not isinstance(words, PackedWords):
-            words = list(words)
-        return self._send("answer", [task, round, chunk_index, words], sender, to=self.desk)
+        args = [task, round, chunk_index, calldata_words(words)]
+        return self._send("answer", args, sender, to=self.desk)
 
     def answer_update(
         self,
@@ -101,10 +100,7 @@ class DeliveryClient:
         """Answer a challenge with the whole update in event chunks, cut as `direct_digest`
         cuts them (from chunk `start_chunk` on: 0 starts over)."""
         chunks = split_chunks(words, chunk_words)
-        return [
-            self.answer(task, round, index, chunks[index], sender)
-            for index in range(start_chunk, len(chunks))
-        ]
+        return post_chunks(self.answer, task, round, chunks, sender, start_chunk)
 
     def answer_blobs(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
@@ -125,10 +121,7 @@ class DeliveryClient:
     ) -> list[Receipt]:
         """Answer a challenge with the whole update as blobs, `blobs_per_tx` a transaction."""
         chunks = blob_chunks(words, blobs_per_tx)
-        return [
-            self.answer_blobs(task, round, index, chunks[index], sender)
-            for index in range(start_chunk, len(chunks))
-        ]
+        return post_chunks(self.answer_blobs, task, round, chunks, sender, start_chunk)
 
     def withdraw_desk(self, sender: str, token: str = _ETH) -> Receipt:
         """Withdraw what the desk credited: challenge fees earned, or returned to the owner."""

@@ -21,7 +21,7 @@ from typing import Any
 from eth_utils import keccak
 
 from actors.chain.artifacts import COURT_SOURCE, DESK_SOURCE, MARKET_SOURCE
-from actors.chain.base import Chain, Event, Receipt, TxRecord
+from actors.chain.base import Chain, Event, Receipt, TxRecord, calldata_words, post_chunks
 from actors.chain.blob_sources import BlobSource, NodeBlobSource
 from actors.chain.delivery import DeliveryClient
 from actors.chain.rpc_backend import RpcChain
@@ -42,7 +42,7 @@ from protocol.constants import (
     PHASE_DRAW,
     STATUS_SUBMITTED,
 )
-from protocol.encoding import PackedWords, QuantConfig
+from protocol.encoding import QuantConfig
 from protocol.errors import ConfigError, RemoteProtocolError
 from protocol.spec import NO_SPEC_HASH
 
@@ -256,9 +256,7 @@ class Market(DeliveryClient):
     def submit(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
     ) -> Receipt:
-        if not isinstance(words, PackedWords):
-            words = list(words)
-        return self._send("submit", [task, round, chunk_index, words], sender)
+        return self._send("submit", [task, round, chunk_index, calldata_words(words)], sender)
 
     def submit_update(
         self,
@@ -272,11 +270,8 @@ class Market(DeliveryClient):
     ) -> list[Receipt]:
         """Post a whole masked update in the fewest even chunks of at most `chunk_words` (as the
         round machine cuts them), from chunk `start_chunk` on."""
-        receipts = []
         chunks = split_chunks(words, chunk_words)
-        for index in range(start_chunk, len(chunks)):
-            receipts.append(self.submit(task, round, index, chunks[index], sender))
-        return receipts
+        return post_chunks(self.submit, task, round, chunks, sender, start_chunk)
 
     def submit_blobs(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
@@ -300,10 +295,7 @@ class Market(DeliveryClient):
         """Post a blob task's whole update in transactions of `blobs_per_tx` blobs (the node's
         limit, 6 under Osaka), from chunk `start_chunk` on."""
         chunks = blob_chunks(words, blobs_per_tx)
-        return [
-            self.submit_blobs(task, round, index, chunks[index], sender)
-            for index in range(start_chunk, len(chunks))
-        ]
+        return post_chunks(self.submit_blobs, task, round, chunks, sender, start_chunk)
 
     def unmask(
         self,
