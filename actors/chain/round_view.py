@@ -59,14 +59,6 @@ class RoundView:
             if status >= STATUS_SUBMITTED
         )
 
-    @property
-    def committed(self) -> tuple[str, ...]:
-        return tuple(
-            m
-            for m, status in zip(self.members, self.statuses, strict=True)
-            if status >= STATUS_COMMITTED
-        )
-
 
 def read_round(
     market: Market,
@@ -96,21 +88,24 @@ def read_round(
     if against is not None:
         calls.append(("open_against", (task, round, against), market.court))
     info, now, values = market.poll(task, calls)
-    values = list(values)
-    view: dict[str, Any] = {"round": round, "info": info, "now": now, "counts": {}}
-    if counts:
-        view["counts"] = {name: values.pop(0) for name, *_ in _COUNTS}
-    statuses = tuple(values.pop(0) for _ in members)
-    view["members"], view["statuses"] = tuple(members), statuses
+    read = iter(values)  # the values in the order the calls were listed
+    counted = {name: next(read) for name, *_ in _COUNTS} if counts else {}
+    statuses = tuple(next(read) for _ in members)
+    standing = None
     if commitments:
-        read = []
+        standing = []
         for member, status in zip(members, statuses, strict=True):
-            pk, root, points = (values.pop(0) for _ in _COMMITMENT_VIEWS)
+            pk, root, points = (next(read) for _ in _COMMITMENT_VIEWS)
             if status >= STATUS_COMMITTED:
-                read.append(member_commitment(member, pk, root, points))
-        view["commitments"] = tuple(read)
-    if group is not None:
-        view["result"] = values.pop(0)
-    if against is not None:
-        view["open_against"] = values.pop(0)
-    return RoundView(**view)
+                standing.append(member_commitment(member, pk, root, points))
+    return RoundView(
+        round=round,
+        info=info,
+        now=now,
+        counts=counted,
+        members=tuple(members),
+        statuses=statuses,
+        result=next(read) if group is not None else None,
+        commitments=None if standing is None else tuple(standing),
+        open_against=next(read) if against is not None else None,
+    )

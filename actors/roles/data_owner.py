@@ -114,7 +114,6 @@ class DataOwner:
             endpoint=self._endpoint,
             route=self._route,
             settings=DeliverySettings(s.share_retry, s.share_retry_max, s.ack_timeout),
-            observe=self.observe,
         )
         self._ctx: DriverContext | None = None
 

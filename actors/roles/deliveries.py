@@ -92,12 +92,10 @@ class Deliveries:
         endpoint: Endpoint,
         route: Route,
         settings: DeliverySettings,
-        observe: Callable[..., None],
     ) -> None:
         self.task, self.me, self.keys = task, me, keys
         self._registry, self._endpoint, self._route = registry, endpoint, route
         self.settings = settings
-        self._observe = observe
         self._channels: dict[int, PeerChannel] = {}  # open channels to peers, by address
         self._locks: dict[int, trio.Lock] = {}  # one exchange at a time on a peer's channel
         self._offers: dict[int, trio.CancelScope] = {}  # by round

@@ -177,7 +177,7 @@ class RoundDriver:
             self.machine = RoundMachine(ctx.randbytes)
         self._update_saved = self.machine.update_bytes is not None
         self.actions = ctx.actions_type(ctx, number, members, self.machine)
-        self.acked: set[int] = set()
+        self.acked: set[int] = set()  # peers that acknowledged our shares (Acknowledged)
         self._blamed: set[int] = set()
         self._stage = _BEFORE  # where the chain stood at the last news
         self._after_offer: list[Any] = []  # actions that wait for our deliveries' first try
