@@ -246,10 +246,9 @@ def chunk_digest(prev: bytes, words: Sequence[int]) -> bytes:
     return keccak(prev + keccak(abi_encode_words(words)))
 
 
-def split_chunks(words: Sequence[int], chunk_words: int = MAX_CHUNK_WORDS) -> list[Sequence[int]]:
-    """Cut a packed update into the fewest in-order chunks of at most ``chunk_words`` words,
-    evenly: sizes differ by at most one, the longer ones first. Chunks are slices of `words`
-    (of `PackedWords`, packed words again).
+def chunk_sizes(count: int, chunk_words: int = MAX_CHUNK_WORDS) -> list[int]:
+    """The sizes of ``split_chunks``'s chunks of an update of ``count`` words: the fewest chunks
+    of at most ``chunk_words`` words, evenly, the longer ones first.
 
     Each transaction pays its base cost once, so the fewest chunks win; each chunk also pays a
     fixed execution cost that only a long chunk's calldata floor hides, so a short remainder
@@ -257,15 +256,20 @@ def split_chunks(words: Sequence[int], chunk_words: int = MAX_CHUNK_WORDS) -> li
     """
     if not 1 <= chunk_words <= MAX_CHUNK_WORDS:
         raise LocalProtocolError(f"chunk size must be in 1..{MAX_CHUNK_WORDS}")
-    if not words:
+    if count < 1:
         raise LocalProtocolError("an update has at least one word")
-    count = -(-len(words) // chunk_words)
-    size, longer = divmod(len(words), count)
+    chunks = -(-count // chunk_words)
+    size, longer = divmod(count, chunks)
+    return [size + (index < longer) for index in range(chunks)]
+
+
+def split_chunks(words: Sequence[int], chunk_words: int = MAX_CHUNK_WORDS) -> list[Sequence[int]]:
+    """Cut a packed update into the chunks ``chunk_sizes`` gives, in order. Chunks are slices of
+    `words` (of `PackedWords`, packed words again)."""
     chunks, start = [], 0
-    for index in range(count):
-        end = start + size + (index < longer)
-        chunks.append(words[start:end])
-        start = end
+    for size in chunk_sizes(len(words), chunk_words):
+        chunks.append(words[start : start + size])
+        start += size
     return chunks
 
 

@@ -82,11 +82,10 @@ GROUP_FINALIZED: Final = GroupResult.FINALIZED
 GROUP_FAILED: Final = GroupResult.FAILED
 
 # How a task's masked updates reach the chain (the config's ``data_path``, §3, §3b and §3c).
-# ``direct`` joins DATA_PATHS (the names the CLI and specs take) once the actors drive it.
 DATA_PATH_EVENT: Final = 0
 DATA_PATH_BLOB: Final = 1
 DATA_PATH_DIRECT: Final = 2
-DATA_PATHS: Final = {"event": DATA_PATH_EVENT, "blob": DATA_PATH_BLOB}
+DATA_PATHS: Final = {"event": DATA_PATH_EVENT, "blob": DATA_PATH_BLOB, "direct": DATA_PATH_DIRECT}
 
 # Size limits (§3, §4, §7).
 MAX_CHUNK_WORDS: Final = 6144

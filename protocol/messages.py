@@ -126,10 +126,6 @@ class ShareAck(_Message, tag="share_ack"):
 
 Message = ShareDelivery | ShareAck
 
-_TAGS = frozenset(cls.__struct_config__.tag for cls in (ShareDelivery, ShareAck))
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Message)
-
 
 class _Envelope(msgspec.Struct):
     """Only the tag, read first so an unknown type gets its own reason."""
@@ -138,50 +134,77 @@ class _Envelope(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
+_encoder = msgspec.msgpack.Encoder()
+
+
+class Codec:
+    """Frames of one set of channel message types: msgpack, at most ``max_bytes`` a frame,
+    every field's bounds checked on decode (and on encode, against our own output)."""
+
+    def __init__(self, types: tuple[type[msgspec.Struct], ...], max_bytes: int) -> None:
+        self.types, self.max_bytes = types, max_bytes
+        self._tags = frozenset(cls.__struct_config__.tag for cls in types)
+        union = types[0]
+        for cls in types[1:]:
+            union = union | cls  # type: ignore[assignment]
+        self._decoder = msgspec.msgpack.Decoder(union)
+
+    def encode(self, msg: msgspec.Struct) -> bytes:
+        """One msgpack frame for ``msg``; refuses messages that would not decode on the other
+        side."""
+        if not isinstance(msg, self.types):
+            raise LocalProtocolError(f"not a channel message: {type(msg).__name__}")
+        frame = _encoder.encode(msg)
+        if len(frame) > self.max_bytes:
+            raise LocalProtocolError(f"frame of {len(frame)} bytes exceeds {self.max_bytes}")
+        # Constraints (sizes, ranges) are checked on decode only; check our own output the same way.
+        try:
+            self._decoder.decode(frame)
+        except msgspec.ValidationError as exc:
+            raise LocalProtocolError(f"invalid {type(msg).__name__}: {exc}") from exc
+        return frame
+
+    def decode(self, data: bytes) -> msgspec.Struct:
+        """Parse one frame from a peer into a message, or raise ``DecodeError`` naming the
+        reason."""
+        if len(data) > self.max_bytes:
+            raise DecodeError(DecodeReason.TOO_LARGE, f"{len(data)} > {self.max_bytes} bytes")
+        try:
+            tag = _envelope_decoder.decode(data).type
+        except msgspec.ValidationError as exc:
+            # valid msgpack, but not a map with a string "type"
+            raise DecodeError(DecodeReason.SCHEMA, str(exc)) from exc
+        except (msgspec.DecodeError, RecursionError, ValueError) as exc:
+            # Besides its own DecodeError, msgspec raises RecursionError for deeply nested
+            # containers and UnicodeDecodeError (a ValueError) for a str that is not UTF-8.
+            raise DecodeError(DecodeReason.MALFORMED, str(exc)) from exc
+        if tag not in self._tags:
+            raise DecodeError(DecodeReason.UNKNOWN_TYPE, repr(tag[:40]))
+        try:
+            return self._decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            # msgspec words a violated constraint "Expected `bytes` of length >= 32" or
+            # "Expected `int` >= 0"; everything else (missing, unknown, wrong type) is schema.
+            if "of length" in text:
+                reason = DecodeReason.FIELD_SIZE
+            elif text.startswith("Expected `int` "):
+                reason = DecodeReason.FIELD_RANGE
+            else:
+                reason = DecodeReason.SCHEMA
+            raise DecodeError(reason, text) from exc
+        except (msgspec.DecodeError, RecursionError, ValueError) as exc:
+            raise DecodeError(DecodeReason.MALFORMED, str(exc)) from exc
+
+
+_SHARES = Codec((ShareDelivery, ShareAck), MAX_FRAME_BYTES)
 
 
 def encode(msg: Message) -> bytes:
-    """One msgpack frame for ``msg``; refuses messages that would not decode on the other side."""
-    if not isinstance(msg, Message):
-        raise LocalProtocolError(f"not a channel message: {type(msg).__name__}")
-    frame = _encoder.encode(msg)
-    if len(frame) > MAX_FRAME_BYTES:
-        raise LocalProtocolError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
-    # Constraints (sizes, ranges) are checked on decode only; check our own output the same way.
-    try:
-        _decoder.decode(frame)
-    except msgspec.ValidationError as exc:
-        raise LocalProtocolError(f"invalid {type(msg).__name__}: {exc}") from exc
-    return frame
+    """One msgpack frame for a share message; refuses one that would not decode."""
+    return _SHARES.encode(msg)
 
 
 def decode(data: bytes) -> Message:
-    """Parse one frame from a peer into a message, or raise ``DecodeError`` naming the reason."""
-    if len(data) > MAX_FRAME_BYTES:
-        raise DecodeError(DecodeReason.TOO_LARGE, f"{len(data)} > {MAX_FRAME_BYTES} bytes")
-    try:
-        tag = _envelope_decoder.decode(data).type
-    except msgspec.ValidationError as exc:
-        # valid msgpack, but not a map with a string "type"
-        raise DecodeError(DecodeReason.SCHEMA, str(exc)) from exc
-    except (msgspec.DecodeError, RecursionError, ValueError) as exc:
-        # Besides its own DecodeError, msgspec raises RecursionError for deeply nested
-        # containers and UnicodeDecodeError (a ValueError) for a str that is not UTF-8.
-        raise DecodeError(DecodeReason.MALFORMED, str(exc)) from exc
-    if tag not in _TAGS:
-        raise DecodeError(DecodeReason.UNKNOWN_TYPE, repr(tag[:40]))
-    try:
-        return _decoder.decode(data)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        # msgspec words a violated constraint "Expected `bytes` of length >= 32" or
-        # "Expected `int` >= 0"; everything else (missing, unknown, wrong type) is schema.
-        if "of length" in text:
-            reason = DecodeReason.FIELD_SIZE
-        elif text.startswith("Expected `int` "):
-            reason = DecodeReason.FIELD_RANGE
-        else:
-            reason = DecodeReason.SCHEMA
-        raise DecodeError(reason, text) from exc
-    except (msgspec.DecodeError, RecursionError, ValueError) as exc:
-        raise DecodeError(DecodeReason.MALFORMED, str(exc)) from exc
+    """Parse one share-message frame from a peer, or raise ``DecodeError`` naming the reason."""
+    return _SHARES.decode(data)  # type: ignore[return-value]

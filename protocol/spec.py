@@ -261,7 +261,10 @@ class Market(_Strict, frozen=True):
     lane_bits: Literal[16, 32] = 32
     scale_bits: Annotated[int, Meta(ge=0, le=30)] = 16
     clip_norm: Annotated[float, Meta(gt=0.0, le=1e6)] = 4.0
-    data_path: Literal["event", "blob"] = "event"
+    data_path: Literal["event", "blob", "direct"] = "event"
+    # direct: what the model owner pays a data owner it challenges to post its update on-chain
+    # (0: a quarter of reward_wei)
+    challenge_fee_wei: Annotated[int, Meta(ge=0)] = 0
 
     @property
     def quant(self) -> QuantConfig:

@@ -60,6 +60,18 @@ class JoinPolicy:
     min_submit_seconds: int = MIN_DURATION
     # the most bond a data owner stakes, in rounds of reward (None: the task's round count)
     max_bond_rounds: int | None = None
+    # a direct task: the least challenge fee that pays for posting our update on-chain
+    min_challenge_fee: int = 1
+
+
+def check_challenge_fee(fee: int, policy: JoinPolicy | None = None) -> None:
+    """Raise ``HostileTerms`` for a direct task whose challenge fee is below our floor: the fee
+    is what answering a challenge on-chain earns."""
+    policy = policy or JoinPolicy()
+    if fee < policy.min_challenge_fee:
+        raise HostileTerms(
+            "challenge_fee", f"{fee} wei < the {policy.min_challenge_fee} wei this data owner needs"
+        )
 
 
 def check_terms(config: Terms, policy: JoinPolicy | None = None) -> None:

@@ -6,12 +6,15 @@ model owner's numbers; nothing here needs a secret or an actor's state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from actors.chain.codec import checksum
 from actors.chain.market import Market
 from actors.chain.round_view import read_round
-from protocol.chain_data import ChainDataError
-from protocol.constants import GROUP_FINALIZED
+from protocol.chain_data import ChainDataError, Submission
+from protocol.commitments import split_chunks
+from protocol.constants import DATA_PATH_DIRECT, GROUP_FINALIZED
 from protocol.errors import RecoveryError
 from protocol.recovery import GroupAggregate, recover_group_aggregate
 
@@ -25,13 +28,28 @@ class RoundAggregates:
     errors: dict[int, str] = field(default_factory=dict)  # finalized, yet no aggregate
 
 
-def recover_round(market: Market, task: int, round: int) -> RoundAggregates:
+def recover_round(
+    market: Market,
+    task: int,
+    round: int,
+    delivered: Mapping[int, Sequence[int]] | None = None,
+) -> RoundAggregates:
     """Recover every finalized group's aggregate of `round` from events and views; events that
-    break the chain-data schema (a faulty node) leave every finalized group with that error."""
+    break the chain-data schema (a faulty node) leave every finalized group with that error.
+
+    On a direct task the updates nobody challenged are not on-chain: `delivered` holds the
+    ones the model owner received (checked against their committed digests again here, like
+    the words of any submission), and the answered challenges' words are read from the desk."""
     config = market.config(task)
     unreadable = None
     try:
         submissions = market.submissions(task, round)
+        if config.data_path == DATA_PATH_DIRECT:
+            submissions.update(market.answered_updates(task, round))
+            for do, words in (delivered or {}).items():
+                if do not in submissions:
+                    digest = market.update_digest(task, round, checksum(do))
+                    submissions[do] = Submission(tuple(split_chunks(words)), digest)
         revealed = market.revealed_shares(task, round)
         points = {int(do, 16): data for do, data in market.dealt_points(task, round).items()}
     except ChainDataError as error:

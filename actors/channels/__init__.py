@@ -25,7 +25,13 @@ from .errors import (
     ReadTimeout,
 )
 from .identity import ChannelKeys, Registry, parse_address
-from .server import Handler, accept_channel_over_stream, serve_channels, serve_peer
+from .server import (
+    Handler,
+    accept_channel_over_stream,
+    bind_listeners,
+    serve_channels,
+    serve_peer,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -44,6 +50,7 @@ __all__ = [
     "ReadTimeout",
     "Registry",
     "accept_channel_over_stream",
+    "bind_listeners",
     "open_channel",
     "open_channel_over_stream",
     "parse_address",

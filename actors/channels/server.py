@@ -97,6 +97,17 @@ async def serve_peer(
             )
 
 
+async def bind_listeners(host: str, port: int) -> tuple[list[trio.SocketListener], int]:
+    """Bind `host:port` (0: any free port) for `serve_channels`; the listeners and the port."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    ports = {listener.socket.getsockname()[1] for listener in listeners}
+    if len(ports) != 1:
+        for listener in listeners:
+            await listener.aclose()
+        raise ValueError(f"{host!r} bound several ports {sorted(ports)}; give an IP literal")
+    return listeners, ports.pop()
+
+
 async def serve_channels(
     host: str,
     port: int,
@@ -107,22 +118,20 @@ async def serve_channels(
     *,
     task: int,
     config: ChannelConfig = DEFAULT_CONFIG,
+    listeners: list[trio.SocketListener] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on `host:port` until cancelled; start with `nursery.start`, which returns the bound
     port (useful with port 0). Beyond `config.max_connections` open connections, new ones are
     closed at once. `host` should be an IP literal: a name resolving to several
-    addresses would bind several sockets, and with port 0 each to a different port."""
+    addresses would bind several sockets, and with port 0 each to a different port.
+    `listeners` from `bind_listeners` serve a port bound earlier (dialers wait in its backlog)."""
     address = parse_address(my_address)
     check_task(task)
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    ports = {listener.socket.getsockname()[1] for listener in listeners}
-    if len(ports) != 1:
-        for listener in listeners:
-            await listener.aclose()
-        raise ValueError(f"{host!r} bound several ports {sorted(ports)}; give an IP literal")
-
-    (bound_port,) = ports
+    if listeners is None:
+        listeners, bound_port = await bind_listeners(host, port)
+    else:
+        bound_port = listeners[0].socket.getsockname()[1]
     # Each connection holds at most about two frames of buffer; capping the connections bounds
     # what a flood of unauthenticated dialers can make this server hold.
     connections = trio.CapacityLimiter(config.max_connections)

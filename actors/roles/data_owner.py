@@ -25,10 +25,12 @@ import trio
 
 from actors.chain.aio import on_chain
 from actors.chain.base import NodeUnavailable, TransactionReverted
+from actors.chain.codec import checksum
 from actors.chain.market import ETH, Market, PhaseInfo
 from actors.chain.watch import Polled, Watch, watch
 from actors.channels import ChannelKeys, serve_channels
 from actors.roles.deliveries import ROUND_OVER, Deliveries, DeliverySettings
+from actors.roles.direct_link import DirectLink
 from actors.roles.round_actions import RoundActions
 from actors.roles.round_driver import (
     ChainNews,
@@ -39,8 +41,15 @@ from actors.roles.round_driver import (
 )
 from actors.roles.store import StateStore
 from protocol import bn254
-from protocol.constants import PHASE_CANCELLED, PHASE_DRAW, PHASE_ENDED, PHASE_REGISTER, PHASE_SHARE
-from protocol.terms import check_terms
+from protocol.constants import (
+    DATA_PATH_DIRECT,
+    PHASE_CANCELLED,
+    PHASE_DRAW,
+    PHASE_ENDED,
+    PHASE_REGISTER,
+    PHASE_SHARE,
+)
+from protocol.terms import check_challenge_fee, check_terms
 
 __all__ = ["DataOwner", "DataOwnerSettings", "DroppedOut", "Learner"]
 
@@ -65,6 +74,7 @@ class DataOwner:
     # the share transport and the chain side of a round (tests and attack demos subclass them)
     deliveries_type: type[Deliveries] = Deliveries
     actions_type: type[RoundActions] = RoundActions
+    direct_type: type[DirectLink] = DirectLink
 
     def __init__(
         self,
@@ -102,6 +112,7 @@ class DataOwner:
         self._seen_poll: tuple[list[Any], PhaseInfo, list[Any]] | None = None
         self.withdrawn_wei = 0
         self.court_wei = 0  # withdrawn from the court: complaint deposits paid or refunded to us
+        self.desk_wei = 0  # withdrawn from the desk: challenge fees we earned
         self.plaintext: dict[int, np.ndarray] = {}  # round -> submitted lanes (keep_plaintext)
         for key, raw in store.items("plaintext"):
             self.plaintext[int(key)] = np.load(io.BytesIO(raw), allow_pickle=False)
@@ -114,6 +125,16 @@ class DataOwner:
             endpoint=self._endpoint,
             route=self._route,
             settings=DeliverySettings(s.share_retry, s.share_retry_max, s.ack_timeout),
+        )
+        # a direct task's link to the model owner (its model, our updates)
+        self.direct = self.direct_type(
+            market=market,
+            task=task,
+            me=self.me,
+            keys=self.keys,
+            registry=self._registry,
+            settings=DeliverySettings(s.share_retry, s.share_retry_max, s.ack_timeout),
+            observe=self.observe,
         )
         self._ctx: DriverContext | None = None
 
@@ -134,7 +155,9 @@ class DataOwner:
     async def _registry(self, address: int) -> bytes | None:
         if address in self._peer_keys:
             return self._peer_keys[address]
-        key = await self._chain(self.market.channel_key, self.task, _checksum(address))
+        if address == self.direct.owner:  # the model owner of a direct task
+            return await self.direct.owner_key()
+        key = await self._chain(self.market.channel_key, self.task, checksum(address))
         if key == bytes(32):
             return None  # not registered (yet): ask again next time
         self._peer_keys[address] = key
@@ -143,7 +166,7 @@ class DataOwner:
     async def _endpoint(self, peer: int) -> str:
         if peer not in self._endpoints:
             self._endpoints[peer] = await self._chain(
-                self.market.endpoint, self.task, _checksum(peer)
+                self.market.endpoint, self.task, checksum(peer)
             )
         return self._endpoints[peer]
 
@@ -174,6 +197,12 @@ class DataOwner:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.deliveries.run)
                 port = await nursery.start(self._serve)
+                if self.config.data_path == DATA_PATH_DIRECT:
+                    await nursery.start(self.direct.run)
+                    # the model owner's channel key and endpoint, before we commit to the task
+                    terms = await self.direct.wait_for_terms(self._registration_open)
+                    if not await self._chain(self.market.is_registered, self.task, self.account):
+                        check_challenge_fee(terms.fee, self.settings.join)
                 await self._register(port)
                 task_status.started()
                 await self._follow_task(nursery)
@@ -199,6 +228,10 @@ class DataOwner:
             task=self.task,
             task_status=task_status,
         )
+
+    async def _registration_open(self) -> bool:
+        info = await self._chain(self.market.phase, self.task)
+        return info.phase == PHASE_REGISTER
 
     async def _register(self, port: int) -> None:
         self.store.put("identity", "port", str(port).encode())
@@ -340,6 +373,7 @@ class DataOwner:
                 randbytes=self.randbytes,
                 plaintext=self.plaintext,
                 actions_type=self.actions_type,
+                direct=self.direct if self.config.data_path == DATA_PATH_DIRECT else None,
             )
         return self._ctx
 
@@ -396,10 +430,10 @@ class DataOwner:
             await self._chain(self.market.withdraw_court, self.account, token)
             self.court_wei += court
             self.observe("withdrew_court", amount=court)
-
-
-@functools.lru_cache(maxsize=1024)
-def _checksum(address: int) -> str:
-    from eth_utils import to_checksum_address
-
-    return to_checksum_address(address.to_bytes(20, "big"))
+        if self.config.data_path == DATA_PATH_DIRECT:
+            # challenge fees we earned by answering on-chain
+            fees = await self._chain(self.market.desk_credits, self.account, token)
+            if fees:
+                await self._chain(self.market.withdraw_desk, self.account, token)
+                self.desk_wei += fees
+                self.observe("withdrew_fees", amount=fees)

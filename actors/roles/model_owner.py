@@ -28,9 +28,11 @@ from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
 from actors.chain.market import ETH, Market, TaskConfig
 from actors.chain.round_view import RoundView, read_round
+from actors.roles.direct_owner import DirectOwner
 from actors.roles.store import StateStore
 from protocol.commitments import model_chunks, model_digest, published_model_digest
 from protocol.constants import (
+    DATA_PATH_DIRECT,
     DATA_PATH_EVENT,
     PHASE_CANCELLED,
     PHASE_DRAW,
@@ -140,11 +142,19 @@ class TaskPlan:
     unmask_duration: int = 120
     rule: str = "mean"
     data_path: int = DATA_PATH_EVENT  # DATA_PATH_BLOB: updates as EIP-4844 blobs (needs a node)
+    # DATA_PATH_DIRECT: what the model owner pays a data owner it challenges (0: a quarter of
+    # the reward per data owner)
+    challenge_fee: int = 0
     spec: bytes = b""  # the task spec's canonical bytes, published by create_task (none: b"")
 
     @property
     def quant(self) -> QuantConfig:
         return QuantConfig(self.lane_bits, self.scale_bits, self.clip_norm)
+
+    @property
+    def fee(self) -> int:
+        """The challenge fee of a direct task."""
+        return self.challenge_fee or max(1, self.reward_per_do // 4)
 
     @classmethod
     def from_spec(cls, spec: TaskSpec) -> TaskPlan:
@@ -169,6 +179,7 @@ class TaskPlan:
             unmask_duration=m.unmask_duration,
             rule=m.rule,
             data_path=m.data_path_id,
+            challenge_fee=m.challenge_fee_wei,
             spec=canonical_bytes(spec),
         )
 
@@ -223,6 +234,8 @@ def saved_model(store: StateStore) -> SavedModel | None:
 class ModelOwner:
     """One model owner running one task."""
 
+    direct_type: type[DirectOwner] = DirectOwner  # a direct task's endpoint (tests subclass it)
+
     def __init__(
         self,
         market: Market,
@@ -233,9 +246,12 @@ class ModelOwner:
         poll_interval: float = 0.05,
         observe: Observer | None = None,
         store: StateStore | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         """With a `store`, the learner must be a `ResumableLearner`: the model owner saves its
-        progress there and `start` resumes it."""
+        progress there and `start` resumes it. On a direct task it serves its channel endpoint
+        on `host:port` (0: any free port)."""
         self.market = market
         self.store = store
         self.account = account
@@ -247,6 +263,10 @@ class ModelOwner:
         self.config: TaskConfig | None = None
         self.reports: list[RoundReport] = []
         self.refunded_wei = 0
+        self.host, self.port = host, port
+        self.fees_back_wei = 0  # a direct task's unanswered challenges' fees, withdrawn
+        self.direct: DirectOwner | None = None  # a direct task's endpoint and DELIVERY
+        self._models: dict[int, bytes] = {}  # a direct task's models not served yet, by round
         rule_from_spec(plan.rule)  # a misspelt rule fails here, not after a whole round
         if plan.spec:
             size = infer_shapes(decode_canonical(plan.spec)).public_params
@@ -289,6 +309,8 @@ class ModelOwner:
         self.refunded_wei = saved.refunded_wei
         log.info("resumed task %d with %d rounds applied", self.task, len(self.reports))
         self.observe("resumed", task=self.task, applied=len(self.reports))
+        if self.plan.data_path == DATA_PATH_DIRECT:
+            await self._open_direct()
         if (await self._chain(self.market.phase, self.task)).phase == PHASE_REGISTER:
             # killed while publishing the round-0 model: publish what is left of it
             await self._publish(0, await trio.to_thread.run_sync(self.learner.model_bytes))
@@ -324,12 +346,37 @@ class ModelOwner:
         self.config = config
         await self._save(model=True)
         self.observe("task_created", task=self.task, escrow=config.escrow, d=config.d)
+        if plan.data_path == DATA_PATH_DIRECT:
+            await self._open_direct()
         await self._publish(0, model)
         return self.task
+
+    async def _open_direct(self) -> None:
+        """A direct task: bind our endpoint and set the delivery terms (REGISTER)."""
+        self.direct = self.direct_type(
+            self.market,
+            self.account,
+            self.task,
+            await self._chain(self.market.update_words, self.task),
+            self.plan.fee,
+            host=self.host,
+            port=self.port,
+            store=self.store,
+            poll_interval=self.poll_interval,
+            observe=self.observe,
+        )
+        await self.direct.open()
 
     async def _publish(self, number: int, model: bytes) -> bytes:
         """Publish round `number`'s model, or what a killed predecessor left of it; return its
         digest. The chunks on chain must be the first of ours (`ResumeError` if not)."""
+        if self.plan.data_path == DATA_PATH_DIRECT:
+            # nothing goes on-chain but the digest, as the round's model hash: the bytes are
+            # served at our endpoint
+            self._models[number] = model
+            if self.direct is not None:
+                self.direct.serve_model(number, model)
+            return published_model_digest(model)
         chunks = model_chunks(model)
         done, digest = await self._chain(self.market.publication, self.task, number)
         ours = bytes(32)
@@ -374,6 +421,23 @@ class ModelOwner:
         round did."""
         if self.task is None:
             await self.start()
+        if self.plan.data_path != DATA_PATH_DIRECT:
+            return await self._run()
+        if self.direct is None:
+            await self._open_direct()
+        async with trio.open_nursery() as nursery:
+            info = await self._chain(self.market.phase, self.task)
+            if info.round not in self._models and len(self.reports) == info.round:
+                # resumed mid-round: the learner holds this round's model
+                self._models[info.round] = await trio.to_thread.run_sync(self.learner.model_bytes)
+            for number, model in sorted(self._models.items()):
+                self.direct.serve_model(number, model)
+            await nursery.start(self.direct.serve)
+            reports = await self._run()
+            nursery.cancel_scope.cancel()
+        return reports
+
+    async def _run(self) -> list[RoundReport]:
         task = self.task
         await self._drive(PHASE_REGISTER, 0, self._registration_full)
         # registration closed: the groups are drawn from the closing block's hash, a block later
@@ -393,11 +457,16 @@ class ModelOwner:
             await self._drive(PHASE_SHARE, number, self._all_committed)
             await self._drive(PHASE_SETTLE, number, self._all_settled)
             await self._drive(PHASE_SUBMIT, number, self._all_submitted)
+            if self.direct is not None:
+                await self.direct.run_delivery(number)
             await self._drive(PHASE_UNMASK, number, None)
             await self._aggregate(report)
             report.accuracy_after = await trio.to_thread.run_sync(self.learner.accuracy)
             self.reports.append(report)
             await self._save(model=True)
+            if self.direct is not None:
+                self.direct.inbox.forget(number)
+                self._models.pop(number, None)
             self.observe(
                 "round_done",
                 round=number,
@@ -445,11 +514,15 @@ class ModelOwner:
             return False
         return counts["round_open_complaints"] == 0
 
-    @staticmethod
-    def _all_submitted(view: RoundView) -> bool:
+    def _all_submitted(self, view: RoundView) -> bool:
         # exposed dealers (they answered a complaint) may not submit: nobody waits for them
         counts = view.counts
-        return counts["round_submitted"] + counts["round_exposed"] == counts["round_committed"]
+        if counts["round_submitted"] + counts["round_exposed"] != counts["round_committed"]:
+            return False
+        # a direct task's SUBMIT waits for the words of every submitter too (or its deadline)
+        return self.direct is None or self.direct.delivered_all(
+            counts["round_submitted"], view.round
+        )
 
     # -- the aggregate -------------------------------------------------------------------
 
@@ -468,7 +541,8 @@ class ModelOwner:
 
     def _recover_round(self, report: RoundReport) -> list[WeightedMean]:
         config = self.config or self.market.config(self.task)
-        recovered = recover_round(self.market, self.task, report.round)
+        delivered = None if self.direct is None else self.direct.updates(report.round)
+        recovered = recover_round(self.market, self.task, report.round, delivered)
         report.failed_groups = recovered.failed
         report.recovery_errors = dict(recovered.errors)
         for group, error in recovered.errors.items():
@@ -517,6 +591,13 @@ class ModelOwner:
             self.refunded_wei += owed
             await self._save(model=False)
             self.observe("refunded", amount=owed)
+        if self.plan.data_path == DATA_PATH_DIRECT:
+            # the fees of challenges nobody answered come back to us
+            fees = await self._chain(self.market.desk_credits, self.account, token)
+            if fees:
+                await self._chain(self.market.withdraw_desk, self.account, token)
+                self.fees_back_wei += fees
+                self.observe("fees_back", amount=fees)
 
 
 def rule_from_spec(spec: str) -> CombinationRule:

@@ -15,13 +15,22 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import to_checksum_address
-
 from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
+from actors.chain.codec import checksum
 from protocol.blobs import blob_chunks
 from protocol.chain_data import answered_delivery
-from protocol.constants import DATA_PATH_BLOB, GROUP_PENDING, STATUS_COMMITTED, STATUS_UNMASKED
+from protocol.commitments import direct_digest
+from protocol.constants import (
+    DATA_PATH_BLOB,
+    DATA_PATH_DIRECT,
+    GROUP_PENDING,
+    STATUS_COMMITTED,
+    STATUS_SUBMITTED,
+    STATUS_UNMASKED,
+    Challenge,
+)
+from protocol.encoding import PackedWords, words_bytes
 from protocol.messages import ShareDelivery
 from protocol.round import (
     Action,
@@ -34,6 +43,8 @@ from protocol.round import (
 )
 
 if TYPE_CHECKING:
+    import trio
+
     from actors.roles.round_driver import DriverContext
 
 log = logging.getLogger("omnilytics.do")
@@ -43,9 +54,15 @@ class RoundActions:
     """The chain side of one data owner's round."""
 
     def __init__(
-        self, ctx: DriverContext, number: int, members: Sequence[str], machine: RoundMachine
+        self,
+        ctx: DriverContext,
+        number: int,
+        members: Sequence[str],
+        machine: RoundMachine,
+        report: trio.MemorySendChannel[Any] | None = None,
     ) -> None:
         self.ctx, self.number, self.members, self.machine = ctx, number, tuple(members), machine
+        self.report = report  # the driver's inbox, for what a transport reports back
         self.answered: set[str] = set()  # holders whose complaints against us are settled
         # our status and our group's result as UNMASK opened (read with the submitters)
         self.before_unmask: tuple[int, int] | None = None
@@ -102,6 +119,9 @@ class RoundActions:
         again, cut into transactions of full blobs (docs/interfaces.md §3b). Chunks already
         on-chain (before a restart) are skipped."""
         ctx, market, number = self.ctx, self.ctx.market, self.number
+        if ctx.config.data_path == DATA_PATH_DIRECT:
+            await self._commit_update(_whole(chunks), resumed)
+            return
         done = (
             await self._chain(market.chunk_count, ctx.task, number, ctx.account) if resumed else 0
         )
@@ -117,6 +137,51 @@ class RoundActions:
             await self._chain(submit, ctx.task, number, index, payload, ctx.account)
             ctx.observe("chunk", round=number, index=index)
         ctx.observe("submitted", round=number)
+
+    async def _commit_update(self, words: PackedWords, resumed: bool) -> None:
+        """A direct task: commit the update's digest and word count on-chain, then deliver the
+        words to the model owner (until it accepts them or DELIVERY closes)."""
+        ctx, market, number = self.ctx, self.ctx.market, self.number
+        if not resumed or await self._chain(market.status, ctx.task, number, ctx.account) < (
+            STATUS_SUBMITTED
+        ):
+            ctx.check_drop(number, "commit_update")
+            digest = direct_digest(words)
+            await self._chain(
+                market.commit_update, ctx.task, number, digest, len(words), ctx.account
+            )
+            ctx.observe("submitted", round=number, words=len(words))
+        ctx.check_drop(number, "delivery")
+        if self.report is not None:
+            ctx.direct.offer(number, words, self.report.clone())
+
+    async def answer_challenge(self, state: int | None) -> None:
+        """A direct task in DELIVERY: if the model owner challenged our delivery (`state`, the
+        desk's challenge state as polled; None: read it), post our words on-chain against our
+        commitment, from the chunk a restart left off at."""
+        ctx, market, number = self.ctx, self.ctx.market, self.number
+        args = (ctx.task, number, ctx.account)
+        if state is None:
+            state = await self._chain(market.challenge_state, *args)
+        if state != Challenge.OPEN:
+            return
+        words = _whole(self.machine.chunks())
+        chunks, _ = await self._chain(market.answer_progress, *args)
+        ctx.observe("challenged", round=number, resumed_at=chunks)
+        ctx.check_drop(number, "answer")
+        try:
+            await self._chain(
+                functools.partial(market.answer_update, start_chunk=chunks),
+                ctx.task,
+                number,
+                words,
+                ctx.account,
+            )
+        except TransactionReverted as refused:
+            log.error("%s round %d: answer refused: %s", ctx.account, number, refused)
+            ctx.observe("refused", round=number, reason=refused.reason)
+            return
+        ctx.observe("answered_challenge", round=number, words=len(words))
 
     async def _unmask(self, action: PostUnmask, resumed: bool) -> None:
         ctx, market, number = self.ctx, self.ctx.market, self.number
@@ -242,8 +307,6 @@ class RoundActions:
                 await self._chain(market.refund, ctx.task, number, dealer, ctx.account, ctx.account)
 
 
-# cached: a keccak per call (a profile of the demo on anvil found checksumming its largest
-# cost); bounded, since an unauthenticated handshake names the address it claims
-@functools.lru_cache(maxsize=1024)
-def checksum(address: int) -> str:
-    return to_checksum_address(address.to_bytes(20, "big"))
+def _whole(chunks: Sequence[PostChunk]) -> PackedWords:
+    """A masked update's words from its chunks, as one packed run."""
+    return PackedWords(b"".join(words_bytes(chunk.words) for chunk in chunks))

@@ -27,18 +27,21 @@ from actors.chain.market import Market, PhaseInfo, TaskConfig
 from actors.chain.round_view import RoundView, read_round
 from actors.learning.background import run_training
 from actors.roles.deliveries import Acknowledged, Deliveries, Offered, ShareIn
+from actors.roles.direct_link import Delivered, DirectLink, ModelUnavailable
 from actors.roles.round_actions import RoundActions, checksum
 from actors.roles.store import StateStore
 from protocol.constants import (
     GROUP_FAILED,
     GROUP_FINALIZED,
     MAX_CHUNK_WORDS,
+    PHASE_DELIVERY,
     PHASE_DRAW,
     PHASE_REGISTER,
     PHASE_SETTLE,
     PHASE_SHARE,
     PHASE_SUBMIT,
     PHASE_UNMASK,
+    Challenge,
 )
 from protocol.encoding import QuantConfig
 from protocol.errors import ProtocolError
@@ -141,6 +144,7 @@ class DriverContext:
     randbytes: Callable[[int], bytes] = secrets.token_bytes
     plaintext: dict[int, np.ndarray] = field(default_factory=dict)
     actions_type: type[RoundActions] = RoundActions
+    direct: DirectLink | None = None  # a direct task's link to the model owner
 
     @property
     def me(self) -> int:
@@ -176,11 +180,12 @@ class RoundDriver:
         else:
             self.machine = RoundMachine(ctx.randbytes)
         self._update_saved = self.machine.update_bytes is not None
-        self.actions = ctx.actions_type(ctx, number, members, self.machine)
+        self.actions = ctx.actions_type(ctx, number, members, self.machine, self.inbox)
         self.acked: set[int] = set()  # peers that acknowledged our shares (Acknowledged)
         self._blamed: set[int] = set()
         self._stage = _BEFORE  # where the chain stood at the last news
         self._after_offer: list[Any] = []  # actions that wait for our deliveries' first try
+        self.delivered = False  # a direct task: the model owner accepted our update
 
     # -- what the watcher reads ------------------------------------------------------------
 
@@ -195,8 +200,12 @@ class RoundDriver:
     def watch_views(self) -> list[tuple[Any, ...]]:
         """Views to read with every poll, `(name, (function, args[, contract]))`: a round that
         unmasked waits for its group's result; one that dealt and has not seen the standing
-        commitments watches for complaints against us (a view of the court)."""
+        commitments watches for complaints against us (a view of the court); a direct
+        submitter in DELIVERY watches for a challenge of its delivery (a view of the desk)."""
         ctx, facts = self.ctx, self.machine.waiting().facts
+        if self._stage == _DELIVERY and self.machine.state is State.SUBMITTED:
+            args = (ctx.task, self.number, ctx.account)
+            return [("challenge", ("challenge_state", args, ctx.market.desk))]
         if Fact.RESULT in facts:
             return [("group_result", ("group_result", (ctx.task, self.number, ctx.group)))]
         shared = self.machine.state is State.SHARED and Fact.COMMITMENTS in facts
@@ -294,6 +303,8 @@ class RoundDriver:
         elif isinstance(message, Offered):
             waiting, self._after_offer = self._after_offer, []
             await self.actions.perform(waiting)
+        elif isinstance(message, Delivered):
+            self.delivered = True
 
     # -- chain news into machine events ----------------------------------------------------
 
@@ -357,6 +368,15 @@ class RoundDriver:
         if stage == _SUBMIT:
             return  # (a peer that restarted may still lack our shares: the offers go on)
         ctx.deliveries.withdraw(number)
+        if stage == _DELIVERY:
+            # a direct task: the model owner challenges what it lacks; we answer on-chain
+            if self.machine.state is State.SUBMITTED:
+                challenge = news.views.get("challenge")
+                if challenge is None or challenge == Challenge.OPEN:
+                    await self.actions.answer_challenge(challenge)
+            return
+        if ctx.direct is not None:
+            ctx.direct.withdraw(number)
         if Fact.UNMASK_PHASE in self.machine.waiting().facts:
             ctx.check_drop(number, "unmask")
             view = await self._read(group=True)
@@ -441,10 +461,31 @@ class RoundDriver:
 
     # -- local training --------------------------------------------------------------------
 
+    async def _model(self) -> bytes | None:
+        """The round's public model: from the chain, or on a direct task from the model
+        owner's endpoint (checked against the model hash either way); None if a direct task's
+        model owner did not serve it before SUBMIT closes."""
+        ctx, number, market = self.ctx, self.number, self.ctx.market
+        if ctx.direct is None:
+            return await on_chain(
+                market.chain, market.model_bytes, ctx.task, number, self.model_hash
+            )
+        config = ctx.config
+        give_up = config.share_duration * 2 + config.submit_duration
+        # a public model's bytes: 4 a parameter, and a header (safetensors) well under 1 MiB
+        limit = 4 * config.d + (1 << 20)
+        try:
+            return await ctx.direct.fetch_model(number, self.model_hash, limit, give_up)
+        except ModelUnavailable as error:
+            log.error("%s round %d: %s; skipping the round", ctx.account, number, error)
+            ctx.observe("model_unavailable", round=number, error=str(error))
+            return None
+
     async def _train(self) -> None:
         ctx, number = self.ctx, self.number
-        market = ctx.market
-        model = await on_chain(market.chain, market.model_bytes, ctx.task, number, self.model_hash)
+        model = await self._model()
+        if model is None:
+            return  # no model, no update: we skip the round
         ctx.observe("training", round=number)
         update, samples = await run_training(
             ctx.learner.train, model, number, limiter=ctx.train_limiter
@@ -464,11 +505,12 @@ class RoundDriver:
 
 
 # where a round stands on-chain, from one data owner's view of it
-_BEFORE, _SHARE, _SETTLE, _SUBMIT, _UNMASK, _RESOLVED = range(6)
+_BEFORE, _SHARE, _SETTLE, _SUBMIT, _DELIVERY, _UNMASK, _RESOLVED = range(7)
 _PHASE_STAGE = {
     PHASE_SHARE: _SHARE,
     PHASE_SETTLE: _SETTLE,
     PHASE_SUBMIT: _SUBMIT,
+    PHASE_DELIVERY: _DELIVERY,
     PHASE_UNMASK: _UNMASK,
 }
 

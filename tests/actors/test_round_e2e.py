@@ -67,12 +67,14 @@ class VectorOwner:
         return float(-np.linalg.norm(self.vector - 0.01))
 
 
-async def new_task(chain: Chain, **plan: int) -> tuple[Market, ModelOwner, VectorOwner, int]:
+async def new_task(
+    chain: Chain, owner_type: type[ModelOwner] = ModelOwner, **plan: int
+) -> tuple[Market, ModelOwner, VectorOwner, int]:
     """A market on `chain` and a model owner's task with a group of `plan`'s shape."""
     mo_account = chain.new_account(10**21)
     market = Market.deploy(chain, mo_account)
     owner = VectorOwner()
-    mo = ModelOwner(
+    mo = owner_type(
         market, mo_account, owner, TaskPlan(reward_per_do=REWARD, **plan), poll_interval=0.02
     )
     return market, mo, owner, await mo.create_task()
