@@ -73,6 +73,10 @@ bench-rounds *args: setup
 bench-chain-time *args: setup
     python -m bench.chain_time "$@"
 
+# the direct data path on anvil: a round at d = 1M through the actors (gas per DO, memory, exact?) and the demo round's chain time -> bench/results/direct_round.json, chain_time.json
+bench-direct *args: setup
+    python -m bench.direct "$@"
+
 # how gas and chain time grow with N, m and d, and the largest d one block carries -> bench/results/scale.json, scale.png
 bench-scale *args: setup
     python -m bench.scale "$@"

@@ -61,7 +61,7 @@ from actors.roles.data_owner import DataOwner, DataOwnerSettings
 from actors.roles.model_owner import ModelOwner
 from actors.roles.store import StateStore
 from bench.gas import RESULTS, one_round
-from protocol.constants import MAX_CHUNK_WORDS
+from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS
 
 PAPER_SECONDS = 0.5  # "within 500 ms of blockchain processing time" (the seed paper)
 OVERHEAD_TARGET = 0.10
@@ -143,12 +143,14 @@ class SerialChain:
         return locked
 
 
-def serialized_round(params: int) -> dict:
+def serialized_round(params: int, data_path: int = DATA_PATH_EVENT) -> dict:
     """One round, every request serialized, on a fresh anvil: its transactions' times."""
     with AnvilNode() as node:
         chain = SerialChain(RpcChain(node.url, dev=True))
         started = time.perf_counter()
-        market, _ = trio.run(one_round, chain, DOS, GROUP_SIZE, params, LANE_BITS, MAX_CHUNK_WORDS)
+        market, _ = trio.run(
+            one_round, chain, DOS, GROUP_SIZE, params, LANE_BITS, MAX_CHUNK_WORDS, data_path
+        )
         wall = time.perf_counter() - started
     receipts = market.receipts
     deploy_free = chain.breakdown[-len(receipts) :]

@@ -31,7 +31,7 @@ from actors.chain.rpc_backend import RpcChain
 from actors.roles.data_owner import DataOwner, DataOwnerSettings
 from actors.roles.model_owner import ModelOwner, TaskPlan
 from actors.roles.store import StateStore
-from protocol.constants import MAX_CHUNK_WORDS
+from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS
 from protocol.encoding import words_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,8 +79,18 @@ def calldata_floor(words: list[int] | tuple[int, ...]) -> int:
 
 
 async def one_round(
-    chain: RpcChain, dos: int, group_size: int, params: int, lane_bits: int, chunk_words: int
+    chain: RpcChain,
+    dos: int,
+    group_size: int,
+    params: int,
+    lane_bits: int,
+    chunk_words: int,
+    data_path: int = DATA_PATH_EVENT,
+    keep_plaintext: bool = False,
+    owner_type: type[ModelOwner] = ModelOwner,
+    actors_out: list[DataOwner] | None = None,
 ) -> tuple[Market, ModelOwner]:
+    """One round by the real actors on `chain` (`actors_out` receives the data owners)."""
     mo_account = chain.new_account(10**22)
     market = Market.deploy(chain, mo_account)
     plan = TaskPlan(
@@ -92,15 +102,18 @@ async def one_round(
         scale_bits=lane_bits // 2,
         clip_norm=1.0,
         sample_cap=1_000,
+        data_path=data_path,
     )
-    mo = ModelOwner(market, mo_account, SyntheticOwner(params), plan, poll_interval=0.05)
+    mo = owner_type(market, mo_account, SyntheticOwner(params), plan, poll_interval=0.05)
     task = await mo.create_task()
     with tempfile.TemporaryDirectory() as state:
         actors = []
         for i in range(dos):
             account = chain.new_account(10**20)
             store = StateStore(Path(state) / f"do{i}.sqlite")
-            settings = DataOwnerSettings(poll_interval=0.05, chunk_words=chunk_words)
+            settings = DataOwnerSettings(
+                poll_interval=0.05, chunk_words=chunk_words, keep_plaintext=keep_plaintext
+            )
             actors.append(
                 DataOwner(
                     market, account, task, SyntheticUpdate(params, i), store, settings=settings
@@ -110,6 +123,8 @@ async def one_round(
             for actor in actors:
                 await nursery.start(actor.run)
             await mo.run()
+    if actors_out is not None:
+        actors_out.extend(actors)
     return market, mo
 
 

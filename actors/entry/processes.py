@@ -27,7 +27,7 @@ from actors.measure import timing
 from actors.roles.data_owner import DataOwner, DataOwnerSettings, Learner
 from actors.roles.model_owner import ModelOwner, Observer, ResumableLearner, TaskPlan
 from actors.roles.store import StateStore
-from protocol.constants import MAX_CHUNK_WORDS
+from protocol.constants import DATA_PATH_DIRECT, MAX_CHUNK_WORDS
 
 KEY_ENV = "OMNILYTICS_PRIVATE_KEY"
 
@@ -111,6 +111,11 @@ def drive_model_owner(
             "chain_seconds": sum(r.seconds for r in owner.market.receipts),
         }
         (state_dir / "result.json").write_text(json.dumps(result, indent=2))
+        if plan.data_path == DATA_PATH_DIRECT:
+            # a direct task's updates are not on-chain: the launcher checks the sums we found
+            for report in reports:
+                for group, ring_sum in report.aggregates.items():
+                    np.save(state_dir / f"aggregate-{report.round}-{group}.npy", ring_sum)
 
     trio.run(main)
 

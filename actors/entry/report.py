@@ -161,8 +161,14 @@ def print_report(report: RunReport, console: Console | None = None) -> None:
     for name, used in sorted(report.gas.items(), key=lambda kv: -kv[1]):
         gas.add_row(name, f"{used:,}")
     console.print(gas)
+    if "commit_update" in report.gas and not report.gas_per_param_submit:
+        # the direct path: a digest on-chain, the words over the model owner's channel
+        submit = f"{report.gas['commit_update'] // max(1, report.dos * report.rounds):,} gas"
+        submit = f"submit: digest only, {submit} per data owner per round"
+    else:
+        submit = f"submit: {report.gas_per_param_submit:.1f} gas per parameter per data owner"
     console.print(
-        f"submit: {report.gas_per_param_submit:.1f} gas per parameter per data owner · "
+        f"{submit} · "
         f"chain time {report.chain_seconds:.2f} s of {report.wall_seconds:.1f} s wall · "
         f"{payment_line(report)} · refunded {report.refunded_wei / 1e18:.4f} ETH · "
         f"dropped {len(report.dropped)}"
