@@ -81,9 +81,10 @@ class DeliveryClient:
         `protocol.blobs.blob_update_digest` to answer with blobs) and its word count."""
         return self._send("commit_update", [task, round, digest, words], sender, to=self.desk)
 
-    def answer(
+    def answer_chunk(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
     ) -> Receipt:
+        """One chunk of an answer (the desk's `answer`; `Market.answer` is the court's)."""
         args = [task, round, chunk_index, calldata_words(words)]
         return self._send("answer", args, sender, to=self.desk)
 
@@ -100,7 +101,7 @@ class DeliveryClient:
         """Answer a challenge with the whole update in event chunks, cut as `direct_digest`
         cuts them (from chunk `start_chunk` on: 0 starts over)."""
         chunks = split_chunks(words, chunk_words)
-        return post_chunks(self.answer, task, round, chunks, sender, start_chunk)
+        return post_chunks(self.answer_chunk, task, round, chunks, sender, start_chunk)
 
     def answer_blobs(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
