@@ -65,6 +65,10 @@ gas *args: setup
 bench-paths *args: setup
     python -m bench.paths "$@"
 
+# gas per data owner per round on the direct path (no challenge; every DO challenged) beside the event path, d = 10k..10M, and at a 64 gas/byte calldata floor -> bench/results/direct_path.json
+bench-direct *args: setup
+    python -m bench.direct "$@"
+
 # whole-round gas, ETH at 20 gwei and chain time for 10/20/50 DOs on anvil -> bench/results/rounds.json
 bench-rounds *args: setup
     python -m bench.rounds "$@"
@@ -85,8 +89,8 @@ bench-table *args:
 bench-vss *args: setup
     python -m bench.vss "$@"
 
-# the gas, round, chain-time, scale and shares benchmarks on anvil, ratios printed -> bench/results/*.json
-bench: bench-paths bench-rounds bench-chain-time bench-scale bench-vss bench-table
+# the gas, direct-path, round, chain-time, scale and shares benchmarks on anvil, ratios printed -> bench/results/*.json
+bench: bench-paths bench-direct bench-rounds bench-chain-time bench-scale bench-vss bench-table
 
 # poisoning defence: attack x rule x attackers x group size on the embedded chain -> bench/results/robustness.json
 robustness *args: setup

@@ -17,6 +17,8 @@ ROUND_KEYS = {"dos", "d", "total_gas", "chain_seconds", "protocol_overhead"}
 MASK_KEYS = {"d", "peers", "threshold", "ours_seconds", "flower_seconds", "ratio"}
 # the market issue's gas table (`just gas`)
 GAS_KEYS = {"d", "dos", "groups", "per_phase", "submit_gas_per_param", "floor_gas_per_param"}
+# the direct-path issue's rows (`just bench-direct`): per data owner per round, not per parameter
+DIRECT_KEYS = {"path", "d", "gas_per_do_round", "challenged", "gas_per_do_round_7976"}
 FILES = sorted(RESULTS.glob("*.json"))
 
 
@@ -37,7 +39,9 @@ def test_the_results_are_there() -> None:
 @pytest.mark.parametrize("path", FILES, ids=lambda path: path.name)
 def test_rows_of_each_kind_carry_its_keys(path: Path) -> None:
     for row in _rows(path):
-        if "path" in row:
+        if "gas_per_do_round" in row:
+            assert not DIRECT_KEYS - row.keys(), f"{path.name}: {DIRECT_KEYS - row.keys()}"
+        elif "path" in row:
             assert not GAS_PATH_KEYS - row.keys(), f"{path.name}: {GAS_PATH_KEYS - row.keys()}"
             assert row["ratio"] == pytest.approx(row["gas_per_param"] / row["floor_gas_per_param"])
         if {"dos", "total_gas"} <= row.keys():
@@ -64,3 +68,18 @@ def test_the_round_gas_table_has_the_issues_keys_and_submit_within_1_1x_of_the_f
     # measured with the chunks the data owners send (a stale default once made it 4,000)
     assert gas["chunk_words"] == MAX_CHUNK_WORDS
     assert gas["submit_gas_per_param"] / gas["floor_gas_per_param"] <= 1.1
+
+
+def test_the_direct_path_rows_carry_the_issues_numbers() -> None:
+    """bench/results/direct_path.json as committed: the rows the issue asks for."""
+    doc = json.loads((RESULTS / "direct_path.json").read_text())
+    plain = {r["d"]: r for r in doc["rows"] if r["path"] == "direct" and not r["challenged"]}
+    assert {10_000, 50_000, 200_000, 1_000_000, 10_000_000} <= plain.keys()
+    values = [r["gas_per_do_round"] for r in plain.values()]
+    assert max(values) / min(values) <= 1.05 and max(values) <= 1_000_000
+    assert doc["direct_flatness"] == pytest.approx(max(values) / min(values))
+    event = {r["d"]: r for r in doc["rows"] if r["path"] == "event"}
+    assert not event[46_730]["extrapolated"] and event[10_000_000]["extrapolated"]
+    assert plain[46_730]["vs_event"] == pytest.approx(
+        plain[46_730]["gas_per_do_round"] / event[46_730]["gas_per_do_round"]
+    )
