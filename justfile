@@ -65,6 +65,10 @@ gas *args: setup
 bench-paths *args: setup
     python -m bench.paths "$@"
 
+# gas per data owner per round on the direct path (no challenge; every DO challenged) beside the event path, d = 10k..10M, and at a 64 gas/byte calldata floor -> bench/results/direct_path.json
+bench-direct *args: setup
+    python -m bench.direct "$@"
+
 # whole-round gas, ETH at 20 gwei and chain time for 10/20/50 DOs on anvil -> bench/results/rounds.json
 bench-rounds *args: setup
     python -m bench.rounds "$@"
@@ -73,9 +77,9 @@ bench-rounds *args: setup
 bench-chain-time *args: setup
     python -m bench.chain_time "$@"
 
-# the direct data path on anvil: a round at d = 1M through the actors (gas per DO, memory, exact?) and the demo round's chain time -> bench/results/direct_round.json, chain_time.json
-bench-direct *args: setup
-    python -m bench.direct "$@"
+# the direct data path through the actors on anvil: a round at d = 1M (gas per DO, memory, exact?) and the demo round's chain time -> bench/results/direct_round.json, chain_time.json
+bench-direct-round *args: setup
+    python -m bench.direct_round "$@"
 
 # how gas and chain time grow with N, m and d, and the largest d one block carries -> bench/results/scale.json, scale.png
 bench-scale *args: setup
@@ -89,8 +93,8 @@ bench-table *args:
 bench-vss *args: setup
     python -m bench.vss "$@"
 
-# the gas, round, chain-time, scale and shares benchmarks on anvil, ratios printed -> bench/results/*.json
-bench: bench-paths bench-rounds bench-chain-time bench-scale bench-vss bench-table
+# the gas, direct-path, round, chain-time, scale and shares benchmarks on anvil, ratios printed -> bench/results/*.json
+bench: bench-paths bench-direct bench-rounds bench-chain-time bench-scale bench-vss bench-table
 
 # poisoning defence: attack x rule x attackers x group size on the embedded chain -> bench/results/robustness.json
 robustness *args: setup

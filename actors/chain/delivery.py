@@ -84,7 +84,7 @@ class DeliveryClient:
     def answer_chunk(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
     ) -> Receipt:
-        """One event chunk of a challenge's answer (the desk's `answer`)."""
+        """One chunk of an answer (the desk's `answer`; `Market.answer` is the court's)."""
         args = [task, round, chunk_index, calldata_words(words)]
         return self._send("answer", args, sender, to=self.desk)
 
@@ -103,10 +103,9 @@ class DeliveryClient:
         chunks = split_chunks(words, chunk_words)
         return post_chunks(self.answer_chunk, task, round, chunks, sender, start_chunk)
 
-    def answer_blob_chunk(
+    def answer_blobs(
         self, task: int, round: int, chunk_index: int, words: Sequence[int], sender: str
     ) -> Receipt:
-        """One blob transaction of a challenge's answer (the desk's `answer_blobs`)."""
         blobs = words_to_blobs(words)
         args = [task, round, chunk_index]
         return self._send("answer_blobs", args, sender, blobs=blobs, to=self.desk)
@@ -123,7 +122,7 @@ class DeliveryClient:
     ) -> list[Receipt]:
         """Answer a challenge with the whole update as blobs, `blobs_per_tx` a transaction."""
         chunks = blob_chunks(words, blobs_per_tx)
-        return post_chunks(self.answer_blob_chunk, task, round, chunks, sender, start_chunk)
+        return post_chunks(self.answer_blobs, task, round, chunks, sender, start_chunk)
 
     def withdraw_desk(self, sender: str, token: str = _ETH) -> Receipt:
         """Withdraw what the desk credited: challenge fees earned, or returned to the owner."""

@@ -17,6 +17,8 @@ ROUND_KEYS = {"dos", "d", "total_gas", "chain_seconds", "protocol_overhead"}
 MASK_KEYS = {"d", "peers", "threshold", "ours_seconds", "flower_seconds", "ratio"}
 # the market issue's gas table (`just gas`)
 GAS_KEYS = {"d", "dos", "groups", "per_phase", "submit_gas_per_param", "floor_gas_per_param"}
+# the direct-path issue's rows (`just bench-direct`): per data owner per round, not per parameter
+DIRECT_KEYS = {"path", "d", "gas_per_do_round", "challenged", "gas_per_do_round_7976"}
 FILES = sorted(RESULTS.glob("*.json"))
 
 
@@ -37,10 +39,14 @@ def test_the_results_are_there() -> None:
 @pytest.mark.parametrize("path", FILES, ids=lambda path: path.name)
 def test_rows_of_each_kind_carry_its_keys(path: Path) -> None:
     for row in _rows(path):
-        if "path" in row:
+        if "gas_per_do_round" in row:
+            assert not DIRECT_KEYS - row.keys(), f"{path.name}: {DIRECT_KEYS - row.keys()}"
+        elif "paper_seconds" in row:  # a chain-time row (the direct path's has a path)
+            assert row["chain_seconds"] > 0 and row["paper_seconds"] == 0.5
+        elif "path" in row:
             assert not GAS_PATH_KEYS - row.keys(), f"{path.name}: {GAS_PATH_KEYS - row.keys()}"
             assert row["ratio"] == pytest.approx(row["gas_per_param"] / row["floor_gas_per_param"])
-        if {"dos", "total_gas"} <= row.keys():
+        if {"dos", "total_gas"} <= row.keys() and row.get("path") != "direct":
             assert not ROUND_KEYS - row.keys(), f"{path.name}: {ROUND_KEYS - row.keys()}"
 
 
@@ -49,8 +55,13 @@ def test_each_kind_of_row_is_present() -> None:
     assert any("path" in row for row in rows["gas_paths.json"])
     assert [row["function"] for row in rows["gas.json"] if "path" in row] == ["submit"]
     assert all({"dos", "total_gas"} <= row.keys() for row in rows["rounds.json"])
-    (chain_time,) = rows["chain_time.json"]
+    (chain_time,) = [row for row in rows["chain_time.json"] if "path" not in row]
     assert chain_time["chain_seconds"] > 0 and chain_time["protocol_overhead"] is not None
+    (direct,) = [row for row in rows["chain_time.json"] if row.get("path") == "direct"]
+    assert direct["chain_seconds"] > 0 and direct["paper_seconds"] == 0.5
+    # a round at d >= 1M through the actors, with exact aggregates (`just bench-direct-round`)
+    large = [row for row in rows["direct_round.json"] if row["d"] >= 1_000_000]
+    assert large and all(row["aggregates_exact"] for row in rows["direct_round.json"])
     (mask,) = rows["mask.json"]
     assert not MASK_KEYS - mask.keys()
 
@@ -64,3 +75,18 @@ def test_the_round_gas_table_has_the_issues_keys_and_submit_within_1_1x_of_the_f
     # measured with the chunks the data owners send (a stale default once made it 4,000)
     assert gas["chunk_words"] == MAX_CHUNK_WORDS
     assert gas["submit_gas_per_param"] / gas["floor_gas_per_param"] <= 1.1
+
+
+def test_the_direct_path_rows_carry_the_issues_numbers() -> None:
+    """bench/results/direct_path.json as committed: the rows the issue asks for."""
+    doc = json.loads((RESULTS / "direct_path.json").read_text())
+    plain = {r["d"]: r for r in doc["rows"] if r["path"] == "direct" and not r["challenged"]}
+    assert {10_000, 50_000, 200_000, 1_000_000, 10_000_000} <= plain.keys()
+    values = [r["gas_per_do_round"] for r in plain.values()]
+    assert max(values) / min(values) <= 1.05 and max(values) <= 1_000_000
+    assert doc["direct_flatness"] == pytest.approx(max(values) / min(values))
+    event = {r["d"]: r for r in doc["rows"] if r["path"] == "event"}
+    assert not event[46_730]["extrapolated"] and event[10_000_000]["extrapolated"]
+    assert plain[46_730]["vs_event"] == pytest.approx(
+        plain[46_730]["gas_per_do_round"] / event[46_730]["gas_per_do_round"]
+    )

@@ -2,13 +2,15 @@
 `strategies.py`; the tests that run it: `test_market_stateful.py`, `test_mutant.py`).
 
 Several model owners, data owners and an attacker drive many concurrent ETH and ERC-20 tasks
-through random phases, time jumps, dropouts, and invalid and duplicate messages.
+through random phases, time jumps, dropouts, and invalid and duplicate messages. Some tasks take
+the direct data path (docs/interfaces.md §3c, §11): delivery terms, commitments at the desk, the
+DELIVERY phase's paid challenges, answers (right, wrong and partial), silence and its exclusion.
 
 A plain Python model predicts whether each call must succeed (then it is made and the model
 updated) or revert, and with which reason (then it must revert with it). A ledger of credits,
-escrow and bonds is updated with each successful call; the invariants compare it with the
-contract after every step, and the rewards the contract's `Credited` events paid, per (task,
-round, data owner), with the ledger.
+escrow and bonds (and the court's deposits, the desk's challenge fees) is updated with each
+successful call; the invariants compare it with the contracts after every step, and the rewards
+and fees the contracts' `Credited` events paid with the ledger.
 
 The contracts are deployed once per test (`deploy`) and every example runs inside
 `boa.env.anchor()`, so each starts from that snapshot and leaves nothing behind. Every call is
@@ -27,8 +29,9 @@ from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from protocol.commitments import model_digest
+from protocol.commitments import chunk_digest, direct_digest, model_digest
 from protocol.constants import (
+    DATA_PATH_DIRECT,
     GROUP_FAILED,
     GROUP_FINALIZED,
     GROUP_PENDING,
@@ -36,6 +39,7 @@ from protocol.constants import (
     KIND_SELF_SEED,
     MIN_DURATION,
     PHASE_CANCELLED,
+    PHASE_DELIVERY,
     PHASE_DRAW,
     PHASE_ENDED,
     PHASE_REGISTER,
@@ -48,6 +52,7 @@ from protocol.constants import (
     STATUS_NONE,
     STATUS_SUBMITTED,
     STATUS_UNMASKED,
+    Challenge,
 )
 from protocol.shamir import random_secret, split_secret
 from tests.contracts.market import (
@@ -68,6 +73,7 @@ from tests.contracts.stateful.strategies import (
     EVERYONE,
     INITIAL_TASKS,
     MAX_TASKS,
+    MODEL_OWNERS,
     weighted_actions,
 )
 from tests.fuzzing.recorder import Recorder, recorder
@@ -120,6 +126,13 @@ RESOLVED = (PHASE_ROUND_DONE, PHASE_ENDED, PHASE_CANCELLED)
 # the market's entry points that may move a task's phase (the recorder follows them)
 PHASE_MOVERS = frozenset({"create_task", "advance", "unmask", "open_round", "end_task"})
 
+# a desk challenge's state in the ledger, by `challenge_state`'s numbers
+CHALLENGE_STATES = {
+    "open": Challenge.OPEN,
+    "answered": Challenge.ANSWERED,
+    "missed": Challenge.MISSED,
+}
+
 # what each `flaw` (0..3) of an unmask message breaks first, as `_unmask` spoils it
 UNMASK_FLAWS = (
     "commitments: bad proof",
@@ -166,6 +179,20 @@ class TaskModel:
     # (round, dealer, holder) -> "open" | "answered" | "refunded": complaints with deposits
     complaints: dict = field(default_factory=dict)
     exposed: set = field(default_factory=set)  # (round, dealer) that answered a complaint
+    # the direct path: the challenge fee (0 until the terms are set), what each data owner
+    # committed at the desk, its challenge and its answer so far
+    fee: int = 0
+    committed_words: dict = field(default_factory=dict)  # (round, do) -> words committed
+    challenges: dict = field(default_factory=dict)  # (round, do) -> "open" | "answered" | "missed"
+    answers: dict = field(default_factory=dict)  # (round, do) -> (chunks, words, digest)
+    delivery_done: set = field(default_factory=set)  # rounds whose DELIVERY the owner closed
+
+    @property
+    def direct(self) -> bool:
+        return self.cfg["data_path"] == DATA_PATH_DIRECT
+
+    def open_challenges(self, round: int) -> list:
+        return [d for (r, d), s in self.challenges.items() if r == round and s == "open"]
 
     @property
     def words(self) -> int:
@@ -227,6 +254,12 @@ class MarketBase(RuleBasedStateMachine):
         self.public_shares: dict[tuple[int, int, str, int], set] = {}
         # the rewards the contract's `Credited` events paid, per (task, round, data owner)
         self.credited_events: dict[tuple[int, int, str], int] = {}
+        # the desk's ledger: credits (fees earned by answers or returned on silence) and the
+        # fees of open challenges; and whom the desk's `Credited` events paid each challenge's
+        # fee, per (task, round, data owner)
+        self.desk_credits: dict[tuple[str, str], int] = {}
+        self.fees_held: dict[int, int] = {}
+        self.fee_paid: dict[tuple[int, int, str], list[str]] = {}
         # tasks a step acted on: the per-member invariants read the contract for these only
         self.touched: set[int] = set()
 
@@ -263,11 +296,12 @@ class MarketBase(RuleBasedStateMachine):
     def _token(self, address: str):
         return next(t for t in self.tokens if t.address == address)
 
-    def _pay_in(self, token: str, payer: str, amount: int) -> int:
-        """Approve a token pull, or return the ETH value to send."""
+    def _pay_in(self, token: str, payer: str, amount: int, to=None) -> int:
+        """Approve a token pull by `to` (the market by default), or return the ETH value to
+        send."""
         if token == ETH:
             return amount
-        self._token(token).approve(self.market.address, amount, sender=payer)
+        self._token(token).approve((to or self.market).address, amount, sender=payer)
         return 0
 
     def _enter(self, t: TaskModel, phase: int, duration: int) -> None:
@@ -305,6 +339,9 @@ class MarketBase(RuleBasedStateMachine):
     def _call(self, refused: str | None, fn, *args, **kwargs):
         """Call `fn`: it must succeed if `refused` is None, else revert with that reason."""
         name = fn.func_t.name
+        if fn.contract is self.desk:
+            # the court and the market have a `settle`, an `answer` and a `withdraw` too
+            name = f"desk.{name}"
         self._observe()
         if refused is None:
             result = fn(*args, **kwargs)
@@ -325,11 +362,11 @@ class MarketBase(RuleBasedStateMachine):
     # switches some off per example), so weights inside the rules steer tasks deep into rounds.
 
     @initialize(**INITIAL_TASKS)
-    def two_tasks(self, owners, tokens, sizes, rounds):
+    def two_tasks(self, owners, tokens, sizes, rounds, paths):
         """Every example starts with two tasks, so that no example is spent without any."""
-        for owner, token, m, r in zip(owners, tokens, sizes, rounds, strict=True):
+        for owner, token, m, r, path in zip(owners, tokens, sizes, rounds, paths, strict=True):
             self.create_task(
-                owner, token, m, 2, m, r, 10**4, 10**5, 9, 32, 1_000, (400,) * 4, False
+                owner, token, m, 2, m, r, 10**4, 10**5, 9, path, 32, 1_000, (400,) * 4, False
             )
 
     @rule(action=weighted_actions, data=st.data())
@@ -355,6 +392,7 @@ class MarketBase(RuleBasedStateMachine):
         reward,
         bond,
         d,
+        data_path,
         lane_bits,
         sample_cap,
         durations,
@@ -374,6 +412,7 @@ class MarketBase(RuleBasedStateMachine):
             reward_per_do=reward,
             bond=bond,
             token=self.token_addresses[token],
+            data_path=data_path,
             register_duration=durations[0],
             share_duration=durations[1],
             submit_duration=durations[2],
@@ -430,6 +469,11 @@ class MarketBase(RuleBasedStateMachine):
             self._answer(t, self._pick(t, who, pool))
         elif action == "refund":
             self._refund(t)
+        elif action == "commit_update":
+            pool = [m for m in t.members if t.st(m) == STATUS_COMMITTED]
+            self._commit_update(t, self._pick(t, who, pool), flaw)
+        elif action == "answer_challenge":
+            self._answer_challenge(t, self._pick(t, who, t.open_challenges(t.round)), flaw, size)
         else:
             pool = [m for m in t.members if (t.id, m) in self.bonds]
             self._release_bond(t, self._pick(t, who, pool), by_attacker=flaw % 2 == 0)
@@ -439,7 +483,15 @@ class MarketBase(RuleBasedStateMachine):
         then the phase is closed if it is complete, or sometimes after waiting for its deadline."""
         t = self._task(i)
         if t.phase == PHASE_REGISTER:
-            if t.digest.get(0) != t.cfg["model_hash"]:
+            # a direct task starts on the model hash alone; now and then it has no terms, and
+            # its data owners then post their updates on-chain
+            if t.direct and not t.fee and dropout != 7:
+                if dropout == 6:
+                    self._set_terms(t, t.owner, good=False)
+                self._set_terms(t, t.owner, good=True)
+                if k == 6:
+                    self._set_terms(t, t.owner, good=True)  # terms already set
+            if not t.direct and t.digest.get(0) != t.cfg["model_hash"]:
                 self._publish(t, t.owner, good=True)
             # k > 2: fill the task, so registration closes early
             for do in [do for do in DATA_OWNERS if do not in t.members][: k if k < 3 else 6]:
@@ -451,7 +503,7 @@ class MarketBase(RuleBasedStateMachine):
                 if n != dropout and t.st(do) == STATUS_NONE:
                     self._commit(t, do, flaw=99)
         elif t.phase == PHASE_SETTLE:
-            if k == 1 and t.members:
+            if k <= 2 and t.members:
                 # one holder complains; the dealer answers (and sits the round out), or, for
                 # size 3, stays silent and is excluded when SETTLE closes
                 self._complain(t, t.members[0], who=size)
@@ -464,12 +516,23 @@ class MarketBase(RuleBasedStateMachine):
                 if n != dropout and t.st(do) == STATUS_COMMITTED:
                     self._settle(t, do)
         elif t.phase == PHASE_SUBMIT:
+            # SETTLE is over: anyone may refund a complaint its dealer left unanswered
+            if any(state == "open" for state in t.complaints.values()):
+                self._refund(t)
             for n, do in enumerate(list(t.members)):
+                if t.direct and t.fee and n != k and t.st(do) == STATUS_COMMITTED:
+                    # one member (the k-th) posts on-chain anyway, which a challenge refuses
+                    if n != dropout:
+                        self._commit_update(t, do, flaw=99)
+                    continue
                 while n != dropout and t.st(do) == STATUS_COMMITTED:
                     before = t.words_in.get((t.round, do), 0)
                     self._submit(t, do, size, flaw=99)
                     if t.words_in.get((t.round, do), 0) == before:
                         break  # refused as the model predicted (deadline passed)
+        elif t.phase == PHASE_DELIVERY:
+            if self._deliver(t, dropout, k, size):
+                wait = 0
         elif t.phase == PHASE_UNMASK:
             for do in [m for m in t.members if t.st(m) == STATUS_SUBMITTED][:k]:
                 self._unmask(t, do, flaw=99)
@@ -481,8 +544,56 @@ class MarketBase(RuleBasedStateMachine):
             if dropout < 3:
                 self.settle_up_task(t, end=True)
             else:
-                self._publish(t, t.owner, good=True)
+                if not t.direct:
+                    self._publish(t, t.owner, good=True)
                 self._open_round(t, t.owner, good=True)
+
+    # the answers the crowd's first challenged data owner tries, by `k` (flaws of
+    # `_answer_challenge`; 99 the whole update): k = 5 leaves a partial answer, silent in effect
+    CROWD_ANSWERS: ClassVar[dict] = {
+        1: (99,),
+        2: (2, 3, 99),
+        3: (1, 5, 4, 99),
+        4: (0, 99),
+        5: (1,),
+    }
+
+    def _deliver(self, t: TaskModel, dropout: int, k: int, size: int) -> bool:
+        """DELIVERY as the crowd plays it: the model owner challenges up to `size` direct
+        submitters (none for k = 6) and each challenged data owner answers, the first one as
+        `CROWD_ANSWERS[k]` says, except that for `dropout` >= 4 one of them stays silent. With no
+        challenge open, the owner closes DELIVERY for an odd k. Returns whether the crowd then
+        waits for the deadline (`dropout` >= 5), so that silence is settled."""
+        direct = [
+            do
+            for do in t.members
+            if t.st(do) == STATUS_SUBMITTED
+            and (t.round, do) in t.committed_words
+            and (t.round, do) not in t.challenges
+        ]
+        picked, spare = direct[: size if k < 6 else 0], direct[size:]
+        for do in picked:
+            self._challenge_do(t, t.owner, do, good=True)
+        # the owner's refused moves: a second challenge, an early close with challenges open,
+        # a wrong fee, a challenge of an update posted on-chain
+        if picked and k == 2:
+            self._challenge_do(t, t.owner, picked[0], good=True)
+            self._close_delivery(t, t.owner, good=True)
+        if spare and k == 4:
+            self._challenge_do(t, t.owner, spare[0], good=False)
+        on_chain = [do for do in t.members if t.words_in.get((t.round, do), 0)]
+        if on_chain and k == 3:
+            self._challenge_do(t, t.owner, on_chain[0], good=True)
+        for n, do in enumerate(t.open_challenges(t.round)):
+            if dropout >= 4 and n == dropout % 3:
+                continue
+            for flaw in self.CROWD_ANSWERS[k] if n == 0 and k in self.CROWD_ANSWERS else (99,):
+                self._answer_challenge(t, do, flaw=flaw, size=1)
+        if k % 2 and not t.open_challenges(t.round):
+            self._close_delivery(t, t.owner, good=True)
+            if spare and k == 1:
+                self._challenge_do(t, t.owner, spare[0], good=True)  # closed
+        return dropout >= 5
 
     def settle_up(self, i, end):
         """A model owner settles up once a round is resolved: `crowd` mostly reopens rounds
@@ -503,6 +614,10 @@ class MarketBase(RuleBasedStateMachine):
             self._reclaim(t, t.owner, good=True)
             for do in [m for m in t.members if (t.id, m) in self.bonds]:
                 self._release_bond(t, do, by_attacker=False)
+            # the challenge fees each party earned or got back at the desk
+            for account in [t.owner, *t.members]:
+                if self.desk_credits.get((t.token, account)):
+                    self._desk_withdraw(t.token, account)
 
     def advance(self, i, caller, wait):
         """Anyone advances, after waiting until `wait` seconds from the deadline (None: now)."""
@@ -516,6 +631,8 @@ class MarketBase(RuleBasedStateMachine):
             self._call(None, self.court.withdraw, address, sender=account)
             self.court_credits[(address, account)] = 0
             assert self._balance(address, account) == before + owed
+        if self.desk_credits.get((address, account)):
+            self._desk_withdraw(address, account)
         amount = self.credits.get((address, account), 0)
         before = self._balance(address, account)
         refused = "escrow: nothing to withdraw" if amount == 0 else None
@@ -523,6 +640,14 @@ class MarketBase(RuleBasedStateMachine):
         if amount > 0:
             self.credits[(address, account)] = 0
             assert self._balance(address, account) == before + amount
+
+    def _desk_withdraw(self, token: str, account: str) -> None:
+        """`account` takes out the challenge fees the desk credited it (some are owed)."""
+        fees = self.desk_credits[(token, account)]
+        before = self._balance(token, account)
+        self._call(None, self.desk.withdraw, token, sender=account)
+        self.desk_credits[(token, account)] = 0
+        assert self._balance(token, account) == before + fees
 
     def time_jump(self, seconds):
         boa.env.time_travel(seconds=seconds)
@@ -548,7 +673,10 @@ class MarketBase(RuleBasedStateMachine):
             (sender != t.owner, "rounds: not the model owner"),
             (t.phase != PHASE_ROUND_DONE, "rounds: wrong phase"),
             (self._now() >= t.deadline, "rounds: deadline passed"),
-            (t.digest.get(target) != model_hash, "commitments: model hash mismatch"),
+            (
+                not t.direct and t.digest.get(target) != model_hash,
+                "commitments: model hash mismatch",
+            ),
         )
         self._call(refused, self.market.open_round, t.id, target, model_hash, sender=sender)
         if refused is None:
@@ -763,6 +891,147 @@ class MarketBase(RuleBasedStateMachine):
             if t.words_in[key] == t.words:
                 t.status[key] = STATUS_SUBMITTED
 
+    # -- the direct path: terms, commitments, challenges, answers -----------------------------
+
+    def _set_terms(self, t: TaskModel, sender: str, good: bool) -> None:
+        """The model owner's channel key, endpoint and challenge fee; a bad one breaks one of
+        the three (which one follows the step count)."""
+        flaw = None if good else self.steps % 3
+        key = bytes(32) if flaw == 0 else keccak(b"channel" + t.owner.encode())
+        endpoint = "" if flaw == 1 else "mo.example:4000"
+        fee = 0 if flaw == 2 else t.cfg["reward_per_do"] // 2 + 1
+        refused = _first(
+            (sender != t.owner, "delivery: not the model owner"),
+            (t.phase != PHASE_REGISTER, "delivery: wrong phase"),
+            (self._now() >= t.deadline, "delivery: deadline passed"),
+            (not t.direct, "delivery: not a direct task"),
+            (t.fee != 0, "delivery: terms already set"),
+            (flaw == 0, "delivery: empty channel key"),
+            (flaw == 1, "delivery: empty endpoint"),
+            (flaw == 2, "delivery: zero fee"),
+        )
+        self._call(refused, self.desk.set_terms, t.id, key, endpoint, fee, sender=sender)
+        if refused is None:
+            t.fee = fee
+
+    def _update_words(self, t: TaskModel, do: str) -> list[int]:
+        """The masked words `do` delivers off-chain in the current round."""
+        return [
+            int.from_bytes(keccak(f"direct/{t.id}/{t.round}/{do}/{k}".encode()), "big")
+            for k in range(t.words)
+        ]
+
+    def _commit_update(self, t: TaskModel, do: str, flaw: int) -> None:
+        """Flaws: 0 a wrong word count, 1 an empty digest."""
+        words = self._update_words(t, do)
+        digest = bytes(32) if flaw == 1 else direct_digest(words)
+        count = t.words + (flaw == 0)
+        refused = _first(
+            (t.phase != PHASE_SUBMIT, "delivery: wrong phase"),
+            (self._now() >= t.deadline, "delivery: deadline passed"),
+            (t.fee == 0, "delivery: no terms"),
+            (flaw == 0, "delivery: wrong word count"),
+            (flaw == 1, "delivery: empty digest"),
+            (t.words_in.get((t.round, do), 0) > 0, "delivery: update begun on-chain"),
+            (t.st(do) == STATUS_NONE, "rounds: not committed"),
+            (t.st(do) != STATUS_COMMITTED, "rounds: already submitted"),
+            ((t.round, do) in t.exposed, "rounds: shares exposed"),
+        )
+        self._call(refused, self.desk.commit_update, t.id, t.round, digest, count, sender=do)
+        if refused is None:
+            t.status[(t.round, do)] = STATUS_SUBMITTED
+            t.committed_words[(t.round, do)] = words
+
+    def _challenge(self, t: TaskModel, sender: str, good: bool) -> None:
+        """The owner challenges a direct submitter not challenged yet (else any member);
+        `good` False pays a wrong fee."""
+        pool = (
+            [do for (r, do) in t.committed_words if r == t.round and (r, do) not in t.challenges]
+            or t.members
+            or MODEL_OWNERS
+        )
+        self._challenge_do(t, sender, pool[self.steps % len(pool)], good)
+
+    def _challenge_do(self, t: TaskModel, sender: str, do: str, good: bool) -> None:
+        fee = t.fee
+        value = self._pay_in(t.token, sender, fee, to=self.desk) + (not good)
+        refused = _first(
+            (sender != t.owner, "delivery: not the model owner"),
+            (t.phase != PHASE_DELIVERY, "delivery: wrong phase"),
+            (self._now() >= t.deadline, "delivery: deadline passed"),
+            (t.round in t.delivery_done, "delivery: closed"),
+            (t.st(do) != STATUS_SUBMITTED, "delivery: not a submitter"),
+            (t.words_in.get((t.round, do), 0) > 0, "delivery: update on-chain"),
+            ((t.round, do) in t.challenges, "delivery: already challenged"),
+            (not good, "delivery: wrong fee"),
+        )
+        self._call(refused, self.desk.challenge, t.id, t.round, do, value=value, sender=sender)
+        if refused is None:
+            t.challenges[(t.round, do)] = "open"
+            self.fees_held[t.id] = self.fees_held.get(t.id, 0) + fee
+
+    def _answer_challenge(self, t: TaskModel, do: str, flaw: int, size: int) -> None:
+        """The challenged data owner posts a chunk of its committed words at the desk.
+        Flaws: 0 the whole update with one word altered, 1 its first `size` words (a partial
+        answer; the digest fixes one chunk, so a later rest cannot complete it), 2 an empty
+        chunk, 3 a chunk index past the answer's, 5 the whole update after what was posted
+        (too many words, if anything was); otherwise the whole update in chunk 0 (4 continues a
+        partial answer with the rest instead, when there is one)."""
+        key = (t.round, do)
+        words = list(t.committed_words.get(key) or self._update_words(t, do))
+        chunks, received, prev = t.answers.get(key, (0, 0, bytes(32)))
+        index = 0
+        if flaw == 0:
+            words[0] ^= 1
+        elif flaw == 1:
+            words = words[: max(1, min(size, len(words) - 1))]
+        elif flaw == 2:
+            words = []
+        elif flaw == 3:
+            index = chunks + 1
+        elif flaw == 4 and 0 < received < len(words):
+            index, words = chunks, words[received:]
+        elif flaw == 5:
+            index = chunks
+        if index == 0:
+            chunks, received, prev = 0, 0, bytes(32)
+        digest = chunk_digest(prev, words) if words else prev
+        total = received + len(words)
+        committed = t.committed_words.get(key)
+        expected = direct_digest(committed) if committed else None
+        refused = _first(
+            (t.phase != PHASE_DELIVERY, "delivery: wrong phase"),
+            (self._now() >= t.deadline, "delivery: deadline passed"),
+            (t.challenges.get(key) != "open", "delivery: no open challenge"),
+            (not words, "delivery: empty chunk"),
+            (index != chunks, "delivery: wrong chunk index"),
+            (total > t.words, "delivery: too many words"),
+            (
+                total == t.words and digest != expected,
+                "delivery: digest mismatch",
+            ),
+        )
+        self._call(refused, self.desk.answer, t.id, t.round, index, words, sender=do)
+        if refused is not None:
+            return
+        t.answers[key] = (chunks + 1, total, digest)
+        if total < t.words:
+            return
+        assert self._credited(self.desk) == [(t.id, t.token, do, t.fee)]
+        t.challenges[key] = "answered"
+        self._pay_fee(t, do, do)
+
+    def _close_delivery(self, t: TaskModel, sender: str, good: bool) -> None:
+        refused = _first(
+            (sender != t.owner, "delivery: not the model owner"),
+            (t.phase != PHASE_DELIVERY, "delivery: wrong phase"),
+            (self._now() >= t.deadline, "delivery: deadline passed"),
+            (bool(t.open_challenges(t.round)), "delivery: challenges open"),
+        )
+        self._call(refused, self.desk.close_delivery, t.id, t.round, sender=sender)
+        if refused is None:
+            t.delivery_done.add(t.round)
+
     def _reveals(self, t: TaskModel, holder: str) -> list:
         if holder not in t.members or not t.groups:
             return []
@@ -848,7 +1117,8 @@ class MarketBase(RuleBasedStateMachine):
             boa.env.time_travel(seconds=t.deadline + wait - self._now())
         over = self._now() >= t.deadline
         cfg = t.cfg
-        published = t.digest.get(0) == cfg["model_hash"]
+        # a direct task starts on the model hash alone (its bytes are served off-chain)
+        published = t.direct or t.digest.get(0) == cfg["model_hash"]
         committed = [do for do in t.members if t.st(do) >= STATUS_COMMITTED]
         block = boa.env.evm.patch.block_number
         if t.phase == PHASE_REGISTER:
@@ -868,6 +1138,9 @@ class MarketBase(RuleBasedStateMachine):
         elif t.phase == PHASE_SUBMIT:
             exposed = [do for do in committed if (t.round, do) in t.exposed]
             ok = over or len(t.submitted(t.members)) + len(exposed) == len(committed)
+        elif t.phase == PHASE_DELIVERY:
+            # the desk's `settle` decides: the deadline, or the owner closed it
+            ok = over or t.round in t.delivery_done
         else:
             ok = over and t.phase in (PHASE_UNMASK, PHASE_ROUND_DONE)
         refused = _first(
@@ -907,7 +1180,11 @@ class MarketBase(RuleBasedStateMachine):
                     t.status[(t.round, dealer)] = STATUS_NONE
                     t.commits[dealer] -= 1
             self._enter(t, PHASE_SUBMIT, cfg["submit_duration"])
-        elif t.phase == PHASE_SUBMIT:
+        elif t.phase == PHASE_SUBMIT and t.direct:
+            self._enter(t, PHASE_DELIVERY, cfg["submit_duration"])
+        elif t.phase in (PHASE_SUBMIT, PHASE_DELIVERY):
+            if t.phase == PHASE_DELIVERY:
+                self._settle_challenges(t)
             pending = 0
             for g, members in enumerate(t.groups):
                 if len(t.submitted(members)) < cfg["threshold"]:
@@ -926,6 +1203,29 @@ class MarketBase(RuleBasedStateMachine):
             self._finish_round(t)
         else:
             self._enter(t, PHASE_ENDED, 0)
+
+    def _settle_challenges(self, t: TaskModel) -> None:
+        """DELIVERY closed: every open challenge is missed, its fee goes back to the model
+        owner (one `Credited` event each, from the desk) and its data owner is a committed
+        non-submitter again."""
+        missed = t.open_challenges(t.round)
+        paid = [(e.task, e.token, e.account, e.amount) for e in events(self.market, "Credited")]
+        assert paid == [(t.id, t.token, t.owner, t.fee)] * len(missed)
+        logged = [e.do for e in events(self.market, "ChallengeMissed")]
+        assert sorted(logged) == sorted(missed)
+        for do in missed:
+            t.challenges[(t.round, do)] = "missed"
+            t.status[(t.round, do)] = STATUS_COMMITTED
+            self._pay_fee(t, do, t.owner)
+        if missed:
+            event("silence excluded")
+            self.recorder.success("desk.settle (silence)")
+
+    def _pay_fee(self, t: TaskModel, do: str, to: str) -> None:
+        """A challenge's fee leaves the held fees for `to`'s desk credit."""
+        self.fees_held[t.id] -= t.fee
+        self.desk_credits[(t.token, to)] = self.desk_credits.get((t.token, to), 0) + t.fee
+        self.fee_paid.setdefault((t.id, t.round, do), []).append(to)
 
     def _check_groups(self, t: TaskModel) -> None:
         """Groups partition the members into `n // m` groups, sizes balanced, larger first."""
@@ -983,6 +1283,46 @@ class MarketBase(RuleBasedStateMachine):
             assert self._balance(token, self.court.address) == credits + held
         for (token, account), amount in self.court_credits.items():
             assert self.court.credits(token, account) == amount
+
+    @invariant()
+    @precondition(lambda self: self.changed)
+    def desk_value_is_conserved(self):
+        """The desk holds exactly its credits and the fees of open challenges."""
+        for token in self.token_addresses:
+            credits = sum(v for (tok, _), v in self.desk_credits.items() if tok == token)
+            held = sum(self.fees_held.get(t.id, 0) for t in self.tasks if t.token == token)
+            assert self._balance(token, self.desk.address) == credits + held
+        for (token, account), amount in self.desk_credits.items():
+            assert self.desk.credits(token, account) == amount
+
+    @invariant()
+    @precondition(lambda self: self.changed)
+    def challenge_fees_are_paid_once(self):
+        """Each challenge's fee is held while it is open, then paid exactly once: to the data
+        owner that answered, who stays a submitter (and is paid its reward if its group
+        finalizes), or back to the model owner when it went unanswered, whose data owner is a
+        committed non-submitter from DELIVERY's close on (before UNMASK) and is never paid."""
+        open_fees: dict[int, int] = {}
+        for t in self.tasks:
+            for (round, do), state in t.challenges.items():
+                paid = self.fee_paid.get((t.id, round, do), [])
+                on_chain = self.desk.challenge_state(t.id, round, do)
+                assert on_chain == CHALLENGE_STATES[state]
+                status = self.market.do_status(t.id, round, do)
+                if state == "open":
+                    assert paid == [] and (t.phase, t.round) == (PHASE_DELIVERY, round)
+                    open_fees[t.id] = open_fees.get(t.id, 0) + t.fee
+                elif state == "answered":
+                    assert paid == [do]
+                    assert status in (STATUS_SUBMITTED, STATUS_UNMASKED)
+                else:
+                    assert paid == [t.owner]
+                    assert status == STATUS_COMMITTED
+                    assert not self.market.is_credited(t.id, round, do)
+            if t.direct and t.rounds_opened:
+                open_now = len(t.open_challenges(t.round))
+                assert self.desk.round_open(t.id, t.round) == open_now
+        assert {k: v for k, v in self.fees_held.items() if v} == open_fees
 
     @invariant()
     @precondition(lambda self: self.changed)
@@ -1065,9 +1405,16 @@ class MarketBase(RuleBasedStateMachine):
                     before = self._balance(token, account)
                     assert self.market.withdraw(token, sender=account) == amount
                     assert self._balance(token, account) == before + amount
+            for (token, account), amount in self.desk_credits.items():
+                if amount:
+                    before = self._balance(token, account)
+                    assert self.desk.withdraw(token, sender=account) == amount
+                    assert self._balance(token, account) == before + amount
             for token in self.token_addresses:
                 left = sum(escrow[t.id] for t in self.tasks if t.token == token)
                 left += sum(
                     v for (task, _), v in self.bonds.items() if self.tasks[task - 1].token == token
                 )
                 assert self._balance(token, self.market.address) == left
+                held = sum(self.fees_held.get(t.id, 0) for t in self.tasks if t.token == token)
+                assert self._balance(token, self.desk.address) == held

@@ -25,6 +25,8 @@ INITIAL_TASKS = dict(
     tokens=st.lists(st.integers(0, 2), min_size=2, max_size=2),
     sizes=st.lists(st.integers(2, 3), min_size=2, max_size=2),
     rounds=st.lists(st.sampled_from([1, 2, 3]), min_size=2, max_size=2),
+    # 0 the event path, 2 the direct path (its DELIVERY phase and the desk)
+    paths=st.lists(st.sampled_from([0, 2]), min_size=2, max_size=2),
 )
 
 # What each action draws, and how often it is picked (out of the sum of weights).
@@ -44,7 +46,8 @@ ACTIONS = {
         dict(
             i=tasks_idx,
             # complain, answer, refund: the exposed-dealer path (a priced complaint, an answer
-            # that bars the dealer from submitting, a refund of an unanswered one)
+            # that bars the dealer from submitting, a refund of an unanswered one); commit_update
+            # and answer_challenge: the direct path's commitment and its answer at the desk
             action=st.sampled_from(
                 [
                     "register",
@@ -58,6 +61,9 @@ ACTIONS = {
                     "answer",
                     "answer",
                     "refund",
+                    "commit_update",
+                    "answer_challenge",
+                    "answer_challenge",
                 ]
             ),
             who=who_idx,
@@ -69,7 +75,11 @@ ACTIONS = {
         2,
         dict(
             i=tasks_idx,
-            action=st.sampled_from(["publish"] * 3 + ["open_round"] * 2 + ["end_task", "reclaim"]),
+            action=st.sampled_from(
+                ["publish"] * 3
+                + ["open_round"] * 2
+                + ["end_task", "reclaim", "set_terms", "challenge", "challenge", "close_delivery"]
+            ),
             by_attacker=st.integers(0, 5).map(lambda x: x == 0),
             good=st.integers(0, 5).map(bool),
         ),
@@ -97,6 +107,7 @@ ACTIONS = {
             reward=st.integers(1, 10**6),
             bond=st.sampled_from([0, 7, 10**5]),
             d=st.sampled_from([1, 9, 20]),
+            data_path=st.sampled_from([0, 0, 2]),
             lane_bits=st.sampled_from([16, 32]),
             # now and then no cap, or one that overflows a 16-bit count lane in any group
             # (3 x 10,923 > 2**15 - 1) and fits a 32-bit one

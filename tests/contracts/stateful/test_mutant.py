@@ -1,7 +1,9 @@
-"""A planted bug is caught: the state machine against a copy of the market whose `withdraw`
-pays out without zeroing the credit, for a bounded number of examples, must fail."""
+"""Planted bugs are caught: the state machine against a copy of the contracts with one bug, for
+a bounded number of examples, must fail. The market's `withdraw` pays out without zeroing the
+credit; the desk's answer completes a challenge without crediting its fee to the data owner."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import Phase, settings
@@ -9,25 +11,43 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from tests.contracts.stateful.base import ROOT, MarketBase, deploy
 
-ZEROING = "    self.credits[token][msg.sender] = 0\n"
+# (file under contracts/, the function the bug goes in, the line it removes there)
+MUTANTS = {
+    "withdraw_keeps_the_credit": (
+        "modules/escrow.vy",
+        "def withdraw(",
+        "    self.credits[token][msg.sender] = 0\n",
+    ),
+    "answer_keeps_the_fee": (
+        "DeliveryDesk.vy",
+        "def _answer_chunk(",
+        "    self._credit(task, (staticcall market.court_terms(task)).token, msg.sender,"
+        " self.challenge_fee[task])\n",
+    ),
+}
 
 
 class MutantMachine(MarketBase):
-    """The market with the planted bug."""
+    """The contracts with the planted bug."""
 
     target = "market_mutant"
 
 
-def test_the_machine_catches_a_withdraw_that_keeps_the_credit(tmp_path):
+def plant(contracts: Path, name: str) -> None:
+    path, function, line = MUTANTS[name]
+    source = (contracts / path).read_text()
+    start = source.index(function)
+    assert source.count(line, start) == 1, f"{function} no longer has the line the mutant removes"
+    (contracts / path).write_text(source[:start] + source[start:].replace(line, "", 1))
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS))
+def test_the_machine_catches_a_planted_bug(tmp_path, name):
     contracts = tmp_path / "contracts"
     shutil.copytree(ROOT / "contracts", contracts)
-    escrow = contracts / "modules" / "escrow.vy"
-    source = escrow.read_text()
-    withdraw = source.index("def withdraw(")
-    assert source.count(ZEROING, withdraw) == 1, "withdraw no longer zeroes the credit this way"
-    escrow.write_text(source[:withdraw] + source[withdraw:].replace(ZEROING, "", 1))
+    plant(contracts, name)
     MutantMachine.deployment = deploy(
-        contracts / "DataMarket.vy", contracts / "SharesCourt.vy", "fuzz_mutant_deployer"
+        contracts / "DataMarket.vy", contracts / "SharesCourt.vy", f"fuzz_mutant_{name}"
     )
     # bounded: no database, no shrinking, at most 30 examples of 100 steps
     bounded = settings(
