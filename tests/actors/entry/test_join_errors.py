@@ -19,6 +19,7 @@ from actors.chain.anvil import AnvilNode
 from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
 from actors.entry import networks
+from actors.learning.examples import write_example
 from protocol.constants import Phase
 from protocol.spec import canonical_bytes, infer_shapes, parse_spec
 from tests.actors.entry.conftest import (
@@ -110,6 +111,8 @@ def project(home: Path, tasks: Tasks, password_file: Path, tmp_path: Path) -> Pa
         + _table("wrong", market, market.address, chain_id=5)
         + _table("nocode", market, DEV_ADDRESS)
         + _table("court", market, market.court)
+        + _table("live", market, market.address)
+        + "live = true\n\n"
         + '[networks.down]\nurl = "http://127.0.0.1:9"\nchain_id = 31337\n'
     )
     data = tmp_path / "data.csv"
@@ -126,7 +129,7 @@ def _join(task: int, project: Path, *extra: str, network: str = "local") -> list
 @pytest.mark.parametrize(
     ("network", "extra", "message"),
     [
-        ("nope", [], "unknown network 'nope': known: court, down, local, nocode, wrong"),
+        ("nope", [], "unknown network 'nope': known: court, down, live, local, nocode, wrong"),
         ("wrong", [], "network wrong: the node at http"),
         ("nocode", [], f"network nocode: no contract at market {DEV_ADDRESS}"),
         ("court", [], "is not a DataMarket"),
@@ -185,6 +188,21 @@ def test_data_that_does_not_fit_the_schema_is_refused_before_staking(
     nonce = tasks.market.chain.w3.eth.get_transaction_count(DEV_ADDRESS)
     result = run(*_join(tasks.open, project))
     assert_one_line_error(result, f"task {tasks.open}: data", "missing column 'mean_texture'")
+    assert tasks.market.chain.w3.eth.get_transaction_count(DEV_ADDRESS) == nonce
+
+
+@pytest.mark.parametrize("answer", ["n\n", None])
+def test_a_live_network_stakes_a_bond_only_when_confirmed(
+    project: Path, tasks: Tasks, answer: str | None
+) -> None:
+    files = project / "files"
+    layout = write_example("breast-cancer-mlp", files, dos=1, per_do=30, owner=5, test=5)
+    args = _join(tasks.open, project, network="live")
+    args[args.index("--data") + 1] = str(layout.data_owners[0])
+    nonce = tasks.market.chain.w3.eth.get_transaction_count(DEV_ADDRESS)
+    result = run(*args, input=answer)
+    assert_one_line_error(result, "not confirmed on live network live", "--yes")
+    assert "join task" in result.stderr and "staking a bond of" in result.stderr
     assert tasks.market.chain.w3.eth.get_transaction_count(DEV_ADDRESS) == nonce
 
 
