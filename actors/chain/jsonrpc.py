@@ -196,3 +196,18 @@ def call_revert_reason(error: Web3RPCError) -> str | None:
     """The contract's reason from a raw eth_call error, or None if it is no revert."""
     refused = call_error("", error.rpc_response or {})
     return refused.reason if isinstance(refused, TransactionReverted) else None
+
+
+def raw_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    """A call object for raw JSON-RPC: quantities and bytes as hex strings."""
+    raw: dict[str, Any] = {}
+    for key, value in call.items():
+        if isinstance(value, bool | int):
+            raw[key] = hex(value)
+        elif isinstance(value, bytes | bytearray):
+            raw[key] = "0x" + bytes(value).hex()
+        elif key == "blobVersionedHashes":
+            raw[key] = ["0x" + bytes(h).hex() for h in value]
+        else:
+            raw[key] = value
+    return raw

@@ -12,7 +12,7 @@ Two gas strategies (`gas_strategy`):
   Only gas used is charged, so this costs nothing extra on a dev node that mines each transaction
   in a block of its own, and saves a full execution per transaction. A
   transaction that reverts is mined (status 0) and replayed as a call in its parent block to
-  name the contract's reason, so callers see the same `TransactionReverted`. The fee cap is read
+  name the contract's reason, so callers see the same `TransactionReverted`. The fees are read
   once and re-read only when the node refuses a transaction.
 
 Either way calldata is encoded once (`ContractCodec`), eth_account signs on libsecp256k1
@@ -23,22 +23,23 @@ not used: on anvil 1.7.1, concurrent senders left transactions unmined in its po
 30 s timeout.
 
 Blobs (`transact(..., blobs=...)`): an EIP-4844 type-3 transaction in the EIP-7594 (Osaka)
-network wrapper, `rlp([signed tx, 1, blobs, commitments, cell proofs])`, KZG from `ckzg` with the
-trusted setup loaded once per process (protocol.blobs). The blob fee cap is twice the node's blob
-base fee, read like the gas fee cap.
+network wrapper (actors.chain.blob_tx). The blob fee cap is twice the node's blob base fee, read
+like the other fees.
+
+Fees (`fees`, actors.chain.fees): EIP-1559 fees the node suggests, or the user's overrides; a
+transaction a node that mines by itself leaves pending for `fees.replace_after` seconds is
+replaced with the same nonce and higher fees.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
-import rlp
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -55,7 +56,9 @@ from actors.chain.base import (
     TxRecord,
     normalise,
 )
+from actors.chain.blob_tx import Sidecar, sign
 from actors.chain.codec import ContractCodec
+from actors.chain.fees import FeeOracle, Fees
 from actors.chain.jsonrpc import (
     METHOD_NOT_FOUND,
     JsonRpc,
@@ -64,9 +67,9 @@ from actors.chain.jsonrpc import (
     call_error,
     call_revert_reason,
     quantity,
+    raw_call,
 )
 from actors.chain.jsonrpc import mined as mined_receipt
-from protocol import blobs as blob_kzg
 
 # A transaction's gas limit is its estimate plus a margin: the state can change between the
 # estimate and inclusion (another DO's unmask makes ours the one that pays the whole group).
@@ -87,32 +90,6 @@ _AUTOMINE_NUDGE = 1.0
 _SYNC_SEND_TIMEOUT = _AUTOMINE_NUDGE
 # the namespaces of dev nodes' cheat methods (automine, balances), asked in this order
 _DEV_NAMESPACES = ("anvil", "hardhat")
-
-
-@dataclass(frozen=True, slots=True)
-class _Sidecar:
-    """A blob transaction's blobs with their KZG commitments, cell proofs and versioned hashes."""
-
-    blobs: tuple[bytes, ...]
-    commitments: tuple[bytes, ...]
-    proofs: tuple[bytes, ...]
-    hashes: tuple[bytes, ...]
-
-    @classmethod
-    def of(cls, blobs: Sequence[bytes]) -> _Sidecar:
-        commitments = tuple(blob_kzg.commitment(b) for b in blobs)
-        return cls(
-            blobs=tuple(bytes(b) for b in blobs),
-            commitments=commitments,
-            proofs=tuple(p for b in blobs for p in blob_kzg.cell_proofs(b)),
-            hashes=tuple(blob_kzg.versioned_hash(c) for c in commitments),
-        )
-
-    def wrap(self, signed: bytes) -> bytes:
-        """The network form of a signed type-3 transaction (EIP-7594 wrapper version 1)."""
-        body = rlp.decode(signed[1:])
-        wrapped = [body, 1, list(self.blobs), list(self.commitments), list(self.proofs)]
-        return signed[:1] + rlp.encode(wrapped)
 
 
 class RpcChain:
@@ -158,7 +135,7 @@ class RpcChain:
         # the receipt of each contract this client deployed, by address (deployment records)
         self.creations: dict[str, Receipt] = {}
         self._codecs: dict[str, ContractCodec] = {}
-        self._max_fee: int | None = None
+        self.fees = FeeOracle(self._rpc)
         self._max_blob_fee: int | None = None
         self._funder = self.add_account(funder_key) if funder_key else None
         self.block_gas_limit = self.w3.eth.get_block("latest")["gasLimit"]
@@ -240,7 +217,7 @@ class RpcChain:
             address = Web3.to_checksum_address(address)
         codec = self._codecs[address]
         tx = {"to": address, "data": codec.encode_call(function, args), "value": value}
-        sidecar = _Sidecar.of(blobs) if blobs else None
+        sidecar = Sidecar.of(blobs) if blobs else None
         if sidecar is not None:
             tx["blobVersionedHashes"] = list(sidecar.hashes)
         if self.gas_strategy == "estimate":
@@ -282,7 +259,7 @@ class RpcChain:
         took 3.0 ms of CPU a call against anvil (its middleware validates and asks the chain id
         each time), this 0.15 ms; and web3 has no formatter for `blobVersionedHashes`."""
         try:
-            return quantity(self._rpc("eth_estimateGas", [_raw_call(call)]))
+            return quantity(self._rpc("eth_estimateGas", [raw_call(call)]))
         except Web3RPCError as error:
             reason = call_revert_reason(error)
             if reason is None:
@@ -309,28 +286,26 @@ class RpcChain:
             raise Web3RPCError(str(response["error"]), rpc_response=response)
         return response.get("result")
 
-    def _fee_cap(self, refresh: bool) -> int:
-        """maxFeePerGas: twice the node's price (estimate: read for every transaction; cap:
-        read once, then only after a refusal, base fees move at most 12.5% a block)."""
-        if refresh or self._max_fee is None or self.gas_strategy == "estimate":
-            self._max_fee = 2 * int(self._rpc("eth_gasPrice", []), 16) + 1
-        return self._max_fee
+    def _fees(self, refresh: bool) -> Fees:
+        """The transaction's fees (estimate: read for every transaction; cap: read once, then
+        only after a refusal, base fees move at most 12.5% a block)."""
+        return self.fees.current(refresh or self.gas_strategy == "estimate")
 
     def _blob_fee_cap(self, refresh: bool) -> int:
-        """maxFeePerBlobGas: twice the node's blob base fee, read as `_fee_cap` reads its own."""
+        """maxFeePerBlobGas: twice the node's blob base fee, read as `_fees` reads the others."""
         if refresh or self._max_blob_fee is None or self.gas_strategy == "estimate":
             self._max_blob_fee = 2 * int(self._rpc("eth_blobBaseFee", []), 16) + 1
         return self._max_blob_fee
 
     def _send(
-        self, sender: str, tx: dict[str, Any], what: str, sidecar: _Sidecar | None = None
+        self, sender: str, tx: dict[str, Any], what: str, sidecar: Sidecar | None = None
     ) -> Mined:
         """Sign with the account's next nonce, send, and wait for the receipt.
 
         An account's sends run one at a time (nonces in order; see `_send_locks`); waiting for a
         receipt by polling happens outside the lock. With a sidecar, a type-3 transaction
         carrying it."""
-        fields = {"chainId": self.chain_id, "maxPriorityFeePerGas": 1, **tx}
+        fields = {"chainId": self.chain_id, **tx}
         account = self._accounts[sender]
         with self._locks_lock:
             lock = self._send_locks.setdefault(sender, threading.Lock())
@@ -340,15 +315,10 @@ class RpcChain:
                 if nonce is None:
                     nonce = int(self._rpc("eth_getTransactionCount", [sender, "pending"]), 16)
                 fields["nonce"] = nonce
-                fields["maxFeePerGas"] = tx.get("maxFeePerGas") or self._fee_cap(attempt > 0)
-                if sidecar is None:
-                    signed = account.sign_transaction({**fields, "type": 2})
-                    raw = bytes(signed.raw_transaction)
-                else:
+                fields.update(self._fees(attempt > 0).fields())
+                if sidecar is not None:
                     fields["maxFeePerBlobGas"] = self._blob_fee_cap(attempt > 0)
-                    signed = account.sign_transaction({**fields, "type": 3})
-                    raw = sidecar.wrap(bytes(signed.raw_transaction))
-                tx_hash = "0x" + bytes(signed.hash).hex()
+                raw, tx_hash = sign(account, fields, sidecar)
                 pushed = time.monotonic()
                 try:
                     receipt = self._push(raw, tx_hash, sync=sidecar is None)
@@ -377,13 +347,41 @@ class RpcChain:
             mined = mined_receipt(receipt)
         else:
             try:
-                mined = self._wait_receipt(tx_hash, time.monotonic() - pushed)
+                mined = self._wait_receipt(
+                    tx_hash, time.monotonic() - pushed, self._replacer(account, fields, sidecar)
+                )
             except ChainError:
                 self._nonces.pop(sender, None)  # it may never have landed: read the nonce again
                 raise
         if not mined.success:
             raise TransactionReverted(what, self._replay_reason(sender, fields, mined))
         return mined
+
+    def _replacer(
+        self, account: LocalAccount, fields: dict[str, Any], sidecar: Sidecar | None
+    ) -> Callable[[], str | None]:
+        """What replaces the pending transaction `fields`: the same nonce with bumped fees,
+        sent; its hash, or None if the fees may not rise (a `--max-fee` reached). A blob
+        transaction's blob fee rises too."""
+
+        def replace() -> str | None:
+            stuck = Fees(fields["maxFeePerGas"], fields["maxPriorityFeePerGas"])
+            fees = self.fees.bumped(stuck)
+            if fees is None:
+                return None
+            fields.update(fees.fields())
+            if sidecar is not None:
+                fields["maxFeePerBlobGas"] = max(
+                    fields["maxFeePerBlobGas"] * 9 // 8 + 1, self._blob_fee_cap(True)
+                )
+            raw, tx_hash = sign(account, fields, sidecar)
+            try:
+                self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
+            except Web3RPCError:
+                return None  # mined meanwhile, or refused: the first one is still awaited
+            return tx_hash
+
+        return replace
 
     def _push(self, raw: bytes, tx_hash: str, sync: bool) -> Mapping[str, Any] | None:
         """Send a signed transaction; its receipt too when the node gives it in the same reply.
@@ -416,22 +414,44 @@ class RpcChain:
             pass  # no answer in time: the node has it or is down, and polling tells which
         return None
 
-    def _wait_receipt(self, tx_hash: str, waited: float = 0.0) -> Mined:
+    def _wait_receipt(
+        self,
+        tx_hash: str,
+        waited: float = 0.0,
+        replace: Callable[[], str | None] | None = None,
+    ) -> Mined:
         """Poll for a receipt; on an automining node, mine a block for a transaction still
-        pending after `_AUTOMINE_NUDGE` (of which `waited` seconds have passed already)."""
+        pending after `_AUTOMINE_NUDGE` (of which `waited` seconds have passed already); on
+        another, `replace` it after `fees.replace_after` seconds pending, and again after as
+        long (the receipt of whichever version is mined ends the wait)."""
         started = time.monotonic()
         deadline, nudge = started + _RECEIPT_TIMEOUT, started + _AUTOMINE_NUDGE - waited
-        delay = _POLL_FIRST
-        while (raw := self._rpc("eth_getTransactionReceipt", [tx_hash])) is None:
+        stuck_at = started + self.fees.replace_after - waited
+        hashes, delay = [tx_hash], _POLL_FIRST
+        while (raw := self._receipt(hashes)) is None:
             now = time.monotonic()
             if now > deadline:
                 raise ChainError(f"no receipt for {tx_hash} after {_RECEIPT_TIMEOUT:.0f} s")
             if self._automine and now > nudge:
                 self._rpc("evm_mine", [])
                 nudge = now + _AUTOMINE_NUDGE
+            if replace is not None and not self._automine and now > stuck_at:
+                replacement = replace()
+                if replacement is not None:
+                    hashes.append(replacement)
+                    deadline = now + _RECEIPT_TIMEOUT
+                stuck_at = now + self.fees.replace_after
             time.sleep(delay)
             delay = min(2 * delay, _POLL_MAX)
         return mined_receipt(raw)
+
+    def _receipt(self, hashes: Sequence[str]) -> Mapping[str, Any] | None:
+        """The receipt of the newest of a transaction's versions that is mined, if any."""
+        for tx_hash in reversed(hashes):
+            raw = self._rpc("eth_getTransactionReceipt", [tx_hash])
+            if raw is not None:
+                return raw
+        return None
 
     def _replay_reason(self, sender: str, tx: Mapping[str, Any], mined: Mined) -> str:
         """Why a mined transaction failed: replay it as a call in its block's parent state."""
@@ -443,7 +463,7 @@ class RpcChain:
         if "blobVersionedHashes" in tx:
             call["blobVersionedHashes"] = tx["blobVersionedHashes"]
         try:
-            self._rpc("eth_call", [_raw_call(call), hex(mined.block - 1)])
+            self._rpc("eth_call", [raw_call(call), hex(mined.block - 1)])
         except Web3RPCError as error:
             return call_revert_reason(error) or str(error)
         if mined.gas_used >= tx["gas"]:
@@ -574,18 +594,3 @@ def _same(value: Any, wanted: Any) -> bool:
     if isinstance(value, str) and isinstance(wanted, str):
         return value.lower() == wanted.lower()
     return value == wanted
-
-
-def _raw_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    """A call object for raw JSON-RPC: quantities and bytes as hex strings."""
-    raw: dict[str, Any] = {}
-    for key, value in call.items():
-        if isinstance(value, bool | int):
-            raw[key] = hex(value)
-        elif isinstance(value, bytes | bytearray):
-            raw[key] = "0x" + bytes(value).hex()
-        elif key == "blobVersionedHashes":
-            raw[key] = ["0x" + bytes(h).hex() for h in value]
-        else:
-            raw[key] = value
-    return raw

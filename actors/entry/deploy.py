@@ -22,15 +22,21 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from actors.entry.home import CliError, one_line_errors, warn
-from actors.entry.networks import Network, confirm_live, connect, get_network
-
-if TYPE_CHECKING:
-    from actors.chain.rpc_backend import RpcChain
+from actors.entry.networks import Network
+from actors.entry.signer import (
+    AccountName,
+    MaxFee,
+    PasswordFile,
+    PriorityFee,
+    Signer,
+    Yes,
+    open_signer,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FORMAT = "omnilytics-deployments/1"
@@ -122,9 +128,9 @@ def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-def deploy(network: Network, chain: RpcChain, key: str, *, yes: bool = False) -> dict[str, Any]:
-    """Deploy the court, the delivery desk and the market to `network` (connected: `chain`),
-    signed by `key`; record the deployment and return its record."""
+def deploy(signer: Signer, *, yes: bool = False) -> dict[str, Any]:
+    """Deploy the court, the delivery desk and the market to the signer's network, signed by
+    it; record the deployment and return its record."""
     from eth_abi import encode
     from eth_utils import keccak
 
@@ -132,7 +138,7 @@ def deploy(network: Network, chain: RpcChain, key: str, *, yes: bool = False) ->
     from actors.chain.base import ChainError
     from actors.chain.market import Market
 
-    sender = chain.add_account(key)
+    network, chain, sender = signer.network, signer.chain, signer.account
     previous = read_deployments(network)
     if previous:
         last = previous[-1]
@@ -143,7 +149,7 @@ def deploy(network: Network, chain: RpcChain, key: str, *, yes: bool = False) ->
         )
     if network.market is not None:
         warn(f"{network.config} sets market {network.market} for {network.name}: it stays in use")
-    confirm_live(network, "deploy the court, the delivery desk and the market", yes)
+    signer.confirm("deploy the court, the delivery desk and the market", yes)
     compiled = {}
     for source in (COURT_SOURCE, DESK_SOURCE, MARKET_SOURCE):
         progress(f"compiling {source.name}")
@@ -217,26 +223,22 @@ def progress(message: str) -> None:
 
 def deploy_command(
     network: Annotated[str, typer.Option(help="the network's name in omnilytics.toml")],
-    account: Annotated[
-        str | None, typer.Option(help="sign with this keystore (default: the network's)")
-    ] = None,
-    password_file: Annotated[
-        Path | None, typer.Option(help="the keystore's password (default: a prompt)")
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="no confirmation on a live network")] = False,
+    account: AccountName = None,
+    password_file: PasswordFile = None,
+    yes: Yes = False,
+    max_fee: MaxFee = None,
+    priority_fee: PriorityFee = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole record")] = False,
 ) -> None:
     """Deploy the court, the delivery desk and the market, record them, and write the
     standard-JSON inputs."""
-    from actors.entry.accounts import signing_key
-
     with one_line_errors():
-        net = get_network(network)
-        chain = connect(net)
-        key = signing_key(account or net.default_account, password_file)
-        record = deploy(net, chain, key, yes=yes)
+        signer = open_signer(
+            network, account, password_file, max_fee=max_fee, priority_fee=priority_fee
+        )
+        record = deploy(signer, yes=yes)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
         return
-    progress(f"court {record['court']}; recorded in {net.deployments_file}")
+    progress(f"court {record['court']}; recorded in {signer.network.deployments_file}")
     typer.echo(record["market"])

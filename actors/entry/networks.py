@@ -56,6 +56,16 @@ class Network:
     live: bool = False
 
     @property
+    def label(self) -> str:
+        """How messages name it: `network NAME`, or the URL given with `--rpc-url`."""
+        return f"network {self.name}" if self.name else f"--rpc-url {self.url}"
+
+    @classmethod
+    def direct(cls, url: str) -> Network:
+        """The node of `--rpc-url`: no name, no config, its chain id whatever it answers."""
+        return cls(name="", url=url, chain_id=0, config=Path())
+
+    @property
     def deployments_file(self) -> Path:
         return self.config.parent / "deployments" / f"{self.name}.json"
 
@@ -149,7 +159,8 @@ def get_network(name: str, project_dir: Path | None = None) -> Network:
 
 
 def connect(network: Network, *, attempts: int = CONNECT_ATTEMPTS) -> RpcChain:
-    """A client for the network's node, once it answers with the configured chain id."""
+    """A client for the network's node, once it answers with the configured chain id (any
+    chain id for a `direct` one)."""
     from actors.chain.base import NodeUnavailable
     from actors.chain.rpc_backend import RpcChain
 
@@ -161,12 +172,11 @@ def connect(network: Network, *, attempts: int = CONNECT_ATTEMPTS) -> RpcChain:
         except NodeUnavailable:
             if attempt == attempts - 1:
                 raise NetworkError(
-                    f"network {network.name}: no JSON-RPC node answers at {network.url} "
-                    f"({attempts} tries)"
+                    f"{network.label}: no JSON-RPC node answers at {network.url} ({attempts} tries)"
                 ) from None
             time.sleep(pause)
             pause *= 2
-    if chain.chain_id != network.chain_id:
+    if network.chain_id and chain.chain_id != network.chain_id:
         raise NetworkError(
             f"network {network.name}: the node at {network.url} has chain id {chain.chain_id}, "
             f"the config says {network.chain_id} ({network.config})"
@@ -200,14 +210,14 @@ def open_market(chain: RpcChain, address: str, network: Network) -> Market:
     code = chain.request("eth_getCode", [address, "latest"])
     if code in (None, "0x", ""):
         raise NetworkError(
-            f"network {network.name}: no contract at market {address} (chain id "
-            f"{network.chain_id}; a restarted dev node forgets its contracts: deploy again)"
+            f"{network.label}: no contract at market {address} (chain id "
+            f"{chain.chain_id}; a restarted dev node forgets its contracts: deploy again)"
         )
     try:
         return Market(chain, address, blob_source=blob_source(chain, network.beacon_url))
     except (ChainError, DecodingError, ValueError) as error:
         raise NetworkError(
-            f"network {network.name}: {address} is not a DataMarket ({error.__class__.__name__})"
+            f"{network.label}: {address} is not a DataMarket ({error.__class__.__name__})"
         ) from None
 
 

@@ -169,9 +169,11 @@ def drive_data_owner(
     settings: DataOwnerSettings,
     *,
     timings: bool = False,
+    observe: Observer | None = None,
 ) -> None:
     """Run a data owner with `learner` in `task` until the task is over for it (resuming from
-    `state_dir`), then write its `result.json` there (and its plaintext updates in test mode)."""
+    `state_dir`), then write its `result.json` there (and its plaintext updates in test mode);
+    `observe` hears each of its steps."""
     warm_up = getattr(learner, "warm_up", None)  # an attacker's learner may not have one
     if warm_up is not None:
         warm_up()  # torch's costly first steps at start-up, not inside the first round
@@ -184,6 +186,8 @@ def drive_data_owner(
     marks: dict[str, dict[str, float]] = {}
 
     def mark(role: str, who: str, what: str, **fields: object) -> None:
+        if observe is not None:
+            observe(role, who, what, **fields)
         if timings and what == "opening":
             marks[str(fields["round"])] = dict(times)
 

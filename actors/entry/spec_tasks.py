@@ -9,29 +9,32 @@ field, file or value and the rule, raised before any transaction that stakes som
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actors.chain.market import Market, TaskConfig
 from actors.entry.processes import (
     _SWITCH_INTERVAL,
-    _connect,
     _log_to,
     drive_data_owner,
     drive_model_owner,
 )
+from actors.entry.progress import Progress
 from actors.learning import spec_model as sm
 from actors.learning.adapters import DataError, read_data
 from actors.learning.spec_learners import SpecModelOwner
 from actors.learning.train import use_threads
-from actors.roles.join import read_terms, spec_learner
+from actors.roles.data_owner import Learner
+from actors.roles.join import check_seat, read_terms, spec_learner
 from actors.roles.model_owner import SavedModel, TaskPlan, saved_model
 from actors.roles.round_driver import DataOwnerSettings
 from actors.roles.store import StateStore
-from protocol.constants import MAX_CHUNK_WORDS
+from protocol.constants import MAX_CHUNK_WORDS, Phase
 from protocol.spec import (
     SpecError,
     TaskSpec,
@@ -40,6 +43,9 @@ from protocol.spec import (
     parse_spec,
     spec_hash,
 )
+
+if TYPE_CHECKING:
+    from actors.entry.signer import Signer
 
 log = logging.getLogger("omnilytics.task")
 
@@ -74,62 +80,73 @@ def owner_learner(
     return SpecModelOwner(spec, own, held_out, seed=seed)
 
 
+def check_task_owner(
+    spec_path: Path, validation: Path, test: Path | None, seed: int
+) -> tuple[TaskSpec, SpecModelOwner]:
+    """`omnilytics task create`'s checks before any chain is contacted: the spec, and the model
+    owner's own data against it."""
+    spec = load_spec(spec_path)
+    return spec, owner_learner(spec, validation, test, seed=seed)
+
+
 def run_task_owner(
-    rpc_url: str,
-    market: str,
-    spec_path: Path,
-    validation: Path,
+    signer: Signer,
+    market: Market,
+    spec: TaskSpec,
+    learner: SpecModelOwner,
     state_dir: Path,
     *,
-    test: Path | None = None,
-    seed: int = 0,
     beacon_url: str | None = None,
     announce: Callable[[int], None] | None = None,
-    observe: Callable[..., None] | None = None,
-) -> None:
-    """`omnilytics task create`: the spec and the data are checked before any transaction; then
-    create the task (or resume the one `state_dir` holds), announce its id, drive it to its end."""
-    spec = load_spec(spec_path)
-    learner = owner_learner(spec, validation, test, seed=seed)
+) -> dict[str, object]:
+    """Create the task (or resume the one `state_dir` holds), announce its id, drive it to
+    its end, showing its progress; what `result.json` holds."""
     _log_to(state_dir)
     use_threads(1)
-    chain, account = _connect(rpc_url)
     plan = TaskPlan.from_spec(spec)
+    progress = Progress(market)
     try:
-        drive_model_owner(
-            chain,
-            account,
-            market,
-            learner,
-            plan,
-            state_dir,
-            beacon_url,
-            announce=announce,
-            observe=observe,
-        )
+        with progress.shown():
+            drive_model_owner(
+                signer.chain,
+                signer.account,
+                market.address,
+                learner,
+                plan,
+                state_dir,
+                beacon_url or signer.network.beacon_url,
+                announce=announce,
+                observe=progress.observe,
+            )
     except sm.ModelFileError as error:
         raise TaskRefused(f"state {state_dir}: {error}") from None
+    return json.loads((state_dir / "result.json").read_text())
+
+
+def check_join(market: Market, task: int, account: str, data: Path, seed: int | None) -> Learner:
+    """`omnilytics join`'s checks, all before registering: the task exists and has a seat for
+    us (or we hold one), its spec from chain data, its config against the spec, our files
+    against the spec."""
+    check_seat(market, task, account)
+    terms = read_terms(market, task)
+    return spec_learner(terms, data, seed=secrets.randbelow(2**31) if seed is None else seed)
 
 
 def run_join(
-    rpc_url: str,
-    market: str,
+    signer: Signer,
+    market: Market,
     task: int,
-    data: Path,
+    learner: Learner,
     state_dir: Path,
     *,
-    seed: int | None = None,
     host: str = "127.0.0.1",
     keep_plaintext: bool = False,
     drop_at: tuple[int, str] | None = None,
     chunk_words: int = MAX_CHUNK_WORDS,
     timings: bool = False,
-) -> None:
-    """`omnilytics join`: read the task's spec from chain data, check the config against it and
-    our files against it (all before registering), then take part until the task is over."""
-    chain, account = _connect(rpc_url)
-    terms = read_terms(Market(chain, market), task)
-    learner = spec_learner(terms, data, seed=secrets.randbelow(2**31) if seed is None else seed)
+) -> dict[str, object]:
+    """Take part in `task` until it is over for us, showing the progress, then withdraw; what
+    `result.json` holds."""
     _log_to(state_dir)
     use_threads(1)
     sys.setswitchinterval(_SWITCH_INTERVAL)
@@ -140,8 +157,43 @@ def run_join(
         drop_at=drop_at,
         chunk_words=chunk_words,
     )
-    log.info("joining task %d with %d samples from %s", task, len(learner.data), data)
-    drive_data_owner(chain, account, market, task, learner, state_dir, settings, timings=timings)
+    log.info("joining task %d with %d samples", task, len(learner.data))
+    progress = Progress(market, task)
+    with progress.shown():
+        drive_data_owner(
+            signer.chain,
+            signer.account,
+            market.address,
+            task,
+            learner,
+            state_dir,
+            settings,
+            timings=timings,
+            observe=progress.observe,
+        )
+    return json.loads((state_dir / "result.json").read_text())
+
+
+def withdraw_all(market: Market, account: str, task: int | None = None) -> int:
+    """Withdraw what the market and its court credit `account` (after taking back its bond
+    from `task`, which must be over); the total in wei."""
+    if task is not None and market.bond_of(task, account):
+        phase = market.phase(task).phase
+        if phase not in (Phase.ENDED, Phase.CANCELLED):
+            raise TaskRefused(
+                f"task {task} is in phase {Phase(phase).name}: its bond comes back once it ended"
+            )
+        market.release_bond(task, account, account)
+    total = 0
+    owed = market.credits(account)
+    if owed:
+        market.withdraw(account)
+        total += owed
+    court = market.court_credits(account)
+    if court:
+        market.withdraw_court(account)
+        total += court
+    return total
 
 
 def exported_model(state_dir: Path, task: int) -> SavedModel:

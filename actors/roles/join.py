@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.chain.market import Market, TaskConfig
+from actors.chain.market import Market, PhaseInfo, TaskConfig
 from actors.learning.adapters import DataError, read_data
 from actors.learning.spec_learners import SpecDataOwner
+from protocol.constants import Phase
 from protocol.errors import RemoteProtocolError
 from protocol.spec import SpecError, TaskSpec, decode_canonical, infer_shapes
 
@@ -59,6 +60,32 @@ def config_mismatches(spec: TaskSpec, config: TaskConfig) -> list[tuple[str, obj
         ("market.data_path", m.data_path_id, config.data_path),
     ]  # fmt: skip
     return [(name, ours, theirs) for name, ours, theirs in pairs if ours != theirs]
+
+
+def check_seat(market: Market, task: int, account: str) -> None:
+    """Refuse a task that does not exist, is past registration or is full, unless `account`
+    is one of its data owners already (a restart resumes it)."""
+    count = market.task_count()
+    if not 0 < task <= count:
+        raise JoinRefused(f"task {task} does not exist (the market has {count} tasks)")
+    phase, members, registered = market.views(
+        [
+            ("task_phase_of", (task,)),
+            ("member_count", (task,)),
+            ("is_registered", (task, account)),
+        ]
+    )
+    if registered:
+        return
+    info = PhaseInfo(*phase)
+    if info.phase != Phase.REGISTER:
+        name = Phase(info.phase).name if info.phase in set(Phase) else str(info.phase)
+        raise JoinRefused(f"task {task} is past registration: it is in phase {name}")
+    max_dos = market.config(task).max_dos
+    if members >= max_dos:
+        raise JoinRefused(f"task {task} is full: {members} of {max_dos} data owners registered")
+    if info.deadline <= market.chain.timestamp():
+        raise JoinRefused(f"task {task}'s registration closed at {info.deadline}")
 
 
 def read_terms(market: Market, task: int) -> TaskTerms:

@@ -54,20 +54,20 @@ def test_task_create_refuses_a_bad_spec_before_the_chain(
     code, output = _run(["task", "create", str(spec), "--validation", "x.csv", *CHAIN])
     assert code == 1
     assert output.count("\n") == 1 and "Traceback" not in output
-    assert f"task create refused: spec {spec}: {message}" in output
+    assert f"error: task create refused: spec {spec}: {message}" in output
 
 
 def test_task_create_refuses_its_own_data_that_does_not_fit(tmp_path: Path) -> None:
     table = tmp_path / "own.csv"
     table.write_text("mean_radius,diagnosis\n1.0,0\n")
     code, output = _run(["task", "create", str(EXAMPLE), "--validation", str(table), *CHAIN])
-    assert (code, output) == (1, f"task create refused: data {table}: missing column "
+    assert (code, output) == (1, f"error: task create refused: data {table}: missing column "
                                   "'mean_texture'\n")  # fmt: skip
 
 
 def test_join_of_an_unreachable_node_fails_in_one_line(tmp_path: Path) -> None:
     code, output = _run(["join", "1", "--data", str(tmp_path), *CHAIN])
-    assert code == 1 and output.startswith("refusing to join: ") and output.count("\n") == 1
+    assert code == 1 and output.startswith("error: refusing to join: ") and output.count("\n") == 1
 
 
 def test_join_refuses_a_bad_drop() -> None:
@@ -77,14 +77,15 @@ def test_join_refuses_a_bad_drop() -> None:
 
 def test_task_model_writes_the_saved_model_of_that_task_only(tmp_path: Path) -> None:
     code, output = _run(["task", "model", "3", "--state-dir", str(tmp_path), "--out", "m"])
-    assert (code, output) == (1, f"task model: state {tmp_path}: no model owner state here\n")
+    expected = f"error: task model: state {tmp_path}: no model owner state here\n"
+    assert (code, output) == (1, expected)
     spec = parse_spec(EXAMPLE.read_bytes())
     exported = sm.export_model(spec, sm.new_public_model(spec, 0), sm.new_head(spec, 0))
     store = StateStore(tmp_path / "state.sqlite")
     store.put_many(_NS, {"progress": msgspec.msgpack.encode(_Saved("0x1", 3)), "model": exported})
     store.close()
     code, output = _run(["task", "model", "4", "--state-dir", str(tmp_path), "--out", "m"])
-    assert (code, output) == (1, f"task model: state {tmp_path}: holds task 3, not task 4\n")
+    assert (code, output) == (1, f"error: task model: state {tmp_path}: holds task 3, not task 4\n")
     out = tmp_path / "out" / "model.safetensors"
     code, output = _run(["task", "model", "3", "--state-dir", str(tmp_path), "--out", str(out)])
     assert code == 0 and out.read_bytes() == exported

@@ -12,6 +12,7 @@ from actors.chain import BoaChain, Chain, TransactionReverted
 from actors.chain.anvil import AnvilNode
 from actors.chain.base import BlobsUnsupported, NodeUnavailable
 from actors.chain.blob_sources import NodeBlobSource
+from actors.chain.fees import Fees
 from actors.chain.hardhat import HardhatNode, hardhat_binary
 from actors.chain.market import Market, TaskConfig
 from actors.chain.rpc_backend import RpcChain
@@ -210,10 +211,11 @@ def test_stale_fee_cap_is_read_again_after_a_refusal(anvil_node: AnvilNode) -> N
     chain = RpcChain(anvil_node.url, dev=True)
     sender = chain.new_account(10**20)
     address = chain.deploy(PROBE, [], sender)
-    chain._max_fee = 1  # below any base fee: the node refuses, the client reads the price again
+    chain.fees.current()  # read once (the cap strategy keeps it)
+    chain.fees._cached = Fees(1, 1)  # below any base fee: the node refuses, the client reads again
     receipt = chain.transact(address, "bump", [1, []], sender)
     assert receipt.gas_used > 21_000
-    assert chain._max_fee > 1
+    assert chain.fees.current(refresh=False).max_fee > 1
 
 
 def _count_methods(chain: RpcChain) -> list[str]:
