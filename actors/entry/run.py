@@ -39,6 +39,7 @@ from actors.entry.scenario import (
     SpecData,
     central_accuracy,
     data_owner_learner,
+    data_owner_seed,
     model_owner_learner,
     split_data,
 )
@@ -213,7 +214,11 @@ async def run_market(
     for i in range(scenario.dos):
         account = chain.new_account(10**20)
         board.rows[account] = {"state": "starting", "paid": ""}
-        settings = DataOwnerSettings(keep_plaintext=True, drop_at=drops.get(i))
+        settings = DataOwnerSettings(
+            keep_plaintext=True,
+            drop_at=drops.get(i),
+            rounding_seed=data_owner_seed(scenario, i),
+        )
         learner = data_owner_learner(scenario, data, i)
         store = StateStore(state_dir / f"do-{i}.sqlite")
         dos.append(

@@ -139,6 +139,7 @@ def run_join(
         keep_plaintext=keep_plaintext,
         drop_at=drop_at,
         chunk_words=chunk_words,
+        rounding_seed=seed,
     )
     log.info("joining task %d with %d samples from %s", task, len(learner.data), data)
     drive_data_owner(chain, account, market, task, learner, state_dir, settings, timings=timings)
