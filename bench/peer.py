@@ -259,7 +259,7 @@ def print_breakdown(profiles: dict[str, dict]) -> None:
     table.add_row(
         "round", *(f"{r['wall_seconds']:.2f} ({r['cpu_seconds']:.2f})" for r in rounds.values())
     )
-    for phase in ("share", "settle", "submit", "unmask", "between"):
+    for phase in ("share", "settle", "submit", "unmask", "aggregate", "open_next"):
         table.add_row(f"  phase {phase}", *(f"{r['phases'][phase]:.2f}" for r in rounds.values()))
     for kind in (*WORK_KINDS, "chain_calls"):
         table.add_row(

@@ -5,9 +5,9 @@ Runs the demo's market in this process (`actors.entry.run.run_market`, the scena
 a process of its own (`bench.peer` does), since the timers replace functions for the process:
 
 - **phases**, from the model owner's own events: SHARE, SETTLE, SUBMIT and UNMASK as the model
-  owner drives them (from its `phase` event to the next one), then ``between`` (from the end of
-  UNMASK until the next round's SHARE: recovering the aggregate, the model owner's own training
-  and evaluation, publishing and opening the next round);
+  owner drives them (from its `phase` event to the next one), then ``aggregate`` (recovering the
+  group aggregates from chain data, combining, applying and evaluating them) and ``open_next``
+  (what the model owner does before the next round's SHARE: publishing and opening it);
 - **work**, summed over every party in the round's window (wall seconds of what ran, so
   concurrent work adds up; ``cpu`` is the process's CPU time): ``training`` (data owners'
   learners); ``model_owner`` (its evaluation, reference update, fine-tuning, model bytes);
@@ -166,6 +166,13 @@ def profile(chain_kind: str, rounds: int) -> dict:
             observe(self, what, **fields)
 
         actors.roles.model_owner.ModelOwner.observe = marked
+        aggregate = actors.roles.model_owner.ModelOwner._aggregate
+
+        async def aggregating(self: Any, report: Any) -> None:
+            marks.append((time.perf_counter(), "aggregate", report.round, None))
+            await aggregate(self, report)
+
+        actors.roles.model_owner.ModelOwner._aggregate = aggregating
         started = time.perf_counter()
         trio.run(
             functools.partial(
@@ -191,15 +198,16 @@ def _round(
     rounds: int,
 ) -> dict:
     """Round r's window: from its SHARE to the next round's SHARE (the last round's: to its
-    end, so it has no ``between``)."""
+    end, so it has no ``open_next``)."""
     when = {(what, rr, phase): t for t, what, rr, phase in marks}
     start_key = ("phase", r, PHASE_SHARE)
     end_key = ("phase", r + 1, PHASE_SHARE) if r + 1 < rounds else ("round_done", r, None)
     done = when["round_done", r, None]
     points = sorted((when["phase", r, p], name) for p, name in PHASES.items())
+    points.append((when["aggregate", r, None], "aggregate"))
     ends = [t for t, _ in points[1:]] + [done]
     phases = {name: end - t for (t, name), end in zip(points, ends, strict=True)}
-    phases["between"] = when[end_key] - done
+    phases["open_next"] = when[end_key] - done
     (cpu0, work0), (cpu1, work1) = at[start_key], at[end_key]
     return {
         "round": r,

@@ -223,7 +223,7 @@ PEER_SYSTEMS = {
     "flower_secaggplus": "Flower SecAgg+",
     "flower_fedavg": "Flower FedAvg (no secure aggregation)",
 }
-PEER_PHASES = ("share", "settle", "submit", "unmask", "between")
+PEER_PHASES = ("share", "settle", "submit", "unmask", "aggregate", "open_next")
 PEER_WORK = ("training", "model_owner", "chain_transactions", "chain_polls", "evm", "cryptography")
 
 

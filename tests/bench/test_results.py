@@ -86,7 +86,7 @@ def test_peer_rows_carry_their_keys_and_ratios_to_flower_secaggplus() -> None:
     breakdown = json.loads(path.read_text())["breakdown"]
     for chain in ("boa", "anvil"):
         phases = breakdown[chain]["round"]["phases"]
-        assert {"share", "settle", "submit", "unmask", "between"} <= phases.keys()
+        assert {"share", "settle", "submit", "unmask", "aggregate", "open_next"} <= phases.keys()
 
 
 def test_the_round_gas_table_has_the_issues_keys_and_submit_within_1_1x_of_the_floor() -> None:

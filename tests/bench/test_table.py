@@ -65,7 +65,9 @@ def test_render_shows_the_peer_rows_and_the_breakdown(tmp_path: Path) -> None:
     rows += [row("flower_secaggplus", None, n, 5.0 * n, 5.0) for n in (1, 3)]
     round_ = {
         "wall_seconds": 10.0,
-        "phases": dict.fromkeys(("share", "settle", "submit", "unmask", "between"), 2.0),
+        "phases": dict.fromkeys(
+            ("share", "settle", "submit", "unmask", "aggregate", "open_next"), 2.0
+        ),
         "work": {"training": 6.0, "cpu training": 5.5, "evm": 3.0},
     }
     doc = {"flwr_version": "1.42.0", "rows": rows, "breakdown": {"boa": {"round": round_}}}
