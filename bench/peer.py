@@ -49,9 +49,10 @@ from rich.table import Table
 from actors.entry.scenario import Scenario, data_owner_seed, model_owner_learner, split_data
 from actors.learning.learners import TorchModelOwner
 from actors.learning.model import public_vector
-from actors.measure.memory import PROC, MemoryPeak, descendants
+from actors.measure.memory import MemoryPeak, descendants
 from bench.gas import RESULTS
 from bench.mask import FLOWER_VENV, flower_python, flower_version
+from bench.peer_profile import process_cpu_ticks
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOWER_SIDE = Path(__file__).resolve().parent / "flower_peer.py"
@@ -72,6 +73,7 @@ WORK_KINDS = (
     "chain_polls",
     "evm",
     "cryptography",
+    "node",
 )
 _SAMPLE_EVERY = 0.25  # seconds between memory samples of a run's processes
 
@@ -117,15 +119,6 @@ def export_job(scenario: Scenario, where: Path) -> None:
     (where / "job.json").write_text(json.dumps(job))
 
 
-def _cpu_ticks(pid: int) -> int | None:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:  # exited between listing and reading
-        return None
-    fields = stat.rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-
-
 def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """Run ``command`` to its end: (wall seconds, CPU seconds of all its processes, peak summed
     RSS of all its processes).
@@ -143,7 +136,7 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[flo
         while proc.poll() is None:
             peak.sample()
             for pid in descendants(os.getpid()):
-                if (now := _cpu_ticks(pid)) is not None:
+                if (now := process_cpu_ticks(pid)) is not None:
                     ticks[pid] = now
             time.sleep(_SAMPLE_EVERY)
         stderr = proc.stderr.read() if proc.stderr else ""

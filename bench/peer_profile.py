@@ -15,7 +15,7 @@ a process of its own (`bench.peer` does), since the timers replace functions for
   the call to its answer); ``evm`` (inside the chain: titanoboa's ``Env.execute_code`` on the
   embedded chain, the node's JSON-RPC answers on anvil); ``cryptography`` (the protocol's
   dealing, share and proof checks, masks, quantization and packing, and the model owner's
-  recovery of the aggregate).
+  recovery of the aggregate); ``cpu node``: the CPU time of the node's process (anvil).
 
     python -m bench.peer_profile CHAIN ROUNDS OUT.json
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -46,6 +47,7 @@ from actors.entry.run import open_chain, run_market
 from actors.entry.scenario import Scenario
 from actors.learning.learners import TorchDataOwner, TorchModelOwner
 from actors.learning.train import use_threads
+from actors.measure.memory import PROC, descendants
 from actors.measure.timing import TimedChain, new_times
 from protocol.constants import PHASE_SETTLE, PHASE_SHARE, PHASE_SUBMIT, PHASE_UNMASK
 
@@ -132,6 +134,22 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu_ticks(pid: int) -> int | None:
+    """``pid``'s CPU time so far (user + system) in clock ticks; None if it is gone."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:  # exited between listing and reading
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def _node_cpu() -> float:
+    """CPU seconds of this process's children so far: the node (anvil), none on boa."""
+    ticks = (process_cpu_ticks(pid) for pid in descendants(os.getpid()))
+    return sum(t for t in ticks if t is not None) / os.sysconf("SC_CLK_TCK")
+
+
 def profile(chain_kind: str, rounds: int) -> dict:
     """Run the demo's market for ``rounds`` rounds on ``chain_kind``; each round's phases and
     work (module docstring)."""
@@ -161,6 +179,7 @@ def profile(chain_kind: str, rounds: int) -> dict:
                         "chain_polls": calls["phase_polls"],
                         "cpu chain_polls": calls["cpu phase_polls"],
                         "cpu chain_calls": calls["cpu chain"],
+                        "cpu node": _node_cpu(),
                     },
                 )
             observe(self, what, **fields)

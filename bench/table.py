@@ -224,7 +224,15 @@ PEER_SYSTEMS = {
     "flower_fedavg": "Flower FedAvg (no secure aggregation)",
 }
 PEER_PHASES = ("share", "settle", "submit", "unmask", "aggregate", "open_next")
-PEER_WORK = ("training", "model_owner", "chain_transactions", "chain_polls", "evm", "cryptography")
+PEER_WORK = (
+    "training",
+    "model_owner",
+    "chain_transactions",
+    "chain_polls",
+    "evm",
+    "cryptography",
+    "node",
+)
 
 
 def peer(doc: dict) -> list[str]:
@@ -279,11 +287,12 @@ def peer(doc: dict) -> list[str]:
         cells = []
         for c in chains:
             work = rounds[c]["work"]
-            cpu = work.get(f"cpu {kind}")
-            cells.append(
-                f"{work.get(kind, 0.0):.2f}" + (f" ({cpu:.2f})" if cpu is not None else "")
-            )
-        rows.append([kind.replace("_", " ") + ", all parties", *cells])
+            wall, cpu = work.get(kind), work.get(f"cpu {kind}")
+            cell = [f"{wall:.2f}"] if wall is not None else []
+            cell += [f"({cpu:.2f})"] if cpu is not None else []
+            cells.append(" ".join(cell) or "—")
+        label = "the node's process" if kind == "node" else kind.replace("_", " ") + ", all parties"
+        rows.append([label, *cells])
     lines += [
         "",
         "Where a further round of ours goes (a 3-round run with timers in, its middle round, from "
