@@ -168,7 +168,7 @@ def open_chain(kind: str, rpc_url: str | None = None, key: str | None = None) ->
     """The chain a run uses: `boa` (embedded), `anvil` or `hardhat` (a local node we start), or
     `rpc`."""
     if kind == "boa":
-        yield BoaChain(realtime=True)
+        yield BoaChain(realtime=True, cache_views=True)
         return
     from actors.chain.node_process import LOCAL_NODES, start_local_node
     from actors.chain.rpc_backend import RpcChain
