@@ -224,15 +224,15 @@ PEER_SYSTEMS = {
     "flower_fedavg": "Flower FedAvg (no secure aggregation)",
 }
 PEER_PHASES = ("share", "settle", "submit", "unmask", "aggregate", "open_next")
-PEER_WORK = (
-    "training",
-    "model_owner",
-    "chain_transactions",
-    "chain_polls",
-    "evm",
-    "cryptography",
-    "node",
-)
+PEER_WORK = {
+    "training": "training (every data owner)",
+    "model_owner": "the model owner's learner (evaluation, fine-tuning)",
+    "chain_transactions": "chain transactions (every party)",
+    "chain_polls": "chain polls (every party)",
+    "evm": "inside the chain (titanoboa's EVM; anvil's answers)",
+    "cryptography": "cryptography and encoding (every party)",
+    "node": "the node's process (anvil)",
+}
 
 
 def peer(doc: dict) -> list[str]:
@@ -279,11 +279,16 @@ def peer(doc: dict) -> list[str]:
         return lines
     chains = list(breakdown)
     rounds = {c: breakdown[c]["round"] for c in chains}
-    rows = [["whole round", *(f"{rounds[c]['wall_seconds']:.2f}" for c in chains)]]
+    rows = [
+        [
+            "whole round (CPU: our process)",
+            *(f"{rounds[c]['wall_seconds']:.2f} ({rounds[c]['cpu_seconds']:.2f})" for c in chains),
+        ]
+    ]
     rows += [
         [f"phase {p}", *(f"{rounds[c]['phases'][p]:.2f}" for c in chains)] for p in PEER_PHASES
     ]
-    for kind in PEER_WORK:
+    for kind, label in PEER_WORK.items():
         cells = []
         for c in chains:
             work = rounds[c]["work"]
@@ -291,7 +296,6 @@ def peer(doc: dict) -> list[str]:
             cell = [f"{wall:.2f}"] if wall is not None else []
             cell += [f"({cpu:.2f})"] if cpu is not None else []
             cells.append(" ".join(cell) or "—")
-        label = "the node's process" if kind == "node" else kind.replace("_", " ") + ", all parties"
         rows.append([label, *cells])
     lines += [
         "",

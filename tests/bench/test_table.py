@@ -65,6 +65,7 @@ def test_render_shows_the_peer_rows_and_the_breakdown(tmp_path: Path) -> None:
     rows += [row("flower_secaggplus", None, n, 5.0 * n, 5.0) for n in (1, 3)]
     round_ = {
         "wall_seconds": 10.0,
+        "cpu_seconds": 8.0,
         "phases": dict.fromkeys(
             ("share", "settle", "submit", "unmask", "aggregate", "open_next"), 2.0
         ),
@@ -75,5 +76,5 @@ def test_render_shows_the_peer_rows_and_the_breakdown(tmp_path: Path) -> None:
     table = render(tmp_path)
     assert "| ours (`omnilytics demo`), boa | 10.00 s (2.00x) | 20.00 s (2.00x) |" in table
     assert "| Flower SecAgg+ | 5.00 s (1.00x) |" in table
-    assert "| training, all parties | 6.00 (5.50) |" in table
-    assert "| evm, all parties | 3.00 |" in table
+    assert "| training (every data owner) | 6.00 (5.50) |" in table
+    assert "| inside the chain (titanoboa's EVM; anvil's answers) | 3.00 |" in table
