@@ -105,6 +105,10 @@ robustness *args: setup
 bench-mask *args: setup
     python -m bench.mask "$@"
 
+# a further round of ours (embedded chain and anvil) vs Flower 1.42 SecAgg+ and FedAvg on the demo's job (Ray simulation, in .venv-flower), with ours per phase -> bench/results/peer.json
+bench-peer *args: setup
+    python -m bench.peer "$@"
+
 # each example spec after its last round vs its central ceiling, IID and Dirichlet(0.5), embedded chain -> bench/results/spec_accuracy.json
 bench-spec *args: setup
     python -m bench.spec_accuracy "$@"

@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -82,17 +83,21 @@ def ours_client_round(
     return {"keys_and_shares": t1 - t0, "quantize": t2 - t1, "masks": t3 - t2, "total": t3 - t0}
 
 
-def flower_python() -> Path:
-    """The interpreter of ``.venv-flower``, created with ``flwr`` and ``numpy`` if missing."""
+def flower_python(
+    requirements: Sequence[str] = ("flwr", "numpy"), check: str = "import flwr"
+) -> Path:
+    """The interpreter of ``.venv-flower``, created if missing; ``requirements`` are installed
+    there unless the ``check`` snippet already runs (``bench.peer`` asks for more than us)."""
     python = FLOWER_VENV / "bin" / "python"
     ready = python.exists() and (
-        subprocess.run([python, "-c", "import flwr"], capture_output=True).returncode == 0
+        subprocess.run([python, "-c", check], capture_output=True).returncode == 0
     )
     if not ready:
-        console.print(f"creating {FLOWER_VENV.name} for flwr (kept apart from the project venv)")
-        subprocess.run([sys.executable, "-m", "venv", FLOWER_VENV], check=True)
+        console.print(f"installing {', '.join(requirements)} in {FLOWER_VENV.name} (kept apart)")
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", FLOWER_VENV], check=True)
         subprocess.run(
-            [FLOWER_VENV / "bin" / "pip", "install", "--quiet", "flwr", "numpy"], check=True
+            [FLOWER_VENV / "bin" / "pip", "install", "--quiet", *requirements], check=True
         )
     return python
 

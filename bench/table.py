@@ -267,6 +267,95 @@ def direct_path(doc: dict) -> list[str]:
             f"gas/byte); no challenge: flat in d (largest / smallest "
             f"{doc['direct_flatness']:.3f}).",
         ]
+
+
+PEER_SYSTEMS = {
+    "omnilytics": "ours (`omnilytics demo`)",
+    "flower_secaggplus": "Flower SecAgg+",
+    "flower_fedavg": "Flower FedAvg (no secure aggregation)",
+}
+PEER_PHASES = ("share", "settle", "submit", "unmask", "aggregate", "open_next")
+PEER_WORK = {
+    "training": "training (every data owner)",
+    "model_owner": "the model owner's learner (evaluation, fine-tuning)",
+    "chain_transactions": "chain transactions (every party)",
+    "chain_polls": "chain polls (every party)",
+    "evm": "inside the chain (titanoboa's EVM; anvil's answers)",
+    "cryptography": "cryptography and encoding (every party)",
+    "node": "the node's process (anvil)",
+}
+
+
+def peer(doc: dict) -> list[str]:
+    """Ours beside Flower on the demo's job: a further round, whole runs, accuracy, memory; then
+    where a further round of ours goes."""
+    out = []
+    for r in doc["rows"]:
+        if r["rounds"] != max(x["rounds"] for x in doc["rows"]):
+            continue
+        runs = sorted(
+            (x for x in doc["rows"] if (x["system"], x["chain"]) == (r["system"], r["chain"])),
+            key=lambda x: x["rounds"],
+        )
+        out.append(
+            [
+                PEER_SYSTEMS.get(r["system"], r["system"])
+                + (f", {r['chain']}" if r["chain"] else ""),
+                f"{r['seconds_per_round']:.2f} s ({r['peer_ratio']:.2f}x)",
+                f"{r['cpu_seconds_per_round']:.2f} s ({r['cpu_peer_ratio']:.2f}x)",
+                ", ".join(f"{x['rounds']}: {x['wall_seconds']:.1f} s" for x in runs),
+                ", ".join(f"{a:.2%}" for a in r["accuracy"]),
+                f"{max(x['peak_rss_bytes'] for x in runs) / 2**30:.2f} GiB",
+            ]
+        )
+    lines = [
+        f"The demo's job (10 DOs x 1,000 MNIST samples, IID, seed 0; 2 trainers, 1 torch thread "
+        f"each) run by us and by Flower {doc['flwr_version']} in its simulation engine (Ray), "
+        f"interleaved, median of {doc['rows'][0]['repeats']} runs each; a further round is "
+        "(t3 - t1) / 2, its ratio is to Flower SecAgg+'s in the same run; CPU is that of every "
+        "process of the run — `just bench-peer`:",
+        "",
+    ]
+    header = [
+        "system",
+        "a further round, wall",
+        "a further round, CPU",
+        "whole run by rounds, wall",
+        "accuracy after each round",
+        "peak RSS",
+    ]
+    lines += _table(header, out)
+    breakdown = doc.get("breakdown")
+    if not breakdown:
+        return lines
+    chains = list(breakdown)
+    rounds = {c: breakdown[c]["round"] for c in chains}
+    rows = [
+        [
+            "whole round (CPU: our process)",
+            *(f"{rounds[c]['wall_seconds']:.2f} ({rounds[c]['cpu_seconds']:.2f})" for c in chains),
+        ]
+    ]
+    rows += [
+        [f"phase {p}", *(f"{rounds[c]['phases'][p]:.2f}" for c in chains)] for p in PEER_PHASES
+    ]
+    for kind, label in PEER_WORK.items():
+        cells = []
+        for c in chains:
+            work = rounds[c]["work"]
+            wall, cpu = work.get(kind), work.get(f"cpu {kind}")
+            cell = [f"{wall:.2f}"] if wall is not None else []
+            cell += [f"({cpu:.2f})"] if cpu is not None else []
+            cells.append(" ".join(cell) or "—")
+        rows.append([label, *cells])
+    lines += [
+        "",
+        "Where a further round of ours goes (a 3-round run with timers in, its middle round, from "
+        "its SHARE to the next; seconds of wall time, CPU time in brackets; work is summed over "
+        "every party, so concurrent work adds up):",
+        "",
+        *_table(["", *chains], rows),
+    ]
     return lines
 
 
@@ -279,6 +368,7 @@ def render(results: Path) -> str:
         ("vss.json", vss),
         ("chain_time.json", chain_time),
         ("scale.json", scale),
+        ("peer.json", peer),
     ):
         doc = _load(results, name)
         if doc is not None:

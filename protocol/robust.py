@@ -277,6 +277,9 @@ class FLTrust:
 RULES: Mapping[str, Callable[..., CombinationRule]] = {
     rule.name: rule for rule in (Mean, CoordinateMedian, TrimmedMean, MultiKrum, FLTrust)
 }
+# The rules whose ``combine`` reads the model owner's reference update: for the others the model
+# owner need not train one (a second of its serial work between rounds).
+REFERENCE_RULES: frozenset[str] = frozenset({FLTrust.name})
 
 
 def get_rule(name: str, **params: object) -> CombinationRule:

@@ -58,7 +58,12 @@ class BoaChain:
     name = "boa"
 
     def __init__(
-        self, env: boa.Env | None = None, *, realtime: bool = False, rate: float = 1.0
+        self,
+        env: boa.Env | None = None,
+        *,
+        realtime: bool = False,
+        rate: float = 1.0,
+        cache_views: bool = False,
     ) -> None:
         self.env = env or boa.env
         self._contracts: dict[str, VyperContract] = {}
@@ -73,6 +78,12 @@ class BoaChain:
         self._realtime_origin: tuple[float, int] | None = None
         if realtime:
             self._realtime_origin = (time.monotonic(), self.env.evm.patch.timestamp)
+        # cache_views: a view's answer is kept until the state or the block changes, so the
+        # same view asked again (ten data owners polling one task's phase) does not run the EVM
+        # again. Only for an env that nothing but this object changes (the demo's): a
+        # transaction sent to the env behind its back would leave stale answers.
+        self._views: dict[tuple[Any, ...], Any] | None = {} if cache_views else None
+        self._views_at: tuple[int, int] = (-1, -1)
 
     def _sync_clock(self) -> None:
         if self._realtime_origin is None:
@@ -86,10 +97,12 @@ class BoaChain:
 
     def new_account(self, funds_wei: int) -> str:
         address = str(self.env.generate_address())
+        self._state_changed()
         self.env.set_balance(address, funds_wei)
         return address
 
     def deploy(self, source: Path, args: Sequence[Any], sender: str) -> str:
+        self._state_changed()
         with boa.swap_env(self.env):
             contract = deployer_for(source).deploy(*args, sender=sender)
         address = str(contract.address)
@@ -127,6 +140,8 @@ class BoaChain:
             getattr(contract, function)(*args, sender=sender, value=value)
         except BoaError as error:
             raise TransactionReverted(function, revert_reason(error)) from None
+        finally:
+            self._state_changed()
         computation = contract._computation
         self._tx_count += 1
         tx_hash = f"boa-{self._tx_count}"
@@ -176,10 +191,30 @@ class BoaChain:
     def call(self, address: str, function: str, args: Sequence[Any] = ()) -> Any:
         contract = self._contracts[str(address)]
         self._sync_clock()
+        views = self._views
+        if views is not None:
+            patch = self.env.evm.patch
+            block = (patch.block_number, patch.timestamp)
+            if block != self._views_at:
+                views.clear()
+                self._views_at = block
+            key = (str(address), function, *args)
+            try:
+                if key in views:
+                    return views[key]
+            except TypeError:  # an unhashable argument (a list): asked as it is
+                views = None
         try:
-            return normalise(getattr(contract, function)(*args))
+            value = normalise(getattr(contract, function)(*args))
         except BoaError as error:
             raise TransactionReverted(function, revert_reason(error)) from None
+        if views is not None:
+            views[key] = value  # (normalised: tuples, ints, bytes, str; nothing a caller alters)
+        return value
+
+    def _state_changed(self) -> None:
+        if self._views is not None:
+            self._views.clear()
 
     def call_many(
         self, address: str, calls: Sequence[tuple[Any, ...]], *, clock: bool = False
@@ -214,6 +249,7 @@ class BoaChain:
         return self.env.evm.patch.timestamp
 
     def advance_time(self, seconds: int) -> None:
+        self._state_changed()
         self._sync_clock()
         self.env.time_travel(seconds=seconds, block_delta=max(1, seconds))
         if self._realtime_origin is not None:

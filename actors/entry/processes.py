@@ -21,7 +21,13 @@ import trio
 from actors.chain.blob_sources import blob_source
 from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.entry.scenario import (
+    Scenario,
+    data_owner_learner,
+    data_owner_seed,
+    model_owner_learner,
+    split_data,
+)
 from actors.learning.train import use_threads
 from actors.measure import timing
 from actors.roles.data_owner import DataOwner, DataOwnerSettings, Learner
@@ -155,6 +161,7 @@ def run_data_owner(
         keep_plaintext=keep_plaintext,
         drop_at=drops.get(index),
         chunk_words=chunk_words,
+        rounding_seed=data_owner_seed(scenario, index),
     )
     drive_data_owner(chain, account, market, task, learner, state_dir, settings, timings=timings)
 

@@ -39,6 +39,7 @@ from actors.entry.scenario import (
     SpecData,
     central_accuracy,
     data_owner_learner,
+    data_owner_seed,
     model_owner_learner,
     split_data,
 )
@@ -167,7 +168,7 @@ def open_chain(kind: str, rpc_url: str | None = None, key: str | None = None) ->
     """The chain a run uses: `boa` (embedded), `anvil` or `hardhat` (a local node we start), or
     `rpc`."""
     if kind == "boa":
-        yield BoaChain(realtime=True)
+        yield BoaChain(realtime=True, cache_views=True)
         return
     from actors.chain.node_process import LOCAL_NODES, start_local_node
     from actors.chain.rpc_backend import RpcChain
@@ -213,7 +214,11 @@ async def run_market(
     for i in range(scenario.dos):
         account = chain.new_account(10**20)
         board.rows[account] = {"state": "starting", "paid": ""}
-        settings = DataOwnerSettings(keep_plaintext=True, drop_at=drops.get(i))
+        settings = DataOwnerSettings(
+            keep_plaintext=True,
+            drop_at=drops.get(i),
+            rounding_seed=data_owner_seed(scenario, i),
+        )
         learner = data_owner_learner(scenario, data, i)
         store = StateStore(state_dir / f"do-{i}.sqlite")
         dos.append(

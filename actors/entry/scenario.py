@@ -172,7 +172,7 @@ def data_owner_learner(scenario: Scenario, data: DataSplit | SpecData, index: in
     if isinstance(data, SpecData):
         return spec_data_owner_learner(scenario, data, index)
     samples = data.mnist.train(data.data_owners[index])
-    honest = TorchDataOwner(samples, seed=_do_seed(scenario, index))
+    honest = TorchDataOwner(samples, seed=data_owner_seed(scenario, index))
     return _maybe_attacker(scenario, honest, index)
 
 
@@ -298,7 +298,7 @@ def spec_owner_learner(scenario: Scenario, data: SpecData) -> SpecModelOwner:
 
 def spec_data_owner_learner(scenario: Scenario, data: SpecData, index: int) -> Learner:
     samples = read_data(data.spec, data.layout.data_owners[index])
-    honest = SpecDataOwner(data.spec, samples, seed=_do_seed(scenario, index))
+    honest = SpecDataOwner(data.spec, samples, seed=data_owner_seed(scenario, index))
     return _maybe_attacker(scenario, honest, index)
 
 
@@ -312,7 +312,9 @@ def central_accuracy(scenario: Scenario, data: SpecData) -> float:
     return recipe.evaluate(spec, body, head, read_data(spec, data.layout.test, model_owner=True))
 
 
-def _do_seed(scenario: Scenario, index: int) -> int:
+def data_owner_seed(scenario: Scenario, index: int) -> int:
+    """Data owner `index`'s seed: its training's, and its stochastic rounding's
+    (`DataOwnerSettings.rounding_seed`), so the scenario's seed fixes every number of a run."""
     return scenario.seed * 1_000 + index
 
 
@@ -321,4 +323,4 @@ def _maybe_attacker(scenario: Scenario, honest: Learner, index: int) -> Learner:
         scenario.dos, scenario.attackers, scenario.seed
     ):
         return honest
-    return make_attacker(scenario.attack, honest, seed=_do_seed(scenario, index))
+    return make_attacker(scenario.attack, honest, seed=data_owner_seed(scenario, index))

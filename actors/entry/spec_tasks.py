@@ -144,9 +144,10 @@ def run_join(
     drop_at: tuple[int, str] | None = None,
     chunk_words: int = MAX_CHUNK_WORDS,
     timings: bool = False,
+    seed: int | None = None,
 ) -> dict[str, object]:
     """Take part in `task` until it is over for us, showing the progress, then withdraw; what
-    `result.json` holds."""
+    `result.json` holds. `seed` fixes the stochastic rounding of our updates (None: fresh)."""
     _log_to(state_dir)
     use_threads(1)
     sys.setswitchinterval(_SWITCH_INTERVAL)
@@ -156,6 +157,7 @@ def run_join(
         keep_plaintext=keep_plaintext,
         drop_at=drop_at,
         chunk_words=chunk_words,
+        rounding_seed=seed,
     )
     log.info("joining task %d with %d samples", task, len(learner.data))
     progress = Progress(market, task)

@@ -257,6 +257,7 @@ def join(
             drop_at=drop_at,
             chunk_words=chunk_words,
             timings=timings,
+            seed=seed,
         )
     withdrawn = int(result["withdrawn_wei"])
     typer.echo(

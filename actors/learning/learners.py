@@ -101,6 +101,12 @@ class TorchModelOwner:
         train_model(body, self.head, own, seed=self._train_seed, schedule=alone)
         self.public = public_model_for(body, aux_seed)
 
+    @property
+    def train_seed(self) -> int:
+        """The seed of the model owner's own training (head fine-tuning, reference updates),
+        for a baseline that must evaluate the same way (`bench.peer`)."""
+        return self._train_seed
+
     def public_size(self) -> int:
         return public_vector(self.public).size
 

@@ -46,7 +46,7 @@ from protocol.constants import (
 )
 from protocol.encoding import QuantConfig, check_headroom
 from protocol.errors import ConfigError, RecoveryError
-from protocol.robust import CombinationRule, get_rule
+from protocol.robust import REFERENCE_RULES, CombinationRule, get_rule
 from protocol.spec import TaskSpec, canonical_bytes, decode_canonical, infer_shapes
 from protocol.weighting import WeightedMean, check_count_headroom, decode_weighted
 
@@ -451,9 +451,11 @@ class ModelOwner:
         for number in range(len(self.reports), self.plan.rounds):
             if number > 0 and not await self._open(number):
                 break  # the task ended before we opened this round
-            report = RoundReport(
-                round=number, accuracy_before=self.learner.accuracy(), groups=groups
-            )
+            # the model has not moved since the last round's evaluation: no second one
+            before = self.reports[-1].accuracy_after if self.reports else None
+            if before is None:
+                before = await trio.to_thread.run_sync(self.learner.accuracy)
+            report = RoundReport(round=number, accuracy_before=before, groups=groups)
             await self._drive(PHASE_SHARE, number, self._all_committed)
             await self._drive(PHASE_SETTLE, number, self._all_settled)
             await self._drive(PHASE_SUBMIT, number, self._all_submitted)
@@ -535,7 +537,9 @@ class ModelOwner:
         rule = rule_from_spec(self.plan.rule)
         updates = np.stack([m.update for m in means])
         weights = np.array([m.samples for m in means], dtype=np.float64)
-        reference = await trio.to_thread.run_sync(self.learner.reference_update)
+        reference = None  # the model owner's own training, for a rule that reads it
+        if rule.name in REFERENCE_RULES:
+            reference = await trio.to_thread.run_sync(self.learner.reference_update)
         combined = rule.combine(updates, weights=weights, reference=reference)
         await trio.to_thread.run_sync(self.learner.apply, combined)
 

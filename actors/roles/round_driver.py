@@ -103,6 +103,10 @@ class DataOwnerSettings:
     keep_plaintext: bool = False
     # The task terms this data owner accepts (phase floors, bond ceiling): protocol.terms.
     join: JoinPolicy = field(default_factory=JoinPolicy)
+    # The seed of the stochastic rounding of our updates (round r draws from [seed, r]): it
+    # changes the model, so a run that fixes its seed fixes it too. None draws a fresh one per
+    # round from the data owner's randomness. The masks and shares never come from it.
+    rounding_seed: int | None = None
 
 
 class DroppedOut(Exception):
@@ -490,7 +494,9 @@ class RoundDriver:
         update, samples = await run_training(
             ctx.learner.train, model, number, limiter=ctx.train_limiter
         )
-        rng = np.random.default_rng(int.from_bytes(ctx.randbytes(32), "big"))
+        seed = ctx.settings.rounding_seed
+        entropy = int.from_bytes(ctx.randbytes(32), "big") if seed is None else [seed, number]
+        rng = np.random.default_rng(entropy)
         # the task's weight cap, as the chain holds it: the model owner decodes with the same
         cap = ctx.config.sample_cap
         lanes = encode_weighted(update, samples, cap=cap, quant=ctx.quant, rng=rng)

@@ -49,6 +49,7 @@ class VectorOwner:
     def __init__(self, size: int = P) -> None:
         self.vector = np.zeros(size)
         self.applied: list[np.ndarray] = []
+        self.evaluations = self.references = 0
 
     def public_size(self) -> int:
         return self.vector.size
@@ -57,6 +58,7 @@ class VectorOwner:
         return self.vector.astype("<f4").tobytes()
 
     def reference_update(self) -> np.ndarray:
+        self.references += 1
         return np.ones(self.vector.size)
 
     def apply(self, update: np.ndarray) -> None:
@@ -64,6 +66,7 @@ class VectorOwner:
         self.vector = self.vector + update
 
     def accuracy(self) -> float:
+        self.evaluations += 1
         return float(-np.linalg.norm(self.vector - 0.01))
 
 
@@ -337,12 +340,16 @@ async def test_channels_carry_the_next_rounds_deliveries_and_closed_ones_are_red
     tmp_path: Path,
 ) -> None:
     """Round 1's deliveries go over the channels round 0 opened; only channels to the peer that
-    closed its connections are dialled again, and both rounds aggregate exactly."""
+    closed its connections are dialled again, and both rounds aggregate exactly. The model owner
+    evaluates its model once per change (round 1 starts where round 0 ended) and trains no
+    reference update for a rule that reads none (the mean)."""
     kinds = {i: CountingDialer for i in range(6)} | {0: OneDeliveryServer}
     with boa.env.anchor(), trio.fail_after(120):
-        _, market, mo, dos, reports, _ = await run_market(tmp_path, {}, rounds=2, kinds=kinds)
+        _, market, mo, dos, reports, owner = await run_market(tmp_path, {}, rounds=2, kinds=kinds)
         task = mo.task
         assert [r.finalized_groups for r in reports] == [2, 2]
+        assert reports[1].accuracy_before == reports[0].accuracy_after
+        assert (owner.evaluations, owner.references) == (3, 0)
         for number, report in enumerate(reports):
             for group in range(market.group_count(task)):
                 members = market.group_members(task, group)

@@ -15,6 +15,18 @@ from protocol.constants import MAX_CHUNK_WORDS
 GAS_PATH_KEYS = {"path", "d", "lane_bits", "gas_per_param", "floor_gas_per_param", "ratio"}
 ROUND_KEYS = {"dos", "d", "total_gas", "chain_seconds", "protocol_overhead"}
 MASK_KEYS = {"d", "peers", "threshold", "ours_seconds", "flower_seconds", "ratio"}
+# `just bench-peer`: ours beside Flower on the demo's job
+PEER_KEYS = {
+    "system",
+    "rounds",
+    "chain",
+    "wall_seconds",
+    "seconds_per_round",
+    "accuracy",
+    "peak_rss_bytes",
+    "peer_ratio",
+}
+PEER_SYSTEMS = {"omnilytics", "flower_secaggplus", "flower_fedavg"}
 # the market issue's gas table (`just gas`)
 GAS_KEYS = {"d", "dos", "groups", "per_phase", "submit_gas_per_param", "floor_gas_per_param"}
 # the direct-path issue's rows (`just bench-direct`): per data owner per round, not per parameter
@@ -64,6 +76,28 @@ def test_each_kind_of_row_is_present() -> None:
     assert large and all(row["aggregates_exact"] for row in rows["direct_round.json"])
     (mask,) = rows["mask.json"]
     assert not MASK_KEYS - mask.keys()
+
+
+def test_peer_rows_carry_their_keys_and_ratios_to_flower_secaggplus() -> None:
+    path = RESULTS / "peer.json"
+    if not path.exists():
+        pytest.skip("no peer.json: `just bench-peer` has not run")
+    rows = _rows(path)
+    for row in rows:
+        assert not PEER_KEYS - row.keys(), f"peer.json: {PEER_KEYS - row.keys()}"
+        assert row["system"] in PEER_SYSTEMS
+        assert (row["chain"] is None) == row["system"].startswith("flower")
+        assert len(row["accuracy"]) == row["rounds"]
+        assert row["wall_seconds"] > 0 and row["peak_rss_bytes"] > 0
+    assert {row["system"] for row in rows} == PEER_SYSTEMS
+    assert {row["chain"] for row in rows if row["system"] == "omnilytics"} == {"boa", "anvil"}
+    for row in rows:
+        if row["system"] == "flower_secaggplus":
+            assert row["peer_ratio"] == pytest.approx(1.0)
+    breakdown = json.loads(path.read_text())["breakdown"]
+    for chain in ("boa", "anvil"):
+        phases = breakdown[chain]["round"]["phases"]
+        assert {"share", "settle", "submit", "unmask", "aggregate", "open_next"} <= phases.keys()
 
 
 def test_the_round_gas_table_has_the_issues_keys_and_submit_within_1_1x_of_the_floor() -> None:

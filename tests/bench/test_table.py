@@ -43,3 +43,38 @@ def test_into_readme_replaces_only_the_marked_block(tmp_path: Path) -> None:
     readme.write_text("no markers\n")
     with pytest.raises(SystemExit):
         into_readme(readme, "| new |\n")
+
+
+def test_render_shows_the_peer_rows_and_the_breakdown(tmp_path: Path) -> None:
+    def row(system: str, chain: str | None, rounds: int, wall: float, per_round: float) -> dict:
+        return {
+            "system": system,
+            "chain": chain,
+            "rounds": rounds,
+            "repeats": 2,
+            "wall_seconds": wall,
+            "seconds_per_round": per_round,
+            "cpu_seconds_per_round": 2 * per_round,
+            "peer_ratio": per_round / 5.0,
+            "cpu_peer_ratio": per_round / 5.0,
+            "accuracy": [0.95, 0.97, 0.975][:rounds],
+            "peak_rss_bytes": 2**30,
+        }
+
+    rows = [row("omnilytics", "boa", n, 10.0 * n, 10.0) for n in (1, 3)]
+    rows += [row("flower_secaggplus", None, n, 5.0 * n, 5.0) for n in (1, 3)]
+    round_ = {
+        "wall_seconds": 10.0,
+        "cpu_seconds": 8.0,
+        "phases": dict.fromkeys(
+            ("share", "settle", "submit", "unmask", "aggregate", "open_next"), 2.0
+        ),
+        "work": {"training": 6.0, "cpu training": 5.5, "evm": 3.0},
+    }
+    doc = {"flwr_version": "1.42.0", "rows": rows, "breakdown": {"boa": {"round": round_}}}
+    (tmp_path / "peer.json").write_text(json.dumps(doc))
+    table = render(tmp_path)
+    assert "| ours (`omnilytics demo`), boa | 10.00 s (2.00x) | 20.00 s (2.00x) |" in table
+    assert "| Flower SecAgg+ | 5.00 s (1.00x) |" in table
+    assert "| training (every data owner) | 6.00 (5.50) |" in table
+    assert "| inside the chain (titanoboa's EVM; anvil's answers) | 3.00 |" in table

@@ -36,13 +36,13 @@ def hardhat_node() -> Iterator[HardhatNode]:
         yield node
 
 
-@pytest.fixture(params=["boa", "anvil", "anvil-estimate", "hardhat"])
+@pytest.fixture(params=["boa", "boa-cached", "anvil", "anvil-estimate", "hardhat"])
 def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
-    if request.param == "boa":
+    if request.param.startswith("boa"):
         import boa
 
         with boa.env.anchor():
-            yield BoaChain()
+            yield BoaChain(cache_views=request.param == "boa-cached")
     elif request.param == "hardhat":
         yield RpcChain(request.getfixturevalue("hardhat_node").url, dev=True)
     else:
@@ -378,3 +378,29 @@ def test_hardhat_has_no_blob_path_and_says_so(hardhat_node: HardhatNode) -> None
     with pytest.raises(BlobsUnsupported, match="keeps no blobs"):
         NodeBlobSource(chain).blobs("0x" + "00" * 32, 1, [bytes(32)])
     assert chain.transact(probe, "bump", [1, []], sender).gas_used > 21_000  # nonce intact
+
+
+def test_cached_views_run_the_evm_once_per_state_and_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's embedded chain answers a view asked again from the same state and block
+    without running the EVM; a transaction, a new account or a clock that moved is a new state."""
+    import boa
+
+    with boa.env.anchor():
+        chain = BoaChain(cache_views=True)
+        owner = chain.new_account(10**20)
+        address = chain.deploy(PROBE, [], owner)
+        runs = []
+        execute = boa.Env.execute_code
+        monkeypatch.setattr(
+            boa.Env, "execute_code", lambda *a, **k: runs.append(1) or execute(*a, **k)
+        )
+        assert [chain.call(address, "count") for _ in range(3)] == [0, 0, 0]
+        assert len(runs) == 1
+        chain.transact(address, "bump", [2, []], owner)
+        runs.clear()
+        assert chain.call(address, "count") == chain.call(address, "count") == 2
+        assert len(runs) == 1
+        chain.advance_time(5)
+        assert chain.call(address, "count") == 2
+        assert len(runs) == 2
+        assert chain.call(address, "total_of", [[1, 2]]) == 3  # a list: not cached, still asked
