@@ -1222,6 +1222,8 @@ class MarketBase(RuleBasedStateMachine):
             t.status[(t.round, do)] = STATUS_COMMITTED
             self._pay_fee(t, do, t.owner)
         if missed:
+            # the desk's `settle` is called by the market's advance, never by the machine: its
+            # line in the recorder counts the closes that excluded a silent data owner
             event("silence excluded")
             self.recorder.success("desk.settle (silence)")
 
