@@ -152,6 +152,56 @@ def test_refusals_name_field_and_rule(mutate: Callable[[dict], None], field: str
     assert isinstance(caught.value, ConfigError)
 
 
+def tabular_raw() -> dict[str, Any]:
+    return tomllib.loads((EXAMPLES / "breast-cancer-mlp.toml").read_text())
+
+
+def _as_array(raw: dict[str, Any]) -> None:
+    """The tabular example as `.npz` array data (its label must then be 'y')."""
+    del raw["data"]["tabular"]
+    raw["data"]["kind"] = "array"
+    raw["data"]["label"] = "y"
+
+
+# the rules of tables and arrays, on the tabular example (id, mutation, field, words of the rule)
+TABLE_REFUSALS = [
+    ("column-twice", _set("data.tabular.columns.1", "mean_radius"), "data.tabular.columns", "names a column twice"),
+    ("label-is-a-feature", _set("data.label", "mean_radius"), "data.label", "also a feature column"),
+    ("mean-per-column", lambda raw: raw["data"]["tabular"]["mean"].pop(), "data.tabular.mean", "one value per column (30)"),
+    ("std-per-column", lambda raw: raw["data"]["tabular"]["std"].pop(), "data.tabular.std", "one value per column (30)"),
+    ("mean-finite", _set("data.tabular.mean.0", float("inf")), "data.tabular.mean", "values must be finite"),
+    ("shape-of-columns", _set("data.shape", [31]), "data.shape", "30 feature columns make shape [30]"),
+    ("npz-label", lambda raw: (_as_array(raw), _set("data.label", "target")(raw)), "data.label", "as 'y'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "rule"),
+    [r[1:] for r in TABLE_REFUSALS],
+    ids=[r[0] for r in TABLE_REFUSALS],
+)
+def test_table_refusals_name_field_and_rule(mutate: Callable[[dict], None], field: str, rule: str) -> None:  # fmt: skip
+    raw = tabular_raw()
+    mutate(raw)
+    with pytest.raises(SpecError) as caught:
+        spec_from_dict(raw)
+    assert (caught.value.field, rule in caught.value.rule) == (field, True), caught.value
+
+
+def test_array_data_and_image_classes() -> None:
+    """The tabular example as arrays labelled 'y' is valid; an image task without classes, and a
+    spec that is not a table, are refused."""
+    raw = tabular_raw()
+    _as_array(raw)
+    spec_from_dict(raw)
+    mnist = mnist_raw()
+    del mnist["data"]["classes"]
+    with pytest.raises(SpecError, match=r"^data.classes: image folders need classes"):
+        spec_from_dict(mnist)
+    with pytest.raises(SpecError, match=r"^spec: must be a table"):
+        spec_from_dict([1, 2])
+
+
 def test_every_refusal_mutation_changes_a_valid_spec() -> None:
     # The baseline passes, so each refusal above is due to its mutation alone.
     spec_from_dict(mnist_raw())
