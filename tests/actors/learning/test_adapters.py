@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from actors.learning.adapters import DataError, capped_indices, read_data
+from actors.learning.adapters import MAX_IMAGE_SIDE, DataError, capped_indices, read_data
 from protocol.spec import TaskSpec, spec_from_dict
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -82,14 +82,26 @@ def test_image_resize_applies_to_any_size(folder: Path) -> None:
         (lambda f: (f / "0" / "bad.png").write_bytes(b"not a png"), "bad.png", "unreadable image"),
         (lambda f: _png(f / "0" / "big.png", side=5), "big.png", "5x5, the spec wants 4x4"),
         (lambda f: _png(f / "0" / "rgb.png", mode="RGB"), "rgb.png", "mode RGB, the spec wants L"),
+        (
+            lambda f: _png(f / "0" / "huge.png", side=MAX_IMAGE_SIDE + 1),
+            "huge.png",
+            f"larger than {MAX_IMAGE_SIDE} pixels a side",
+        ),
     ],
-    ids=["class-folder", "not-image", "unreadable", "shape", "channels"],
+    ids=["class-folder", "not-image", "unreadable", "shape", "channels", "huge"],
 )
 def test_image_folder_refusals(folder: Path, damage: Any, where: str, rule: str) -> None:
     damage(folder)
     with pytest.raises(DataError) as caught:
         read_data(image_spec(), folder)
     assert caught.value.where.endswith(where) and rule in caught.value.rule
+
+
+def test_an_image_task_reads_a_folder_not_a_file(folder: Path) -> None:
+    file = folder / "0" / "0.png"
+    with pytest.raises(DataError) as caught:
+        read_data(image_spec(), file)
+    assert caught.value.where == str(file) and "one subfolder per class" in caught.value.rule
 
 
 def _raw_with(spec: TaskSpec, **data: Any) -> dict[str, Any]:
@@ -184,4 +196,7 @@ def test_npz_reads_and_refuses(tmp_path: Path) -> None:
         read_data(npz_spec(), path)
     np.savez(path, x=np.array([{"a": 1}] * 4, dtype=object), y=np.zeros(4))
     with pytest.raises(DataError, match="no pickle allowed"):
+        read_data(npz_spec(), path)
+    np.savez(path, x=x, y=np.array(["0", "1", "1", "0"]))
+    with pytest.raises(DataError, match=r"array 'y'.*dtype <U1 is not numeric"):
         read_data(npz_spec(), path)
