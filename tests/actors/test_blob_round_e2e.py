@@ -26,7 +26,10 @@ from protocol.constants import DATA_PATH_BLOB
 from protocol.recovery import RecoveryReason
 from tests.actors.test_round_e2e import FixedUpdate, VectorOwner
 
-pytestmark = pytest.mark.anvil
+# ~30 s: the blob path is covered in the default suite by the contracts (unitary), the
+# blob answer on anvil (test_direct_blobs) and the paths bench; this whole round runs with
+# just test-slow
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 # 33,000 parameters + the sample-count lane in 32-bit lanes: 4,126 words, two blobs per update
 P = 33_000
