@@ -213,6 +213,9 @@ def join(
     host: Annotated[
         str, typer.Option(help="address our peer channel listens on and registers")
     ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65_535, help="the port it listens on (0: any free one)")
+    ] = 0,
     seed: Annotated[int | None, typer.Option(help="seed of the batch order")] = None,
     yes: Yes = False,
     max_fee: MaxFee = None,
@@ -253,6 +256,7 @@ def join(
             learner,
             state_dir or Path(f".omnilytics/data-owner-{task}"),
             host=host,
+            port=port,
             keep_plaintext=keep_plaintext,
             drop_at=drop_at,
             chunk_words=chunk_words,
