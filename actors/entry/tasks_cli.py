@@ -56,6 +56,9 @@ def _refusals() -> tuple[type[BaseException], ...]:
     return (*refusals, ChainError, CliError)
 
 
+_INTERRUPTED = "interrupted; run it again with the same --state-dir to resume"
+
+
 @contextmanager
 def _refused_as(what: str) -> Iterator[None]:
     """Any refusal, a prompt with no answer or Ctrl-C: one line on stderr and exit 1."""
@@ -68,7 +71,12 @@ def _refused_as(what: str) -> Iterator[None]:
     except (click.exceptions.Abort, typer.Abort):
         _refuse(what, "no answer to the prompt (aborted)")
     except KeyboardInterrupt:
-        _refuse(what, "interrupted; run it again with the same --state-dir to resume")
+        _refuse(what, _INTERRUPTED)
+    except BaseExceptionGroup as group:  # out of a trio nursery: Ctrl-C there, or a real error
+        _, rest = group.split(KeyboardInterrupt)
+        if rest is not None:
+            raise
+        _refuse(what, _INTERRUPTED)
 
 
 @task_app.command("create")
