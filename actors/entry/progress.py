@@ -48,8 +48,10 @@ def describe(what: str, fields: dict[str, object]) -> str | None:
     match what:
         case "task_created":
             return f"task {fields['task']} created, {ether(int(fields['escrow']))} in escrow"
-        case "resumed":
+        case "resumed" if "task" in fields:  # the model owner's task
             return f"resumed task {fields['task']} after {fields['applied']} rounds"
+        case "resumed":  # a data owner's round
+            return f"round {shown} resumed from its saved state ({fields.get('state')})"
         case "registered":
             return f"registered; peers reach us at {fields['endpoint']}"
         case "round_opened" | "opening":

@@ -13,10 +13,12 @@ import json
 import logging
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from actors.chain.base import NodeUnavailable
 from actors.chain.market import Market, TaskConfig
 from actors.entry.processes import (
     _SWITCH_INTERVAL,
@@ -80,6 +82,47 @@ def owner_learner(
     return SpecModelOwner(spec, own, held_out, seed=seed)
 
 
+# A node that went away (restarted, or the network dropped): the party is run again from its
+# state directory, which resumes it where its store says, after pauses doubling from 1 s up to
+# 30 s, until the node has been away this long.
+_OUTAGE_LIMIT = 600.0
+_OUTAGE_PAUSE = (1.0, 30.0)
+
+
+def _outage(error: BaseException) -> bool:
+    """Whether `error` (every error of a group) is the node being unreachable."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(_outage(inner) for inner in error.exceptions)
+    return isinstance(error, NodeUnavailable)
+
+
+def _first(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def resuming(run: Callable[[], None], progress: Progress) -> None:
+    """`run` a party; while it stops because the node is unreachable, wait and run it again
+    (it resumes from its state directory), up to `_OUTAGE_LIMIT` seconds of outage."""
+    pause, away = _OUTAGE_PAUSE[0], 0.0
+    while True:
+        try:
+            return run()
+        except BaseException as error:
+            if not _outage(error):
+                raise
+            first = _first(error)
+            if away >= _OUTAGE_LIMIT:
+                raise NodeUnavailable(f"{first} (away {away:.0f} s, giving up)") from None
+            log.warning("the node went away (%s): resuming in %.0f s", first, pause)
+            retry = f"{first}; resuming in {pause:.0f} s"
+            progress.observe("", "", "node_unavailable", error=retry)
+            time.sleep(pause)
+            away += pause
+            pause = min(2 * pause, _OUTAGE_PAUSE[1])
+
+
 def check_task_owner(
     spec_path: Path, validation: Path, test: Path | None, seed: int
 ) -> tuple[TaskSpec, SpecModelOwner]:
@@ -107,16 +150,19 @@ def run_task_owner(
     progress = Progress(market)
     try:
         with progress.shown():
-            drive_model_owner(
-                signer.chain,
-                signer.account,
-                market.address,
-                learner,
-                plan,
-                state_dir,
-                beacon_url or signer.network.beacon_url,
-                announce=announce,
-                observe=progress.observe,
+            resuming(
+                lambda: drive_model_owner(
+                    signer.chain,
+                    signer.account,
+                    market.address,
+                    learner,
+                    plan,
+                    state_dir,
+                    beacon_url or signer.network.beacon_url,
+                    announce=announce,
+                    observe=progress.observe,
+                ),
+                progress,
             )
     except sm.ModelFileError as error:
         raise TaskRefused(f"state {state_dir}: {error}") from None
@@ -140,6 +186,7 @@ def run_join(
     state_dir: Path,
     *,
     host: str = "127.0.0.1",
+    port: int = 0,
     keep_plaintext: bool = False,
     drop_at: tuple[int, str] | None = None,
     chunk_words: int = MAX_CHUNK_WORDS,
@@ -153,6 +200,7 @@ def run_join(
     sys.setswitchinterval(_SWITCH_INTERVAL)
     settings = DataOwnerSettings(
         host=host,
+        port=port,
         poll_interval=0.1,
         keep_plaintext=keep_plaintext,
         drop_at=drop_at,
@@ -162,16 +210,19 @@ def run_join(
     log.info("joining task %d with %d samples", task, len(learner.data))
     progress = Progress(market, task)
     with progress.shown():
-        drive_data_owner(
-            signer.chain,
-            signer.account,
-            market.address,
-            task,
-            learner,
-            state_dir,
-            settings,
-            timings=timings,
-            observe=progress.observe,
+        resuming(
+            lambda: drive_data_owner(
+                signer.chain,
+                signer.account,
+                market.address,
+                task,
+                learner,
+                state_dir,
+                settings,
+                timings=timings,
+                observe=progress.observe,
+            ),
+            progress,
         )
     return json.loads((state_dir / "result.json").read_text())
 

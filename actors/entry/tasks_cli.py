@@ -56,6 +56,9 @@ def _refusals() -> tuple[type[BaseException], ...]:
     return (*refusals, ChainError, CliError)
 
 
+_INTERRUPTED = "interrupted; run it again with the same --state-dir to resume"
+
+
 @contextmanager
 def _refused_as(what: str) -> Iterator[None]:
     """Any refusal, a prompt with no answer or Ctrl-C: one line on stderr and exit 1."""
@@ -68,7 +71,12 @@ def _refused_as(what: str) -> Iterator[None]:
     except (click.exceptions.Abort, typer.Abort):
         _refuse(what, "no answer to the prompt (aborted)")
     except KeyboardInterrupt:
-        _refuse(what, "interrupted; run it again with the same --state-dir to resume")
+        _refuse(what, _INTERRUPTED)
+    except BaseExceptionGroup as group:  # out of a trio nursery: Ctrl-C there, or a real error
+        _, rest = group.split(KeyboardInterrupt)
+        if rest is not None:
+            raise
+        _refuse(what, _INTERRUPTED)
 
 
 @task_app.command("create")
@@ -213,6 +221,9 @@ def join(
     host: Annotated[
         str, typer.Option(help="address our peer channel listens on and registers")
     ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65_535, help="the port it listens on (0: any free one)")
+    ] = 0,
     seed: Annotated[int | None, typer.Option(help="seed of the batch order")] = None,
     yes: Yes = False,
     max_fee: MaxFee = None,
@@ -253,6 +264,7 @@ def join(
             learner,
             state_dir or Path(f".omnilytics/data-owner-{task}"),
             host=host,
+            port=port,
             keep_plaintext=keep_plaintext,
             drop_at=drop_at,
             chunk_words=chunk_words,

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from actors.entry.cli import app
+from actors.entry.tasks_cli import _refused_as
 from actors.learning import spec_model as sm
 from actors.roles.model_owner import _NS, _Saved
 from actors.roles.store import StateStore
@@ -90,3 +92,24 @@ def test_task_model_writes_the_saved_model_of_that_task_only(tmp_path: Path) -> 
     code, output = _run(["task", "model", "3", "--state-dir", str(tmp_path), "--out", str(out)])
     assert code == 0 and out.read_bytes() == exported
     assert sm.load_exported(out.read_bytes())[0] == spec
+
+
+@pytest.mark.parametrize(
+    "interrupt",
+    [KeyboardInterrupt(), BaseExceptionGroup("trio", [KeyboardInterrupt(), KeyboardInterrupt()])],
+)
+def test_ctrl_c_is_one_line_saying_how_to_resume(
+    interrupt: BaseException, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(typer.Exit) as info, _refused_as("refusing to join"):
+        raise interrupt
+    assert info.value.exit_code == 1
+    assert capsys.readouterr().err == (
+        "error: refusing to join: interrupted; run it again with the same --state-dir to resume\n"
+    )
+
+
+def test_an_error_beside_ctrl_c_is_not_hidden() -> None:
+    group = BaseExceptionGroup("nursery", [KeyboardInterrupt(), ZeroDivisionError()])
+    with pytest.raises(BaseExceptionGroup), _refused_as("refusing to join"):
+        raise group

@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -134,9 +135,27 @@ def _node(kind: str) -> NodeProcess:
     return AnvilNode()
 
 
-def _strangers(kind: str, dos: int, tmp_path: Path) -> None:
+def _restart_when_shares_flow(node: AnvilNode, owner: Person, state: Path) -> AnvilNode:
+    """Once round 1's share phase opened, stop the node (it dumps its state) and start it again
+    on the same port from that state, after a pause the parties must wait out."""
+    log = owner.root / "state" / "actor.log"
+    deadline = time.monotonic() + 300
+    while "phase round=0 phase=3" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "round 1 never reached its share phase"
+        time.sleep(0.2)
+    node.stop()
+    time.sleep(3)
+    args = ("--load-state", str(state), "--dump-state", str(state))
+    return AnvilNode(port=node.port, extra_args=args)
+
+
+def _strangers(kind: str, dos: int, tmp_path: Path, *, restart: bool = False) -> None:
     with ExitStack() as stack:
-        node = stack.enter_context(_node(kind))
+        state = tmp_path / "node-state.json"
+        if restart:
+            node = stack.enter_context(AnvilNode(extra_args=("--dump-state", str(state))))
+        else:
+            node = stack.enter_context(_node(kind))
         faucet = RpcChain(node.url, dev=True)
         processes: list[subprocess.Popen] = []
 
@@ -203,6 +222,8 @@ def _strangers(kind: str, dos: int, tmp_path: Path) -> None:
             for (person, address), process in zip(prepared, started, strict=True)
         }
 
+        if restart:
+            stack.enter_context(_restart_when_shares_flow(node, owner, state))
         assert owner_process.wait(timeout=600) == 0, (owner.root / "out.log").read_text()
         for address, (person, process) in joiners.items():
             out, _ = process.communicate(timeout=120)
@@ -212,6 +233,8 @@ def _strangers(kind: str, dos: int, tmp_path: Path) -> None:
             assert f"bond of {BOND / 10**18:f}".rstrip("0") in out.decode()
             assert f"{earned} ETH earned" in out.decode(), out.decode() + log
             assert "Traceback" not in log
+            if restart:  # it saw the node go, and carried on
+                assert "the node does not answer" in log, log
             assert faucet.balance(address) > FAUCET - 10**17  # paid back what it staked
 
         exported = owner.root / "model.safetensors"
@@ -224,6 +247,14 @@ def _strangers(kind: str, dos: int, tmp_path: Path) -> None:
 def test_two_strangers_run_a_market_on_anvil(tmp_path: Path) -> None:
     """The default suite's variant: the whole walk with two data owners."""
     _strangers("anvil", 2, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.anvil
+def test_a_node_restarted_mid_round_loses_no_data_owners_round(tmp_path: Path) -> None:
+    """anvil stopped once round 1's shares flow and started again from its dumped state: the
+    parties wait for it, resume from their state directories, and both rounds pay everyone."""
+    _strangers("anvil", 3, tmp_path, restart=True)
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from protocol.constants import Phase
 from protocol.spec import canonical_bytes, infer_shapes, parse_spec
 from tests.actors.entry.conftest import (
     DEV_ADDRESS,
+    DEV_KEY,
     assert_one_line_error,
     import_dev_account,
     run,
@@ -204,6 +205,23 @@ def test_a_live_network_stakes_a_bond_only_when_confirmed(
     assert_one_line_error(result, "not confirmed on live network live", "--yes")
     assert "join task" in result.stderr and "staking a bond of" in result.stderr
     assert tasks.market.chain.w3.eth.get_transaction_count(DEV_ADDRESS) == nonce
+
+
+def test_withdraw_collects_what_the_market_credits(project: Path, tasks: Tasks) -> None:
+    """The escrow of a task nobody joined (credited back when it is cancelled) is withdrawn."""
+    market, chain = tasks.market, tasks.market.chain
+    chain.add_account(DEV_KEY)
+    task, _ = market.create_task(_config(register_duration=30), DEV_ADDRESS, canonical_bytes(SPEC))
+    chain.advance_time(40)
+    while market.phase(task).phase != Phase.CANCELLED:
+        market.advance(task, DEV_ADDRESS)
+    escrow = market.credits(DEV_ADDRESS)
+    assert escrow == _config().escrow == 12 * 10**15  # 6 seats, 2 rounds, 0.001 ETH
+    password = ["--password-file", str(project / "password")]
+    result = run("withdraw", "--network", "local", *password)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"withdrew 0.012 ETH to {DEV_ADDRESS}"
+    assert market.credits(DEV_ADDRESS) == 0
 
 
 def test_withdraw_of_a_running_tasks_bond_is_one_line(project: Path, tasks: Tasks) -> None:
