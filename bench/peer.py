@@ -24,7 +24,7 @@ in (`bench.peer_profile`), says where a round's time goes: ``breakdown`` holds i
 (the first further round: from its SHARE to the next round's SHARE) per phase and per kind of
 work. Writes bench/results/peer.json.
 
-    python -m bench.peer [--repeats 2] [--out bench/results/peer.json]
+    python -m bench.peer [--repeats 2] [--out bench/results/peer.json] [--data-path direct]
 """
 
 from __future__ import annotations
@@ -149,10 +149,11 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[flo
     return wall, max(reaped, sampled), peak.peak_total
 
 
-def run_ours(config: Config, scratch: Path) -> Run:
+def run_ours(config: Config, scratch: Path, data_path: str = "event") -> Run:
     report = scratch / f"ours-{config.chain}-{config.rounds}.json"
     command = [sys.executable, "-m", "actors.entry.cli", "demo", "--rounds", str(config.rounds)]
     command += ["--chain", str(config.chain), "--report", str(report)]
+    command += ["--data-path", data_path]
     command += ["--plot", str(scratch / "demo.png")]
     wall, cpu, rss = measured(command)
     doc = json.loads(report.read_text())
@@ -244,6 +245,8 @@ def print_rows(rows: list[dict], version: str) -> None:
 
 
 def print_breakdown(profiles: dict[str, dict]) -> None:
+    if not profiles:
+        return
     table = Table(title="where a further round of ours goes (wall s; CPU s of the timed code)")
     table.add_column("")
     for chain in profiles:
@@ -271,6 +274,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="runs of each kind (>= 2)")
     parser.add_argument("--out", type=Path, default=RESULTS / "peer.json")
+    parser.add_argument(
+        "--data-path",
+        choices=("event", "direct"),
+        default="event",
+        help="how our data owners' masked updates reach the model owner",
+    )
+    parser.add_argument("--skip-profile", action="store_true", help="no per-phase breakdown")
     args = parser.parse_args(argv)
     python = flower_python(FLOWER_REQUIREMENTS, FLOWER_CHECK)
     version = flower_version(python)
@@ -286,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
             # each repeat starts one further along, so no kind always follows the same one
             config = configs[(repeat + step) % len(configs)]
             if config.system == OURS:
-                run = run_ours(config, scratch)
+                run = run_ours(config, scratch, args.data_path)
             else:
                 run = run_flower(config, python, job, scratch)
             runs[config].append(run)
@@ -295,7 +305,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{config.rounds} round(s): {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, "
                 f"{run.peak_rss / 2**30:.2f} GiB, accuracy {run.accuracy}[/dim]"
             )
-        profiles = {chain: breakdown(chain, scratch) for chain in CHAINS}
+        profiles = {} if args.skip_profile else {c: breakdown(c, scratch) for c in CHAINS}
     rows = summarize(runs)
     print_rows(rows, version)
     print_breakdown(profiles)
@@ -304,6 +314,7 @@ def main(argv: list[str] | None = None) -> dict:
         "flower_venv": FLOWER_VENV.name,
         "cores": os.cpu_count(),
         "scenario": "10 DOs x 1,000 MNIST samples, IID, seed 0; 2 trainers x 1 torch thread",
+        "data_path": args.data_path,  # ours: how the masked updates travel
         "rows": rows,
         "breakdown": profiles,
     }
