@@ -27,6 +27,7 @@ from actors.channels import (
     ReadTimeout,
     open_channel,
 )
+from actors.roles.offers import Offers
 from protocol.errors import DecodeError
 from protocol.messages import ShareAck, ShareDelivery, decode, encode
 from protocol.round import SendShares
@@ -98,18 +99,13 @@ class Deliveries:
         self.settings = settings
         self._channels: dict[int, PeerChannel] = {}  # open channels to peers, by address
         self._locks: dict[int, trio.Lock] = {}  # one exchange at a time on a peer's channel
-        self._offers: dict[int, trio.CancelScope] = {}  # by round
-        self._nursery: trio.Nursery | None = None
+        self._offers = Offers("Deliveries")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the offers' tasks until cancelled; then close every channel."""
         try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                task_status.started()
-                await trio.sleep_forever()
+            await self._offers.run(task_status=task_status)
         finally:
-            self._nursery = None
             with trio.CancelScope(shield=True):  # we are being cancelled: close them anyway
                 for peer in list(self._channels):
                     await self._drop_channel(peer)
@@ -121,37 +117,14 @@ class Deliveries:
     ) -> None:
         """Deliver `actions` (a round's deliveries) until each is acknowledged or the round is
         withdrawn; each acknowledgement is reported on `report`."""
-        self.withdraw(round)
-        if self._nursery is None:
-            raise RuntimeError("Deliveries.run is not running")
-        scope = trio.CancelScope()
-        self._offers[round] = scope
-        self._nursery.start_soon(self._offer, round, actions, report, scope)
+        self._offers.start(round, self._offer_until_acked, report, actions)
 
     def withdraw(self, round: int) -> None:
         """Stop offering round `round`'s deliveries (UNMASK opened: nobody needs them)."""
-        scope = self._offers.pop(round, None)
-        if scope is not None:
-            scope.cancel()
-
-    async def _offer(
-        self,
-        round: int,
-        actions: list[SendShares],
-        report: trio.MemorySendChannel[Any],
-        scope: trio.CancelScope,
-    ) -> None:
-        try:
-            with scope, report:
-                await self._offer_until_acked(round, actions, report)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the round's driver is gone: nobody to tell
-        finally:
-            if self._offers.get(round) is scope:
-                del self._offers[round]
+        self._offers.withdraw(round)
 
     async def _offer_until_acked(
-        self, round: int, actions: list[SendShares], report: trio.MemorySendChannel[Any]
+        self, round: int, report: trio.MemorySendChannel[Any], actions: list[SendShares]
     ) -> None:
         """Each peer's delivery in a task of its own, all at once; `Offered` goes to the driver
         once every peer had its first try (acknowledged or not)."""

@@ -23,6 +23,7 @@ from actors.chain.delivery import DeliveryTerms
 from actors.chain.market import Market
 from actors.channels import ChannelError, ChannelKeys, PeerChannel, Registry, open_channel
 from actors.roles.deliveries import DeliverySettings
+from actors.roles.offers import Offers
 from protocol.direct import (
     PART_WORDS,
     ModelAssembler,
@@ -73,19 +74,12 @@ class DirectLink:
         self._registry, self.settings, self._observe = registry, settings, observe
         self.owner: int | None = None
         self.terms: DeliveryTerms | None = None
-        self._offers: dict[int, trio.CancelScope] = {}
-        self._nursery: trio.Nursery | None = None
+        self._offers = Offers("DirectLink")
         self._lock = trio.Lock()  # one exchange at a time with the model owner
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the offers' tasks until cancelled."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                task_status.started()
-                await trio.sleep_forever()
-        finally:
-            self._nursery = None
+        await self._offers.run(task_status=task_status)
 
     async def wait_for_terms(self, until: Callable[[], Awaitable[bool]]) -> DeliveryTerms:
         """The model owner's delivery terms, once it set them (polled while `until` says to
@@ -165,40 +159,22 @@ class DirectLink:
     def offer(self, round: int, words: PackedWords, report: trio.MemorySendChannel[Any]) -> None:
         """Deliver round `round`'s update until the model owner accepts it or `withdraw`;
         `Delivered` goes to `report` once it did."""
-        self.withdraw(round)
-        if self._nursery is None:
-            raise RuntimeError("DirectLink.run is not running")
-        scope = trio.CancelScope()
-        self._offers[round] = scope
-        self._nursery.start_soon(self._offer, round, words, report, scope)
+        self._offers.start(round, self._offer, report, words)
 
     def withdraw(self, round: int) -> None:
         """Stop offering round `round`'s update (DELIVERY closed: the chain decided)."""
-        scope = self._offers.pop(round, None)
-        if scope is not None:
-            scope.cancel()
+        self._offers.withdraw(round)
 
     async def _offer(
-        self,
-        round: int,
-        words: PackedWords,
-        report: trio.MemorySendChannel[Any],
-        scope: trio.CancelScope,
+        self, round: int, report: trio.MemorySendChannel[Any], words: PackedWords
     ) -> None:
-        try:
-            with scope, report:
-                tries = 0
-                while not await self._deliver(round, words):
-                    wait = self.settings.share_retry * 2**tries
-                    tries += 1
-                    await trio.sleep(min(wait, self.settings.share_retry_max))
-                self._observe("delivered", round=round, words=len(words), tries=tries + 1)
-                await report.send(Delivered(round))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the round's driver is gone: nobody to tell
-        finally:
-            if self._offers.get(round) is scope:
-                del self._offers[round]
+        tries = 0
+        while not await self._deliver(round, words):
+            wait = self.settings.share_retry * 2**tries
+            tries += 1
+            await trio.sleep(min(wait, self.settings.share_retry_max))
+        self._observe("delivered", round=round, words=len(words), tries=tries + 1)
+        await report.send(Delivered(round))
 
     async def _deliver(self, round: int, words: PackedWords) -> bool:
         """One try: stream the update and read the verdict. True once accepted."""

@@ -206,8 +206,8 @@ class WithholdingDeliveries(Deliveries):
     """Deliveries that never reach the first other member of the group (the machine lists a
     round's deliveries in member order)."""
 
-    async def _offer_until_acked(self, round, actions, report) -> None:
-        await super()._offer_until_acked(round, actions[1:], report)
+    async def _offer_until_acked(self, round, report, actions) -> None:
+        await super()._offer_until_acked(round, report, actions[1:])
 
 
 class Withholder(DataOwner):

@@ -14,8 +14,9 @@ on one node, each only through the command line, as people on different machines
 
 What they do share is the install: the project's code and its compiled contracts (the cache
 of actors.chain.artifacts, which a cold compile fills in 10-20 s of CPU on a busy machine).
-Loopback only (tests/integration/test_netns.py shows the namespaces a node and its parties
-could be put in). The default suite runs two data owners on anvil (52 s of CPU; 117 s of wall
+Loopback, and (slow-marked, where root permits) with the model owner and every data owner in a
+network namespace of its own on one bridge with the node (tests/integration/test_netns.py's
+hosts). The default suite runs two data owners on anvil (52 s of CPU; 117 s of wall
 time on 2 cores at a load average of 8); three and five on anvil and five on Hardhat's node are
 slow-marked (`just test-slow`).
 """
@@ -30,7 +31,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,7 @@ from actors.chain.node_process import NodeProcess
 from actors.chain.rpc_backend import RpcChain
 from actors.learning import spec_model as sm
 from tests.actors.entry.conftest import DEV_KEY
+from tests.integration.test_netns import Hosts
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "examples" / "breast-cancer-mlp.toml"
@@ -59,6 +61,7 @@ class Person:
     name: str
     root: Path
     cache: Path  # the install's compiled contracts (actors.chain.artifacts)
+    host: list[str] = field(default_factory=list)  # `ip netns exec NS`: a host of its own
 
     def __post_init__(self) -> None:
         (self.root / "home").mkdir(parents=True)
@@ -79,7 +82,7 @@ class Person:
         }
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "actors.entry.cli", *args]
+        return [*self.host, sys.executable, "-m", "actors.entry.cli", *args]
 
     def run(self, *args: str, timeout: float = 120) -> str:
         done = subprocess.run(
@@ -149,11 +152,18 @@ def _restart_when_shares_flow(node: AnvilNode, owner: Person, state: Path) -> An
     return AnvilNode(port=node.port, extra_args=args)
 
 
-def _strangers(kind: str, dos: int, tmp_path: Path, *, restart: bool = False) -> None:
+def _strangers(
+    kind: str, dos: int, tmp_path: Path, *, restart: bool = False, hosts: Hosts | None = None
+) -> None:
+    """With `hosts`, the node listens on a bridge and the model owner and each data owner run
+    in a network namespace of their own (data owner i in namespace i, the model owner in the
+    last), reaching the node and each other only over that link."""
     with ExitStack() as stack:
         state = tmp_path / "node-state.json"
         if restart:
             node = stack.enter_context(AnvilNode(extra_args=("--dump-state", str(state))))
+        elif hosts is not None:
+            node = stack.enter_context(AnvilNode(host=hosts.node_address))
         else:
             node = stack.enter_context(_node(kind))
         faucet = RpcChain(node.url, dev=True)
@@ -183,6 +193,8 @@ def _strangers(kind: str, dos: int, tmp_path: Path, *, restart: bool = False) ->
         subprocess.run([*generate, "--test", "100"], check=True, cwd=ROOT, capture_output=True)
 
         owner = Person("model-owner", tmp_path / "model-owner", cache)
+        if hosts is not None:
+            owner.host = hosts.run_prefix(dos)
         for part in ("owner", "test"):
             (shared / part).rename(owner.root / part)
         spec = _spec(dos, owner.root / "task.toml")
@@ -198,24 +210,28 @@ def _strangers(kind: str, dos: int, tmp_path: Path, *, restart: bool = False) ->
         # the model owner starts, then reads the open tasks and joins
         def prepare(i: int) -> tuple[Person, str]:
             person = Person(f"do-{i}", tmp_path / f"data-owner-{i}", cache)
+            if hosts is not None:
+                person.host = hosts.run_prefix(i)
             (shared / f"do-{i}").rename(person.root / "data")
             address = person.new_account()
             faucet.fund(address, FAUCET)
             person.configure(node.url, market)
             return person, address
 
-        def join(person: Person) -> subprocess.Popen:
+        def join(person: Person, i: int) -> subprocess.Popen:
             listed = json.loads(person.run("tasks", "--network", "local", "--json"))
             assert [t["task"] for t in listed if t["open"]] == [task]
             assert listed[0]["spec"]["data"].startswith("tabular 30 float32")
             args = ["join", str(task), "--data", "data/data.csv", "--network", "local"]
             args += ["--account", person.name, *person.password(), "--state-dir", "state"]
+            if hosts is not None:  # the channel endpoint it registers: its own address
+                args += ["--host", hosts.address(i)]
             return person.start(*args)
 
         with ThreadPoolExecutor(dos) as pool:
             prepared = list(pool.map(prepare, range(dos)))
             task = int(owner_process.stdout.readline())
-            started = list(pool.map(join, [person for person, _ in prepared]))
+            started = list(pool.map(join, [person for person, _ in prepared], range(dos)))
         processes.extend(started)
         joiners = {
             address: (person, process)
@@ -255,6 +271,24 @@ def test_a_node_restarted_mid_round_loses_no_data_owners_round(tmp_path: Path) -
     """anvil stopped once round 1's shares flow and started again from its dumped state: the
     parties wait for it, resume from their state directories, and both rounds pay everyone."""
     _strangers("anvil", 3, tmp_path, restart=True)
+
+
+@pytest.mark.slow
+@pytest.mark.netns
+@pytest.mark.anvil
+def test_strangers_on_hosts_of_their_own(tmp_path: Path) -> None:
+    """Where root permits: the model owner and three data owners in network namespaces of
+    their own, on one bridge with the node."""
+    hosts = Hosts(4)
+    try:
+        hosts.create()
+    except OSError as error:
+        hosts.remove()
+        pytest.skip(f"no network namespaces here: {error}")
+    try:
+        _strangers("anvil", 3, tmp_path, hosts=hosts)
+    finally:
+        assert hosts.remove() == []
 
 
 @pytest.mark.slow
