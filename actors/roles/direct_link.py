@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -47,13 +46,6 @@ _PER_PART = 0.05
 
 class ModelUnavailable(Exception):
     """The model owner's endpoint did not serve the round's model in time."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """Our update of round `round` reached the model owner and matched our commitment."""
-
-    round: int
 
 
 class DirectLink:
@@ -157,8 +149,8 @@ class DirectLink:
     # -- our update --------------------------------------------------------------------------
 
     def offer(self, round: int, words: PackedWords, report: trio.MemorySendChannel[Any]) -> None:
-        """Deliver round `round`'s update until the model owner accepts it or `withdraw`;
-        `Delivered` goes to `report` once it did."""
+        """Deliver round `round`'s update until the model owner accepts it or `withdraw`
+        (`report`, the round driver's inbox, is closed after it)."""
         self._offers.start(round, self._offer, report, words)
 
     def withdraw(self, round: int) -> None:
@@ -174,7 +166,6 @@ class DirectLink:
             tries += 1
             await trio.sleep(min(wait, self.settings.share_retry_max))
         self._observe("delivered", round=round, words=len(words), tries=tries + 1)
-        await report.send(Delivered(round))
 
     async def _deliver(self, round: int, words: PackedWords) -> bool:
         """One try: stream the update and read the verdict. True once accepted."""

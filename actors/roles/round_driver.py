@@ -27,7 +27,7 @@ from actors.chain.market import Market, PhaseInfo, TaskConfig
 from actors.chain.round_view import RoundView, read_round
 from actors.learning.background import run_training
 from actors.roles.deliveries import Acknowledged, Deliveries, Offered, ShareIn
-from actors.roles.direct_link import Delivered, DirectLink, ModelUnavailable
+from actors.roles.direct_link import DirectLink, ModelUnavailable
 from actors.roles.round_actions import RoundActions, checksum
 from actors.roles.store import StateStore
 from protocol.constants import (
@@ -189,7 +189,6 @@ class RoundDriver:
         self._blamed: set[int] = set()
         self._stage = _BEFORE  # where the chain stood at the last news
         self._after_offer: list[Any] = []  # actions that wait for our deliveries' first try
-        self.delivered = False  # a direct task: the model owner accepted our update
 
     # -- what the watcher reads ------------------------------------------------------------
 
@@ -307,8 +306,6 @@ class RoundDriver:
         elif isinstance(message, Offered):
             waiting, self._after_offer = self._after_offer, []
             await self.actions.perform(waiting)
-        elif isinstance(message, Delivered):
-            self.delivered = True
 
     # -- chain news into machine events ----------------------------------------------------
 
