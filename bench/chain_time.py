@@ -2,8 +2,9 @@
 
 Two measures, each a ratio to its target, from one run:
 
-- **Chain processing time of a round** at the paper's scale (the demo's MNIST CNN, d = 46,730
-  public parameters + the sample-count lane, 10 data owners in groups of 5, 32-bit lanes). One
+- **Chain processing time of a round** at the paper's scale (the MNIST spec's CNN,
+  ``examples/mnist-cnn.toml``: d = 46,730 public parameters + the sample-count lane, 10 data
+  owners in groups of 5, 32-bit lanes). One
   round is run by the real actors (`bench.gas.one_round`: model owner, data owners, Noise
   channels, masked submissions; synthetic updates in place of training) on a fresh anvil node
   with automine, with every chain request of every actor serialized through one lock: exactly one
@@ -13,8 +14,9 @@ Two measures, each a ratio to its target, from one run:
   excluded. `node_seconds` is the part spent inside `eth_sendRawTransaction` (anvil executes and
   mines an automined transaction before it answers). Median of `--repeats` fresh runs, beside
   the seed paper's 500 ms.
-- **Client overhead**: the demo's own market (`actors.entry.scenario.Scenario()`: 10 data owners on
-  real MNIST, 1,000 samples each, real training) on anvil. Per data owner, protocol time is its
+- **Client overhead**: the demo's own market (`actors.entry.scenario.Scenario()`, a run of the MNIST
+  spec: 10 data owners, 1,000 MNIST samples each read from their own PNG folders, the spec's
+  learners and recipe) on anvil. Per data owner, protocol time is its
   trio tasks' step time (round machine: quantization, masking, Shamir, Merkle trees; Noise
   channels; state store) plus the wall time of its chain calls (transactions and reads, run in
   worker threads); local training time is the wall time of its learner's `train`. The fraction
@@ -52,9 +54,15 @@ from actors.chain.anvil import AnvilNode
 from actors.chain.base import Chain
 from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
-from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
+from actors.entry.scenario import (
+    MNIST_SPEC,
+    Scenario,
+    data_owner_learner,
+    load_spec_file,
+    model_owner_learner,
+    split_data,
+)
 from actors.entry.swarm import Swarm
-from actors.learning.model import public_parameter_count
 from actors.learning.train import use_threads
 from actors.measure.timing import StepClock, TimedChain, TimedLearner, new_times, summarize
 from actors.roles.data_owner import DataOwner, DataOwnerSettings
@@ -62,6 +70,7 @@ from actors.roles.model_owner import ModelOwner
 from actors.roles.store import StateStore
 from bench.gas import RESULTS, one_round
 from protocol.constants import DATA_PATH_EVENT, MAX_CHUNK_WORDS
+from protocol.spec import infer_shapes
 
 PAPER_SECONDS = 0.5  # "within 500 ms of blockchain processing time" (the seed paper)
 OVERHEAD_TARGET = 0.10
@@ -75,8 +84,10 @@ MEASURE = (
     "over the round's transactions of send-to-receipt wall time (encode, fee, sign, send, "
     "execute and mine, receipt, decode), deployment excluded; median of repeats. "
     "node_seconds: the part inside eth_sendRawTransaction(Sync). protocol_overhead: the demo "
-    "scenario (10 DOs, real MNIST training, 5 rounds) as a swarm on anvil, once per measured "
-    "DO, that DO's process alone on one core (a machine of its own) and the node, model owner "
+    "scenario (the MNIST spec examples/mnist-cnn.toml: 10 DOs, real training with the spec's "
+    "learners on MNIST PNG folders, 5 rounds) as a swarm of task create/join processes on "
+    "anvil, once per measured DO, that DO's process alone on one core (a machine of its own) "
+    "and the node, model owner "
     "and other nine DOs (at nice 19) on the other; over its middle rounds 1-3 together "
     "(protocol_overhead_last_round: its last, with the payout), its (trio step time + wall time "
     "of its chain calls, "
@@ -416,7 +427,8 @@ def print_result(console: Console, result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--params", type=int, default=public_parameter_count())
+    mnist_params = infer_shapes(load_spec_file(str(MNIST_SPEC))).public_params
+    parser.add_argument("--params", type=int, default=mnist_params)
     parser.add_argument("--skip-demo", action="store_true", help="chain time only")
     parser.add_argument(
         "--own-core",

@@ -1,11 +1,15 @@
 """Flower's side of ``bench.peer``: the demo's job as a Flower app in Flower's simulation engine.
 
 Runs under the separate ``.venv-flower`` interpreter (flwr[simulation] 1.42 with Ray, torch
-2.13.0 CPU). From this project it imports only the model and the local recipe
-(``actors.learning.model`` and ``actors.learning.train``: torch and numpy, nothing else), so both
-sides train the same CNN the same way; the data and the initial weights come from files that
-``bench.peer`` wrote (``.npy`` arrays and the model owner's round-0 public vector in an ``.npz``),
-nothing is downloaded.
+2.13.0 CPU). Our demo runs the MNIST spec (``examples/mnist-cnn.toml``), whose modules
+(``actors.learning.spec_model`` and ``recipe``) need msgspec and safetensors, which Flower's venv
+does not have; so from this project it imports the same network and recipe written as code
+(``actors.learning.model`` and ``actors.learning.train``: torch and numpy, nothing else). The
+tests hold the two equal: the same public vector, layer by layer and in the same order, from the
+same seeds (``test_spec_model``), and the same update and private head, bit for bit, from the
+same vector, samples and seed (``test_flower_side_trains_as_the_mnist_spec``). The data and the
+initial weights come from files that ``bench.peer`` wrote (``.npy`` arrays and the model owner's
+round-0 public vector in an ``.npz``), nothing is downloaded.
 
 The job, as our demo runs it: 10 data owners (SuperNodes), all selected every round, each
 training the published public model (body + auxiliary head) with the data owners' schedule and

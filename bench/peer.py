@@ -1,17 +1,19 @@
 """A round of ours beside a round of Flower's SecAgg+ on the same job, measured in one run.
 
-The job is the demo's (`actors.entry.scenario.Scenario()`): 10 data owners x 1,000 MNIST samples,
-IID, seed 0; the split CNN from the model the model owner publishes at round 0; the data owners'
-local recipe; 2 trainers at a time with 1 torch thread each. Run back to back and interleaved,
-``--repeats`` times each (the order rotates from one repeat to the next):
+The job is the demo's (`actors.entry.scenario.Scenario()`, a run of ``examples/mnist-cnn.toml``):
+10 data owners x 1,000 MNIST samples, IID, seed 0; the spec's split CNN from the model the model
+owner publishes at round 0; the spec's recipe; 2 trainers at a time with 1 torch thread each.
+Run back to back and interleaved, ``--repeats`` times each (the order rotates from one repeat to
+the next):
 
 - ours: ``omnilytics demo`` at 1 and 3 rounds, on the embedded chain (boa) and on anvil;
 - Flower 1.42 (``bench/flower_peer.py`` under ``.venv-flower``, in Flower's simulation engine on
   Ray), with ``SecAggPlusWorkflow`` (5 shares, threshold 3) and with plain FedAvg, 1 and 3 rounds.
 
-Flower's side gets the same split as ``.npy`` files and the same round-0 public vector (``.npz``)
-from this side; it trains and evaluates with our model and recipe modules (the model owner's way:
-a private head fine-tuned from the aggregated auxiliary head, then the test set).
+Flower's side gets the same samples (as our learners read and preprocessed them from their files)
+as ``.npy`` files and the same round-0 public vector (``.npz``) from this side; it trains and
+evaluates with our modules for that network and recipe (the model owner's way: a private head
+fine-tuned from the aggregated auxiliary head, then the test set).
 
 Each run is a process of its own, timed from start to exit: ``wall_seconds`` (start-up
 included), the CPU time of the processes it left behind (``resource.getrusage`` of children: on
@@ -46,9 +48,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from actors.entry.scenario import Scenario, data_owner_seed, model_owner_learner, split_data
-from actors.learning.learners import TorchModelOwner
-from actors.learning.model import public_vector
+from actors.entry.scenario import (
+    Scenario,
+    data_owner_learner,
+    data_owner_seed,
+    model_owner_learner,
+    split_data,
+)
+from actors.learning.spec_model import public_vector
 from actors.measure.memory import MemoryPeak, descendants
 from bench.gas import RESULTS
 from bench.mask import FLOWER_VENV, flower_python, flower_version
@@ -105,8 +112,7 @@ def export_job(scenario: Scenario, where: Path) -> None:
     round-0 public vector, for Flower's side; the seeds its data owners train with."""
     data = split_data(scenario)
     owner = model_owner_learner(scenario, data)
-    assert isinstance(owner, TorchModelOwner)
-    parts = {f"do{i}": data.mnist.train(ix) for i, ix in enumerate(data.data_owners)}
+    parts = {f"do{i}": data_owner_learner(scenario, data, i).data for i in range(scenario.dos)}
     parts |= {"mo": owner.own, "test": owner.test}
     for name, samples in parts.items():
         np.save(where / f"{name}_x.npy", samples.x.numpy(), allow_pickle=False)

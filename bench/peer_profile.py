@@ -1,8 +1,9 @@
 """Where a round of the demo's time goes, per phase and per kind of work (`bench.peer`'s breakdown).
 
 Runs the demo's market in this process (`actors.entry.run.run_market`, the scenario of
-`omnilytics demo`) on one chain, with timers put around what a round spends time on; run it in
-a process of its own (`bench.peer` does), since the timers replace functions for the process:
+`omnilytics demo`: a run of the MNIST spec) on one chain, with timers put around what a round
+spends time on; run it in a process of its own (`bench.peer` does), since the timers replace
+functions for the process:
 
 - **phases**, from the model owner's own events: SHARE, SETTLE, SUBMIT and UNMASK as the model
   owner drives them (from its `phase` event to the next one), then ``aggregate`` (recovering the
@@ -45,7 +46,7 @@ import actors.roles.round_driver
 import protocol.round_rules
 from actors.entry.run import open_chain, run_market
 from actors.entry.scenario import Scenario
-from actors.learning.learners import TorchDataOwner, TorchModelOwner
+from actors.learning.spec_learners import SpecDataOwner, SpecModelOwner
 from actors.learning.train import use_threads
 from actors.measure.memory import PROC, descendants
 from actors.measure.timing import TimedChain, new_times
@@ -113,9 +114,9 @@ def _instrument(ledger: Ledger) -> None:
     for module, names in CRYPTO.items():
         for name in names:
             setattr(module, name, ledger.timed("cryptography", getattr(module, name)))
-    TorchDataOwner.train = ledger.timed("training", TorchDataOwner.train)
+    SpecDataOwner.train = ledger.timed("training", SpecDataOwner.train)
     for name in MODEL_OWNER_WORK:
-        setattr(TorchModelOwner, name, ledger.timed("model_owner", getattr(TorchModelOwner, name)))
+        setattr(SpecModelOwner, name, ledger.timed("model_owner", getattr(SpecModelOwner, name)))
 
 
 def _time_the_evm(chain: Any, ledger: Ledger) -> None:

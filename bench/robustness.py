@@ -58,7 +58,7 @@ import actors.roles.model_owner
 from actors.chain.boa_backend import BoaChain
 from actors.chain.market import Market
 from actors.entry.scenario import Scenario, data_owner_learner, model_owner_learner, split_data
-from actors.learning.learners import TorchDataOwner
+from actors.learning.spec_learners import SpecDataOwner
 from actors.learning.train import use_threads
 from actors.roles.attacks import ATTACKS, attacker_indices
 from protocol.robust import CombinationRule, get_rule
@@ -223,7 +223,13 @@ class _Caches:
 
     @staticmethod
     def _data_key(scenario: Scenario) -> tuple:
-        return (scenario.seed, scenario.dos, scenario.do_samples, scenario.mo_samples)
+        return (
+            scenario.seed,
+            scenario.dos,
+            scenario.do_samples,
+            scenario.mo_samples,
+            scenario.test_limit,
+        )
 
     def split_data(self, scenario: Scenario) -> Any:
         key = self._data_key(scenario)
@@ -232,7 +238,7 @@ class _Caches:
         return self.splits[key]
 
     def model_owner_learner(self, scenario: Scenario, data: Any) -> Any:
-        key = (*self._data_key(scenario), scenario.test_limit)
+        key = self._data_key(scenario)
         if key not in self.owners:
             self.owners[key] = model_owner_learner(scenario, data)
         owner = copy.deepcopy(self.owners[key])  # each market applies its own aggregate to it
@@ -242,10 +248,10 @@ class _Caches:
     def data_owner_learner(self, scenario: Scenario, data: Any, index: int) -> Any:
         learner = data_owner_learner(scenario, data, index)
         base = (*self._data_key(scenario), index)
-        if type(learner) is TorchDataOwner:
+        if type(learner) is SpecDataOwner:
             return _CachedLearner(learner, (*base, "honest"), self.updates)
         honest = getattr(learner, "honest", None)
-        if type(honest) is TorchDataOwner:
+        if type(honest) is SpecDataOwner:
             # an attack on the honest update: cache the honest training, replay the attack
             learner.honest = _CachedLearner(honest, (*base, "honest"), self.updates)
             return learner

@@ -62,35 +62,27 @@ RULE_HELP = (
 )
 
 
-# the scenario's shape when no spec gives it: (demo, swarm)
-_DEFAULTS = {
-    "dos": (10, 20),
-    "rounds": (1, 2),
-    "group_size": (5, 5),
-    "threshold": (3, 3),
-    "rule": ("mean", "mean"),
-    "do_samples": (1_000, 1_000),
-    "data_path": (0, 0),  # DATA_PATH_EVENT
-}
+# a swarm's shape when no spec is given: more data owners and rounds than the demo's MNIST spec
+_SWARM_DEFAULTS = {"dos": 20, "rounds": 2}
 
 
 def _scenario(command: str, task: Path | None, **fields: object) -> Scenario:
-    """A scenario from command-line values, refused with a message before anything runs: a
-    spec run takes the spec's terms where no value was given."""
-    from actors.entry.scenario import Scenario
+    """A scenario from command-line values, refused with a message before anything runs: a run
+    of the spec `task` (the MNIST CNN's, `examples/mnist-cnn.toml`, if none), whose terms are
+    the defaults of the values not given."""
+    from actors.entry.scenario import MNIST_SPEC, Scenario
     from actors.roles.model_owner import rule_from_spec
     from protocol.errors import ConfigError
 
-    if task is not None:
-        try:
-            scenario = Scenario.for_spec(task, **fields)
-            scenario.spec()
-        except (OSError, ConfigError) as error:  # SpecError is a ConfigError
-            _fail(command, error if not isinstance(error, OSError) else f"{task}: {error}")
-    else:
-        which = 0 if command == "demo" else 1
-        given = {k: v for k, v in fields.items() if v is not None}
-        scenario = Scenario(**({k: v[which] for k, v in _DEFAULTS.items()} | given))
+    if task is None:
+        task = MNIST_SPEC
+        if command == "swarm":
+            fields = {k: v for k, v in fields.items() if v is not None}
+            fields = _SWARM_DEFAULTS | fields
+    try:
+        scenario = Scenario.for_spec(task, **fields)
+    except (OSError, ConfigError) as error:  # SpecError is a ConfigError
+        _fail(command, error if not isinstance(error, OSError) else f"{task}: {error}")
     if not 2 <= scenario.threshold <= scenario.group_size <= scenario.dos:
         raise typer.BadParameter("need 2 <= threshold <= group-size <= dos")
     if scenario.alpha is not None and not scenario.alpha > 0:
@@ -99,6 +91,10 @@ def _scenario(command: str, task: Path | None, **fields: object) -> Scenario:
         rule_from_spec(scenario.rule)
     except ConfigError as error:
         raise typer.BadParameter(f"--rule: {error}") from None
+    try:
+        scenario.spec()  # the spec that is run, with the values given as its terms
+    except ConfigError as error:
+        _fail(command, error)
     return scenario
 
 
@@ -116,9 +112,12 @@ def _main() -> None:
 
 TASK_HELP = (
     "run this task spec (TOML) on the data set the project ships for it; its terms are the "
-    "defaults of the options above"
+    "defaults of the options above [default: examples/mnist-cnn.toml]"
 )
-DATA_DIR_HELP = "where the data owners' files are written (one folder each); kept if given"
+DATA_DIR_HELP = (
+    "where the data owners' files are written (one folder each) [default: a cache folder of "
+    "this split, reused]"
+)
 
 
 @app.command()
@@ -154,8 +153,8 @@ def demo(
     task: Annotated[Path | None, typer.Option(help=TASK_HELP)] = None,
     data_dir: Annotated[Path | None, typer.Option(help=DATA_DIR_HELP)] = None,
 ) -> None:
-    """Run a whole market in one process: 1 model owner + N data owners on real MNIST, or on
-    a task spec's data."""
+    """Run a whole market in one process: 1 model owner + N data owners, a run of a task spec
+    (the MNIST CNN's unless --task names another) on the data set the project ships for it."""
     from actors.entry.run import RunError
     from actors.entry.run import demo as run_demo
 
@@ -217,8 +216,9 @@ def swarm(
     task: Annotated[Path | None, typer.Option(help=TASK_HELP)] = None,
     data_dir: Annotated[Path | None, typer.Option(help=DATA_DIR_HELP)] = None,
 ) -> None:
-    """Run the market with the model owner and each data owner in its own OS process; with a
-    task spec, they are `task create` and `join` processes, each reading its own folder."""
+    """Run the market with the model owner and each data owner in its own OS process: `task
+    create` and `join` processes of a task spec (the MNIST CNN's unless --task names another),
+    each reading its own folder."""
     from actors.entry.swarm import SwarmError, run_swarm
 
     scenario = _scenario(

@@ -1,9 +1,10 @@
 """One whole market in one process: the model owner and every data owner as trio tasks.
 
-This is `omnilytics demo` (embedded chain by default, or anvil): real MNIST (or a task spec run
-on the data set the project ships for it), real loopback Noise channels, real masked
-submissions; a live table shows every data owner's progress, and the run ends with a report
-(console table, JSON, PNG; a spec run adds its central ceiling). In demo mode every data owner
+This is `omnilytics demo` (embedded chain by default, or anvil): a run of a task spec
+(``examples/mnist-cnn.toml`` unless another is given) on the data set the project ships for it,
+real loopback Noise channels, real masked submissions; a live table shows every data owner's
+progress, and the run ends with a report (console table, JSON, PNG) that adds the central
+ceiling. In demo mode every data owner
 keeps its plaintext update so the run can check that each recovered group aggregate is exact.
 
 A run ends when every actor has finished its own job: the model owner its task, each data owner
@@ -15,7 +16,6 @@ model owner saw the task end, fails the run (`RunError`, each one named with its
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import tempfile
 import time
@@ -36,7 +36,6 @@ from actors.chain.market import Market
 from actors.entry.report import RunReport, payments, plot_report, print_report, summarize_gas
 from actors.entry.scenario import (
     Scenario,
-    SpecData,
     central_accuracy,
     data_owner_learner,
     data_owner_seed,
@@ -198,8 +197,6 @@ async def run_market(
     report. RunError names the actors that failed or did not finish `collect_grace` seconds
     after the task ended."""
     started = time.perf_counter()
-    if scenario.task is not None and scenario.data_dir is None:
-        scenario = dataclasses.replace(scenario, data_dir=str(state_dir / "data"))
     data = await trio.to_thread.run_sync(split_data, scenario)
     owner_learner = await trio.to_thread.run_sync(model_owner_learner, scenario, data)
 
@@ -264,11 +261,8 @@ async def run_market(
     if reports is not None:
         wall = time.perf_counter() - started
         report = _report(scenario, chain, market, mo, reports, dos, wall)
-        if isinstance(data, SpecData):
-            # the ceiling, once the market is done (it would compete with its training)
-            report.accuracy_central = await trio.to_thread.run_sync(
-                central_accuracy, scenario, data
-            )
+        # the ceiling, once the market is done (it would compete with its training)
+        report.accuracy_central = await trio.to_thread.run_sync(central_accuracy, scenario, data)
     if crew.failures:
         raise RunError(crew.failures, report)
     return report

@@ -1,39 +1,35 @@
-"""A market scenario: its shape, its data split and its learners, the same in every process.
+"""A market scenario: a run of a task spec, its data split and its learners, the same in every
+process.
 
 The demo runs a scenario in one process; a swarm runs the same scenario with the model owner and
-each data owner in processes of their own. The data split is a pure function of the scenario
-(seeded), so every process derives its own shard without any data crossing between them.
-
-A scenario of a task spec (``task``: a spec file) is a run of that spec: the scenario's shape
-(data owners, rounds, groups, sample cap, rule, phases) replaces the spec's market terms in the
-spec that is run (`run_spec`), and the data owners' files are written from the data set the
-project ships whose schema the spec's data fits (`examples.write_example`: ``owner``, ``test``
-and one ``do-i`` folder per data owner under ``data_dir``), then read back through the spec's
-adapter: each data owner reads only its own folder.
+each data owner in processes of their own. A scenario is a run of a task spec (``task``: a spec
+file, ``examples/mnist-cnn.toml`` unless another is given): the scenario's shape (data owners,
+rounds, groups, sample cap, rule, phases) replaces the spec's market terms in the spec that is
+run (`run_spec`), and the data owners' files are written from the data set the project ships
+whose schema the spec's data fits (`examples.write_example`: ``owner``, ``test`` and one
+``do-i`` folder per data owner under ``data_dir``), then read back through the spec's adapter:
+each data owner reads only its own folder. The split is a pure function of the scenario
+(seeded), so without a ``data_dir`` the files go to a cache folder named by what they hold
+(`default_data_dir`), written once and read by every later run of the same split.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import numpy as np
 import torch
 
 from actors.learning import recipe
 from actors.learning.adapters import read_data
-from actors.learning.data import (
-    Mnist,
-    Samples,
-    dirichlet_partition,
-    iid_partition,
-    load_mnist,
-    split_model_owner,
-)
+from actors.learning.data import Samples, default_cache_path
 from actors.learning.examples import EXAMPLES, Layout, write_example
-from actors.learning.learners import TorchDataOwner, TorchModelOwner
 from actors.learning.spec_learners import SpecDataOwner, SpecModelOwner
 from actors.measure.probe import MO_SAMPLES  # ~62% alone, the paper's starting point
 from actors.roles.attacks import attacker_indices, make_attacker
@@ -42,6 +38,10 @@ from actors.roles.model_owner import TaskPlan
 from protocol.constants import DATA_PATH_EVENT, DATA_PATHS
 from protocol.errors import ConfigError
 from protocol.spec import TaskSpec, parse_spec, spec_from_dict
+
+_EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+# the spec a scenario runs unless it names another: today's demo, the split MNIST CNN
+MNIST_SPEC = _EXAMPLES_DIR / "mnist-cnn.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class Scenario:
     alpha: float | None = None  # None: IID; else Dirichlet label skew
     rule: str = "mean"
     seed: int = 0
-    test_limit: int | None = None
+    test_limit: int | None = None  # held-out samples; None: the example's (`HARNESS_SIZES`)
     drops: tuple[tuple[int, int, str], ...] = ()  # (data owner, round, step)
     lane_bits: int = 32
     scale_bits: int = 16
@@ -68,8 +68,8 @@ class Scenario:
     attack: str = "none"  # actors.roles.attacks.ATTACKS: what the malicious data owners do
     attackers: float = 0.0  # fraction of data owners that attack, drawn from the seed
     data_path: int = DATA_PATH_EVENT  # DATA_PATH_BLOB: masked updates as blobs (a node only)
-    task: str | None = None  # a task spec (TOML): run it (`for_spec`), else today's MNIST CNN
-    data_dir: str | None = None  # a spec run's files (written there if not there yet)
+    task: str = str(MNIST_SPEC)  # the task spec (TOML) this scenario runs (`for_spec`)
+    data_dir: str | None = None  # the run's files (written there if not there yet)
 
     @classmethod
     def for_spec(cls, path: Path, **given: object) -> Scenario:
@@ -104,76 +104,18 @@ class Scenario:
         return cls(task=str(path), **terms)
 
     def spec(self) -> TaskSpec:
-        """The spec this scenario runs (`run_spec`); a scenario without one has none."""
-        if self.task is None:
-            raise ConfigError("this scenario runs no task spec")
+        """The spec this scenario runs (`run_spec`)."""
         return run_spec(self)
 
     def plan(self) -> TaskPlan:
         """The task the model owner creates for this scenario."""
-        if self.task is not None:
-            return TaskPlan.from_spec(self.spec())
-        return TaskPlan(
-            max_dos=self.dos,
-            min_dos=self.group_size,
-            group_size=self.group_size,
-            threshold=self.threshold,
-            rounds=self.rounds,
-            rule=self.rule,
-            lane_bits=self.lane_bits,
-            scale_bits=self.scale_bits,
-            clip_norm=self.clip_norm,
-            sample_cap=self.do_samples,
-            share_duration=self.share_duration,
-            submit_duration=self.submit_duration,
-            unmask_duration=self.unmask_duration,
-            data_path=self.data_path,
-        )
+        return TaskPlan.from_spec(self.spec())
 
-
-@dataclass(frozen=True, slots=True)
-class DataSplit:
-    mnist: Mnist
-    model_owner: np.ndarray  # indices of the model owner's own samples
-    data_owners: list[np.ndarray]  # indices of each data owner's samples
-
-
-def split_data(scenario: Scenario) -> DataSplit | SpecData:
-    """The scenario's disjoint split of MNIST's training set (deterministic in the seed); for
-    a spec run, its files (`spec_data`)."""
-    if scenario.task is not None:
-        return spec_data(scenario)
-    rng = np.random.default_rng(scenario.seed)
-    mnist = load_mnist()
-    mo, pool = split_model_owner(mnist.train_labels, scenario.mo_samples, rng)
-    sizes = [scenario.do_samples] * scenario.dos
-    if scenario.alpha is None:
-        parts = iid_partition(pool, sizes, rng)
-    else:
-        parts = dirichlet_partition(mnist.train_labels, pool, sizes, scenario.alpha, rng)
-    return DataSplit(mnist, mo, parts)
-
-
-def model_owner_learner(
-    scenario: Scenario, data: DataSplit | SpecData
-) -> TorchModelOwner | SpecModelOwner:
-    if isinstance(data, SpecData):
-        return spec_owner_learner(scenario, data)
-    own = data.mnist.train(data.model_owner)
-    return TorchModelOwner(
-        own,
-        data.mnist.test(scenario.test_limit),
-        seed=scenario.seed,
-        do_samples=scenario.do_samples,
-    )
-
-
-def data_owner_learner(scenario: Scenario, data: DataSplit | SpecData, index: int) -> Learner:
-    if isinstance(data, SpecData):
-        return spec_data_owner_learner(scenario, data, index)
-    samples = data.mnist.train(data.data_owners[index])
-    honest = TorchDataOwner(samples, seed=data_owner_seed(scenario, index))
-    return _maybe_attacker(scenario, honest, index)
+    def held_out(self) -> int:
+        """How many test samples the run holds out: ``test_limit``, else the example's."""
+        if self.test_limit is not None:
+            return self.test_limit
+        return HARNESS_SIZES[example_for(load_spec_file(self.task))][1]
 
 
 # (model owner's samples, test samples) a run of each example's data set uses by default: the
@@ -186,9 +128,6 @@ HARNESS_SIZES = {
 }
 # samples each example's training pool holds (MNIST has its own test set)
 EXAMPLE_SIZES = {"mnist-cnn": 60_000, "breast-cancer-mlp": 569, "digits16-cnn": 1_797}
-_EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
-# attacks that wrap any learner's honest update (the others are MNIST learners')
-SPEC_ATTACKS = ("none", "sign_flip", "scaling", "gaussian")
 
 
 @functools.lru_cache(maxsize=16)
@@ -257,29 +196,50 @@ class SpecData:
     layout: Layout
 
 
-def spec_data(scenario: Scenario) -> SpecData:
-    """Write the run's files under ``data_dir`` (once: a folder that holds them is reused)."""
-    if scenario.data_dir is None:
-        raise ConfigError("a spec run needs a data directory")
-    if scenario.attack not in SPEC_ATTACKS:
-        raise ConfigError(f"attack {scenario.attack!r} needs the MNIST learners; a spec run "
-                          f"takes {', '.join(SPEC_ATTACKS)}")  # fmt: skip
+def split_data(scenario: Scenario) -> SpecData:
+    """The run's files (deterministic in the scenario): under ``data_dir`` if given, written
+    there unless a finished copy is there; else in this split's cache folder (`default_data_dir`),
+    written once, into a folder of its own that is renamed into place when complete."""
     spec = scenario.spec()
-    root = Path(scenario.data_dir)
-    layout = _layout(spec, root, scenario.dos)
+    if scenario.data_dir is not None:
+        root = Path(scenario.data_dir)
+        if not (root / "complete").exists():
+            _write_split(scenario, spec, root)
+        return SpecData(spec, _layout(spec, root, scenario.dos))
+    root = default_data_dir(scenario)
     if not (root / "complete").exists():
-        layout = write_example(
-            example_for(spec),
-            root,
-            dos=scenario.dos,
-            per_do=scenario.do_samples,
-            owner=scenario.mo_samples,
-            test=scenario.test_limit or 0,
-            seed=scenario.seed,
-            alpha=scenario.alpha,
-        )
-        (root / "complete").write_text("written by actors.entry.scenario.spec_data\n")
-    return SpecData(spec, layout)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        fresh = Path(tempfile.mkdtemp(prefix=".writing-", dir=root.parent))
+        _write_split(scenario, spec, fresh)
+        try:
+            fresh.rename(root)
+        except OSError:  # another run of the same split finished first: its files are ours
+            shutil.rmtree(fresh)
+    return SpecData(spec, _layout(spec, root, scenario.dos))
+
+
+def default_data_dir(scenario: Scenario) -> Path:
+    """The cache folder of the scenario's split, beside the MNIST cache: named by the example
+    and a hash of everything that decides which samples go where."""
+    example = example_for(scenario.spec())
+    split = [scenario.dos, scenario.do_samples, scenario.mo_samples, scenario.held_out()]
+    split += [scenario.seed, scenario.alpha]
+    key = hashlib.sha256(json.dumps([example, *split]).encode()).hexdigest()[:16]
+    return default_cache_path().parent / "runs" / f"{example}-{key}"
+
+
+def _write_split(scenario: Scenario, spec: TaskSpec, root: Path) -> None:
+    write_example(
+        example_for(spec),
+        root,
+        dos=scenario.dos,
+        per_do=scenario.do_samples,
+        owner=scenario.mo_samples,
+        test=scenario.held_out(),
+        seed=scenario.seed,
+        alpha=scenario.alpha,
+    )
+    (root / "complete").write_text("written by actors.entry.scenario.split_data\n")
 
 
 def _layout(spec: TaskSpec, root: Path, dos: int) -> Layout:
@@ -289,14 +249,14 @@ def _layout(spec: TaskSpec, root: Path, dos: int) -> Layout:
     return Layout(paths[0], paths[1], parts)
 
 
-def spec_owner_learner(scenario: Scenario, data: SpecData) -> SpecModelOwner:
+def model_owner_learner(scenario: Scenario, data: SpecData) -> SpecModelOwner:
     spec, layout = data.spec, data.layout
     own = read_data(spec, layout.owner, model_owner=True)
     test = read_data(spec, layout.test, model_owner=True)
     return SpecModelOwner(spec, own, test, seed=scenario.seed)
 
 
-def spec_data_owner_learner(scenario: Scenario, data: SpecData, index: int) -> Learner:
+def data_owner_learner(scenario: Scenario, data: SpecData, index: int) -> Learner:
     samples = read_data(data.spec, data.layout.data_owners[index])
     honest = SpecDataOwner(data.spec, samples, seed=data_owner_seed(scenario, index))
     return _maybe_attacker(scenario, honest, index)

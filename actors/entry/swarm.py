@@ -1,8 +1,9 @@
 """`omnilytics swarm`: the model owner and every data owner as separate OS processes on a node.
 
-With a task spec (`--task SPEC --data-dir DIR`) the processes are `omnilytics task create` and
-`omnilytics join`: the launcher writes each data owner's files in a folder of its own and the
-spec that is run, and each process reads only its own folder and the spec from the chain.
+A swarm runs a task spec (`--task SPEC`, ``examples/mnist-cnn.toml`` unless another is given):
+the processes are `omnilytics task create` and `omnilytics join`; the launcher writes each data
+owner's files in a folder of its own (`--data-dir`, else the split's cache folder) and the spec
+that is run, and each process reads only its own folder and the spec from the chain.
 
 The launcher only sets the stage and watches: it deploys the market, funds one fresh account per
 actor, hands each process its private key through the environment, and shows the market's state
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,13 @@ from actors.chain.node_process import LOCAL_NODES, start_local_node
 from actors.chain.rpc_backend import RpcChain
 from actors.entry.processes import KEY_ENV, save_scenario
 from actors.entry.report import RunReport, payments, plot_report, print_report, summarize_gas
-from actors.entry.scenario import Scenario, SpecData, central_accuracy, spec_data
+from actors.entry.scenario import (
+    Scenario,
+    SpecData,
+    central_accuracy,
+    data_owner_seed,
+    split_data,
+)
 from actors.entry.status import read_task, render
 from actors.measure.memory import MemoryPeak
 from protocol.constants import DATA_PATH_DIRECT, STATUS_SUBMITTED
@@ -103,9 +110,9 @@ class Swarm:
         deployer = self.chain.new_account(FUNDS)
         source = blob_source(self.chain, self.beacon_url)
         self.market = Market.deploy(self.chain, deployer, blob_source=source)
+        # what was run, for the record (`omnilytics mo|do --scenario` run one party of it)
         save_scenario(self.scenario, self.state_dir / "scenario.json")
-        if self.scenario.task is not None:
-            self._write_spec_run()
+        self._write_spec_run()
         self.start_model_owner()
         task_file = self.state_dir / "mo" / "task"
         deadline = time.monotonic() + timeout
@@ -121,26 +128,19 @@ class Swarm:
             self.start_data_owner(i)
 
     def _write_spec_run(self) -> None:
-        """A spec run: write the data owners' files (one folder each) and the spec that is run
-        (canonical JSON): the processes get nothing else, no scenario."""
-        scenario = self.scenario
-        if scenario.attack != "none":
-            raise SwarmError("a swarm of a task spec runs honest data owners only")
-        if scenario.data_dir is None:
-            scenario = replace(scenario, data_dir=str(self.state_dir / "data"))
-            self.scenario = scenario
-        self.spec_data = spec_data(scenario)
+        """Write the data owners' files (one folder each) and the spec that is run (canonical
+        JSON): the processes get nothing else, no scenario."""
+        if self.scenario.attack != "none":
+            raise SwarmError("a swarm runs honest data owners only")
+        self.spec_data = split_data(self.scenario)
         (self.state_dir / "spec.json").write_bytes(canonical_bytes(self.spec_data.spec))
 
     def start_model_owner(self) -> None:
         """(Re)start the model owner: a restarted one resumes its task from its state directory."""
-        if self.scenario.task is not None:
-            layout = self.spec_data.layout
-            args = ["task", "create", str(self.state_dir / "spec.json")]
-            args += ["--validation", str(layout.owner), "--test", str(layout.test)]
-            args += ["--seed", str(self.scenario.seed)]
-        else:
-            args = ["mo", "--scenario", str(self.state_dir / "scenario.json")]
+        layout = self.spec_data.layout
+        args = ["task", "create", str(self.state_dir / "spec.json")]
+        args += ["--validation", str(layout.owner), "--test", str(layout.test)]
+        args += ["--seed", str(self.scenario.seed)]
         args += ["--rpc-url", self.chain.url, "--market", self.market.address]
         args += ["--state-dir", str(self.state_dir / "mo")]
         if self.beacon_url:
@@ -154,15 +154,11 @@ class Swarm:
 
     def start_data_owner(self, index: int) -> None:
         """(Re)start data owner `index`: a restarted one resumes from its state directory."""
-        if self.scenario.task is not None:
-            args = ["join", str(self.task), "--data", str(self.spec_data.layout.data_owners[index])]
-            args += ["--seed", str(self.scenario.seed * 1_000 + index)]
-            drop = {i: (r, step) for i, r, step in self.scenario.drops}.get(index)
-            if drop is not None:
-                args += ["--drop", f"{drop[0]}:{drop[1]}"]
-        else:
-            args = ["do", "--scenario", str(self.state_dir / "scenario.json")]
-            args += ["--task", str(self.task), "--index", str(index)]
+        args = ["join", str(self.task), "--data", str(self.spec_data.layout.data_owners[index])]
+        args += ["--seed", str(data_owner_seed(self.scenario, index))]
+        drop = {i: (r, step) for i, r, step in self.scenario.drops}.get(index)
+        if drop is not None:
+            args += ["--drop", f"{drop[0]}:{drop[1]}"]
         args += ["--rpc-url", self.chain.url, "--market", self.market.address]
         args += ["--state-dir", str(self.state_dir / f"do-{index}")]
         if self.keep_plaintext:
@@ -275,9 +271,7 @@ class Swarm:
             rule=self.scenario.rule,
             memory=self.memory.summary(self.roles),
             task=self.scenario.task,
-            accuracy_central=None
-            if self.spec_data is None
-            else central_accuracy(self.scenario, self.spec_data),
+            accuracy_central=central_accuracy(self.scenario, self.spec_data),
         )
 
     def _exact(self, round: int) -> bool:

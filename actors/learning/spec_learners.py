@@ -9,7 +9,8 @@ the combined aggregate and fine-tunes its head from the aggregated auxiliary hea
 Its saved state is its exported model (`spec_model.export_model`: public part, private head and
 the spec in one safetensors file), so `omnilytics task model` can write it out at any round.
 
-For ``examples/mnist-cnn.toml`` these are today's MNIST learners (`learners.py`) built from data.
+For ``examples/mnist-cnn.toml`` these are the demo's learners: the split CNN and recipe of
+DESIGN.md §7 (as `model.py` and `train.py` write them out for Flower's side of `bench.peer`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ _WARM_UP_SAMPLES = 64
 
 def reference_epochs(spec: TaskSpec, own_samples: int) -> int:
     """Passes over the model owner's own samples that take as many optimizer steps as a data
-    owner at the sample cap takes in a round (`learners.reference_schedule`'s reason: with the
-    data owners' epochs on a few samples the reference would be a fraction of an honest update)."""
+    owner at the sample cap takes in a round: with the data owners' epochs on a few samples the
+    reference would be a fraction of an honest update (norm ~0.9 against ~5 for the MNIST spec,
+    docs/robustness.md)."""
     if own_samples < 1:
         raise ValueError("the model owner needs samples of its own")
     t = spec.training
@@ -70,14 +72,20 @@ class SpecModelOwner:
     def __init__(self, spec: TaskSpec, own: Samples, test: Samples, *, seed: int) -> None:
         self.spec = spec
         self.own, self.test = own, test
-        # four draws, as `learners.TorchModelOwner` makes them (the third, its auxiliary head's
-        # seed, comes from the spec here), so the MNIST spec starts from the same body and head
+        # four draws (the third, once the auxiliary head's seed, now comes from the spec): the
+        # MNIST spec starts from the body and head the demo started from before it was a spec
         rng = np.random.default_rng(seed)
         body_seed, head_seed, _, self._train_seed = (int(s) for s in rng.integers(2**31, size=4))
         self.reference_passes = reference_epochs(spec, len(own))
         body, self.head = sm.new_body(spec, body_seed), sm.new_head(spec, head_seed)
         recipe.train_owner_alone(spec, body, self.head, own, seed=self._train_seed)
         self.public = sm.public_model_for(spec, body)
+
+    @property
+    def train_seed(self) -> int:
+        """The seed of the model owner's own training (head fine-tuning, reference updates),
+        for a baseline that must evaluate the same way (`bench.peer`)."""
+        return self._train_seed
 
     def public_size(self) -> int:
         return sm.public_vector(self.public).size

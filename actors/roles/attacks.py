@@ -8,7 +8,7 @@ honest one, and only its group's aggregate is ever revealed.
 - ``sign_flip``: ``-boost * u`` (u: the honest update on the attacker's own data).
 - ``scaling``: ``boost * u`` (an honest direction, an exaggerated size).
 - ``gaussian``: ``N(0, s^2 I)`` rescaled to ``boost * |u|``: noise of a comparable, boosted norm.
-- ``label_flip``: data poisoning, honest training on labels mapped ``y -> 9 - y``.
+- ``label_flip``: data poisoning, honest training on labels mapped ``y -> (classes - 1) - y``.
 - ``zero``: a free rider that posts a zero update and claims its samples.
 - ``stale``: a free rider that never trains: its first update is that of a model that did not
   train (a freshly initialised public model minus the published one) and it resubmits that first
@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from actors.learning.data import NUM_CLASSES, Samples
-from actors.learning.learners import TorchDataOwner
-from actors.learning.model import new_public_model, public_model_from_bytes, public_vector
+from actors.learning import spec_model as sm
+from actors.learning.data import Samples
+from actors.learning.spec_learners import SpecDataOwner
 from actors.roles.data_owner import Learner
+from protocol.spec import TaskSpec
 
 # An attacker asks for ten times its honest update; the task's clip bounds what it gets.
 BOOST = 10.0
@@ -94,26 +95,31 @@ class GaussianNoise:
         return noise * (self.boost * float(np.linalg.norm(update)) / norm), samples
 
 
-def flip_labels(data: Samples) -> Samples:
-    """The same images with every label ``y`` replaced by ``9 - y`` (no class keeps its label)."""
-    return Samples(data.x, (NUM_CLASSES - 1) - data.y)
+def flip_labels(data: Samples, classes: int) -> Samples:
+    """The same inputs with every label ``y`` replaced by ``(classes - 1) - y`` (with an even
+    number of classes, no class keeps its label)."""
+    return Samples(data.x, (classes - 1) - data.y)
 
 
-class LabelFlip(TorchDataOwner):
+class LabelFlip(SpecDataOwner):
     """Data poisoning: trains honestly, but on its samples with flipped labels."""
 
-    def __init__(self, honest: TorchDataOwner) -> None:
-        super().__init__(flip_labels(honest.data), seed=honest.seed, schedule=honest.schedule)
+    def __init__(self, honest: SpecDataOwner) -> None:
+        classes = honest.spec.data.classes
+        if classes is None:
+            raise ValueError("label_flip needs a task with classes, not a regression target")
+        super().__init__(honest.spec, flip_labels(honest.data, classes), seed=honest.seed)
 
 
 @dataclass
 class ZeroUpdate:
     """A free rider: no training, a zero update, and the sample count it claims."""
 
+    spec: TaskSpec
     samples: int
 
     def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
-        size = public_vector(public_model_from_bytes(model_bytes)).size
+        size = sm.public_vector(sm.public_model_from_bytes(self.spec, model_bytes)).size
         return np.zeros(size, dtype=np.float64), self.samples
 
 
@@ -125,29 +131,30 @@ class StaleUpdate:
     (seeded) minus the published one.
     """
 
+    spec: TaskSpec
     samples: int
     seed: int
     first: np.ndarray | None = field(default=None, repr=False)
 
     def train(self, model_bytes: bytes, round: int) -> tuple[np.ndarray, int]:
         if self.first is None:
-            published = public_vector(public_model_from_bytes(model_bytes))
-            untrained = public_vector(new_public_model(self.seed, self.seed + 1))
+            published = sm.public_vector(sm.public_model_from_bytes(self.spec, model_bytes))
+            untrained = sm.public_vector(sm.new_public_model(self.spec, self.seed))
             self.first = (untrained - published).astype(np.float64)
         return self.first.copy(), self.samples
 
 
-_FACTORIES: dict[str, Callable[[TorchDataOwner, int], Learner]] = {
+_FACTORIES: dict[str, Callable[[SpecDataOwner, int], Learner]] = {
     "sign_flip": lambda honest, seed: SignFlip(honest),
     "scaling": lambda honest, seed: Scaling(honest),
     "gaussian": lambda honest, seed: GaussianNoise(honest, seed),
     "label_flip": lambda honest, seed: LabelFlip(honest),
-    "zero": lambda honest, seed: ZeroUpdate(len(honest.data)),
-    "stale": lambda honest, seed: StaleUpdate(len(honest.data), seed),
+    "zero": lambda honest, seed: ZeroUpdate(honest.spec, len(honest.data)),
+    "stale": lambda honest, seed: StaleUpdate(honest.spec, len(honest.data), seed),
 }
 
 
-def make_attacker(attack: str, honest: TorchDataOwner, *, seed: int) -> Learner:
+def make_attacker(attack: str, honest: SpecDataOwner, *, seed: int) -> Learner:
     """The learner of a data owner that mounts ``attack`` instead of training ``honest``."""
     factory = _FACTORIES.get(attack)
     if factory is None:

@@ -3,15 +3,16 @@ deterministically."""
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 import torch
 
-from actors.entry.scenario import Scenario, data_owner_learner, split_data
+from actors.entry.scenario import MNIST_SPEC, Scenario, data_owner_learner, split_data
 from actors.learning.data import Samples
-from actors.learning.learners import TorchDataOwner
-from actors.learning.model import new_public_model, public_model_to_bytes, public_vector
-from actors.learning.train import Schedule, use_threads
+from actors.learning.spec_learners import SpecDataOwner
+from actors.learning.spec_model import new_public_model, public_model_to_bytes, public_vector
+from actors.learning.train import use_threads
 from actors.roles.attacks import (
     ATTACKS,
     BOOST,
@@ -26,9 +27,18 @@ from actors.roles.attacks import (
     make_attacker,
 )
 from protocol.encoding import QuantConfig
+from protocol.spec import TaskSpec, parse_spec, spec_from_dict
 from protocol.weighting import decode_weighted, encode_weighted
 
-TINY = Schedule(epochs=1, lr=0.02, batch_size=8)
+
+def _tiny_spec() -> TaskSpec:
+    """The MNIST spec with one pass of batches of 8: its learners, quickly."""
+    raw = msgspec.to_builtins(parse_spec(MNIST_SPEC.read_bytes()))
+    raw["training"] |= {"epochs": 1, "batch_size": 8}
+    return spec_from_dict(raw)
+
+
+TINY = _tiny_spec()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,7 +60,7 @@ class FixedLearner:
 
 @pytest.fixture(scope="module")
 def model_bytes() -> bytes:
-    return public_model_to_bytes(new_public_model(3, 4))
+    return public_model_to_bytes(TINY, new_public_model(TINY, 3))
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +111,14 @@ def test_gaussian_noise_is_deterministic_per_seed_and_round():
 
 def test_flip_labels_moves_every_label():
     data = Samples(torch.zeros(10, 1, 28, 28), torch.arange(10))
-    flipped = flip_labels(data)
+    flipped = flip_labels(data, 10)
     assert flipped.y.tolist() == [9 - y for y in range(10)]
     assert bool((flipped.y != data.y).all())
     assert flipped.x is data.x
 
 
 def test_label_flip_trains_on_flipped_labels(tiny_data, model_bytes):
-    honest = TorchDataOwner(tiny_data, seed=5, schedule=TINY)
+    honest = SpecDataOwner(TINY, tiny_data, seed=5)
     attacker = LabelFlip(honest)
     assert attacker.data.y.tolist() == (9 - tiny_data.y).tolist()
     poisoned, samples = attacker.train(model_bytes, 0)
@@ -120,23 +130,24 @@ def test_label_flip_trains_on_flipped_labels(tiny_data, model_bytes):
 
 
 def test_zero_update_is_zero_and_claims_its_samples(model_bytes):
-    update, samples = ZeroUpdate(samples=500).train(model_bytes, 0)
-    assert update.shape == public_vector(new_public_model(3, 4)).shape
+    update, samples = ZeroUpdate(TINY, samples=500).train(model_bytes, 0)
+    assert update.shape == public_vector(new_public_model(TINY, 3)).shape
     assert not update.any()
     assert samples == 500
 
 
 def test_stale_update_is_an_untrained_model_then_replayed(model_bytes):
-    attacker = StaleUpdate(samples=500, seed=11)
+    attacker = StaleUpdate(TINY, samples=500, seed=11)
     first, samples = attacker.train(model_bytes, 0)
-    published = public_vector(new_public_model(3, 4))
-    untrained = public_vector(new_public_model(11, 12))
+    published = public_vector(new_public_model(TINY, 3))
+    untrained = public_vector(new_public_model(TINY, 11))
     np.testing.assert_allclose(first, untrained - published, rtol=0, atol=1e-7)
     assert samples == 500
     # a later round publishes another model: the stale data owner resubmits its first update
-    later = public_model_to_bytes(new_public_model(5, 6))
+    later = public_model_to_bytes(TINY, new_public_model(TINY, 5))
     np.testing.assert_array_equal(attacker.train(later, 1)[0], first)
-    np.testing.assert_array_equal(StaleUpdate(samples=500, seed=11).train(model_bytes, 0)[0], first)
+    again = StaleUpdate(TINY, samples=500, seed=11).train(model_bytes, 0)[0]
+    np.testing.assert_array_equal(again, first)
 
 
 def test_the_clip_bounds_every_boosted_attack():
@@ -153,7 +164,7 @@ def test_the_clip_bounds_every_boosted_attack():
 
 
 def test_make_attacker_knows_every_attack_and_refuses_others(tiny_data):
-    honest = TorchDataOwner(tiny_data, seed=1, schedule=TINY)
+    honest = SpecDataOwner(TINY, tiny_data, seed=1)
     kinds = {
         "sign_flip": SignFlip,
         "scaling": Scaling,
@@ -184,7 +195,9 @@ def test_attackers_are_drawn_from_the_seed_and_nested():
 
 
 def test_scenario_wraps_exactly_the_drawn_attackers():
-    scenario = Scenario(dos=10, do_samples=20, seed=3, attack="sign_flip", attackers=0.3)
+    scenario = Scenario(
+        dos=10, do_samples=20, test_limit=100, seed=3, attack="sign_flip", attackers=0.3
+    )
     data = split_data(scenario)
     wrapped = {
         i
@@ -192,7 +205,7 @@ def test_scenario_wraps_exactly_the_drawn_attackers():
         if isinstance(data_owner_learner(scenario, data, i), SignFlip)
     }
     assert wrapped == attacker_indices(10, 0.3, 3)
-    honest = Scenario(dos=10, do_samples=20, seed=3)
+    honest = Scenario(dos=10, do_samples=20, test_limit=100, seed=3)
     assert all(
-        type(data_owner_learner(honest, data, i)) is TorchDataOwner for i in range(honest.dos)
+        type(data_owner_learner(honest, data, i)) is SpecDataOwner for i in range(honest.dos)
     )

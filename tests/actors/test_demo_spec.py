@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from actors.entry.cli import app
 from actors.entry.run import demo
-from actors.entry.scenario import Scenario
+from actors.entry.scenario import Scenario, default_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"dos": 3, "group_size": 3, "threshold": 2, "rounds": 1, "test_limit": 300}
@@ -44,10 +44,11 @@ def test_each_example_runs_to_completion_and_pays(tmp_path: Path, name: str, sam
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["accuracy_central"] == report.accuracy_central
     assert "central (ceiling)" in out.getvalue()
-    # each data owner's files sit in a folder of its own, read through the spec's adapter
-    assert sorted(p.name for p in (tmp_path / "state" / "data").glob("do-*")) == [
-        "do-0", "do-1", "do-2",
-    ]  # fmt: skip
+    # each data owner's files sit in a folder of its own, read through the spec's adapter: with
+    # no --data-dir, in the split's cache folder
+    cached = default_data_dir(scenario)
+    assert sorted(p.name for p in cached.glob("do-*")) == ["do-0", "do-1", "do-2"]
+    assert (cached / "complete").exists() and not (tmp_path / "state" / "data").exists()
 
 
 def test_demo_task_on_the_command_line(tmp_path: Path) -> None:

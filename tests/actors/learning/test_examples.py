@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -54,20 +55,29 @@ def test_example_trains_on_the_spec_path(name: str, tmp_path: Path) -> None:
     assert recipe.evaluate(spec, central_body, central_head, held_out) >= central_floor
 
 
-def test_the_mnist_split_is_the_scenarios() -> None:
-    """The files of the MNIST example hold the samples today's scenario draws (same seed)."""
+def test_the_scenarios_files_hold_the_mnist_split(tmp_path: Path) -> None:
+    """A scenario's files (the MNIST spec's run) hold the samples `split_example` draws from
+    MNIST's training set for its seed: each party's folder, file names being sample indices."""
     from actors.entry.scenario import Scenario, split_data
+    from actors.learning.data import load_mnist
     from actors.learning.examples import split_example
 
-    scenario = Scenario(dos=4, do_samples=300, seed=3)
-    data = split_data(scenario)
+    scenario = Scenario(dos=4, group_size=4, do_samples=300, seed=3, test_limit=50)
+    scenario = dataclasses.replace(scenario, data_dir=str(tmp_path))
+    layout = split_data(scenario).layout
     mine, test, parts = split_example(
-        data.mnist.train_labels, dos=4, per_do=300, owner=scenario.mo_samples, test=0, seed=3,
+        load_mnist().train_labels, dos=4, per_do=300, owner=scenario.mo_samples, test=0, seed=3,
         held_out=True,
     )  # fmt: skip
     assert test is None
-    assert np.array_equal(mine, data.model_owner)
-    assert all(np.array_equal(a, b) for a, b in zip(parts, data.data_owners, strict=True))
+
+    def indices(folder: Path) -> list[int]:
+        return sorted(int(f.stem) for f in folder.glob("*/*.png"))
+
+    assert indices(layout.owner) == sorted(mine.tolist())
+    for folder, part in zip(layout.data_owners, parts, strict=True):
+        assert indices(folder) == sorted(part.tolist())
+    assert len(indices(layout.test)) == 50
 
 
 def test_a_dirichlet_split_skews_labels_and_stays_disjoint() -> None:

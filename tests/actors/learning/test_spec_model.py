@@ -40,6 +40,26 @@ def test_mnist_spec_builds_todays_public_model(spec: TaskSpec) -> None:
     np.testing.assert_array_equal(built, today)  # same layers, order, seeds and aux scaling
 
 
+def test_flower_side_trains_as_the_mnist_spec(spec: TaskSpec) -> None:
+    """`bench/flower_peer.py` trains the MNIST spec with `model` and `train` (Flower's venv has
+    no msgspec or safetensors): from our published vector, the same samples and seed, its update
+    and its model owner's private head are the spec learners' own, bit for bit."""
+    from actors.learning import recipe, train
+    from actors.learning.data import Samples
+
+    generator = torch.Generator().manual_seed(0)
+    data = Samples(torch.randn(48, 1, 28, 28, generator=generator), torch.arange(48) % 10)
+    ours = sm.new_public_model(spec, 7)
+    vector = sm.public_vector(ours)
+    theirs = cnn.PublicModel(cnn.FeatureExtractor(), torch.nn.Linear(cnn.HIDDEN, 10))
+    cnn.load_public_vector(theirs, vector)
+    update, _ = recipe.train_local(spec, ours, data, seed=3)
+    np.testing.assert_array_equal(train.train_local(theirs, data, seed=3), update)
+    head = recipe.finetune_head(spec, ours.body, ours.aux, data, seed=5)
+    flower_head = train.finetune_head(theirs.body, theirs.aux, data, seed=5)
+    np.testing.assert_array_equal(sm.public_vector(flower_head), sm.public_vector(head))
+
+
 def _all_layers_spec(*, dtype: str = "float32") -> TaskSpec:
     raw = tomllib.loads(MNIST.read_text())
     raw["model"]["layers"] = [
