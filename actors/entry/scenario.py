@@ -46,7 +46,11 @@ MNIST_SPEC = _EXAMPLES_DIR / "mnist-cnn.toml"
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """What to run: the market's shape, the data split, faults to inject."""
+    """What to run: a task spec, the market's shape, the data split, faults to inject.
+
+    The defaults are a run of the MNIST spec at its own terms (the demo); `for_spec` makes a run
+    of any spec at its terms and at sizes that fit the data set it is run on.
+    """
 
     dos: int = 10
     rounds: int = 1
