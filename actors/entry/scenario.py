@@ -37,7 +37,7 @@ from actors.roles.data_owner import Learner
 from actors.roles.model_owner import TaskPlan
 from protocol.constants import DATA_PATH_EVENT, DATA_PATHS
 from protocol.errors import ConfigError
-from protocol.spec import TaskSpec, parse_spec, spec_from_dict
+from protocol.spec import TaskSpec, parse_spec, spec_from_dict, spec_hash
 
 _EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 # the spec a scenario runs unless it names another: today's demo, the split MNIST CNN
@@ -268,12 +268,31 @@ def data_owner_learner(scenario: Scenario, data: SpecData, index: int) -> Learne
 
 def central_accuracy(scenario: Scenario, data: SpecData) -> float:
     """The run's ceiling: the spec's network trained on the union of every data owner's files
-    with the same recipe (`recipe.train_central`), on the model owner's test data."""
+    with the same recipe (`recipe.train_central`), on the model owner's test data. Deterministic
+    in its inputs, so for files in the split's cache folder it is computed once and kept there."""
+    kept = _central_file(scenario, data)
+    if kept is not None and kept.exists():
+        return float(json.loads(kept.read_text())["accuracy_central"])
     spec = data.spec
     parts = [read_data(spec, path) for path in data.layout.data_owners]
     union = Samples(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
     body, head = recipe.train_central(spec, union, seed=scenario.seed)
-    return recipe.evaluate(spec, body, head, read_data(spec, data.layout.test, model_owner=True))
+    test = read_data(spec, data.layout.test, model_owner=True)
+    accuracy = recipe.evaluate(spec, body, head, test)
+    if kept is not None:
+        fresh = kept.with_suffix(".tmp")
+        fresh.write_text(json.dumps({"accuracy_central": accuracy}))
+        fresh.replace(kept)
+    return accuracy
+
+
+def _central_file(scenario: Scenario, data: SpecData) -> Path | None:
+    """Where the ceiling of a split in the cache is kept: named by the spec that is run (its
+    recipe, rounds and sample cap), the seed and torch's thread count (its sums' order)."""
+    if scenario.data_dir is not None:
+        return None  # the caller's folder: its files may change between runs
+    name = f"central-{spec_hash(data.spec).hex()[:16]}-{scenario.seed}-{torch.get_num_threads()}"
+    return default_data_dir(scenario) / f"{name}.json"
 
 
 def data_owner_seed(scenario: Scenario, index: int) -> int:

@@ -1,5 +1,6 @@
 """A scenario's files: without a data directory, each split is written once, whole, into a cache
-folder named by what decides the split, and every later run of that split reads it there."""
+folder named by what decides the split, and every later run of that split reads it there; the
+central ceiling of such a split is trained once per spec that is run and kept beside it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import actors.entry.scenario
-from actors.entry.scenario import Scenario, default_data_dir, split_data
+from actors.entry.scenario import Scenario, central_accuracy, default_data_dir, split_data
 
 SMALL = Scenario(dos=2, group_size=2, threshold=2, do_samples=100, test_limit=20)
 
@@ -46,3 +47,27 @@ def test_a_given_data_directory_is_used_and_kept(tmp_path: Path) -> None:
     layout = split_data(given).layout
     assert layout.owner == tmp_path / "mine" / "owner"
     assert (tmp_path / "mine" / "complete").exists() and not (tmp_path / "runs").exists()
+
+
+def test_the_ceiling_of_a_cached_split_is_computed_once(tmp_path: Path, monkeypatch) -> None:
+    data = split_data(SMALL)
+    first = central_accuracy(SMALL, data)
+    (kept,) = default_data_dir(SMALL).glob("central-*.json")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a kept ceiling was trained again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(actors.entry.scenario.recipe, "train_central", refuse)
+        assert central_accuracy(SMALL, data) == first
+        # another spec that is run (two rounds: twice the passes) is another ceiling
+        other = dataclasses.replace(SMALL, rounds=2)
+        with pytest.raises(AssertionError, match="trained again"):
+            central_accuracy(other, split_data(other))
+    assert kept.exists()
+
+
+def test_the_ceiling_of_a_given_data_directory_is_not_kept(tmp_path: Path) -> None:
+    given = dataclasses.replace(SMALL, data_dir=str(tmp_path / "mine"))
+    central_accuracy(given, split_data(given))
+    assert not list(tmp_path.rglob("central-*.json"))
