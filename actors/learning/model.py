@@ -5,17 +5,19 @@ feature extractor (the *body*). Data owners train that body under an *auxiliary 
 publishes with the task — seeded, not the MO's private head — and the aggregated update covers
 both, so bodies trained by different DOs stay aligned to one head.
 
-The public model (body + auxiliary head) travels as one flat float32 vector, in a fixed
-parameter order (``conv1.weight``, ``conv1.bias``, ``conv2.weight``, ``conv2.bias``,
-``fc.weight``, ``fc.bias``, ``aux.weight``, ``aux.bias``, each row-major). That vector is what
-DOs update, what the secure sum adds, and — behind a small header — the bytes the MO publishes
-on-chain. No pickle and no ``torch.save``: the bytes are fixed framing, stable for hashing.
+The public model (body + auxiliary head) is one flat float32 vector, in a fixed parameter order
+(``conv1.weight``, ``conv1.bias``, ``conv2.weight``, ``conv2.bias``, ``fc.weight``, ``fc.bias``,
+``aux.weight``, ``aux.bias``, each row-major): what DOs update and the secure sum adds.
+
+The market builds its models from task specs (`spec_model`, published as safetensors); this is
+the MNIST spec's network (``examples/mnist-cnn.toml``) written as code, with torch and numpy only,
+for what cannot import the spec modules: Flower's side of `bench.peer` (whose venv has no msgspec
+or safetensors) and the learning probe (`actors.measure.probe`). A test holds the two equal.
 """
 
 from __future__ import annotations
 
 import copy
-import struct
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,15 +32,6 @@ CONV2_CHANNELS = 32
 HIDDEN = 64
 # The auxiliary head starts at a tenth of torch's default scale; see `new_aux_head`.
 AUX_INIT_SCALE = 0.1
-
-# Header of the public model bytes: magic, format version, the architecture's widths (so a
-# reader can rebuild the module and a changed architecture is never misread), parameter count.
-MODEL_MAGIC = b"OMLYPUB\x00"
-MODEL_FORMAT_VERSION = 1
-_HEADER = struct.Struct("<8sHHHHHI")
-HEADER_SIZE = _HEADER.size
-# Bounds on widths read from untrusted bytes, so a forged header cannot make us allocate much.
-_MAX_WIDTH = 512
 
 
 class FeatureExtractor(nn.Module):
@@ -73,11 +66,6 @@ class PublicModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.aux(self.body(x))
-
-    def widths(self) -> tuple[int, int, int]:
-        """(conv1 channels, conv2 channels, hidden units): the architecture in the header."""
-        body = self.body
-        return (body.conv1.out_channels, body.conv2.out_channels, body.fc.out_features)
 
 
 _Module = TypeVar("_Module", bound=nn.Module)
@@ -164,42 +152,6 @@ def load_public_vector(model: PublicModel, vector: np.ndarray) -> None:
         for p in model.parameters():
             p.copy_(source[offset : offset + p.numel()].view_as(p))
             offset += p.numel()
-
-
-def public_model_to_bytes(model: PublicModel) -> bytes:
-    """Deterministic bytes of the public model: header, then the vector as float32 little-endian."""
-    vector = public_vector(model)
-    widths = model.widths()
-    header = _HEADER.pack(MODEL_MAGIC, MODEL_FORMAT_VERSION, *widths, NUM_CLASSES, len(vector))
-    return header + vector.astype("<f4").tobytes()
-
-
-def public_model_from_bytes(data: bytes) -> PublicModel:
-    """Rebuild a public model from its bytes; reject anything malformed with ``ValueError``.
-
-    The bytes come from chain data, so every field is checked: magic, version, widths within
-    bounds, the parameter count matching the widths, the length matching the count, finite values.
-    """
-    if len(data) < HEADER_SIZE:
-        raise ValueError("public model: shorter than its header")
-    magic, version, conv1, conv2, hidden, classes, count = _HEADER.unpack_from(data)
-    if magic != MODEL_MAGIC:
-        raise ValueError("public model: bad magic")
-    if version != MODEL_FORMAT_VERSION:
-        raise ValueError(f"public model: unsupported format version {version}")
-    if classes != NUM_CLASSES or not all(0 < w <= _MAX_WIDTH for w in (conv1, conv2, hidden)):
-        raise ValueError("public model: architecture out of bounds")
-    # Sizes are checked before any module is built: the header alone must not cost memory.
-    if count != public_parameter_count(conv1, conv2, hidden):
-        raise ValueError("public model: parameter count does not match the architecture")
-    if len(data) != HEADER_SIZE + 4 * count:
-        raise ValueError("public model: length does not match the parameter count")
-    vector = np.frombuffer(data, dtype="<f4", offset=HEADER_SIZE, count=count)
-    if not np.all(np.isfinite(vector)):
-        raise ValueError("public model: non-finite parameter")
-    model = PublicModel(FeatureExtractor(conv1, conv2, hidden), nn.Linear(hidden, NUM_CLASSES))
-    load_public_vector(model, vector)
-    return model
 
 
 def public_parameter_count(

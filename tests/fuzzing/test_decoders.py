@@ -5,7 +5,8 @@ than its input justifies.
 Decoders: `protocol.messages.decode` (channel messages; raw bytes and mutated frames are fuzzed
 in tests/protocol/test_channel_messages.py, here arbitrary msgpack structures), the channel's
 `FrameDecoder`, `protocol.encoding.unpack_lanes` (update words from `UpdateChunk` events),
-`actors.learning.model.public_model_from_bytes` (the public model from `ModelChunk` events) and
+`actors.learning.spec_model.public_model_from_bytes` (the public model from `ModelChunk` events:
+safetensors bytes checked against the task's spec, here the MNIST spec's) and
 `protocol.recovery.recover_group_aggregate` (a group's chain data after it finalized).
 """
 
@@ -16,6 +17,7 @@ import itertools
 import struct
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -25,19 +27,13 @@ from hypothesis import strategies as st
 
 from actors.channels.errors import FrameTooLarge, MalformedFrame
 from actors.channels.framing import PREFIX_LEN, FrameDecoder
-from actors.learning.model import (
-    HEADER_SIZE,
-    new_public_model,
-    public_model_from_bytes,
-    public_model_to_bytes,
-    public_parameter_count,
-    public_vector,
-)
+from actors.learning import spec_model as sm
 from protocol.constants import STATUS_COMMITTED, STATUS_SUBMITTED
 from protocol.encoding import pack_lanes, unpack_lanes, word_count
 from protocol.errors import ConfigError, DecodeError, DecodeReason
 from protocol.messages import ShareAck, ShareDelivery, decode, encode
 from protocol.recovery import GroupRecoveryError, RevealedShare
+from protocol.spec import TaskSpec, parse_spec, spec_hash
 from tests.protocol.test_recovery import build_group
 
 # -- channel messages: any msgpack structure ---------------------------------------------------
@@ -179,67 +175,78 @@ def test_mutated_update_words_are_refused_or_decode_to_their_one_encoding(
 
 # -- the public model from ModelChunk events ---------------------------------------------------
 
-_HEADER = struct.Struct("<8sHHHHHI")
+MNIST_SPEC = Path(__file__).resolve().parents[2] / "examples" / "mnist-cnn.toml"
+
+
+@cache
+def _spec() -> TaskSpec:
+    return parse_spec(MNIST_SPEC.read_bytes())
 
 
 @cache
 def _valid_model() -> bytes:
-    return public_model_to_bytes(new_public_model(1, 2))
+    return sm.public_model_to_bytes(_spec(), sm.new_public_model(_spec(), 1))
+
+
+def _decode(data: bytes) -> sm.PublicModel:
+    return sm.public_model_from_bytes(_spec(), data)
 
 
 def _accepted(data: bytes) -> None:
-    """Decode; if accepted, the model is exactly as large as its bytes (no allocation beyond)."""
+    """Decode; if accepted, the model holds no more numbers than its bytes carry, all finite."""
     try:
-        model = public_model_from_bytes(data)
+        model = _decode(data)
     except ValueError:
         return
-    vector = public_vector(model)
-    assert HEADER_SIZE + 4 * len(vector) == len(data)
+    vector = sm.public_vector(model)
+    assert 4 * len(vector) <= len(data)
     assert np.all(np.isfinite(vector))
 
 
-@given(data=st.binary(max_size=HEADER_SIZE + 64))
+@given(data=st.binary(max_size=256))
 def test_public_model_from_arbitrary_bytes_raises_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):
-        public_model_from_bytes(data)
+        _decode(data)
 
 
 @given(
-    magic=st.sampled_from([b"OMLYPUB\x00", b"\x00" * 8]),
-    version=st.integers(0, 2**16 - 1),
-    widths=st.tuples(*[st.integers(0, 2**16 - 1)] * 4),
-    count=st.integers(0, 2**32 - 1),
+    size=st.integers(0, 2**64 - 1),
+    shape=st.lists(st.integers(0, 2**40), max_size=4),
+    end=st.integers(0, 2**64 - 1),
     body=st.binary(max_size=256),
 )
 def test_a_hostile_header_costs_no_memory(
-    magic: bytes, version: int, widths: tuple[int, ...], count: int, body: bytes
+    size: int, shape: list[int], end: int, body: bytes
 ) -> None:
-    # A header may claim any widths and any parameter count; with a short body it is refused
-    # before a single module is built, whatever it claims.
+    # A header may claim any length, and tensors of any shape and extent under the right
+    # metadata; with a short body it is refused before a tensor is built, whatever it claims.
+    metadata = {"format": sm.PUBLIC_FORMAT, "spec_hash": "0x" + spec_hash(_spec()).hex()}
+    header = {
+        "__metadata__": metadata,
+        "body.0.weight": {"dtype": "F32", "shape": shape, "data_offsets": [0, end]},
+    }
+    text = msgspec.json.encode(header)
     with pytest.raises(ValueError):
-        public_model_from_bytes(_HEADER.pack(magic, version, *widths, count) + body)
+        _decode(struct.pack("<Q", size) + text + body)
+    with pytest.raises(ValueError):
+        _decode(struct.pack("<Q", len(text)) + text + body)
 
 
 @given(data=st.data())
 def test_mutated_valid_models_are_refused_or_decode_exactly(data: st.DataObject) -> None:
     valid = bytearray(_valid_model())
-    mutation = data.draw(st.sampled_from(["header field", "byte", "nan", "truncate", "extend"]))
-    if mutation == "header field":
-        fields = list(_HEADER.unpack_from(valid))
-        index = data.draw(st.integers(1, len(fields) - 1))
-        bound = 2**32 - 1 if index == len(fields) - 1 else 2**16 - 1
-        fields[index] = data.draw(st.integers(0, bound))
-        # widths: sometimes keep the count consistent, to get past that check
-        if index in (2, 3, 4) and data.draw(st.booleans()):
-            fields[-1] = public_parameter_count(*fields[2:5])
-        valid[:HEADER_SIZE] = _HEADER.pack(*fields)
+    (size,) = struct.unpack_from("<Q", valid)
+    start, count = 8 + size, (len(valid) - 8 - size) // 4
+    mutation = data.draw(st.sampled_from(["length", "byte", "nan", "truncate", "extend"]))
+    if mutation == "length":
+        struct.pack_into("<Q", valid, 0, data.draw(st.integers(0, 2**64 - 1)))
     elif mutation == "byte":
         at = data.draw(st.integers(0, len(valid) - 1))
         valid[at] ^= data.draw(st.integers(1, 255))
     elif mutation == "nan":
-        at = data.draw(st.integers(0, public_parameter_count() - 1))
+        at = data.draw(st.integers(0, count - 1))
         value = data.draw(st.sampled_from([float("nan"), float("inf"), float("-inf")]))
-        struct.pack_into("<f", valid, HEADER_SIZE + 4 * at, value)
+        struct.pack_into("<f", valid, start + 4 * at, value)
     elif mutation == "truncate":
         del valid[data.draw(st.integers(0, len(valid) - 1)) :]
     else:
@@ -247,7 +254,7 @@ def test_mutated_valid_models_are_refused_or_decode_exactly(data: st.DataObject)
     _accepted(bytes(valid))
     if mutation in ("nan", "truncate", "extend"):
         with pytest.raises(ValueError):
-            public_model_from_bytes(bytes(valid))
+            _decode(bytes(valid))
 
 
 # -- a finalized group's chain data -----------------------------------------------------------
