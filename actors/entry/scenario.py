@@ -37,7 +37,7 @@ from actors.roles.data_owner import Learner
 from actors.roles.model_owner import TaskPlan
 from protocol.constants import DATA_PATH_EVENT, DATA_PATHS
 from protocol.errors import ConfigError
-from protocol.spec import TaskSpec, parse_spec, spec_from_dict, spec_hash
+from protocol.spec import TaskSpec, parse_spec, spec_from_dict
 
 _EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 # the spec a scenario runs unless it names another: today's demo, the split MNIST CNN
@@ -287,11 +287,15 @@ def central_accuracy(scenario: Scenario, data: SpecData) -> float:
 
 
 def _central_file(scenario: Scenario, data: SpecData) -> Path | None:
-    """Where the ceiling of a split in the cache is kept: named by the spec that is run (its
-    recipe, rounds and sample cap), the seed and torch's thread count (its sums' order)."""
+    """Where the ceiling of a split in the cache is kept: named by what it depends on (the
+    spec's model, data schema and sample cap, recipe and rounds; not the other market terms),
+    the seed and torch's thread count (the order of its sums)."""
     if scenario.data_dir is not None:
         return None  # the caller's folder: its files may change between runs
-    name = f"central-{spec_hash(data.spec).hex()[:16]}-{scenario.seed}-{torch.get_num_threads()}"
+    raw = msgspec.to_builtins(data.spec)
+    terms = [raw["version"], raw["model"], raw["data"], raw["training"], raw["market"]["rounds"]]
+    key = hashlib.sha256(json.dumps(terms, sort_keys=True).encode()).hexdigest()[:16]
+    name = f"central-{key}-{scenario.seed}-{torch.get_num_threads()}"
     return default_data_dir(scenario) / f"{name}.json"
 
 

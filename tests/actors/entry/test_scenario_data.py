@@ -11,6 +11,7 @@ import pytest
 
 import actors.entry.scenario
 from actors.entry.scenario import Scenario, central_accuracy, default_data_dir, split_data
+from protocol.constants import DATA_PATH_DIRECT
 
 SMALL = Scenario(dos=2, group_size=2, threshold=2, do_samples=100, test_limit=20)
 
@@ -60,6 +61,9 @@ def test_the_ceiling_of_a_cached_split_is_computed_once(tmp_path: Path, monkeypa
     with monkeypatch.context() as patch:
         patch.setattr(actors.entry.scenario.recipe, "train_central", refuse)
         assert central_accuracy(SMALL, data) == first
+        # the market terms it does not depend on do not make another one
+        direct = dataclasses.replace(SMALL, data_path=DATA_PATH_DIRECT, rule="median")
+        assert central_accuracy(direct, split_data(direct)) == first
         # another spec that is run (two rounds: twice the passes) is another ceiling
         other = dataclasses.replace(SMALL, rounds=2)
         with pytest.raises(AssertionError, match="trained again"):
