@@ -170,11 +170,11 @@ def run_flower(config: Config, python: Path, job: Path, scratch: Path) -> Run:
     return Run(wall, cpu, rss, doc["accuracy"], {"round_seconds": doc["round_seconds"]})
 
 
-def breakdown(chain: str, scratch: Path, rounds: int = 3) -> dict:
+def breakdown(chain: str, scratch: Path, data_path: str = "event", rounds: int = 3) -> dict:
     """A round of ours on ``chain`` per phase and per kind of work (`bench.peer_profile`, in a
     process of its own: its timers replace functions there); the middle round's and all."""
     out = scratch / f"profile-{chain}.json"
-    command = [sys.executable, "-m", "bench.peer_profile", chain, str(rounds), str(out)]
+    command = [sys.executable, "-m", "bench.peer_profile", chain, str(rounds), str(out), data_path]
     measured(command)
     doc = json.loads(out.read_text())
     return {"round": doc["per_round"][1], "per_round": doc["per_round"]}
@@ -305,7 +305,9 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{config.rounds} round(s): {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, "
                 f"{run.peak_rss / 2**30:.2f} GiB, accuracy {run.accuracy}[/dim]"
             )
-        profiles = {} if args.skip_profile else {c: breakdown(c, scratch) for c in CHAINS}
+        profiles = (
+            {} if args.skip_profile else {c: breakdown(c, scratch, args.data_path) for c in CHAINS}
+        )
     rows = summarize(runs)
     print_rows(rows, version)
     print_breakdown(profiles)

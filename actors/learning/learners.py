@@ -122,6 +122,8 @@ class TorchModelOwner:
     def apply(self, update: np.ndarray) -> None:
         vector = apply_update(public_vector(self.public), update.astype(np.float32))
         self.public = public_model_from_vector(self.public, vector)
+
+    def fit_head(self) -> None:
         self.head = finetune_head(
             self.public.body,
             self.public.aux,
