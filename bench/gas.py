@@ -67,6 +67,9 @@ class SyntheticOwner:
     def apply(self, update: np.ndarray) -> None:
         self.vector = (self.vector + update).astype(np.float32)
 
+    def fit_head(self) -> None:
+        """No private head."""
+
     def accuracy(self) -> float:
         return 0.0
 

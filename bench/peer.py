@@ -6,7 +6,10 @@ owner publishes at round 0; the spec's recipe; 2 trainers at a time with 1 torch
 Run back to back and interleaved, ``--repeats`` times each (the order rotates from one repeat to
 the next):
 
-- ours: ``omnilytics demo`` at 1 and 3 rounds, on the embedded chain (boa) and on anvil;
+- ours: ``omnilytics demo`` at 1 and 3 rounds, on the embedded chain (boa) and on anvil, with
+  each data path asked for (``--data-path``: the direct path, where a masked update goes to the
+  model owner over a channel and only its digest on-chain, and the event path, where it goes
+  on-chain in events; both by default);
 - Flower 1.42 (``bench/flower_peer.py`` under ``.venv-flower``, in Flower's simulation engine on
   Ray), with ``SecAggPlusWorkflow`` (5 shares, threshold 3) and with plain FedAvg, 1 and 3 rounds.
 
@@ -21,12 +24,12 @@ this shared 2-core machine wall times wait for the CPU, CPU times do not), and
 ``peak_rss_bytes``, the largest summed RSS of all its processes (Ray's included), sampled.
 ``seconds_per_round`` is the marginal time of a further round, ``(t3 - t1) / 2`` of the medians;
 ``peer_ratio`` is ours over Flower SecAgg+'s, both measured in this run (``cpu_peer_ratio`` the
-same in CPU seconds). After the timed runs, one more 3-round run of ours per chain, with timers
-in (`bench.peer_profile`), says where a round's time goes: ``breakdown`` holds its middle round
-(the first further round: from its SHARE to the next round's SHARE) per phase and per kind of
-work. Writes bench/results/peer.json.
+same in CPU seconds). After the timed runs, one more 3-round run of ours per chain and data
+path, with timers in (`bench.peer_profile`), says where a round's time goes: ``breakdown``
+holds its middle round (the first further round: from its SHARE to the next round's SHARE) per
+phase and per kind of work. Writes bench/results/peer.json.
 
-    python -m bench.peer [--repeats 2] [--out bench/results/peer.json] [--data-path direct]
+    python -m bench.peer [--repeats 2] [--out bench/results/peer.json] [--data-path direct event]
 """
 
 from __future__ import annotations
@@ -92,11 +95,13 @@ console = Console(width=max(Console().width, 130))
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """One kind of run: which system, on which chain (ours only), for how many rounds."""
+    """One kind of run: which system, on which chain and data path (ours only), for how many
+    rounds."""
 
     system: str
     chain: str | None
     rounds: int
+    data_path: str | None = None
 
 
 @dataclass
@@ -168,11 +173,11 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[flo
     return wall, max(reaped, sampled), peak.peak_total
 
 
-def run_ours(config: Config, scratch: Path, data_path: str = "event") -> Run:
-    report = scratch / f"ours-{config.chain}-{config.rounds}.json"
+def run_ours(config: Config, scratch: Path) -> Run:
+    report = scratch / f"ours-{config.chain}-{config.data_path}-{config.rounds}.json"
     command = [sys.executable, "-m", "actors.entry.cli", "demo", "--rounds", str(config.rounds)]
     command += ["--chain", str(config.chain), "--report", str(report)]
-    command += ["--data-path", data_path]
+    command += ["--data-path", str(config.data_path)]
     command += ["--plot", str(scratch / "demo.png")]
     wall, cpu, rss = measured(command)
     doc = json.loads(report.read_text())
@@ -189,11 +194,11 @@ def run_flower(config: Config, python: Path, job: Path, scratch: Path) -> Run:
     return Run(wall, cpu, rss, doc["accuracy"], {"round_seconds": doc["round_seconds"]})
 
 
-def breakdown(chain: str, scratch: Path, rounds: int = 3) -> dict:
+def breakdown(chain: str, scratch: Path, data_path: str = "event", rounds: int = 3) -> dict:
     """A round of ours on ``chain`` per phase and per kind of work (`bench.peer_profile`, in a
     process of its own: its timers replace functions there); the middle round's and all."""
-    out = scratch / f"profile-{chain}.json"
-    command = [sys.executable, "-m", "bench.peer_profile", chain, str(rounds), str(out)]
+    out = scratch / f"profile-{chain}-{data_path}.json"
+    command = [sys.executable, "-m", "bench.peer_profile", chain, str(rounds), str(out), data_path]
     measured(command)
     doc = json.loads(out.read_text())
     return {"round": doc["per_round"][1], "per_round": doc["per_round"]}
@@ -205,24 +210,25 @@ def _median(values: list[float]) -> float:
 
 def summarize(runs: dict[Config, list[Run]]) -> list[dict]:
     """One row per config, medians over its repeats; the marginal round and the ratios."""
-    per_round: dict[tuple[str, str | None], tuple[float, float]] = {}
-    for system, chain in {(c.system, c.chain) for c in runs}:
-        one, three = (runs[Config(system, chain, n)] for n in ROUNDS)
+    per_round: dict[tuple[str, str | None, str | None], tuple[float, float]] = {}
+    for system, chain, path in {(c.system, c.chain, c.data_path) for c in runs}:
+        one, three = (runs[Config(system, chain, n, path)] for n in ROUNDS)
         spread = ROUNDS[1] - ROUNDS[0]
-        per_round[system, chain] = (
+        per_round[system, chain, path] = (
             (_median([r.wall for r in three]) - _median([r.wall for r in one])) / spread,
             (_median([r.cpu for r in three]) - _median([r.cpu for r in one])) / spread,
         )
-    flower_wall, flower_cpu = per_round[SECAGG, None]
+    flower_wall, flower_cpu = per_round[SECAGG, None, None]
     rows = []
     for config, done in runs.items():
-        wall_round, cpu_round = per_round[config.system, config.chain]
+        wall_round, cpu_round = per_round[config.system, config.chain, config.data_path]
         accuracies = [r.accuracy for r in done]
         rows.append(
             {
                 "system": config.system,
                 "rounds": config.rounds,
                 "chain": config.chain,
+                "data_path": config.data_path,
                 "repeats": len(done),
                 "wall_seconds": _median([r.wall for r in done]),
                 "wall_seconds_runs": [r.wall for r in done],
@@ -238,7 +244,14 @@ def summarize(runs: dict[Config, list[Run]]) -> list[dict]:
             }
         )
     order = {OURS: 0, SECAGG: 1, FEDAVG: 2}
-    rows.sort(key=lambda r: (order[r["system"]], CHAINS.index(r["chain"] or "boa"), r["rounds"]))
+    rows.sort(
+        key=lambda r: (
+            order[r["system"]],
+            r["data_path"] or "",
+            CHAINS.index(r["chain"] or "boa"),
+            r["rounds"],
+        )
+    )
     return rows
 
 
@@ -252,7 +265,7 @@ def print_rows(rows: list[dict], version: str) -> None:
     table.add_column("peak RSS", justify="right")
     for r in rows:
         table.add_row(
-            r["system"] + (f" {r['chain']}" if r["chain"] else ""),
+            " ".join(filter(None, (r["system"], r["chain"], r["data_path"]))),
             str(r["rounds"]),
             f"{r['wall_seconds']:.1f} ({r['cpu_seconds']:.1f})",
             f"{r['seconds_per_round']:.2f} ({r['cpu_seconds_per_round']:.2f})",
@@ -276,6 +289,9 @@ def print_breakdown(profiles: dict[str, dict]) -> None:
     )
     for phase in ("share", "settle", "submit", "unmask", "aggregate", "open_next"):
         table.add_row(f"  phase {phase}", *(f"{r['phases'][phase]:.2f}" for r in rounds.values()))
+    table.add_row(
+        "  beside: head, accuracy", *(f"{r['evaluate_beside']:.2f}" for r in rounds.values())
+    )
     for kind in (*WORK_KINDS, "chain_calls"):
         table.add_row(
             f"  {kind.replace('_', ' ')}", *(_work(r["work"], kind) for r in rounds.values())
@@ -295,15 +311,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS / "peer.json")
     parser.add_argument(
         "--data-path",
-        choices=("event", "direct"),
-        default="event",
-        help="how our data owners' masked updates reach the model owner",
+        nargs="+",
+        choices=("direct", "event"),
+        default=["direct", "event"],
+        help="how our data owners' masked updates reach the model owner (each is a config)",
     )
     parser.add_argument("--skip-profile", action="store_true", help="no per-phase breakdown")
     args = parser.parse_args(argv)
     python = flower_python(FLOWER_REQUIREMENTS, FLOWER_CHECK)
     version = flower_version(python)
-    configs = [Config(OURS, chain, n) for chain in CHAINS for n in ROUNDS]
+    configs = [
+        Config(OURS, chain, n, path) for path in args.data_path for chain in CHAINS for n in ROUNDS
+    ]
     configs += [Config(system, None, n) for system in (SECAGG, FEDAVG) for n in ROUNDS]
     runs: dict[Config, list[Run]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
@@ -316,16 +335,21 @@ def main(argv: list[str] | None = None) -> dict:
             # each repeat starts one further along, so no kind always follows the same one
             config = configs[(repeat + step) % len(configs)]
             if config.system == OURS:
-                run = run_ours(config, scratch, args.data_path)
+                run = run_ours(config, scratch)
             else:
                 run = run_flower(config, python, job, scratch)
             runs[config].append(run)
             console.print(
                 f"[dim]{repeat + 1}/{args.repeats} {config.system} {config.chain or ''} "
+                f"{config.data_path or ''} "
                 f"{config.rounds} round(s): {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, "
                 f"{run.peak_rss / 2**30:.2f} GiB, accuracy {run.accuracy}[/dim]"
             )
-        profiles = {} if args.skip_profile else {c: breakdown(c, scratch) for c in CHAINS}
+        profiles = {
+            f"{chain} {path}": breakdown(chain, scratch, path)
+            for path in ([] if args.skip_profile else args.data_path)
+            for chain in CHAINS
+        }
     rows = summarize(runs)
     print_rows(rows, version)
     print_breakdown(profiles)
@@ -334,7 +358,7 @@ def main(argv: list[str] | None = None) -> dict:
         "flower_venv": FLOWER_VENV.name,
         "cores": os.cpu_count(),
         "scenario": "10 DOs x 1,000 MNIST samples, IID, seed 0; 2 trainers x 1 torch thread",
-        "data_path": args.data_path,  # ours: how the masked updates travel
+        "data_paths": args.data_path,  # ours: how the masked updates travel
         "rows": rows,
         "breakdown": profiles,
     }

@@ -7,8 +7,9 @@ functions for the process:
 
 - **phases**, from the model owner's own events: SHARE, SETTLE, SUBMIT and UNMASK as the model
   owner drives them (from its `phase` event to the next one), then ``aggregate`` (recovering the
-  group aggregates from chain data, combining, applying and evaluating them) and ``open_next``
-  (what the model owner does before the next round's SHARE: publishing and opening it);
+  group aggregates from chain data, combining and applying them) and ``open_next`` (what the
+  model owner does before the next round's SHARE: publishing and opening it); its fitting of
+  the private head and evaluation run beside the next round (``evaluate_beside``);
 - **work**, summed over every party in the round's window (wall seconds of what ran, so
   concurrent work adds up; ``cpu`` is the process's CPU time): ``training`` (data owners'
   learners); ``model_owner`` (its evaluation, reference update, fine-tuning, model bytes);
@@ -18,7 +19,7 @@ functions for the process:
   dealing, share and proof checks, masks, quantization and packing, and the model owner's
   recovery of the aggregate); ``cpu node``: the CPU time of the node's process (anvil).
 
-    python -m bench.peer_profile CHAIN ROUNDS OUT.json
+    python -m bench.peer_profile CHAIN ROUNDS OUT.json [DATA_PATH]
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from actors.learning.spec_learners import SpecDataOwner, SpecModelOwner
 from actors.learning.train import use_threads
 from actors.measure.memory import PROC, descendants
 from actors.measure.timing import TimedChain, new_times
-from protocol.constants import PHASE_SETTLE, PHASE_SHARE, PHASE_SUBMIT, PHASE_UNMASK
+from protocol.constants import DATA_PATHS, PHASE_SETTLE, PHASE_SHARE, PHASE_SUBMIT, PHASE_UNMASK
 
 PHASES = {PHASE_SHARE: "share", PHASE_SETTLE: "settle", PHASE_SUBMIT: "submit"}
 PHASES[PHASE_UNMASK] = "unmask"
@@ -151,24 +152,24 @@ def _node_cpu() -> float:
     return sum(t for t in ticks if t is not None) / os.sysconf("SC_CLK_TCK")
 
 
-def profile(chain_kind: str, rounds: int) -> dict:
-    """Run the demo's market for ``rounds`` rounds on ``chain_kind``; each round's phases and
-    work (module docstring)."""
+def profile(chain_kind: str, rounds: int, data_path: str = "event") -> dict:
+    """Run the demo's market for ``rounds`` rounds on ``chain_kind``, its masked updates on
+    ``data_path``; each round's phases and work (module docstring)."""
     use_threads(1)
     ledger = Ledger()
     _instrument(ledger)
-    # (seconds, event, round, phase) of the model owner's phase and round_done events, and at
-    # each, the work done so far and the process's CPU time
+    # (seconds, event, round, phase) of the model owner's phase, round_applied and round_done
+    # events, and at each, the work done so far and the process's CPU time
     marks: list[tuple[float, str, int, int | None]] = []
     at: dict[tuple[str, int, int | None], tuple[float, dict[str, float]]] = {}
-    scenario = Scenario(rounds=rounds)
+    scenario = Scenario(rounds=rounds, data_path=DATA_PATHS[data_path])
     with tempfile.TemporaryDirectory() as state, open_chain(chain_kind) as chain:
         _time_the_evm(chain, ledger)
         calls = new_times()
         observe = actors.roles.model_owner.ModelOwner.observe
 
         def marked(self: Any, what: str, **fields: Any) -> None:
-            if what in ("phase", "round_done"):
+            if what in ("phase", "round_applied", "round_done"):
                 key = (what, fields["round"], fields.get("phase"))
                 marks.append((time.perf_counter(), *key))
                 at[key] = (
@@ -206,6 +207,7 @@ def profile(chain_kind: str, rounds: int) -> dict:
     return {
         "chain": chain_kind,
         "rounds": rounds,
+        "data_path": data_path,
         "wall_seconds": wall,
         "per_round": [_round(marks, at, r, rounds) for r in range(rounds)],
     }
@@ -218,29 +220,36 @@ def _round(
     rounds: int,
 ) -> dict:
     """Round r's window: from its SHARE to the next round's SHARE (the last round's: to its
-    end, so it has no ``open_next``)."""
+    ``round_done``, so it has no ``open_next``). ``aggregate`` ends when the aggregate is
+    applied; the model owner's head fitting and evaluation run beside the next round, from
+    then to its ``round_done``: ``evaluate_beside``, not a phase of the window."""
     when = {(what, rr, phase): t for t, what, rr, phase in marks}
     start_key = ("phase", r, PHASE_SHARE)
     end_key = ("phase", r + 1, PHASE_SHARE) if r + 1 < rounds else ("round_done", r, None)
-    done = when["round_done", r, None]
+    applied, done = when["round_applied", r, None], when["round_done", r, None]
     points = sorted((when["phase", r, p], name) for p, name in PHASES.items())
     points.append((when["aggregate", r, None], "aggregate"))
-    ends = [t for t, _ in points[1:]] + [done]
+    ends = [t for t, _ in points[1:]] + [applied]
     phases = {name: end - t for (t, name), end in zip(points, ends, strict=True)}
-    phases["open_next"] = when[end_key] - done
+    if r + 1 < rounds:
+        phases["open_next"] = when[end_key] - applied
+    else:
+        phases["evaluate"] = done - applied  # nothing left beside it
     (cpu0, work0), (cpu1, work1) = at[start_key], at[end_key]
     return {
         "round": r,
         "wall_seconds": when[end_key] - when[start_key],
         "cpu_seconds": cpu1 - cpu0,
         "phases": phases,
+        "evaluate_beside": done - applied,
         "work": {k: v - work0.get(k, 0.0) for k, v in sorted(work1.items())},
     }
 
 
 def main(argv: list[str]) -> None:
     chain_kind, rounds, out = argv[0], int(argv[1]), Path(argv[2])
-    out.write_text(json.dumps(profile(chain_kind, rounds), indent=2) + "\n")
+    data_path = argv[3] if len(argv) > 3 else "event"
+    out.write_text(json.dumps(profile(chain_kind, rounds, data_path), indent=2) + "\n")
 
 
 if __name__ == "__main__":

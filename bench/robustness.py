@@ -199,6 +199,7 @@ class _EveryRule:
             combined[name] = rule.combine(updates, weights=weights, reference=reference)
             model = copy.deepcopy(self.owner)
             model.apply(combined[name])
+            model.fit_head()  # as the model owner does before it measures (beside a next round)
             self.accuracy[name] = model.accuracy()
             if name == "fltrust":
                 self.trusted_groups = int(np.count_nonzero(rule.trust(updates, reference)))

@@ -274,10 +274,11 @@ PEER_SYSTEMS = {
     "flower_secaggplus": "Flower SecAgg+",
     "flower_fedavg": "Flower FedAvg (no secure aggregation)",
 }
+PEER_PATHS = {"direct": "direct path", "event": "event path"}
 PEER_PHASES = ("share", "settle", "submit", "unmask", "aggregate", "open_next")
 PEER_WORK = {
     "training": "training (every data owner)",
-    "model_owner": "the model owner's learner (evaluation, fine-tuning)",
+    "model_owner": "the model owner's learner (head fine-tuning, evaluation)",
     "chain_transactions": "chain transactions (every party)",
     "chain_polls": "chain polls (every party)",
     "evm": "inside the chain (titanoboa's EVM; anvil's answers)",
@@ -293,14 +294,23 @@ def peer(doc: dict) -> list[str]:
     for r in doc["rows"]:
         if r["rounds"] != max(x["rounds"] for x in doc["rows"]):
             continue
+        kind = (r["system"], r["chain"], r.get("data_path"))
         runs = sorted(
-            (x for x in doc["rows"] if (x["system"], x["chain"]) == (r["system"], r["chain"])),
+            (x for x in doc["rows"] if (x["system"], x["chain"], x.get("data_path")) == kind),
             key=lambda x: x["rounds"],
         )
         out.append(
             [
-                PEER_SYSTEMS.get(r["system"], r["system"])
-                + (f", {r['chain']}" if r["chain"] else ""),
+                ", ".join(
+                    filter(
+                        None,
+                        (
+                            PEER_SYSTEMS.get(r["system"], r["system"]),
+                            r["chain"],
+                            PEER_PATHS.get(r.get("data_path") or ""),
+                        ),
+                    )
+                ),
                 f"{r['seconds_per_round']:.2f} s ({r['peer_ratio']:.2f}x)",
                 f"{r['cpu_seconds_per_round']:.2f} s ({r['cpu_peer_ratio']:.2f}x)",
                 ", ".join(f"{x['rounds']}: {x['wall_seconds']:.1f} s" for x in runs),
@@ -339,6 +349,13 @@ def peer(doc: dict) -> list[str]:
     rows += [
         [f"phase {p}", *(f"{rounds[c]['phases'][p]:.2f}" for c in chains)] for p in PEER_PHASES
     ]
+    if all("evaluate_beside" in rounds[c] for c in chains):
+        rows.append(
+            [
+                "beside the next round: the model owner's head and accuracy",
+                *(f"{rounds[c]['evaluate_beside']:.2f}" for c in chains),
+            ]
+        )
     for kind, label in PEER_WORK.items():
         cells = []
         for c in chains:

@@ -103,6 +103,8 @@ class SpecModelOwner:
     def apply(self, update: np.ndarray) -> None:
         vector = apply_update(sm.public_vector(self.public), update.astype(np.float32))
         self.public = sm.public_model_from_vector(self.public, vector)
+
+    def fit_head(self) -> None:
         self.head = recipe.finetune_head(
             self.spec, self.public.body, self.public.aux, self.own, seed=self._train_seed
         )

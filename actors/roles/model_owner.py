@@ -14,7 +14,7 @@ applied, and opens the next round; it never creates a second task or publishes a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -71,7 +71,12 @@ class OwnerLearner(Protocol):
         ...
 
     def apply(self, update: np.ndarray) -> None:
-        """Apply a combined update to the public part and fine-tune the private head."""
+        """Apply a combined update to the public part (the next round's model)."""
+        ...
+
+    def fit_head(self) -> None:
+        """Fine-tune the private head to the public part as it stands (before `accuracy`): a
+        function of the public part alone, so a head saved stale is fitted again on resume."""
         ...
 
     def accuracy(self) -> float:
@@ -108,6 +113,7 @@ class _SavedRound(msgspec.Struct, frozen=True):
     failed_groups: list[int]
     recovery_errors: dict[int, str]
     chain_seconds: float
+    evaluated: bool = True  # False: applied, its head not fitted and its accuracy not measured
 
 
 class _Saved(msgspec.Struct, frozen=True):
@@ -135,6 +141,9 @@ class RoundReport:
     recovery_errors: dict[int, str] = field(default_factory=dict)
     aggregates: dict[int, np.ndarray] = field(default_factory=dict)  # ring sums, for checks
     chain_seconds: float = 0.0
+    # the aggregate is applied; the private head fitted and the accuracy measured (in the
+    # background, beside the next round: `ModelOwner._evaluate`)
+    evaluated: bool = False
 
     def saved(self) -> _SavedRound:
         return _SavedRound(**{f: getattr(self, f) for f in _SavedRound.__struct_fields__})
@@ -203,6 +212,11 @@ class ModelOwner:
         self.fees_back_wei = 0  # a direct task's unanswered challenges' fees, withdrawn
         self.direct: DirectOwner | None = None  # a direct task's endpoint and DELIVERY
         self._models: dict[int, bytes] = {}  # a direct task's models not served yet, by round
+        # the learner's work beside the round (fitting the head, measuring accuracy): done when
+        # set; the public part may change only then
+        self._learner_idle = trio.Event()
+        self._learner_idle.set()
+        self._saving = trio.Lock()
         rule_from_spec(plan.rule)  # a misspelt rule fails here, not after a whole round
         if plan.spec:
             size = infer_shapes(decode_canonical(plan.spec)).public_params
@@ -339,16 +353,17 @@ class ModelOwner:
         """Save the progress (and, with `model`, the learner's model) in one transaction."""
         if self.store is None:
             return
-        progress = _Saved(
-            self.market.address,
-            self.task,
-            [r.saved() for r in self.reports],
-            self.refunded_wei,
-        )
-        items = {"progress": msgspec.msgpack.encode(progress)}
-        if model:
-            items["model"] = await trio.to_thread.run_sync(self.learner.state)
-        self.store.put_many(_NS, items)
+        async with self._saving:  # the round loop and the evaluation beside it both save
+            progress = _Saved(
+                self.market.address,
+                self.task,
+                [r.saved() for r in self.reports],
+                self.refunded_wei,
+            )
+            items = {"progress": msgspec.msgpack.encode(progress)}
+            if model:
+                items["model"] = await trio.to_thread.run_sync(self.learner.state)
+            self.store.put_many(_NS, items)
 
     # -- driving the task ----------------------------------------------------------------
 
@@ -384,36 +399,79 @@ class ModelOwner:
             return self.reports
         groups = await self._chain(self.market.group_count, task)
         self.observe("groups_fixed", groups=groups)
-        for number in range(len(self.reports), self.plan.rounds):
-            if number > 0 and not await self._open(number):
-                break  # the task ended before we opened this round
-            # the model has not moved since the last round's evaluation: no second one
-            before = self.reports[-1].accuracy_after if self.reports else None
-            if before is None:
-                before = await trio.to_thread.run_sync(self.learner.accuracy)
-            report = RoundReport(round=number, accuracy_before=before, groups=groups)
-            await self._drive(PHASE_SHARE, number, self._all_committed)
-            await self._drive(PHASE_SETTLE, number, self._all_settled)
-            await self._drive(PHASE_SUBMIT, number, self._all_submitted)
-            if self.direct is not None:
-                await self.direct.run_delivery(number)
-            await self._drive(PHASE_UNMASK, number, None)
-            await self._aggregate(report)
+        # The model owner's own learning between rounds (fitting its private head to the new
+        # public part, measuring its accuracy) runs beside the next round rather than before
+        # it: the next round's model is the public part alone, so it is published as soon as
+        # the aggregate is applied. The public part changes again only once that work is done.
+        async with trio.open_nursery() as beside:
+            for report in self.reports:
+                if not report.evaluated:  # resumed between applying and evaluating
+                    self._evaluate_beside(beside, report)
+            for number in range(len(self.reports), self.plan.rounds):
+                if number > 0 and not await self._open(number):
+                    break  # the task ended before we opened this round
+                report = RoundReport(round=number, accuracy_before=0.0, groups=groups)
+                first = not self.reports
+                if first:  # the model owner's model alone: measured beside round 0
+                    self._measure_beside(beside, report)
+                await self._drive(PHASE_SHARE, number, self._all_committed)
+                await self._drive(PHASE_SETTLE, number, self._all_settled)
+                await self._drive(PHASE_SUBMIT, number, self._all_submitted)
+                if self.direct is not None:
+                    await self.direct.run_delivery(number)
+                await self._drive(PHASE_UNMASK, number, None)
+                await self._learner_idle.wait()
+                if not first:  # the model has not moved since the last round's evaluation
+                    report.accuracy_before = self.reports[-1].accuracy_after
+                await self._aggregate(report)
+                self.reports.append(report)
+                await self._save(model=True)
+                if self.direct is not None:
+                    self.direct.inbox.forget(number)
+                    self._models.pop(number, None)
+                self.observe("round_applied", round=number)
+                self._evaluate_beside(beside, report)
+            await self._learner_idle.wait()
+        await self._collect()
+        return self.reports
+
+    def _measure_beside(self, nursery: trio.Nursery, report: RoundReport) -> None:
+        """Measure the accuracy of the model as it stands into `report.accuracy_before`."""
+
+        async def measure() -> None:
+            report.accuracy_before = await trio.to_thread.run_sync(self.learner.accuracy)
+
+        self._beside(nursery, measure)
+
+    def _evaluate_beside(self, nursery: trio.Nursery, report: RoundReport) -> None:
+        """Fit the private head to the applied aggregate and measure the accuracy into
+        `report`; save, and tell the round is done."""
+
+        async def evaluate() -> None:
+            await trio.to_thread.run_sync(self.learner.fit_head)
             report.accuracy_after = await trio.to_thread.run_sync(self.learner.accuracy)
-            self.reports.append(report)
+            report.evaluated = True
             await self._save(model=True)
-            if self.direct is not None:
-                self.direct.inbox.forget(number)
-                self._models.pop(number, None)
             self.observe(
                 "round_done",
-                round=number,
+                round=report.round,
                 accuracy_before=report.accuracy_before,
                 accuracy_after=report.accuracy_after,
                 finalized=report.finalized_groups,
             )
-        await self._collect()
-        return self.reports
+
+        self._beside(nursery, evaluate)
+
+    def _beside(self, nursery: trio.Nursery, work: Callable[[], Awaitable[None]]) -> None:
+        idle = self._learner_idle = trio.Event()
+
+        async def run() -> None:
+            try:
+                await work()
+            finally:
+                idle.set()
+
+        nursery.start_soon(run)
 
     async def _drive(
         self, phase: int, number: int, complete: Callable[[RoundView], bool] | None

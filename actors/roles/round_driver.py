@@ -228,15 +228,20 @@ class RoundDriver:
         ctx = self.ctx
         async with trio.open_nursery() as nursery:
             if self.machine.opened is None:
+                # training is the round's long pole and needs nothing the opening decides: the
+                # model's fetch starts before our shares are dealt (a machine that turns out not
+                # to want the update ignores it)
+                nursery.start_soon(self._train)
                 await self._feed(self._opened())
-            elif self.resumed:
-                ctx.observe("resumed", round=self.number, state=str(self.machine.state))
+            else:
+                if self.resumed:
+                    ctx.observe("resumed", round=self.number, state=str(self.machine.state))
+                if Fact.UPDATE in self.machine.waiting().facts:
+                    nursery.start_soon(self._train)
             task_status.started()
             if self.resumed:
                 await self.actions.perform(self._owed(), resumed=True)
                 self._offer_shares()
-            if Fact.UPDATE in self.machine.waiting().facts:
-                nursery.start_soon(self._train)
             try:
                 async for message in self._messages:
                     await self._handle(message)

@@ -60,6 +60,8 @@ KILL_POINTS = {
     "mid-publication-0": ("model_chunk", {"round": 0, "index": 0}),
     "groups-fixed": ("groups_fixed", {}),
     "submit-0": ("phase", {"round": 0, "phase": PHASE_SUBMIT}),
+    # the aggregate applied and saved, the head not yet fitted nor the accuracy measured
+    "round-applied-0": ("round_applied", {"round": 0}),
     "round-done-0": ("round_done", {"round": 0}),
     "mid-publication-1": ("model_chunk", {"round": 1, "index": 0}),
     "round-opened-1": ("round_opened", {"round": 1}),
@@ -120,6 +122,8 @@ async def test_killed_model_owner_resumes_its_task(tmp_path: Path, point) -> Non
         published = [tx.function for tx in chain.transactions(market.desk)]
         assert published.count("publish_model") == 4
         assert [r.round for r in reports] == [0, 1]
+        assert all(r.evaluated for r in reports)
+        assert reports[1].accuracy_before == reports[0].accuracy_after
         assert all(r.finalized_groups == 1 for r in reports)
         assert all(do.withdrawn_wei == 2 * REWARD for do in dos)
         config = market.config(task)  # what the resumed model owner decodes with

@@ -65,6 +65,9 @@ class VectorOwner:
         self.applied.append(update)
         self.vector = self.vector + update
 
+    def fit_head(self) -> None:
+        """No private head."""
+
     def accuracy(self) -> float:
         self.evaluations += 1
         return float(-np.linalg.norm(self.vector - 0.01))

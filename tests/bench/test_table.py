@@ -61,7 +61,8 @@ def test_render_shows_the_peer_rows_and_the_breakdown(tmp_path: Path) -> None:
             "peak_rss_bytes": 2**30,
         }
 
-    rows = [row("omnilytics", "boa", n, 10.0 * n, 10.0) for n in (1, 3)]
+    rows = [row("omnilytics", "boa", n, 10.0 * n, 10.0) | {"data_path": "direct"} for n in (1, 3)]
+    rows += [row("omnilytics", "boa", n, 12.0 * n, 12.0) | {"data_path": "event"} for n in (1, 3)]
     rows += [row("flower_secaggplus", None, n, 5.0 * n, 5.0) for n in (1, 3)]
     round_ = {
         "wall_seconds": 10.0,
@@ -70,11 +71,17 @@ def test_render_shows_the_peer_rows_and_the_breakdown(tmp_path: Path) -> None:
             ("share", "settle", "submit", "unmask", "aggregate", "open_next"), 2.0
         ),
         "work": {"training": 6.0, "cpu training": 5.5, "evm": 3.0},
+        "evaluate_beside": 1.25,
     }
-    doc = {"flwr_version": "1.42.0", "rows": rows, "breakdown": {"boa": {"round": round_}}}
+    doc = {"flwr_version": "1.42.0", "rows": rows, "breakdown": {"boa direct": {"round": round_}}}
     (tmp_path / "peer.json").write_text(json.dumps(doc))
     table = render(tmp_path)
-    assert "| ours (`omnilytics demo`), boa | 10.00 s (2.00x) | 20.00 s (2.00x) |" in table
+    ours = "| ours (`omnilytics demo`), boa, direct path | 10.00 s (2.00x) | 20.00 s (2.00x) |"
+    assert ours in table
+    assert "| ours (`omnilytics demo`), boa, event path | 12.00 s (2.40x) |" in table
+    assert "1: 12.0 s, 3: 36.0 s" in table  # the event path's runs, not the direct path's
+    assert "|  | boa direct |" in table
+    assert "| beside the next round: the model owner's head and accuracy | 1.25 |" in table
     assert "| Flower SecAgg+ | 5.00 s (1.00x) |" in table
     assert "| training (every data owner) | 6.00 (5.50) |" in table
     assert "| inside the chain (titanoboa's EVM; anvil's answers) | 3.00 |" in table

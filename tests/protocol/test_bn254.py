@@ -2,6 +2,7 @@
 awkward cases (infinity, a point plus itself or its negation, window edges) included; the
 Pedersen generator H recomputed from its documented recipe."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from py_ecc.optimized_bn128 import FQ, G1, Z1, multiply, neg, normalize
@@ -136,3 +137,26 @@ def test_batch_affine_conversion_keeps_infinity() -> None:
     assert bn254.to_affine_all(points) == [bn254.to_affine(p) for p in points]
     assert bn254.to_affine_all([]) == []
     assert bn254.to_affine_all([bn254.INFINITY]) == [None]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    base=st.sampled_from(["G", "H", "other"]),
+    k=st.integers(1, bn254.R - 1),
+    scalar=st.one_of(st.integers(0, 2**256 - 1), edges),
+)
+def test_multiply_matches_py_ecc(base: str, k: int, scalar: int) -> None:
+    """Any point (G and H through their tables, others by windows), any 256-bit scalar."""
+    if base == "other":
+        point = multiply(G1, k)
+    else:
+        affine = bn254.H_AFFINE if base == "H" else (1, 2)
+        point = (FQ(affine[0]), FQ(affine[1]), FQ(1))
+    x, y = ref(point)
+    assert ours(bn254.multiply((x, y, 1), scalar)) == ref(multiply(point, scalar % bn254.R))
+
+
+def test_multiply_of_infinity_and_a_negative_scalar() -> None:
+    assert bn254.multiply(bn254.INFINITY, 5)[2] == 0
+    with pytest.raises(ValueError, match="negative"):
+        bn254.multiply(bn254.G, -1)
