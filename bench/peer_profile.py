@@ -71,7 +71,7 @@ CRYPTO = {
     actors.chain.aggregation: ("recover_group_aggregate",),
     actors.roles.model_owner: ("decode_weighted",),
 }
-MODEL_OWNER_WORK = ("accuracy", "reference_update", "apply", "model_bytes")
+MODEL_OWNER_WORK = ("accuracy", "reference_update", "apply", "fit_head", "model_bytes")
 
 
 class Ledger:

@@ -267,6 +267,7 @@ def direct_path(doc: dict) -> list[str]:
             f"gas/byte); no challenge: flat in d (largest / smallest "
             f"{doc['direct_flatness']:.3f}).",
         ]
+    return lines
 
 
 PEER_SYSTEMS = {
