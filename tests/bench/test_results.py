@@ -4,6 +4,7 @@ Reads the files only (no node, no benchmark run), so a bench that writes another
 file that is not a `just bench` output, fails here rather than in `bench.table` or a reader.
 """
 
+import itertools
 import json
 from pathlib import Path
 
@@ -90,14 +91,18 @@ def test_peer_rows_carry_their_keys_and_ratios_to_flower_secaggplus() -> None:
         assert len(row["accuracy"]) == row["rounds"]
         assert row["wall_seconds"] > 0 and row["peak_rss_bytes"] > 0
     assert {row["system"] for row in rows} == PEER_SYSTEMS
-    assert {row["chain"] for row in rows if row["system"] == "omnilytics"} == {"boa", "anvil"}
+    ours = [row for row in rows if row["system"] == "omnilytics"]
+    assert {row["chain"] for row in ours} == {"boa", "anvil"}
+    assert {row["data_path"] for row in ours} <= {"direct", "event"}
+    assert all(row["data_path"] is None for row in rows if row not in ours)
     for row in rows:
         if row["system"] == "flower_secaggplus":
             assert row["peer_ratio"] == pytest.approx(1.0)
-    breakdown = json.loads(path.read_text())["breakdown"]
-    for chain in ("boa", "anvil"):
-        phases = breakdown[chain]["round"]["phases"]
-        assert {"share", "settle", "submit", "unmask", "aggregate", "open_next"} <= phases.keys()
+    doc = json.loads(path.read_text())
+    for chain, data_path in itertools.product(("boa", "anvil"), doc["data_paths"]):
+        middle = doc["breakdown"][f"{chain} {data_path}"]["round"]
+        phases = {"share", "settle", "submit", "unmask", "aggregate", "open_next"}
+        assert phases <= middle["phases"].keys() and middle["evaluate_beside"] > 0
 
 
 def test_the_round_gas_table_has_the_issues_keys_and_submit_within_1_1x_of_the_floor() -> None:
