@@ -291,3 +291,24 @@ def get_rule(name: str, **params: object) -> CombinationRule:
         return factory(**params)
     except TypeError as exc:
         raise ConfigError(f"{name}: bad parameters {sorted(params)}: {exc}") from None
+
+
+def rule_from_spec(spec: str) -> CombinationRule:
+    """A combination rule from `name` or `name:key=value,...` (e.g. `fltrust:norm=median`)."""
+    name, _, params = spec.partition(":")
+    kwargs: dict[str, object] = {}
+    for item in filter(None, params.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"rule parameter {item!r}: use key=value")
+        kwargs[key.strip()] = _number_or_text(value.strip())
+    return get_rule(name.strip(), **kwargs)
+
+
+def _number_or_text(value: str) -> object:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value

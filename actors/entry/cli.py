@@ -71,8 +71,8 @@ def _scenario(command: str, task: Path | None, **fields: object) -> Scenario:
     of the spec `task` (the MNIST CNN's, `examples/mnist-cnn.toml`, if none), whose terms are
     the defaults of the values not given."""
     from actors.entry.scenario import MNIST_SPEC, Scenario
-    from actors.roles.model_owner import rule_from_spec
     from protocol.errors import ConfigError
+    from protocol.robust import rule_from_spec
 
     if task is None:
         task = MNIST_SPEC

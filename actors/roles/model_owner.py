@@ -46,7 +46,7 @@ from protocol.constants import (
 )
 from protocol.encoding import check_headroom
 from protocol.errors import ConfigError, RecoveryError
-from protocol.robust import REFERENCE_RULES, CombinationRule, get_rule
+from protocol.robust import REFERENCE_RULES, rule_from_spec
 from protocol.spec import decode_canonical, infer_shapes
 from protocol.weighting import WeightedMean, check_count_headroom, decode_weighted
 
@@ -596,24 +596,3 @@ class ModelOwner:
                 await self._chain(self.market.withdraw_desk, self.account, token)
                 self.fees_back_wei += fees
                 self.observe("fees_back", amount=fees)
-
-
-def rule_from_spec(spec: str) -> CombinationRule:
-    """A combination rule from `name` or `name:key=value,...` (e.g. `fltrust:norm=median`)."""
-    name, _, params = spec.partition(":")
-    kwargs: dict[str, object] = {}
-    for item in filter(None, params.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"rule parameter {item!r}: use key=value")
-        kwargs[key.strip()] = _number_or_text(value.strip())
-    return get_rule(name.strip(), **kwargs)
-
-
-def _number_or_text(value: str) -> object:
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            continue
-    return value

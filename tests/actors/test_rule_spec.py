@@ -2,9 +2,8 @@
 
 import pytest
 
-from actors.roles.model_owner import rule_from_spec
 from protocol.errors import ConfigError
-from protocol.robust import FLTrust, MultiKrum, TrimmedMean
+from protocol.robust import FLTrust, MultiKrum, TrimmedMean, rule_from_spec
 
 
 def test_names_and_parameters() -> None:
