@@ -249,6 +249,8 @@ def _round(
 def main(argv: list[str]) -> None:
     chain_kind, rounds, out = argv[0], int(argv[1]), Path(argv[2])
     data_path = argv[3] if len(argv) > 3 else "event"
+    if data_path not in DATA_PATHS:
+        raise SystemExit(f"data path {data_path!r}: one of {', '.join(DATA_PATHS)}")
     out.write_text(json.dumps(profile(chain_kind, rounds, data_path), indent=2) + "\n")
 
 

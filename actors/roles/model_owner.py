@@ -142,7 +142,7 @@ class RoundReport:
     aggregates: dict[int, np.ndarray] = field(default_factory=dict)  # ring sums, for checks
     chain_seconds: float = 0.0
     # the aggregate is applied; the private head fitted and the accuracy measured (in the
-    # background, beside the next round: `ModelOwner._evaluate`)
+    # background, beside the next round: `ModelOwner._evaluate_beside`)
     evaluated: bool = False
 
     def saved(self) -> _SavedRound:
