@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import trio
 from actors.chain.blob_sources import blob_source
 from actors.chain.market import Market
 from actors.chain.rpc_backend import RpcChain
+from actors.entry.collector import freeze_setup, rare_full_collections
 from actors.entry.scenario import (
     Scenario,
     data_owner_learner,
@@ -123,7 +124,7 @@ def drive_model_owner(
                 for group, ring_sum in report.aggregates.items():
                     np.save(state_dir / f"aggregate-{report.round}-{group}.npy", ring_sum)
 
-    trio.run(main)
+    _run_actor(main)
 
 
 # The training thread holds the GIL between torch's operations; a protocol thread waiting for it
@@ -223,4 +224,13 @@ def drive_data_owner(
             result["seconds_at_round_opening"] = marks
         (state_dir / "result.json").write_text(json.dumps(result, indent=2))
 
-    trio.run(main)
+    _run_actor(main)
+
+
+def _run_actor(main: Callable[[], Awaitable[None]]) -> None:
+    """Run an actor's `main` once its setup is done: full collections rare, and what setup
+    left alive (the learner's data and model, the chain client) out of them
+    (`actors.entry.collector`)."""
+    with rare_full_collections():
+        freeze_setup()
+        trio.run(main)

@@ -33,6 +33,7 @@ from rich.table import Table
 from actors.chain.base import Chain
 from actors.chain.boa_backend import BoaChain
 from actors.chain.market import Market
+from actors.entry.collector import freeze_setup, rare_full_collections
 from actors.entry.report import RunReport, payments, plot_report, print_report, summarize_gas
 from actors.entry.scenario import (
     Scenario,
@@ -196,6 +197,18 @@ async def run_market(
     """Run the whole market once, until every actor has finished its own job; return its
     report. RunError names the actors that failed or did not finish `collect_grace` seconds
     after the task ended."""
+    with rare_full_collections():
+        return await _run_market(scenario, chain, state_dir, console, live, collect_grace)
+
+
+async def _run_market(
+    scenario: Scenario,
+    chain: Chain,
+    state_dir: Path,
+    console: Console | None,
+    live: bool,
+    collect_grace: float,
+) -> RunReport:
     started = time.perf_counter()
     data = await trio.to_thread.run_sync(split_data, scenario)
     owner_learner = await trio.to_thread.run_sync(model_owner_learner, scenario, data)
@@ -231,6 +244,7 @@ async def run_market(
             )
         )
 
+    freeze_setup()  # the data, the learners and the compiled contracts stay for the run
     console = console or Console()
     crew = _Crew()
     reports = None

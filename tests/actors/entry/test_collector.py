@@ -1,0 +1,28 @@
+"""The collector settings of an actor's run: raised inside, restored and unfrozen after."""
+
+import gc
+
+import pytest
+
+from actors.entry.collector import FULL_AFTER, freeze_setup, rare_full_collections
+
+
+def test_full_collections_rare_inside_and_as_before_after() -> None:
+    before = gc.get_threshold()
+    with rare_full_collections():
+        young, middle, full = gc.get_threshold()
+        assert (young, middle) == before[:2]
+        assert full == max(before[2], FULL_AFTER)
+        freeze_setup()
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_restored_when_the_run_fails() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), rare_full_collections():
+        freeze_setup()
+        raise RuntimeError("the run failed")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
