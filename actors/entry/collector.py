@@ -29,15 +29,17 @@ FULL_AFTER = 1_000  # middle-generation collections between two full collections
 
 @contextlib.contextmanager
 def rare_full_collections() -> Iterator[None]:
-    """Full collections rare inside; after, the thresholds as they were and nothing frozen."""
-    before = gc.get_threshold()
+    """Full collections rare inside; after, the thresholds as they were, and nothing frozen
+    unless something was before (an enclosing run's setup: it stays frozen until that ends)."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
     young, middle, full = before
     gc.set_threshold(young, middle, max(full, FULL_AFTER))
     try:
         yield
     finally:
         gc.set_threshold(*before)
-        gc.unfreeze()
+        if not frozen:
+            gc.unfreeze()
 
 
 def freeze_setup() -> None:
