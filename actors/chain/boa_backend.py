@@ -12,7 +12,7 @@ It carries no blobs: titanoboa runs every call in a transaction context without 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,7 @@ class BoaChain:
         # transaction sent to the env behind its back would leave stale answers.
         self._views: dict[tuple[Any, ...], Any] | None = {} if cache_views else None
         self._views_at: tuple[int, int] = (-1, -1)
+        self._block_listeners: list[Callable[[], None]] = []
 
     def _sync_clock(self) -> None:
         if self._realtime_origin is None:
@@ -175,6 +176,7 @@ class BoaChain:
         patch = self.env.evm.patch
         patch.prev_hashes = [keccak(b"boa block %d" % block), *list(patch.prev_hashes)[:255]]
         patch.block_number += 1
+        self._new_block()
         return receipt
 
     def _record(self, entry: Any, block: int, tx_hash: str) -> Event:
@@ -257,6 +259,16 @@ class BoaChain:
         if self._realtime_origin is not None:
             started, origin = self._realtime_origin
             self._realtime_origin = (started, origin + seconds)
+        self._new_block()
+
+    def on_block(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every new block (a transaction, a time travel), in the thread
+        that made it: a node's new-heads subscription, for the parties of this process."""
+        self._block_listeners.append(listener)
+
+    def _new_block(self) -> None:
+        for listener in self._block_listeners:
+            listener()
 
     def block_number(self) -> int:
         return self.env.evm.patch.block_number

@@ -25,6 +25,7 @@ import trio
 
 from actors.chain.aio import on_chain
 from actors.chain.base import NodeUnavailable, TransactionReverted
+from actors.chain.blocks import Wakeup, ring_on_blocks
 from actors.chain.codec import checksum
 from actors.chain.market import ETH, Market, PhaseInfo
 from actors.chain.watch import Polled, Watch, watch
@@ -109,6 +110,9 @@ class DataOwner:
         # polls wait in a worker thread where the chain client may be called from one
         chain = market.chain
         self._threaded_polls = chain.name != "boa" and getattr(chain, "latency", None) is None
+        # the embedded chain rings it at each block: a wait for news ends then
+        self._wakeup = Wakeup()
+        ring_on_blocks(chain, self._wakeup)
         self._seen_poll: tuple[list[Any], PhaseInfo, list[Any]] | None = None
         self.withdrawn_wei = 0
         self.court_wei = 0  # withdrawn from the court: complaint deposits paid or refunded to us
@@ -282,10 +286,10 @@ class DataOwner:
         self, info: PhaseInfo, interval: float, ceiling: float
     ) -> tuple[list[Any], Polled] | None:
         """Wait until the chain has news for us (`actors.chain.watch`): the poll that brought
-        it, with the views it read; None on the embedded chain after one interval (the caller
-        polls itself)."""
+        it, with the views it read; None on the embedded chain after its next block or one
+        interval, whichever comes first (the caller polls itself: `actors.chain.blocks`)."""
         if not self._threaded_polls:
-            await trio.sleep(interval)
+            await self._wakeup.wait(interval)
             return None
         wanted = self._watch_views()
         seen = self._seen_poll

@@ -19,6 +19,7 @@ import trio
 
 from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
+from actors.chain.blocks import Wakeup
 from actors.chain.codec import checksum
 from actors.chain.market import Market
 from actors.channels import ChannelKeys, bind_listeners, serve_channels
@@ -46,12 +47,18 @@ class DirectOwner:
         store: StateStore | None = None,
         poll_interval: float = 0.05,
         observe: Callable[..., None] | None = None,
+        wakeup: Wakeup | None = None,
     ) -> None:
+        """`wakeup`: the model owner's bell, rung by each update we accept (its wait for the
+        last one ends then), and our wait in DELIVERY ends when it rings."""
         self.market, self.account, self.task, self.fee = market, account, task, fee
         self.host, self.port, self.store, self.poll_interval = host, port, store, poll_interval
         self._observe = observe or (lambda *args, **kwargs: None)
         self.keys = self._load_keys()
-        self.inbox = UpdateInbox(market, task, words, store=store, observe=self._observe)
+        self._wakeup = wakeup or Wakeup()
+        self.inbox = UpdateInbox(
+            market, task, words, store=store, observe=self._observe, on_update=self._wakeup.ring
+        )
         self._peer_keys: dict[int, bytes] = {}
         self._listeners: list[trio.SocketListener] | None = None
 
@@ -141,7 +148,7 @@ class DirectOwner:
                     continue
             except TransactionReverted as error:
                 log.info("DELIVERY of round %d not over yet: %s", round, error.reason)
-            await trio.sleep(self.poll_interval)
+            await self._wakeup.wait(self.poll_interval)
 
     def _poll(self, round: int) -> tuple[Any, int, list[Any]]:
         desk = self.market.desk

@@ -26,6 +26,7 @@ from eth_utils import keccak
 from actors.chain.aggregation import recover_round
 from actors.chain.aio import on_chain
 from actors.chain.base import TransactionReverted
+from actors.chain.blocks import Wakeup, ring_on_blocks
 from actors.chain.market import Market, TaskConfig
 from actors.chain.round_view import RoundView, read_round
 from actors.roles.direct_owner import DirectOwner
@@ -203,6 +204,10 @@ class ModelOwner:
         self.learner = learner
         self.plan = plan
         self.poll_interval = poll_interval
+        # rung by each block of the embedded chain and each update delivered to us: a wait
+        # for the next step ends then, or after `poll_interval` (`actors.chain.blocks`)
+        self._wakeup = Wakeup()
+        ring_on_blocks(market.chain, self._wakeup)
         self._observe = observe or (lambda *args, **kwargs: None)
         self.task: int | None = None
         self.config: TaskConfig | None = None
@@ -314,6 +319,7 @@ class ModelOwner:
             store=self.store,
             poll_interval=self.poll_interval,
             observe=self.observe,
+            wakeup=self._wakeup,
         )
         await self.direct.open()
 
@@ -494,7 +500,7 @@ class ModelOwner:
                     continue
                 except TransactionReverted as error:
                     log.info("advance not yet possible: %s", error.reason)
-            await trio.sleep(self.poll_interval)
+            await self._wakeup.wait(self.poll_interval)
 
     def _registration_full(self, view: RoundView) -> bool:
         return view.counts["member_count"] == self.plan.max_dos

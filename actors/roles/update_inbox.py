@@ -50,9 +50,12 @@ class UpdateInbox:
         *,
         store: StateStore | None = None,
         observe: Callable[..., None] | None = None,
+        on_update: Callable[[], None] | None = None,
     ) -> None:
+        """`on_update` is called (in the trio thread) after each update accepted."""
         self.market, self.task, self.words, self.store = market, task, words, store
         self._observe = observe or (lambda *args, **kwargs: None)
+        self._on_update = on_update or (lambda: None)
         self.models: dict[int, bytes] = {}  # round -> the public model bytes we serve
         self.accepted: dict[int, dict[int, PackedWords]] = {}  # round -> do -> update
         self.refused: dict[int, set[int]] = {}  # round -> data owners whose words mismatched
@@ -144,6 +147,7 @@ class UpdateInbox:
             if self.store is not None:
                 self.store.put(_NS, f"{round}/{peer:040x}", words.data)
             self._observe("update_received", round=round, do=address, words=len(words))
+            self._on_update()
         return UpdateReply(task=self.task, round=round, accepted=True, digest=digest)
 
     def _committed(self, round: int, address: str) -> bytes:
