@@ -11,8 +11,9 @@ functions for the process:
   model owner does before the next round's SHARE: publishing and opening it); its fitting of
   the private head and evaluation run beside the next round (``evaluate_beside``);
 - **work**, summed over every party in the round's window (wall seconds of what ran, so
-  concurrent work adds up; ``cpu`` is the process's CPU time): ``training`` (data owners'
-  learners); ``model_owner`` (its evaluation, reference update, fine-tuning, model bytes);
+  concurrent work adds up; ``cpu`` is CPU time): ``training`` (data owners' learners, in
+  their training processes, whose CPU time it counts); ``model_owner`` (its evaluation,
+  reference update, fine-tuning, model bytes);
   ``chain_transactions``, ``chain_reads`` and ``chain_polls`` (every party's chain calls, from
   the call to its answer); ``evm`` (inside the chain: titanoboa's ``Env.execute_code`` on the
   embedded chain, the node's JSON-RPC answers on anvil); ``cryptography`` (the protocol's
@@ -47,8 +48,9 @@ import actors.roles.round_driver
 import protocol.round_rules
 from actors.entry.run import open_chain, run_market
 from actors.entry.scenario import Scenario
-from actors.learning.spec_learners import SpecDataOwner, SpecModelOwner
+from actors.learning.spec_learners import SpecModelOwner
 from actors.learning.train import use_threads
+from actors.learning.trainers import HostedLearner
 from actors.measure.memory import PROC, descendants
 from actors.measure.timing import TimedChain, new_times
 from protocol.constants import DATA_PATHS, PHASE_SETTLE, PHASE_SHARE, PHASE_SUBMIT, PHASE_UNMASK
@@ -115,7 +117,9 @@ def _instrument(ledger: Ledger) -> None:
     for module, names in CRYPTO.items():
         for name in names:
             setattr(module, name, ledger.timed("cryptography", getattr(module, name)))
-    SpecDataOwner.train = ledger.timed("training", SpecDataOwner.train)
+    # the demo's data owners train in processes of their own: here their wall time, their CPU
+    # time from those processes (`_descendants_cpu`)
+    HostedLearner.train = ledger.timed("training", HostedLearner.train)
     for name in MODEL_OWNER_WORK:
         setattr(SpecModelOwner, name, ledger.timed("model_owner", getattr(SpecModelOwner, name)))
 
@@ -146,10 +150,18 @@ def process_cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
-def _node_cpu() -> float:
-    """CPU seconds of this process's children so far: the node (anvil), none on boa."""
-    ticks = (process_cpu_ticks(pid) for pid in descendants(os.getpid()))
-    return sum(t for t in ticks if t is not None) / os.sysconf("SC_CLK_TCK")
+def _descendants_cpu(python: bool) -> float:
+    """CPU seconds so far of this process's descendants: the Python ones (the training
+    processes, `actors.learning.trainers`) or the others (the node: anvil; none on boa)."""
+    ticks = 0
+    for pid in descendants(os.getpid()):
+        try:
+            name = (PROC / str(pid) / "comm").read_text()
+        except OSError:  # exited between listing and reading
+            continue
+        if name.startswith("python") == python and (now := process_cpu_ticks(pid)) is not None:
+            ticks += now
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def profile(chain_kind: str, rounds: int, data_path: str = "event") -> dict:
@@ -172,16 +184,19 @@ def profile(chain_kind: str, rounds: int, data_path: str = "event") -> dict:
             if what in ("phase", "round_applied", "round_done"):
                 key = (what, fields["round"], fields.get("phase"))
                 marks.append((time.perf_counter(), *key))
+                trainers = _descendants_cpu(python=True)
+                spent = ledger.snapshot()
                 at[key] = (
-                    _cpu(),
-                    ledger.snapshot()
+                    _cpu() + trainers,
+                    spent
                     | {
+                        "cpu training": spent.get("cpu training", 0.0) + trainers,
                         "chain_transactions": calls["transactions"],
                         "chain_reads": calls["reads"],
                         "chain_polls": calls["phase_polls"],
                         "cpu chain_polls": calls["cpu phase_polls"],
                         "cpu chain_calls": calls["cpu chain"],
-                        "cpu node": _node_cpu(),
+                        "cpu node": _descendants_cpu(python=False),
                     },
                 )
             observe(self, what, **fields)

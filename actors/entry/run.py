@@ -45,6 +45,7 @@ from actors.entry.scenario import (
 )
 from actors.entry.status import PHASE_NAMES
 from actors.learning.train import use_threads
+from actors.learning.trainers import TrainingProcesses
 from actors.roles.data_owner import DataOwner, DataOwnerSettings
 from actors.roles.model_owner import ModelOwner
 from actors.roles.store import StateStore
@@ -54,6 +55,7 @@ from protocol.constants import STATUS_SUBMITTED
 # may still take to finish their own job: notice the end (a poll), then release the bond,
 # withdraw credits, refund complaints and withdraw court credits, a few transactions each. One
 # still at work after that is named in the run's failure.
+TRAINERS = 2  # data owners training at once: one per core of the machine we measured on
 COLLECT_GRACE = 60.0
 
 
@@ -197,8 +199,10 @@ async def run_market(
     """Run the whole market once, until every actor has finished its own job; return its
     report. RunError names the actors that failed or did not finish `collect_grace` seconds
     after the task ended."""
-    with rare_full_collections():
-        return await _run_market(scenario, chain, state_dir, console, live, collect_grace)
+    with rare_full_collections(), contextlib.ExitStack() as resources:
+        return await _run_market(
+            scenario, chain, state_dir, console, live, collect_grace, resources
+        )
 
 
 async def _run_market(
@@ -208,6 +212,7 @@ async def _run_market(
     console: Console | None,
     live: bool,
     collect_grace: float,
+    resources: contextlib.ExitStack,
 ) -> RunReport:
     started = time.perf_counter()
     data = await trio.to_thread.run_sync(split_data, scenario)
@@ -219,7 +224,15 @@ async def _run_market(
     mo = ModelOwner(market, mo_account, owner_learner, scenario.plan(), observe=board.observe)
     task = await mo.create_task()
     drops = {(i): (r, step) for i, r, step in scenario.drops}
-    limiter = trio.CapacityLimiter(2)  # two single-threaded trainers: one per core
+    # two single-threaded trainers, one per core, in processes of their own
+    # (`actors.learning.trainers`): the data owners' learners live there for the run
+    trainers = min(TRAINERS, scenario.dos)
+    learners = [data_owner_learner(scenario, data, i) for i in range(scenario.dos)]
+    hosts = await trio.to_thread.run_sync(
+        functools.partial(TrainingProcesses, learners, workers=trainers)
+    )
+    resources.enter_context(hosts)
+    limiter = trio.CapacityLimiter(trainers)
     dos = []
     for i in range(scenario.dos):
         account = chain.new_account(10**20)
@@ -229,7 +242,7 @@ async def _run_market(
             drop_at=drops.get(i),
             rounding_seed=data_owner_seed(scenario, i),
         )
-        learner = data_owner_learner(scenario, data, i)
+        learner = hosts.learner(i)
         store = StateStore(state_dir / f"do-{i}.sqlite")
         dos.append(
             DataOwner(
