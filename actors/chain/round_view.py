@@ -46,6 +46,16 @@ class RoundView:
     commitments: tuple[MemberCommitment, ...] | None = None  # committed members, when asked for
     open_against: int | None = None  # open complaints against `against`, when asked for
 
+    def all_committed(self) -> bool:
+        """Every member committed this round (the counters were read)."""
+        return self.counts["round_committed"] == self.counts["member_count"]
+
+    def all_settled(self) -> bool:
+        """Every committed member settled and no complaint is open (the counters were read)."""
+        counts = self.counts
+        committed = counts["round_committed"]
+        return counts["round_settled"] == committed and counts["round_open_complaints"] == 0
+
     def status_of(self, member: str) -> int:
         lowered = [m.lower() for m in self.members]
         return self.statuses[lowered.index(member.lower())]

@@ -204,9 +204,7 @@ class ModelOwner:
         self.learner = learner
         self.plan = plan
         self.poll_interval = poll_interval
-        # rung by each block of the embedded chain and each update delivered to us: a wait
-        # for the next step ends then, or after `poll_interval` (`actors.chain.blocks`)
-        self._wakeup = Wakeup()
+        self._wakeup = Wakeup()  # rung by blocks and deliveries (`actors.chain.blocks`)
         ring_on_blocks(market.chain, self._wakeup)
         self._observe = observe or (lambda *args, **kwargs: None)
         self.task: int | None = None
@@ -420,8 +418,8 @@ class ModelOwner:
                 first = not self.reports
                 if first:  # the model owner's model alone: measured beside round 0
                     self._measure_beside(beside, report)
-                await self._drive(PHASE_SHARE, number, self._all_committed)
-                await self._drive(PHASE_SETTLE, number, self._all_settled)
+                await self._drive(PHASE_SHARE, number, RoundView.all_committed)
+                await self._drive(PHASE_SETTLE, number, RoundView.all_settled)
                 await self._drive(PHASE_SUBMIT, number, self._all_submitted)
                 if self.direct is not None:
                     await self.direct.run_delivery(number)
@@ -504,17 +502,6 @@ class ModelOwner:
 
     def _registration_full(self, view: RoundView) -> bool:
         return view.counts["member_count"] == self.plan.max_dos
-
-    @staticmethod
-    def _all_committed(view: RoundView) -> bool:
-        return view.counts["round_committed"] == view.counts["member_count"]
-
-    @staticmethod
-    def _all_settled(view: RoundView) -> bool:
-        counts = view.counts
-        if counts["round_settled"] != counts["round_committed"]:
-            return False
-        return counts["round_open_complaints"] == 0
 
     def _all_submitted(self, view: RoundView) -> bool:
         # exposed dealers (they answered a complaint) may not submit: nobody waits for them
