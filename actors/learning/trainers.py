@@ -58,7 +58,8 @@ class TrainingProcesses:
             initializer=_host,
             initargs=(dict(enumerate(self._local)), threads),
         )
-        # start every worker now (imports, the learners' data), not inside the first round
+        # start the workers now (imports, the learners' data), not inside the first round: the
+        # pool starts one for each call it cannot hand to an idle one
         for ready in [self._pool.submit(_ready) for _ in range(workers)]:
             ready.result()
 
