@@ -32,9 +32,10 @@ console *args: setup
 status *args:
     omnilytics status "$@"
 
-# the whole default test suite (the README's test line)
+# the whole default test suite (the README's test line), in two worker processes (pytest-xdist):
+# 9 minutes on 2 cores against 21 in one; `just test -n 0` runs it in this process
 test *args: setup
-    pytest -q "$@"
+    pytest -q -n auto --maxprocesses 2 "$@"
 
 # the long runs: slow-marked tests
 test-slow *args: setup

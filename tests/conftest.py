@@ -1,5 +1,6 @@
-"""Shared test settings: hypothesis profiles (ci: bounded budget; dev: long fuzzing; debug), and
-the session's garbage collector as an actor's process has it (`actors.entry.collector`)."""
+"""Shared test settings: hypothesis profiles (ci: bounded budget; dev: long fuzzing; debug), the
+session's garbage collector as an actor's process has it (`actors.entry.collector`), and the
+summary lines tests record (`record_property("summary", ...)`), printed at the end."""
 
 import contextlib
 import os
@@ -43,3 +44,20 @@ def pytest_collection_finish(session):
 
 def pytest_sessionfinish(session, exitstatus):
     _collector.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what tests recorded as ``record_property("summary", line)`` (the stateful
+    machine's steps): a test's own prints stay in its worker under pytest-xdist."""
+    lines = [
+        value
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "summary"
+    ]
+    if lines:
+        terminalreporter.section("summaries")
+        for line in lines:
+            terminalreporter.write_line(line)

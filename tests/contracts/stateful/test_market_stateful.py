@@ -26,7 +26,7 @@ class MarketMachine(MarketBase):
     """The market as built from contracts/."""
 
 
-def test_market_stateful(capsys):
+def test_market_stateful(record_property):
     MarketMachine.deployment = deploy(
         ROOT / "contracts" / "DataMarket.vy", ROOT / "contracts" / "SharesCourt.vy", "fuzz_deployer"
     )
@@ -39,7 +39,6 @@ def test_market_stateful(capsys):
     steps, examples = rec.steps - steps, rec.examples - examples
     elapsed = time.perf_counter() - start
     least = ", ".join(f"{name} {n}" for name, n in rec.least_fired(4))
-    # past pytest's capture, so CI's log shows it with or without -s
-    with capsys.disabled():
-        print(f"\nstateful: {steps} steps, {examples} examples, {elapsed:.0f} s")
-        print(f"stateful: fewest successes: {least}")
+    # the session's summary prints these (tests/conftest.py), from a worker process too
+    record_property("summary", f"stateful: {steps} steps, {examples} examples, {elapsed:.0f} s")
+    record_property("summary", f"stateful: fewest successes: {least}")
