@@ -29,7 +29,12 @@ from actors.learning.data import Samples
 from actors.learning.spec_model import PublicModel, new_body, new_head, public_vector
 from protocol.spec import TaskSpec, Training
 
-_EVAL_BATCH = 1_000
+# Evaluation batches small enough that their activations come from the allocator's heap: at
+# 1,000 MNIST samples the first convolution's output (37 MB) is above glibc's largest mmap
+# threshold (32 MB), so every batch mapped fresh pages and faulted them in. Measured on the
+# model owner's fitting and evaluation: 270k page faults, 1.45 s (0.55 s of it in the kernel)
+# against 0.9 s at 128-250 samples, with the same accuracy.
+_EVAL_BATCH = 128
 
 
 def _loss(training: Training, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
