@@ -27,14 +27,8 @@ from torch import nn
 
 from actors.learning.data import Samples
 from actors.learning.spec_model import PublicModel, new_body, new_head, public_vector
+from actors.learning.train import EVAL_BATCH
 from protocol.spec import TaskSpec, Training
-
-# Evaluation batches small enough that their activations come from the allocator's heap: at
-# 1,000 MNIST samples the first convolution's output (37 MB) is above glibc's largest mmap
-# threshold (32 MB), so every batch mapped fresh pages and faulted them in. Measured on the
-# model owner's fitting and evaluation: 270k page faults, 1.45 s (0.55 s of it in the kernel)
-# against 0.9 s at 128-250 samples, with the same accuracy.
-_EVAL_BATCH = 128
 
 
 def _loss(training: Training, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -140,7 +134,7 @@ def evaluate(spec: TaskSpec, body: nn.Module, head: nn.Module, data: Samples) ->
     head.eval()
     with torch.inference_mode():
         outputs = torch.cat(
-            [head(body(data.x[i : i + _EVAL_BATCH])) for i in range(0, len(data), _EVAL_BATCH)]
+            [head(body(data.x[i : i + EVAL_BATCH])) for i in range(0, len(data), EVAL_BATCH)]
         )
     if spec.data.classes is not None:
         return float((outputs.argmax(1) == data.y).float().mean())

@@ -38,12 +38,12 @@ from actors.learning.model import (
 # diverge (dead ReLUs, ~11% accuracy), 0.03 cost one seed 8 points after averaging; at 0.02 each
 # DO reaches ~89% and the mean of ten of them 92-95%. More passes helped more than bigger steps.
 MOMENTUM = 0.9
-# Evaluation batches small enough that their activations come from the allocator's heap: at
-# 1,000 MNIST samples the first convolution's output (37 MB) is above glibc's largest mmap
-# threshold (32 MB), so every batch mapped fresh pages and faulted them in. Measured on the
-# model owner's fitting and evaluation: 270k page faults, 1.45 s (0.55 s of it in the kernel)
-# against 0.9 s at 128-250 samples, with the same accuracy.
-_EVAL_BATCH = 128
+# Evaluation batches (here and in `recipe`) small enough that their activations come from the
+# allocator's heap: at 1,000 MNIST samples the first convolution's output (37 MB) is above
+# glibc's largest mmap threshold (32 MB), so every batch mapped fresh pages and faulted them in.
+# Measured on the model owner's fitting and evaluation: 270k page faults, 1.45 s (0.55 s of it
+# in the kernel) against 0.9 s at 128-250 samples, with the same accuracy.
+EVAL_BATCH = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +199,9 @@ def _evaluate(body: FeatureExtractor, head: nn.Linear, data: Samples) -> tuple[f
     head.eval()
     correct, loss = 0, 0.0
     with torch.inference_mode():
-        for start in range(0, len(data), _EVAL_BATCH):
-            logits = head(body(data.x[start : start + _EVAL_BATCH]))
-            labels = data.y[start : start + _EVAL_BATCH]
+        for start in range(0, len(data), EVAL_BATCH):
+            logits = head(body(data.x[start : start + EVAL_BATCH]))
+            labels = data.y[start : start + EVAL_BATCH]
             correct += int((logits.argmax(1) == labels).sum())
             loss += float(F.cross_entropy(logits, labels, reduction="sum"))
     return correct / len(data), loss / len(data)
