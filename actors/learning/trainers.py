@@ -4,7 +4,8 @@ Threads of one process share its GIL: training threads with each other and with 
 (the chain client, the embedded EVM, the channels), and torch's small steps on a 32-sample
 batch hand it back and forth at every operation. `TrainingProcesses` trains in worker processes
 instead, each with one torch thread, at the training threads' lower priority
-(`background.TRAINING_NICE`).
+(`background.TRAINING_NICE`), keeping the memory a training step frees for the next
+(`heap.keep_freed_memory`).
 
 Every worker holds every hosted learner, sent once when it starts, and trains whichever data
 owner asks next, so the workers stay as busy as a pool of threads would. A call sends the
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from actors.learning.background import TRAINING_NICE
+from actors.learning.heap import keep_freed_memory
 from actors.learning.train import use_threads
 
 _hosted: dict[int, Any] = {}  # in a worker: the learners, by index
@@ -33,6 +35,7 @@ _hosted: dict[int, Any] = {}  # in a worker: the learners, by index
 
 def _host(learners: dict[int, Any], threads: int) -> None:
     use_threads(threads)
+    keep_freed_memory()
     if sys.platform.startswith("linux"):
         os.nice(TRAINING_NICE)
     _hosted.update(learners)
