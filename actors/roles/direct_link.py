@@ -7,13 +7,19 @@ digest on-chain: `offer` streams it in bounded parts (`protocol.direct`) until t
 accepts it or the round withdraws it, with the back-off of share deliveries. A model owner that
 refuses, or never answers, gets no second chance to hide that: it must challenge, and the data
 owner answers on-chain (`actors.roles.round_actions`).
+
+One channel carries every exchange, round after round, as a dealer's channel to a peer does
+(`actors.roles.deliveries`): a Noise handshake for every model fetch and every delivery cost
+the demo's ten data owners 100-200 ms at the start of each round, where the model's fetch holds
+up the training. An exchange that fails, or is cancelled halfway, drops the channel; one the
+model owner closed since (it idled past its read timeout) is dialled afresh, once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -38,6 +44,8 @@ from protocol.encoding import PackedWords
 from protocol.errors import DecodeError
 
 log = logging.getLogger("omnilytics.direct")
+
+T = TypeVar("T")
 
 # Seconds an exchange may take beyond `ack_timeout` per part of 2,000 words each way: a
 # 10 MB update is 160 parts.
@@ -68,10 +76,14 @@ class DirectLink:
         self.terms: DeliveryTerms | None = None
         self._offers = Offers("DirectLink")
         self._lock = trio.Lock()  # one exchange at a time with the model owner
+        self._channel: PeerChannel | None = None  # the open one, kept between exchanges
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Hold the offers' tasks until cancelled."""
-        await self._offers.run(task_status=task_status)
+        """Hold the offers' tasks until cancelled; then close the channel."""
+        try:
+            await self._offers.run(task_status=task_status)
+        finally:
+            await self._drop_channel()
 
     async def wait_for_terms(self, until: Callable[[], Awaitable[bool]]) -> DeliveryTerms:
         """The model owner's delivery terms, once it set them (polled while `until` says to
@@ -133,18 +145,46 @@ class DirectLink:
 
     async def _fetch(self, round: int, model_hash: bytes, max_bytes: int) -> bytes:
         parts = -(-max_bytes // (PART_WORDS * 32))
-        with trio.fail_after(self.settings.ack_timeout + _PER_PART * parts):
-            channel = await self._dial()
-            async with channel:
-                await channel.send(encode_direct(ModelRequest(task=self.task, round=round)))
-                assembler = ModelAssembler(self.task, round, model_hash, max_bytes)
-                while True:
-                    message = decode_direct(await channel.receive())
-                    if not isinstance(message, ModelPart):
-                        raise StreamError(f"a {type(message).__name__} for a model request")
-                    model = assembler.feed(message)
-                    if model is not None:
-                        return model
+
+        async def exchange(channel: PeerChannel) -> bytes:
+            await channel.send(encode_direct(ModelRequest(task=self.task, round=round)))
+            assembler = ModelAssembler(self.task, round, model_hash, max_bytes)
+            while True:
+                message = decode_direct(await channel.receive())
+                if not isinstance(message, ModelPart):
+                    raise StreamError(f"a {type(message).__name__} for a model request")
+                model = assembler.feed(message)
+                if model is not None:
+                    return model
+
+        return await self._exchange(exchange, self.settings.ack_timeout + _PER_PART * parts)
+
+    async def _exchange(self, exchange: Callable[[PeerChannel], Awaitable[T]], limit: float) -> T:
+        """`exchange` over the open channel, or a new one; within `limit` seconds. A failure
+        on the open channel is tried once more on a fresh one (the model owner may have closed
+        it); any failure, or a cancellation, drops the channel (frames may be left in it). The
+        caller holds `_lock`."""
+        with trio.fail_after(limit):
+            for fresh in (False, True) if self._channel is not None else (True,):
+                try:
+                    if fresh:
+                        self._channel = await self._dial()
+                    assert self._channel is not None
+                    return await exchange(self._channel)
+                except (ChannelError, OSError) as error:
+                    await self._drop_channel()
+                    if fresh:
+                        raise
+                    log.info("channel to the model owner lost (%r); dialling again", error)
+                except BaseException:
+                    await self._drop_channel()
+                    raise
+        raise AssertionError("unreachable: the fresh try returns or raises")
+
+    async def _drop_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await trio.aclose_forcefully(channel)
 
     # -- our update --------------------------------------------------------------------------
 
@@ -169,15 +209,16 @@ class DirectLink:
 
     async def _deliver(self, round: int, words: PackedWords) -> bool:
         """One try: stream the update and read the verdict. True once accepted."""
-        parts = -(-len(words) // PART_WORDS)
+        limit = self.settings.ack_timeout + 2 * _PER_PART * -(-len(words) // PART_WORDS)
+
+        async def exchange(channel: PeerChannel) -> Any:
+            for part in update_parts(self.task, round, words):
+                await channel.send(encode_direct(part))
+            return decode_direct(await channel.receive())
+
         try:
             async with self._lock:
-                with trio.fail_after(self.settings.ack_timeout + 2 * _PER_PART * parts):
-                    channel = await self._dial()
-                    async with channel:
-                        for part in update_parts(self.task, round, words):
-                            await channel.send(encode_direct(part))
-                        reply = decode_direct(await channel.receive())
+                reply = await self._exchange(exchange, limit)
         except (ChannelError, DecodeError, ModelUnavailable, OSError, ValueError) as error:
             log.info("round %d update not delivered yet: %r", round, error)
             return False

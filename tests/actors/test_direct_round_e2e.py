@@ -4,6 +4,7 @@ model owner challenges what it lacks at DELIVERY, and a challenged data owner an
 Aggregates stay exact, and exactly the data owners whose update is in an aggregate are paid."""
 
 from pathlib import Path
+from typing import ClassVar
 
 import boa
 import numpy as np
@@ -87,6 +88,41 @@ class Garbling(DirectLink):
 
 class Garbler(DataOwner):
     direct_type = Garbling
+
+
+class Counting(DirectLink):
+    """A link that counts its dials and exchanges (every instance, by data owner)."""
+
+    dials: ClassVar[dict[int, int]] = {}
+    exchanges: ClassVar[dict[int, int]] = {}
+
+    async def _dial(self):
+        Counting.dials[self.me] = Counting.dials.get(self.me, 0) + 1
+        return await super()._dial()
+
+    async def _exchange(self, exchange, limit):
+        Counting.exchanges[self.me] = Counting.exchanges.get(self.me, 0) + 1
+        return await super()._exchange(exchange, limit)
+
+
+class Hangup(Counting):
+    """After each exchange, the channel it keeps is closed under it (as if the model owner had
+    closed it on its read timeout)."""
+
+    async def _exchange(self, exchange, limit):
+        try:
+            return await super()._exchange(exchange, limit)
+        finally:
+            if self._channel is not None:
+                await trio.aclose_forcefully(self._channel)
+
+
+class Counted(DataOwner):
+    direct_type = Counting
+
+
+class HungUp(DataOwner):
+    direct_type = Hangup
 
 
 class Vandal(DirectLink):
@@ -257,3 +293,24 @@ async def test_a_restarted_data_owner_resumes_its_delivery(tmp_path: Path) -> No
         commits = [t for t in chain.transactions(market.desk) if t.function == "commit_update"]
         assert len(commits) == 3
         assert second.withdrawn_wei == REWARD
+
+
+@pytest.mark.parametrize(("kind", "dials_per_exchange"), [(Counted, 0), (HungUp, 1)])
+async def test_one_channel_carries_every_exchange_with_the_model_owner(
+    tmp_path: Path, kind: type[DataOwner], dials_per_exchange: int
+) -> None:
+    """Over two rounds a data owner fetches two models and delivers two updates on the one
+    channel it dialled first; one that finds its channel broken dials again, once, and loses
+    nothing."""
+    Counting.dials, Counting.exchanges = {}, {}
+    with boa.env.anchor(), trio.fail_after(120):
+        _, market, mo, dos, reports, _ = await run_market(
+            tmp_path, {}, rounds=2, kinds=dict.fromkeys(range(6), kind), **DIRECT
+        )
+        for report in reports:
+            assert report.finalized_groups == 2
+        assert market.challenged(mo.task, 0) == market.challenged(mo.task, 1) == ()
+    assert set(Counting.exchanges) == {do.me for do in dos}
+    for me, exchanges in Counting.exchanges.items():
+        assert exchanges == 4  # two models, two updates
+        assert Counting.dials[me] == 1 + dials_per_exchange * (exchanges - 1)
