@@ -24,10 +24,15 @@ this shared 2-core machine wall times wait for the CPU, CPU times do not), and
 ``peak_rss_bytes``, the largest summed RSS of all its processes (Ray's included), sampled.
 ``seconds_per_round`` is the marginal time of a further round, ``(t3 - t1) / 2`` of the medians;
 ``peer_ratio`` is ours over Flower SecAgg+'s, both measured in this run (``cpu_peer_ratio`` the
-same in CPU seconds). After the timed runs, one more 3-round run of ours per chain and data
-path, with timers in (`bench.peer_profile`), says where a round's time goes: ``breakdown``
-holds its middle round (the first further round: from its SHARE to the next round's SHARE) per
-phase and per kind of work. Writes bench/results/peer.json.
+same in CPU seconds). A difference of two whole runs carries the noise of both start-ups, so each
+3-round run also times its rounds inside (ours: the report's ``round_seconds``, between the
+moments the aggregates were applied; Flower's: between its server-side evaluations, which end
+its rounds): ``in_run_seconds_per_round`` is the median over the repeats of the mean of rounds 2
+and 3, ``in_run_peer_ratio`` ours over Flower SecAgg+'s. After the timed runs, one more 3-round
+run of ours per chain and data path, with timers in (`bench.peer_profile`), says where a
+round's time goes: ``breakdown`` holds its middle round (the first further round: from its
+SHARE to the next round's SHARE) per phase and per kind of work. Writes
+bench/results/peer.json.
 
     python -m bench.peer [--repeats 2] [--out bench/results/peer.json] [--data-path direct event]
 """
@@ -181,7 +186,8 @@ def run_ours(config: Config, scratch: Path) -> Run:
     command += ["--plot", str(scratch / "demo.png")]
     wall, cpu, rss = measured(command)
     doc = json.loads(report.read_text())
-    return Run(wall, cpu, rss, doc["accuracy_after"], {"report_wall_seconds": doc["wall_seconds"]})
+    extra = {"report_wall_seconds": doc["wall_seconds"], "round_seconds": doc["round_seconds"]}
+    return Run(wall, cpu, rss, doc["accuracy_after"], extra)
 
 
 def run_flower(config: Config, python: Path, job: Path, scratch: Path) -> Run:
@@ -208,20 +214,28 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def in_run_round(runs: list[Run]) -> float:
+    """A further round as the runs of ``ROUNDS[1]`` rounds timed it inside: the median over
+    those runs of the mean of their rounds after the first (the first holds the start-up)."""
+    return _median([statistics.mean(r.extra["round_seconds"][1:]) for r in runs])
+
+
 def summarize(runs: dict[Config, list[Run]]) -> list[dict]:
-    """One row per config, medians over its repeats; the marginal round and the ratios."""
-    per_round: dict[tuple[str, str | None, str | None], tuple[float, float]] = {}
+    """One row per config, medians over its repeats; the marginal round, the round as timed
+    inside the runs, and the ratios."""
+    per_round: dict[tuple[str, str | None, str | None], tuple[float, float, float]] = {}
     for system, chain, path in {(c.system, c.chain, c.data_path) for c in runs}:
         one, three = (runs[Config(system, chain, n, path)] for n in ROUNDS)
         spread = ROUNDS[1] - ROUNDS[0]
         per_round[system, chain, path] = (
             (_median([r.wall for r in three]) - _median([r.wall for r in one])) / spread,
             (_median([r.cpu for r in three]) - _median([r.cpu for r in one])) / spread,
+            in_run_round(three),
         )
-    flower_wall, flower_cpu = per_round[SECAGG, None, None]
+    flower_wall, flower_cpu, flower_in_run = per_round[SECAGG, None, None]
     rows = []
     for config, done in runs.items():
-        wall_round, cpu_round = per_round[config.system, config.chain, config.data_path]
+        wall_round, cpu_round, in_run = per_round[config.system, config.chain, config.data_path]
         accuracies = [r.accuracy for r in done]
         rows.append(
             {
@@ -240,6 +254,8 @@ def summarize(runs: dict[Config, list[Run]]) -> list[dict]:
                 "peak_rss_bytes": max(r.peak_rss for r in done),
                 "peer_ratio": wall_round / flower_wall,
                 "cpu_peer_ratio": cpu_round / flower_cpu,
+                "in_run_seconds_per_round": in_run,
+                "in_run_peer_ratio": in_run / flower_in_run,
                 "runs": [r.extra for r in done],
             }
         )
@@ -261,6 +277,7 @@ def print_rows(rows: list[dict], version: str) -> None:
     table.add_column("rounds", justify="right")
     for name in ("run: wall (CPU) s", "further round: wall (CPU) s", "ours / SecAgg+: wall (CPU)"):
         table.add_column(name, justify="right")
+    table.add_column("further round, timed in the run", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("peak RSS", justify="right")
     for r in rows:
@@ -270,6 +287,7 @@ def print_rows(rows: list[dict], version: str) -> None:
             f"{r['wall_seconds']:.1f} ({r['cpu_seconds']:.1f})",
             f"{r['seconds_per_round']:.2f} ({r['cpu_seconds_per_round']:.2f})",
             f"{r['peer_ratio']:.2f}x ({r['cpu_peer_ratio']:.2f}x)",
+            f"{r['in_run_seconds_per_round']:.2f} ({r['in_run_peer_ratio']:.2f}x)",
             " ".join(f"{a:.2%}" for a in r["accuracy"]),
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB",
         )

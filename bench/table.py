@@ -314,6 +314,9 @@ def peer(doc: dict) -> list[str]:
                 ),
                 f"{r['seconds_per_round']:.2f} s ({r['peer_ratio']:.2f}x)",
                 f"{r['cpu_seconds_per_round']:.2f} s ({r['cpu_peer_ratio']:.2f}x)",
+                f"{r['in_run_seconds_per_round']:.2f} s ({r['in_run_peer_ratio']:.2f}x)"
+                if "in_run_seconds_per_round" in r
+                else "—",
                 ", ".join(f"{x['rounds']}: {x['wall_seconds']:.1f} s" for x in runs),
                 ", ".join(f"{a:.2%}" for a in r["accuracy"]),
                 f"{max(x['peak_rss_bytes'] for x in runs) / 2**30:.2f} GiB",
@@ -324,13 +327,15 @@ def peer(doc: dict) -> list[str]:
         f"each) run by us and by Flower {doc['flwr_version']} in its simulation engine (Ray), "
         f"interleaved, median of {doc['rows'][0]['repeats']} runs each; a further round is "
         "(t3 - t1) / 2, its ratio is to Flower SecAgg+'s in the same run; CPU is that of every "
-        "process of the run — `just bench-peer`:",
+        "process of the run; timed in the run: the mean of rounds 2 and 3 as the 3-round runs "
+        "timed them inside (no start-up in it), median over the runs — `just bench-peer`:",
         "",
     ]
     header = [
         "system",
         "a further round, wall",
         "a further round, CPU",
+        "a further round, timed in the run",
         "whole run by rounds, wall",
         "accuracy after each round",
         "peak RSS",

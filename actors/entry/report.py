@@ -38,6 +38,9 @@ class RunReport:
     gas_per_param_submit: float = 0.0
     chain_seconds: float = 0.0
     wall_seconds: float = 0.0
+    # a one-process run's rounds end to end: from the market's start to round 0's aggregate
+    # applied, then from each round's aggregate applied to the next one's (seconds)
+    round_seconds: list[float] = field(default_factory=list)
     # per data owner, from chain data: rewards the market credited it in this task, and what
     # it withdrew (rewards and bond); one credited but never withdrawn shows both apart
     credited_wei: dict[str, int] = field(default_factory=dict)

@@ -136,10 +136,13 @@ class _Board:
 
     rows: dict[str, dict[str, str]] = field(default_factory=dict)
     owner: str = "creating the task"
+    applied: list[float] = field(default_factory=list)  # when each round's aggregate was applied
 
     def observe(self, role: str, who: str, what: str, **fields: Any) -> None:
         if role == "mo":
             self.owner = _describe(what, fields)
+            if what == "round_applied":
+                self.applied.append(time.perf_counter())
             return
         row = self.rows.setdefault(who, {"state": "", "paid": ""})
         if what == "withdrew":
@@ -288,6 +291,7 @@ async def _run_market(
     if reports is not None:
         wall = time.perf_counter() - started
         report = _report(scenario, chain, market, mo, reports, dos, wall)
+        report.round_seconds = np.diff([started, *board.applied]).tolist()
         # the ceiling, once the market is done (it would compete with its training)
         report.accuracy_central = await trio.to_thread.run_sync(central_accuracy, scenario, data)
     if crew.failures:

@@ -56,6 +56,9 @@ def test_demo_reports_plots_and_pays(tmp_path: Path) -> None:
     assert data["accuracy_after"][0] > data["accuracy_before"][0]
     assert data["gas"]["total"] == sum(v for k, v in data["gas"].items() if k != "total") > 0
     assert data["gas_per_param_submit"] > 0 and data["chain_seconds"] > 0
+    # each round end to end, the first from the market's start: they add up to the run's time
+    assert len(data["round_seconds"]) == 2 and all(s > 0 for s in data["round_seconds"])
+    assert sum(data["round_seconds"]) <= data["wall_seconds"]
     assert data["aggregate_exact"] is True
     reward = scenario.plan().reward_per_do
     (dropped,) = data["dropped"]
