@@ -22,17 +22,19 @@ Each run is a process of its own, timed from start to exit: ``wall_seconds`` (st
 included), the CPU time of the processes it left behind (``resource.getrusage`` of children: on
 this shared 2-core machine wall times wait for the CPU, CPU times do not), and
 ``peak_rss_bytes``, the largest summed RSS of all its processes (Ray's included), sampled.
-``seconds_per_round`` is the marginal time of a further round, ``(t3 - t1) / 2`` of the medians;
-``peer_ratio`` is ours over Flower SecAgg+'s, both measured in this run (``cpu_peer_ratio`` the
-same in CPU seconds). A difference of two whole runs carries the noise of both start-ups, so each
-3-round run also times its rounds inside (ours: the report's ``round_seconds``, between the
-moments the aggregates were applied; Flower's: between its server-side evaluations, which end
-its rounds): ``in_run_seconds_per_round`` is the median over the repeats of the mean of rounds 2
-and 3, ``in_run_peer_ratio`` ours over Flower SecAgg+'s. After the timed runs, one more 3-round
-run of ours per chain and data path, with timers in (`bench.peer_profile`), says where a
-round's time goes: ``breakdown`` holds its middle round (the first further round: from its
-SHARE to the next round's SHARE) per phase and per kind of work. Writes
-bench/results/peer.json.
+``seconds_per_round`` is the marginal time of a further round as each 3-round run times its
+rounds inside (ours: the report's ``round_seconds``, between the moments the aggregates were
+applied; Flower's: between its server-side evaluations, which end its rounds): the median over
+the repeats of the mean of rounds 2 and 3. ``peer_ratio`` is ours over Flower SecAgg+'s, both
+measured in this run. ``whole_run_seconds_per_round`` is the same from whole runs,
+``(t3 - t1) / 2`` of the medians, with ``whole_run_peer_ratio``; it carries the noise of two
+start-ups (torch, Ray, the compiler: 15-25 s that moved by 5 s between identical runs here),
+which once put Flower's FedAvg at 1.24x of its SecAgg+. ``cpu_seconds_per_round`` and
+``cpu_peer_ratio``: the same from whole runs in CPU seconds, which wait for no one. After the
+timed runs, one more 3-round run of ours per chain and data path, with timers in
+(`bench.peer_profile`), says where a round's time goes: ``breakdown`` holds its middle round
+(the first further round: from its SHARE to the next round's SHARE) per phase and per kind of
+work. Writes bench/results/peer.json.
 
     python -m bench.peer [--repeats 2] [--out bench/results/peer.json] [--data-path direct event]
 """
@@ -221,8 +223,9 @@ def in_run_round(runs: list[Run]) -> float:
 
 
 def summarize(runs: dict[Config, list[Run]]) -> list[dict]:
-    """One row per config, medians over its repeats; the marginal round, the round as timed
-    inside the runs, and the ratios."""
+    """One row per config, medians over its repeats: a further round as the runs timed it
+    inside (`in_run_round`) and as the difference of whole runs, in wall and CPU time, and
+    each one's ratio to Flower SecAgg+'s."""
     per_round: dict[tuple[str, str | None, str | None], tuple[float, float, float]] = {}
     for system, chain, path in {(c.system, c.chain, c.data_path) for c in runs}:
         one, three = (runs[Config(system, chain, n, path)] for n in ROUNDS)
@@ -247,15 +250,15 @@ def summarize(runs: dict[Config, list[Run]]) -> list[dict]:
                 "wall_seconds": _median([r.wall for r in done]),
                 "wall_seconds_runs": [r.wall for r in done],
                 "cpu_seconds": _median([r.cpu for r in done]),
-                "seconds_per_round": wall_round,
+                "seconds_per_round": in_run,
+                "whole_run_seconds_per_round": wall_round,
                 "cpu_seconds_per_round": cpu_round,
                 "accuracy": accuracies[0],
                 "accuracy_repeats_equal": all(a == accuracies[0] for a in accuracies),
                 "peak_rss_bytes": max(r.peak_rss for r in done),
-                "peer_ratio": wall_round / flower_wall,
+                "peer_ratio": in_run / flower_in_run,
+                "whole_run_peer_ratio": wall_round / flower_wall,
                 "cpu_peer_ratio": cpu_round / flower_cpu,
-                "in_run_seconds_per_round": in_run,
-                "in_run_peer_ratio": in_run / flower_in_run,
                 "runs": [r.extra for r in done],
             }
         )
@@ -277,7 +280,7 @@ def print_rows(rows: list[dict], version: str) -> None:
     table.add_column("rounds", justify="right")
     for name in ("run: wall (CPU) s", "further round: wall (CPU) s", "ours / SecAgg+: wall (CPU)"):
         table.add_column(name, justify="right")
-    table.add_column("further round, timed in the run", justify="right")
+    table.add_column("further round, whole runs: wall", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("peak RSS", justify="right")
     for r in rows:
@@ -287,7 +290,7 @@ def print_rows(rows: list[dict], version: str) -> None:
             f"{r['wall_seconds']:.1f} ({r['cpu_seconds']:.1f})",
             f"{r['seconds_per_round']:.2f} ({r['cpu_seconds_per_round']:.2f})",
             f"{r['peer_ratio']:.2f}x ({r['cpu_peer_ratio']:.2f}x)",
-            f"{r['in_run_seconds_per_round']:.2f} ({r['in_run_peer_ratio']:.2f}x)",
+            f"{r['whole_run_seconds_per_round']:.2f} ({r['whole_run_peer_ratio']:.2f}x)",
             " ".join(f"{a:.2%}" for a in r["accuracy"]),
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB",
         )

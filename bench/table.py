@@ -139,7 +139,12 @@ def chain_time(doc: dict) -> list[str]:
                 f"in CPU time of the threads **{row['protocol_overhead_cpu']:.3f}**",
             ]
         )
-    return ["Time — `just bench-chain-time`:", "", *_table(["what", "measured", "ratio"], out)]
+    title = (
+        "Time — `just bench-chain-time` (the client overhead on the MNIST spec's learners, "
+        "`examples/mnist-cnn.toml`, as `task create` and `join` processes; a machine loaded by "
+        "other work):"
+    )
+    return [title, "", *_table(["what", "measured", "ratio"], out)]
 
 
 def scale(doc: dict) -> list[str]:
@@ -314,8 +319,8 @@ def peer(doc: dict) -> list[str]:
                 ),
                 f"{r['seconds_per_round']:.2f} s ({r['peer_ratio']:.2f}x)",
                 f"{r['cpu_seconds_per_round']:.2f} s ({r['cpu_peer_ratio']:.2f}x)",
-                f"{r['in_run_seconds_per_round']:.2f} s ({r['in_run_peer_ratio']:.2f}x)"
-                if "in_run_seconds_per_round" in r
+                f"{r['whole_run_seconds_per_round']:.2f} s ({r['whole_run_peer_ratio']:.2f}x)"
+                if "whole_run_seconds_per_round" in r
                 else "—",
                 ", ".join(f"{x['rounds']}: {x['wall_seconds']:.1f} s" for x in runs),
                 ", ".join(f"{a:.2%}" for a in r["accuracy"]),
@@ -326,16 +331,17 @@ def peer(doc: dict) -> list[str]:
         f"The demo's job (10 DOs x 1,000 MNIST samples, IID, seed 0; 2 trainers, 1 torch thread "
         f"each) run by us and by Flower {doc['flwr_version']} in its simulation engine (Ray), "
         f"interleaved, median of {doc['rows'][0]['repeats']} runs each; a further round is "
-        "(t3 - t1) / 2, its ratio is to Flower SecAgg+'s in the same run; CPU is that of every "
-        "process of the run; timed in the run: the mean of rounds 2 and 3 as the 3-round runs "
-        "timed them inside (no start-up in it), median over the runs — `just bench-peer`:",
+        "the mean of rounds 2 and 3 as each 3-round run timed them inside (no start-up in it), "
+        "its ratio is to Flower SecAgg+'s in the same run; from whole runs: (t3 - t1) / 2 of "
+        "the runs' medians, in wall time and in CPU time of every process of the run — "
+        "`just bench-peer`:",
         "",
     ]
     header = [
         "system",
         "a further round, wall",
-        "a further round, CPU",
-        "a further round, timed in the run",
+        "a further round from whole runs, CPU",
+        "a further round from whole runs, wall",
         "whole run by rounds, wall",
         "accuracy after each round",
         "peak RSS",

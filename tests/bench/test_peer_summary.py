@@ -1,6 +1,6 @@
-"""`bench.peer.summarize` on made-up runs: the marginal round from whole runs, the round as the
-3-round runs timed it inside (rounds 2 and 3, without the first's start-up), and both ratios to
-Flower SecAgg+'s."""
+"""`bench.peer.summarize` on made-up runs: a further round as the 3-round runs timed it inside
+(rounds 2 and 3, without the first's start-up) and from whole runs, and both ratios to Flower
+SecAgg+'s."""
 
 import pytest
 
@@ -23,11 +23,12 @@ def test_summary_rows_carry_the_marginal_and_the_in_run_round() -> None:
     }
     rows = {(r["system"], r["rounds"]): r for r in summarize(runs)}
     ours, flower = rows[OURS, 3], rows[SECAGG, 3]
-    assert ours["seconds_per_round"] == pytest.approx((36.0 - 22.0) / 2)
-    assert ours["in_run_seconds_per_round"] == pytest.approx(5.5)
+    assert ours["whole_run_seconds_per_round"] == pytest.approx((36.0 - 22.0) / 2)
+    assert ours["seconds_per_round"] == pytest.approx(5.5)
+    assert flower["whole_run_seconds_per_round"] == pytest.approx(7.0)
     assert flower["seconds_per_round"] == pytest.approx(7.0)
-    assert flower["in_run_seconds_per_round"] == pytest.approx(7.0)
-    assert ours["peer_ratio"] == pytest.approx(1.0)
-    assert ours["in_run_peer_ratio"] == pytest.approx(5.5 / 7.0)
-    assert rows[OURS, 1]["in_run_peer_ratio"] == ours["in_run_peer_ratio"]
-    assert rows[FEDAVG, 3]["in_run_peer_ratio"] == pytest.approx(6.0 / 7.0)
+    assert ours["whole_run_peer_ratio"] == pytest.approx(1.0)
+    assert ours["peer_ratio"] == pytest.approx(5.5 / 7.0)
+    assert rows[OURS, 1]["peer_ratio"] == ours["peer_ratio"]
+    assert rows[FEDAVG, 3]["peer_ratio"] == pytest.approx(6.0 / 7.0)
+    assert ours["cpu_seconds_per_round"] == pytest.approx(2 * 7.0)

@@ -23,9 +23,11 @@ PEER_KEYS = {
     "chain",
     "wall_seconds",
     "seconds_per_round",
+    "whole_run_seconds_per_round",
     "accuracy",
     "peak_rss_bytes",
     "peer_ratio",
+    "whole_run_peer_ratio",
 }
 PEER_SYSTEMS = {"omnilytics", "flower_secaggplus", "flower_fedavg"}
 # the market issue's gas table (`just gas`)

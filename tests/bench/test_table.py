@@ -57,8 +57,8 @@ def test_render_shows_the_peer_rows_and_the_breakdown(tmp_path: Path) -> None:
             "cpu_seconds_per_round": 2 * per_round,
             "peer_ratio": per_round / 5.0,
             "cpu_peer_ratio": per_round / 5.0,
-            "in_run_seconds_per_round": per_round - 1.0,
-            "in_run_peer_ratio": (per_round - 1.0) / 4.0,
+            "whole_run_seconds_per_round": per_round + 1.0,
+            "whole_run_peer_ratio": (per_round + 1.0) / 6.0,
             "accuracy": [0.95, 0.97, 0.975][:rounds],
             "peak_rss_bytes": 2**30,
         }
@@ -80,7 +80,7 @@ def test_render_shows_the_peer_rows_and_the_breakdown(tmp_path: Path) -> None:
     table = render(tmp_path)
     ours = (
         "| ours (`omnilytics demo`), boa, direct path | 10.00 s (2.00x) | 20.00 s (2.00x) "
-        "| 9.00 s (2.25x) |"
+        "| 11.00 s (1.83x) |"
     )
     assert ours in table
     assert "| ours (`omnilytics demo`), boa, event path | 12.00 s (2.40x) |" in table
