@@ -319,9 +319,7 @@ def peer(doc: dict) -> list[str]:
                 ),
                 f"{r['seconds_per_round']:.2f} s ({r['peer_ratio']:.2f}x)",
                 f"{r['cpu_seconds_per_round']:.2f} s ({r['cpu_peer_ratio']:.2f}x)",
-                f"{r['whole_run_seconds_per_round']:.2f} s ({r['whole_run_peer_ratio']:.2f}x)"
-                if "whole_run_seconds_per_round" in r
-                else "—",
+                f"{r['whole_run_seconds_per_round']:.2f} s ({r['whole_run_peer_ratio']:.2f}x)",
                 ", ".join(f"{x['rounds']}: {x['wall_seconds']:.1f} s" for x in runs),
                 ", ".join(f"{a:.2%}" for a in r["accuracy"]),
                 f"{max(x['peak_rss_bytes'] for x in runs) / 2**30:.2f} GiB",
